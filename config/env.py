@@ -1,0 +1,188 @@
+"""Settings read from the environment and `.env`, validated, with every problem reported at once."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+TELEGRAM_DEFAULT_API = "https://api.telegram.org"
+_TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class SettingsError(Exception):
+    """Raised with every configuration problem found, each naming its variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+    def render(self) -> str:
+        """Plain-words report for a person starting the bot."""
+        lines = ["The bot cannot start: its configuration has problems."]
+        lines += [f"  - {p}" for p in self.problems]
+        lines.append(
+            "Set these variables in the environment or in .env "
+            "(copy .env.example, where every variable is described)."
+        )
+        return "\n".join(lines)
+
+
+# --- parsers: each takes the raw string and returns a value or raises ValueError(reason) ---
+
+
+def _str(raw: str) -> str:
+    return raw
+
+
+def _token(raw: str) -> str:
+    if not _TOKEN_RE.match(raw):
+        raise ValueError("does not look like a bot token from @BotFather (digits:letters)")
+    return raw
+
+
+def _url(raw: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", raw):
+        raise ValueError(f"must be an http:// or https:// address, got {raw!r}")
+    return raw.rstrip("/")
+
+
+def _optional_url(raw: str) -> str | None:
+    return _url(raw) if raw else None
+
+
+def _path(raw: str) -> Path:
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else PROJECT_DIR / path
+
+
+def _ids(raw: str) -> frozenset[int]:
+    ids = set()
+    for part in re.split(r"[,\s]+", raw.strip()):
+        if not part:
+            continue
+        if not re.fullmatch(r"-?\d{1,20}", part):
+            raise ValueError(f"must be Telegram ids separated by commas, {part!r} is not one")
+        ids.add(int(part))
+    return frozenset(ids)
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in _LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(_LOG_LEVELS)}, got {raw!r}")
+    return level
+
+
+def _number(kind: type, low: float, high: float) -> Callable[[str], Any]:
+    def parse(raw: str) -> Any:
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ValueError(f"must be a {kind.__name__} number, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low:g} and {high:g}, got {raw}")
+        return value
+
+    return parse
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"must be true or false, got {raw!r}")
+
+
+def _meta(env: str, parse: Callable[[str], Any], doc: str, default: str | None = None) -> Any:
+    """Field metadata: the variable's name, parser, description and default (None = required)."""
+    return field(metadata={"env": env, "parse": parse, "doc": doc, "default": default})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bot reads from its environment."""
+
+    bot_token: str = _meta("BOT_TOKEN", _token, "Bot token from @BotFather.")
+    cvat_url: str = _meta("CVAT_URL", _url, "CVAT server address the bot calls.")
+    cvat_admin_username: str = _meta(
+        "CVAT_ADMIN_USERNAME", _str, "CVAT superuser the bot acts as."
+    )
+    cvat_admin_password: str = _meta("CVAT_ADMIN_PASSWORD", _str, "Its password.")
+    telegram_api_url: str = _meta(
+        "TELEGRAM_API_URL", _url,
+        "Bot API server: Telegram's, a self-hosted one, or the sandbox.", TELEGRAM_DEFAULT_API,
+    )
+    database_url: str | None = _meta(
+        "DATABASE_URL", _str,
+        "PostgreSQL URL; empty = an embedded server with its data in DATA_DIR.", "",
+    )
+    data_dir: Path = _meta("DATA_DIR", _path, "Where the embedded database lives.", "./data")
+    hr_admin_ids: frozenset[int] = _meta(
+        "HR_ADMIN_IDS", _ids, "Telegram ids of HR admins, comma-separated.", ""
+    )
+    log_level: str = _meta("LOG_LEVEL", _log_level, "DEBUG, INFO, WARNING or ERROR.", "INFO")
+    log_dir: Path = _meta("LOG_DIR", _path, "Folder for info.log, error.log, actions.log.", "./logs")
+    cvat_public_url: str | None = _meta(
+        "CVAT_PUBLIC_URL", _optional_url,
+        "The CVAT link candidates open; empty = CVAT_URL.", "",
+    )
+    cvat_timeout: float = _meta(
+        "CVAT_TIMEOUT", _number(float, 1, 600), "Seconds to wait for one CVAT call.", "30"
+    )
+    log_to_console: bool = _meta("LOG_TO_CONSOLE", _bool, "Also log to the console.", "true")
+
+    @property
+    def cvat_link(self) -> str:
+        """The CVAT address candidates are given."""
+        return self.cvat_public_url or self.cvat_url
+
+
+def settings_variables() -> list[tuple[str, str, str | None]]:
+    """(variable, description, default or None when required) for every setting."""
+    return [(f.metadata["env"], f.metadata["doc"], f.metadata["default"]) for f in fields(Settings)]
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    env_file: Path | str | None = "",
+) -> Settings:
+    """Read, parse and validate settings; raise SettingsError listing every problem.
+
+    `env_file` "" means $ENV_FILE or the project's .env; None reads no file.
+    """
+    if env_file == "":
+        env_file = os.environ.get("ENV_FILE") or PROJECT_DIR / ".env"
+    values: dict[str, str | None] = {}
+    if env_file is not None and Path(env_file).is_file():
+        values.update(dotenv_values(env_file))
+    values.update(os.environ if environ is None else environ)
+
+    parsed: dict[str, Any] = {}
+    problems: list[str] = []
+    for f in fields(Settings):
+        name, parse, default = f.metadata["env"], f.metadata["parse"], f.metadata["default"]
+        raw = values.get(name)
+        raw = raw.strip() if isinstance(raw, str) else None
+        if not raw:
+            if default is None:
+                problems.append(f"{name} is not set ({f.metadata['doc']})")
+                continue
+            raw = default
+        try:
+            parsed[f.name] = parse(raw)
+        except ValueError as exc:
+            problems.append(f"{name} {exc}")
+    if problems:
+        raise SettingsError(problems)
+    parsed["database_url"] = parsed["database_url"] or None
+    return Settings(**parsed)
