@@ -1,0 +1,512 @@
+"""PostgreSQL: a small thread-backed pool that survives server restarts, migrations, and an
+embedded real PostgreSQL server for when no DATABASE_URL is given.
+
+Every blocking psycopg2 call runs in this module's own thread pool, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
+import logging
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import psycopg2
+import psycopg2.extensions
+import psycopg2.extras
+
+from log import register_secret
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+_MIGRATION_LOCK_ID = 7_240_311_001  # pg_advisory lock key for migrations
+_CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
+Cursor = psycopg2.extras.RealDictCursor
+
+
+class DatabaseUnavailable(Exception):
+    """The database server cannot be reached right now (it may be restarting)."""
+
+
+class Database:
+    """Async facade over psycopg2: a bounded pool, a thread per call, reconnects after restarts.
+
+    A call that meets a dead connection drops every idle connection (a failure almost always
+    means the server restarted, so they are all dead) and is retried with backoff. Each call is
+    one transaction, so a connection lost before COMMIT leaves nothing behind and the retry is
+    safe; the SQL in this project is written to be idempotent for the rare lost-COMMIT case.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        max_connections: int = 8,
+        retry_delays: tuple[float, ...] = (0.1, 0.3, 0.7, 1.5, 3.0),
+        connect_timeout: int = 5,
+    ) -> None:
+        self.dsn = dsn
+        self.max_connections = max_connections
+        self.retry_delays = retry_delays
+        self.connect_timeout = connect_timeout
+        self._idle: list[psycopg2.extensions.connection] = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._executor = ThreadPoolExecutor(max_connections, thread_name_prefix="db")
+        self._closed = False
+
+    # --- connections -------------------------------------------------------------------------
+
+    def _connect(self) -> psycopg2.extensions.connection:
+        try:
+            conn = psycopg2.connect(
+                self.dsn,
+                connect_timeout=self.connect_timeout,
+                application_name="candidate-test-bot",
+                # TCP keepalives let a half-dead connection fail instead of hanging.
+                keepalives=1, keepalives_idle=30, keepalives_interval=5, keepalives_count=3,
+            )
+        except psycopg2.OperationalError as exc:
+            raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {_first_line(exc)}") from exc
+        conn.autocommit = False
+        return conn
+
+    def _drop_idle(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg2.extensions.connection]:
+        self._slots.acquire()
+        try:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None or conn.closed:
+                conn = self._connect()
+            healthy = False
+            try:
+                yield conn
+                healthy = not conn.closed
+            finally:
+                if healthy and not self._closed:
+                    with self._lock:
+                        self._idle.append(conn)
+                else:
+                    with contextlib.suppress(Exception):
+                        conn.close()
+        finally:
+            self._slots.release()
+
+    # --- running work ------------------------------------------------------------------------
+
+    def run_sync(self, work: Callable[[Cursor], T], *, retry: bool = True) -> T:
+        """Run work(cursor) in one transaction on this thread, retrying on a lost connection."""
+        delays = self.retry_delays if retry else ()
+        attempt = 0
+        while True:
+            try:
+                with self._connection() as conn:
+                    try:
+                        with conn.cursor(cursor_factory=Cursor) as cur:
+                            result = work(cur)
+                        conn.commit()
+                        return result
+                    except _CONNECTION_ERRORS:
+                        with contextlib.suppress(Exception):
+                            conn.close()
+                        raise
+                    except BaseException:
+                        with contextlib.suppress(Exception):
+                            conn.rollback()
+                        raise
+            except (*_CONNECTION_ERRORS, DatabaseUnavailable) as exc:
+                self._drop_idle()
+                if attempt >= len(delays) or self._closed:
+                    raise DatabaseUnavailable(f"database unavailable: {_first_line(exc)}") from exc
+                logger.warning("database connection lost (%s); retrying", _first_line(exc))
+                time.sleep(delays[attempt])
+                attempt += 1
+
+    async def run(self, work: Callable[[Cursor], T], *, retry: bool = True) -> T:
+        """Run work(cursor) in one transaction in the database thread pool."""
+        if self._closed:
+            raise DatabaseUnavailable("database is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: self.run_sync(work, retry=retry))
+
+    async def execute(self, sql: str, params: Any = None) -> int:
+        """Run one statement; return the number of rows it touched."""
+
+        def work(cur: Cursor) -> int:
+            cur.execute(sql, params)
+            return cur.rowcount
+
+        return await self.run(work)
+
+    async def fetchone(self, sql: str, params: Any = None) -> dict[str, Any] | None:
+        """Run one statement and return its first row as a dict, or None."""
+
+        def work(cur: Cursor) -> dict[str, Any] | None:
+            cur.execute(sql, params)
+            row = cur.fetchone()
+            return dict(row) if row is not None else None
+
+        return await self.run(work)
+
+    async def fetchall(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
+        """Run one statement and return all rows as dicts."""
+
+        def work(cur: Cursor) -> list[dict[str, Any]]:
+            cur.execute(sql, params)
+            return [dict(r) for r in cur.fetchall()]
+
+        return await self.run(work)
+
+    async def fetchval(self, sql: str, params: Any = None) -> Any:
+        """Run one statement and return the first column of its first row, or None."""
+        row = await self.fetchone(sql, params)
+        return next(iter(row.values())) if row else None
+
+    async def ping(self) -> None:
+        """Raise DatabaseUnavailable unless the server answers."""
+        await self.fetchval("SELECT 1")
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations; return the versions applied now."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: migrate(self.dsn))
+
+    async def close(self) -> None:
+        """Close every connection and the thread pool."""
+        self._closed = True
+        self._drop_idle()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# --- migrations ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One numbered SQL file in migrations/."""
+
+    version: str
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        """sha256 of the file's text, to notice an applied migration edited afterwards."""
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """Migrations in order of their number (files named NNNN_name.sql)."""
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        version, _, name = path.stem.partition("_")
+        if not version.isdigit():
+            raise ValueError(f"migration file {path.name} must start with a number")
+        found.append(Migration(version, name, path.read_text(encoding="utf-8")))
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise ValueError(f"two migrations share a number in {directory}")
+    return found
+
+
+def migrate(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply pending migrations under an advisory lock: safe twice and from many processes."""
+    applied_now: list[str] = []
+    conn = psycopg2.connect(dsn, connect_timeout=10)
+    try:
+        with conn, conn.cursor() as cur:
+            # One transaction: the lock is held until COMMIT, so a second process waits here
+            # and then sees every migration as applied.
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_ID,))
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version text PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            cur.execute("SELECT version, checksum FROM schema_migrations")
+            done = dict(cur.fetchall())
+            for migration in load_migrations(directory):
+                if migration.version in done:
+                    if done[migration.version] != migration.checksum:
+                        logger.warning(
+                            "migration %s_%s changed after it was applied; not re-applied",
+                            migration.version, migration.name,
+                        )
+                    continue
+                logger.info("applying migration %s_%s", migration.version, migration.name)
+                cur.execute(migration.sql)
+                cur.execute(
+                    "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                    (migration.version, migration.name, migration.checksum),
+                )
+                applied_now.append(migration.version)
+    finally:
+        conn.close()
+    return applied_now
+
+
+# --- the embedded server -------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        # As PostgreSQL binds: a port whose old connections linger in TIME_WAIT is free.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _postgres_bin_dir() -> Path:
+    """PostgreSQL binaries shipped in the pgserver wheel (found without importing it: its
+    import has side effects we do not need)."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the pgserver package is not installed: run ./run.sh once to set up")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+class EmbeddedPostgres:
+    """A real PostgreSQL server (binaries from the pgserver wheel) with its data in a folder.
+
+    It listens on 127.0.0.1 only, with a random password kept in the folder, on a port that is
+    remembered so a restart comes back at the same address. Start and stop are guarded by a file
+    lock, so two processes sharing the folder never start two servers.
+    """
+
+    SYSTEM_USER = "pgserver"  # PostgreSQL refuses to run as root
+
+    def __init__(self, data_dir: Path, database: str = "candidate_bot") -> None:
+        self.root = Path(data_dir).resolve() / "postgres"
+        self.pgdata = self.root / "pgdata"
+        self.database = database
+        self.bin = _postgres_bin_dir()
+        self._user = self._system_user()
+
+    # ---- helpers
+    def _system_user(self) -> str | None:
+        if os.geteuid() != 0:
+            return None
+        import pwd
+
+        try:
+            pwd.getpwnam(self.SYSTEM_USER)
+        except KeyError:
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
+                 self.SYSTEM_USER], check=True, capture_output=True,
+            )
+        return self.SYSTEM_USER
+
+    def _run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.bin / args[0]), *args[1:]], check=False, capture_output=True, text=True,
+            timeout=timeout, cwd="/", **self._as_user(),
+        )
+
+    def _as_user(self) -> dict[str, Any]:
+        # uid, gid and groups all switched: with root's groups kept, file checks misbehave.
+        if self._user is None:
+            return {}
+        return {"user": self._user, "group": self._user, "extra_groups": []}
+
+    def _chown(self, path: Path) -> None:
+        if self._user is not None:
+            shutil.chown(path, self._user, self._user)
+
+    @contextlib.contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "server.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @property
+    def password(self) -> str:
+        """The superuser password, made at initdb time."""
+        return (self.root / "password").read_text().strip()
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on (remembered across restarts)."""
+        return int((self.root / "port").read_text())
+
+    def url(self, database: str | None = None) -> str:
+        """A libpq URL for a database on this server."""
+        return (f"postgresql://postgres:{quote(self.password, safe='')}@127.0.0.1:{self.port}/"
+                f"{database or self.database}")
+
+    # ---- life cycle
+    def _init(self) -> None:
+        if (self.pgdata / "PG_VERSION").exists():
+            return
+        if self.pgdata.exists():
+            shutil.rmtree(self.pgdata)  # a half-made cluster from an interrupted initdb
+        # Folders above the cluster must be passable for the server's own user.
+        if self._user is not None:
+            for parent in self.root.parents:
+                mode = parent.stat().st_mode
+                if parent != Path("/") and not mode & 0o001:
+                    parent.chmod(mode | 0o001)
+        self._chown(self.root)
+        password = secrets.token_urlsafe(24)
+        pwfile = self.root / "password"
+        pwfile.write_text(password)
+        pwfile.chmod(0o600)
+        self._chown(pwfile)
+        result = self._run(
+            "initdb", "-D", str(self.pgdata), "-U", "postgres", "--pwfile", str(pwfile),
+            "--auth=scram-sha-256", "-E", "UTF8", "--no-locale",
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
+
+    def _running_pid(self) -> int | None:
+        pid_file = self.pgdata / "postmaster.pid"
+        if not pid_file.exists():
+            return None
+        try:
+            pid = int(pid_file.read_text().splitlines()[0])
+            os.kill(pid, 0)
+        except (ValueError, IndexError, ProcessLookupError, PermissionError):
+            return None
+        return pid
+
+    def start(self) -> str:
+        """Initialise (first time) and start the server if needed; return the database URL."""
+        with self._file_lock():
+            self._init()
+            register_secret(self.password)
+            if self._running_pid() is None:
+                port_file = self.root / "port"
+                port = int(port_file.read_text()) if port_file.exists() else 0
+                if not port or not _port_is_free(port):
+                    port = _free_port()
+                port_file.write_text(str(port))
+                log_file = self.root / "server.log"
+                log_file.touch()
+                self._chown(log_file)
+                result = self._run(
+                    "pg_ctl", "-D", str(self.pgdata), "-l", str(log_file), "-w", "-t", "60",
+                    "-o", f"-h 127.0.0.1 -p {port} -k '' -c max_connections=200", "start",
+                    timeout=90,
+                )
+                if result.returncode != 0:
+                    tail = log_file.read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"embedded PostgreSQL did not start:\n{tail}")
+                logger.info("embedded PostgreSQL started on 127.0.0.1:%s (%s)", port, self.pgdata)
+            self._ensure_database(self.database)
+        return self.url()
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: open sessions are ended)."""
+        with self._file_lock():
+            if self._running_pid() is None:
+                return
+            result = self._run("pg_ctl", "-D", str(self.pgdata), "-m", "fast", "-w", "stop")
+            if result.returncode != 0:
+                raise RuntimeError(f"embedded PostgreSQL did not stop: {result.stderr.strip()}")
+            logger.info("embedded PostgreSQL stopped")
+
+    @property
+    def running(self) -> bool:
+        """True while the server process is alive."""
+        return self._running_pid() is not None
+
+    def _ensure_database(self, name: str) -> None:
+        conn = psycopg2.connect(self.url("postgres"), connect_timeout=10)
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+                if cur.fetchone() is None:
+                    with contextlib.suppress(psycopg2.errors.DuplicateDatabase):
+                        cur.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            conn.close()
+
+
+def database_url_for(settings: Any) -> tuple[str, EmbeddedPostgres | None]:
+    """The URL from the settings, or an embedded server's (started if needed)."""
+    if settings.database_url:
+        return settings.database_url, None
+    server = EmbeddedPostgres(settings.data_dir)
+    return server.start(), server
+
+
+def _main() -> None:
+    """`python -m db migrate|url|start|stop`: operate the database by hand."""
+    import argparse
+    import sys
+
+    from config.env import SettingsError, load_settings
+
+    parser = argparse.ArgumentParser(prog="python -m db", description=_main.__doc__)
+    parser.add_argument("command", choices=["migrate", "start", "stop", "status"])
+    parser.add_argument("--database-url", help="overrides DATABASE_URL")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if args.database_url:
+        url = args.database_url
+        if args.command == "migrate":
+            print("applied:", ", ".join(migrate(url)) or "nothing (up to date)")
+        return
+    try:
+        data_dir = load_settings().data_dir
+    except SettingsError:
+        data_dir = Path(os.environ.get("DATA_DIR", "data"))
+    server = EmbeddedPostgres(data_dir)
+    if args.command == "stop":
+        server.stop()
+    elif args.command == "status":
+        print("running" if server.running else "stopped")
+        sys.exit(0 if server.running else 3)
+    else:
+        url = server.start()
+        if args.command == "migrate":
+            print("applied:", ", ".join(migrate(url)) or "nothing (up to date)")
+
+
+if __name__ == "__main__":
+    _main()
