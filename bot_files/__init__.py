@@ -1,0 +1,1 @@
+"""What the user sees: keyboards, texts, handlers, middlewares."""

@@ -1,0 +1,12 @@
+"""Routers in the order they must see updates: /cancel and commands first, fallbacks last."""
+
+from __future__ import annotations
+
+from aiogram import Router
+
+from bot_files.handlers import common, fallback, support
+
+
+def get_routers() -> list[Router]:
+    """Fresh routers (a router can belong to one dispatcher only, and tests build several)."""
+    return [common.create_router(), support.create_router(), fallback.create_router()]

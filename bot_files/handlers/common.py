@@ -1,0 +1,67 @@
+"""General commands: /cancel, /start, /help, /language, and the menu buttons."""
+
+from __future__ import annotations
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandStart
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+
+from bot_files.keyboards import LanguageChoice, language_keyboard, main_menu
+from bot_files.texts import LANGUAGES, Texts
+from create_users.to_handlers import set_language
+from db import Database
+
+
+async def cancel(message: Message, state: FSMContext, t: Texts) -> None:
+    """Leave whatever dialog is in progress."""
+    had_state = await state.get_state() is not None
+    await state.clear()
+    await message.answer(t("cancel.done" if had_state else "cancel.nothing"),
+                         reply_markup=main_menu(t))
+
+
+async def start(message: Message, state: FSMContext, t: Texts) -> None:
+    """Greeting and the main menu."""
+    await state.clear()
+    name = message.from_user.first_name if message.from_user else ""
+    await message.answer(t("start.greeting", name=name), reply_markup=main_menu(t))
+
+
+async def show_help(message: Message, t: Texts) -> None:
+    """What the bot does and its commands."""
+    await message.answer(t("help.text"), reply_markup=main_menu(t))
+
+
+async def choose_language(message: Message, t: Texts) -> None:
+    """Offer English or Russian."""
+    await message.answer(t("language.choose"), reply_markup=language_keyboard(t))
+
+
+async def language_chosen(
+    callback: CallbackQuery, callback_data: LanguageChoice, db: Database, t: Texts
+) -> None:
+    """Store the language and answer in it from now on."""
+    if callback_data.code not in LANGUAGES:
+        await callback.answer(t("fallback.callback"))
+        return
+    await set_language(db, callback.from_user.id, callback_data.code)
+    t = Texts(callback_data.code)
+    await callback.answer()
+    if callback.message is not None:
+        await callback.message.answer(t("language.set"), reply_markup=main_menu(t))
+
+
+def create_router() -> Router:
+    """Router of the general commands; /cancel is registered first."""
+    router = Router(name="common")
+    help_texts = Texts("en").all_variants("menu.help")
+    language_texts = Texts("en").all_variants("menu.language")
+    router.message.register(cancel, Command("cancel"))
+    router.message.register(start, CommandStart())
+    router.message.register(show_help, Command("help"))
+    router.message.register(show_help, F.text.in_(help_texts))
+    router.message.register(choose_language, Command("language"))
+    router.message.register(choose_language, F.text.in_(language_texts))
+    router.callback_query.register(language_chosen, LanguageChoice.filter())
+    return router

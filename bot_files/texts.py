@@ -1,0 +1,73 @@
+"""Message texts from media/texts/<lang>.toml, with user-supplied values escaped for HTML."""
+
+from __future__ import annotations
+
+import html
+import string
+import tomllib
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+TEXTS_DIR = Path(__file__).resolve().parent.parent / "media" / "texts"
+LANGUAGES = ("en", "ru")
+DEFAULT_LANGUAGE = "en"
+# Telegram language codes whose speakers are better served in Russian than in English.
+_RUSSIAN_SPEAKING = ("ru", "uk", "be", "kk", "ky", "uz", "tg", "hy", "az")
+
+
+class Raw(str):
+    """A value already in Telegram HTML: inserted into a text without escaping."""
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    flat: dict[str, str] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+@cache
+def catalog(language: str) -> dict[str, str]:
+    """Every text of one language, keyed 'section.name'."""
+    with open(TEXTS_DIR / f"{language}.toml", "rb") as handle:
+        return _flatten(tomllib.load(handle))
+
+
+def placeholders(template: str) -> set[str]:
+    """The {names} a text expects."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def pick_language(stored: str | None, telegram_code: str | None) -> str:
+    """The user's chosen language, else one that fits Telegram's language_code."""
+    if stored in LANGUAGES:
+        return stored
+    code = (telegram_code or "").lower().split("-")[0]
+    return "ru" if code in _RUSSIAN_SPEAKING else DEFAULT_LANGUAGE
+
+
+class Texts:
+    """Texts of one language: `t("start.greeting", name=user_name)`."""
+
+    def __init__(self, language: str) -> None:
+        self.language = language if language in LANGUAGES else DEFAULT_LANGUAGE
+        self._catalog = catalog(self.language)
+
+    def __call__(self, key: str, **values: Any) -> str:
+        template = self._catalog.get(key)
+        if template is None:
+            template = catalog(DEFAULT_LANGUAGE)[key]
+        safe = {
+            name: value if isinstance(value, Raw) else html.escape(str(value), quote=False)
+            for name, value in values.items()
+        }
+        return template.format(**safe)
+
+    def all_variants(self, key: str) -> set[str]:
+        """The text of a key in every language (to recognise a typed menu button)."""
+        return {catalog(lang)[key] for lang in LANGUAGES}

@@ -1,0 +1,1 @@
+"""CVAT accounts for candidates, the `candidates` table, and who the bot's users are."""

@@ -1,0 +1,160 @@
+"""Entry point: settings, database, bot, dispatcher; long polling.
+
+Production, the tests and the demo all assemble the bot with `create_bot` and
+`create_dispatcher`, so what is tested is what runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramUnauthorizedError
+from aiogram.types import BotCommand, BotCommandScopeDefault, ErrorEvent
+
+from bot_files.fsm_storage import PostgresStorage
+from bot_files.handlers import get_routers
+from bot_files.middlewares import UserContextMiddleware
+from bot_files.texts import LANGUAGES, Texts, pick_language
+from config.env import Settings, SettingsError, load_settings
+from db import Database, DatabaseUnavailable, EmbeddedPostgres, database_url_for
+from log import register_secret, setup_logging
+
+logger = logging.getLogger("bot")
+
+
+class StartupError(Exception):
+    """A pre-flight check failed; the message says what to fix."""
+
+
+def create_bot(settings: Settings) -> Bot:
+    """The Bot, talking to Telegram or to the server in TELEGRAM_API_URL."""
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    return Bot(
+        settings.bot_token,
+        session=session,
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML, link_preview_is_disabled=True),
+    )
+
+
+async def on_error(event: ErrorEvent, bot: Bot) -> bool:
+    """Tell the user something went wrong (without details) and log the details."""
+    exc = event.exception
+    update = event.update
+    message = update.message or (update.callback_query.message if update.callback_query else None)
+    user = (update.message.from_user if update.message else None) or (
+        update.callback_query.from_user if update.callback_query else None
+    )
+    t = Texts(pick_language(None, user.language_code if user else None))
+    if isinstance(exc, DatabaseUnavailable):
+        logger.warning("update %s not handled: %s", update.update_id, exc)
+        text = t("errors.database")
+    else:
+        logger.error("update %s failed", update.update_id, exc_info=exc)
+        text = t("errors.generic")
+    try:
+        if update.callback_query is not None:
+            await update.callback_query.answer(text, show_alert=True)
+        elif message is not None:
+            await bot.send_message(message.chat.id, text)
+    except TelegramAPIError as send_error:
+        logger.warning("could not tell the user about the error: %s", send_error)
+    return True
+
+
+def create_dispatcher(settings: Settings, db: Database) -> Dispatcher:
+    """The Dispatcher with FSM state in PostgreSQL and every router; dependencies injected."""
+    dp = Dispatcher(storage=PostgresStorage(db), settings=settings, db=db)
+    dp.update.outer_middleware(UserContextMiddleware(db))
+    dp.errors.register(on_error)
+    dp.include_routers(*get_routers())
+    return dp
+
+
+async def set_commands(bot: Bot) -> None:
+    """The command menu Telegram shows, in both languages."""
+    commands = ("start", "help", "language", "support", "cancel")
+    for language in LANGUAGES:
+        t = Texts(language)
+        items = [BotCommand(command=c, description=t(f"commands.{c}")) for c in commands]
+        await bot.set_my_commands(items, scope=BotCommandScopeDefault(), language_code=language)
+    en = Texts("en")
+    await bot.set_my_commands(
+        [BotCommand(command=c, description=en(f"commands.{c}")) for c in commands]
+    )
+
+
+async def preflight(bot: Bot, db: Database, settings: Settings) -> None:
+    """Check the database and the bot token before polling; raise StartupError with the fix."""
+    try:
+        await db.ping()
+    except DatabaseUnavailable as exc:
+        raise StartupError(f"PostgreSQL is not reachable ({exc}). Check DATABASE_URL.") from exc
+    try:
+        me = await bot.get_me()
+    except TelegramUnauthorizedError as exc:
+        raise StartupError("Telegram rejected BOT_TOKEN. Copy it again from @BotFather.") from exc
+    except TelegramNetworkError as exc:
+        raise StartupError(
+            f"Cannot reach the Bot API at {settings.telegram_api_url} ({exc}). "
+            "Check the network or TELEGRAM_API_URL."
+        ) from exc
+    logger.info("bot @%s (id %s) ready", me.username, me.id)
+
+
+async def run_bot(settings: Settings) -> None:
+    """Start the database, check everything, and poll until SIGINT/SIGTERM."""
+    url, embedded = await asyncio.to_thread(database_url_for, settings)
+    db = Database(url)
+    bot = create_bot(settings)
+    try:
+        applied = await db.migrate()
+        if applied:
+            logger.info("database migrations applied: %s", ", ".join(applied))
+        await preflight(bot, db, settings)
+        await set_commands(bot)
+        dp = create_dispatcher(settings, db)
+        await dp.start_polling(bot, handle_signals=True, close_bot_session=False)
+    finally:
+        await bot.session.close()
+        await db.close()
+        if embedded is not None:
+            await asyncio.to_thread(_stop_embedded, embedded)
+        logger.info("bot stopped")
+
+
+def _stop_embedded(server: EmbeddedPostgres) -> None:
+    try:
+        server.stop()
+    except RuntimeError as exc:
+        logger.warning("%s", exc)
+
+
+def main() -> int:
+    """Run the bot; exit 2 on a configuration problem, 1 on a failed pre-flight check."""
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 2
+    for secret in (settings.bot_token, settings.cvat_admin_password):
+        register_secret(secret)
+    setup_logging(settings.log_level, settings.log_dir, console=settings.log_to_console)
+    try:
+        asyncio.run(run_bot(settings))
+    except StartupError as exc:
+        logger.error("%s", exc)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
