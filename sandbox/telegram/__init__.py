@@ -1,0 +1,20 @@
+"""A faithful local stand-in for the Telegram Bot API, with simulated users for tests."""
+
+from sandbox.telegram.html import EntityParseError, format_text, parse_html, parse_markdown_v2
+from sandbox.telegram.server import ApiError, FileRecord, TelegramServer
+from sandbox.telegram.user import TINY_PNG, BotMessage, ChatEvent, SentFile, TelegramUser
+
+__all__ = [
+    "TINY_PNG",
+    "ApiError",
+    "BotMessage",
+    "ChatEvent",
+    "EntityParseError",
+    "FileRecord",
+    "SentFile",
+    "TelegramServer",
+    "TelegramUser",
+    "format_text",
+    "parse_html",
+    "parse_markdown_v2",
+]
