@@ -156,26 +156,3 @@ def test_to_dict_has_the_contract_keys() -> None:
                     "candidate_count", "missed_objects", "extra_objects"):
             assert key in d["per_class"][cls]
     assert set(d["plates"][0]) >= {"image", "expected", "given", "correct", "reason", "cer"}
-
-
-def _bench_task(seed: int) -> tuple[TaskAnnotations, TaskAnnotations]:
-    import random
-
-    rnd = random.Random(seed)
-    gt, cand = {}, {}
-    for k in range(20):
-        g, c = [], []
-        for _ in range(3):
-            x, y = rnd.uniform(0, 600), rnd.uniform(0, 450)
-            w, h = rnd.uniform(60, 200), rnd.uniform(40, 150)
-            g.append(car(x, y, x + w, y + h))
-            c.append(car(x + rnd.uniform(-5, 5), y + rnd.uniform(-5, 5), x + w, y + h,
-                         rotation=rnd.choice([0, 0, 7.5])))
-            px, py = x + w / 3, y + h * 0.7
-            g.append(plate(px, py, px + 40, py + 12, "A123BC"))
-            c.append(Shape("plate", "polygon", (px, py, px + 41, py, px + 40, py + 12, px, py + 11),
-                           attributes={"plate": rnd.choice(["A123BC", "А123ВС"])}))
-        name = f"img_{k:02d}.jpg"
-        gt[name] = ImageAnnotations(name, 800, 600, tuple(g))
-        cand[name] = ImageAnnotations(name, 800, 600, tuple(c))
-    return TaskAnnotations(gt), TaskAnnotations(cand)
