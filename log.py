@@ -55,12 +55,13 @@ def register_secret(value: str | None) -> None:
 
 def redact(text: str) -> str:
     """Replace registered secrets and secret-shaped substrings with ***."""
-    pattern = _secrets_re
-    if pattern is not None:
-        text = pattern.sub(REDACTED, text)
+    # Shapes first: a registered value inside a token must not break the token's shape.
     text = _PATTERNS[0].sub(REDACTED, text)
     for pat in _PATTERNS[1:]:
         text = pat.sub(lambda m: m.group(1) + REDACTED, text)
+    pattern = _secrets_re
+    if pattern is not None:
+        text = pattern.sub(REDACTED, text)
     return text
 
 

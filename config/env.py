@@ -131,13 +131,15 @@ class Settings:
         "HR_ADMIN_IDS", _ids, "Telegram ids of HR admins, comma-separated.", ""
     )
     log_level: str = _meta("LOG_LEVEL", _log_level, "DEBUG, INFO, WARNING or ERROR.", "INFO")
-    log_dir: Path = _meta("LOG_DIR", _path, "Folder for info.log, error.log, actions.log.", "./logs")
+    log_dir: Path = _meta(
+        "LOG_DIR", _path, "Folder for info.log, error.log, actions.log.", "./logs"
+    )
     cvat_public_url: str | None = _meta(
         "CVAT_PUBLIC_URL", _optional_url,
         "The CVAT link candidates open; empty = CVAT_URL.", "",
     )
     cvat_timeout: float = _meta(
-        "CVAT_TIMEOUT", _number(float, 1, 600), "Seconds to wait for one CVAT call.", "30"
+        "CVAT_TIMEOUT", _number(float, 1, 600), "Seconds to wait for one CVAT call.", "30",
     )
     log_to_console: bool = _meta("LOG_TO_CONSOLE", _bool, "Also log to the console.", "true")
 

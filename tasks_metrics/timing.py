@@ -18,6 +18,7 @@ def candidate_last_change(
     """
     if updated_date is None:
         return None
-    if assignee_updated_date is not None and updated_date - assignee_updated_date <= ASSIGNMENT_SLACK:
+    assigned = assignee_updated_date
+    if assigned is not None and updated_date - assigned <= ASSIGNMENT_SLACK:
         return None
     return updated_date

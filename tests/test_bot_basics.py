@@ -33,7 +33,8 @@ async def test_html_breaking_name_is_shown_literally(telegram, bot_app) -> None:
     assert reply.entities[0]["type"] == "bold"
 
 
-@pytest.mark.parametrize(("code", "expected"), [("en", "How this works"), ("ru", "Как это устроено")])
+@pytest.mark.parametrize(("code", "expected"),
+                         [("en", "How this works"), ("ru", "Как это устроено")])
 async def test_help_by_command_and_by_menu_button(telegram, bot_app, code, expected) -> None:
     person = telegram.user(1010, first_name="P", language_code=code)
     await person.send("/help")

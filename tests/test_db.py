@@ -6,6 +6,7 @@ import asyncio
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg2
@@ -46,21 +47,8 @@ def test_migrations_apply_once_and_then_do_nothing(empty_database: str) -> None:
 
 
 def test_migrations_from_several_threads_at_once(empty_database: str) -> None:
-    results: list[list[str]] = []
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            results.append(migrate(empty_database))
-        except BaseException as exc:  # collected and asserted below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: migrate(empty_database), range(4)))
     assert sorted(map(len, results)) == [0, 0, 0, len(load_migrations())]
     with psycopg2.connect(empty_database) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*), count(DISTINCT version) FROM schema_migrations")
