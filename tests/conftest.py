@@ -30,9 +30,11 @@ import log
 from config.env import Settings, load_settings
 from db import Database, EmbeddedPostgres, migrate
 from main import create_bot, create_dispatcher
+from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
 
 BOT_TOKEN = "7012345678:AAF-test-token-for-the-sandbox-0123456789"
+CVAT_ADMIN_USERNAME = "bot-admin"
 CVAT_ADMIN_PASSWORD = "Sandbox-Adm1n-Passw0rd"
 HR_ADMIN_ID = 900_001
 TEMPLATE_DB = "cbt_template"
@@ -151,12 +153,26 @@ async def telegram() -> AsyncIterator[TelegramServer]:
         await server.stop()
 
 
+@pytest.fixture
+async def cvat(log_dir: Path) -> AsyncIterator[CvatServer]:
+    """The CVAT stand-in; every request and response is checked against CVAT's OpenAPI schema
+    and the test fails if any falls outside it."""
+    server = CvatServer(admin=(CVAT_ADMIN_USERNAME, CVAT_ADMIN_PASSWORD), version="2.73.0",
+                        validate_schema=True, processing_time=0.2)
+    await server.start(host="127.0.0.1", port=0)
+    try:
+        yield server
+    finally:
+        await server.stop()
+    assert server.schema_violations == [], "CVAT traffic outside CVAT's OpenAPI schema"
+
+
 def make_settings(**overrides: str) -> Settings:
     """Settings as production reads them, from an environment mapping."""
     environ = {
         "BOT_TOKEN": BOT_TOKEN,
         "CVAT_URL": "http://127.0.0.1:9",
-        "CVAT_ADMIN_USERNAME": "bot-admin",
+        "CVAT_ADMIN_USERNAME": CVAT_ADMIN_USERNAME,
         "CVAT_ADMIN_PASSWORD": CVAT_ADMIN_PASSWORD,
         "HR_ADMIN_IDS": str(HR_ADMIN_ID),
         "LOG_TO_CONSOLE": "false",
@@ -166,11 +182,12 @@ def make_settings(**overrides: str) -> Settings:
 
 
 @pytest.fixture
-def settings(telegram: TelegramServer, database_url: str, log_dir: Path,
+def settings(telegram: TelegramServer, cvat: CvatServer, database_url: str, log_dir: Path,
              tmp_path: Path) -> Settings:
-    """Settings pointing at the stand-in and this test's database."""
+    """Settings pointing at both stand-ins and this test's database."""
     return make_settings(
         TELEGRAM_API_URL=telegram.base_url,
+        CVAT_URL=cvat.base_url,
         DATABASE_URL=database_url,
         DATA_DIR=str(tmp_path / "data"),
         LOG_DIR=str(log_dir),
