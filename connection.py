@@ -1001,6 +1001,10 @@ class CvatClient:
         jobs = [CvatJob.from_api(item) for item in self._paginate(PATH_JOBS, params)]
         return [j for j in jobs if j.task_id == task_id and (not type or j.type == type)]
 
+    def visible_jobs(self) -> list[CvatJob]:
+        """Every job this account can see (a candidate: only the job assigned to them)."""
+        return [CvatJob.from_api(item) for item in self._paginate(PATH_JOBS)]
+
     def get_job(self, job_id: int) -> CvatJob:
         """GET /api/jobs/{id}."""
         return CvatJob.from_api(self._json("GET", PATH_JOB.format(id=job_id)))
@@ -1274,6 +1278,10 @@ class AsyncCvatClient:
     async def list_jobs(self, task_id: int, type: str | None = "annotation") -> list[CvatJob]:
         """See CvatClient.list_jobs."""
         return await self._run(self.client.list_jobs, task_id, type)
+
+    async def visible_jobs(self) -> list[CvatJob]:
+        """See CvatClient.visible_jobs."""
+        return await self._run(self.client.visible_jobs)
 
     async def get_job(self, job_id: int) -> CvatJob:
         """See CvatClient.get_job."""

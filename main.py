@@ -7,6 +7,7 @@ Production, the tests and the demo all assemble the bot with `create_bot` and
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 
@@ -20,11 +21,15 @@ from aiogram.types import BotCommand, BotCommandScopeDefault, ErrorEvent
 
 from bot_files.fsm_storage import PostgresStorage
 from bot_files.handlers import get_routers
+from bot_files.handlers.candidate import deliver_credentials
 from bot_files.middlewares import UserContextMiddleware
 from bot_files.texts import LANGUAGES, Texts, pick_language
 from config.env import Settings, SettingsError, load_settings
+from connection import AsyncCvatClient, CvatError, CvatMisconfigured
 from db import Database, DatabaseUnavailable, EmbeddedPostgres, database_url_for
 from log import register_secret, setup_logging
+from tasks_generator.to_handlers import Credentials, TaskSet, load_task_set, reconcile
+from tasks_metrics.to_handlers import regrade_interrupted
 
 logger = logging.getLogger("bot")
 
@@ -68,13 +73,47 @@ async def on_error(event: ErrorEvent, bot: Bot) -> bool:
     return True
 
 
-def create_dispatcher(settings: Settings, db: Database) -> Dispatcher:
-    """The Dispatcher with FSM state in PostgreSQL and every router; dependencies injected."""
-    dp = Dispatcher(storage=PostgresStorage(db), settings=settings, db=db)
+def create_dispatcher(settings: Settings, db: Database, cvat: AsyncCvatClient) -> Dispatcher:
+    """The Dispatcher with FSM state in PostgreSQL and every router; long-lived dependencies
+    (settings, database, CVAT client, task set) injected into handlers by name."""
+    task_set = load_task_set(settings.task_set, settings.images_per_task)
+    dp = Dispatcher(storage=PostgresStorage(db), settings=settings, db=db, cvat=cvat,
+                    task_set=task_set)
     dp.update.outer_middleware(UserContextMiddleware(db))
     dp.errors.register(on_error)
     dp.include_routers(*get_routers())
+    dp.startup.register(start_background_work)
+    dp.shutdown.register(stop_background_work)
     return dp
+
+
+async def start_background_work(dispatcher: Dispatcher, bot: Bot, db: Database,
+                                cvat: AsyncCvatClient, settings: Settings,
+                                task_set: TaskSet) -> None:
+    """After start: finish what a crash interrupted (builds, gradings), off the update path."""
+
+    async def deliver(telegram_id: int, credentials: Credentials) -> None:
+        await deliver_credentials(bot, db, telegram_id, credentials)
+
+    async def recover() -> None:
+        try:
+            counts = await reconcile(db, cvat, settings, task_set, deliver)
+            regraded = await regrade_interrupted(db, settings, task_set)
+            if any(counts.values()) or regraded:
+                logger.info("reconciled at start: %s, %d graded", counts, regraded)
+        except (DatabaseUnavailable, CvatError, TelegramAPIError) as exc:
+            logger.warning("start-up reconciliation stopped: %s", exc)
+
+    dispatcher["background"] = asyncio.create_task(recover(), name="reconcile")
+
+
+async def stop_background_work(dispatcher: Dispatcher) -> None:
+    """Stop reconciliation if it is still running (it resumes at the next start)."""
+    task = dispatcher.get("background")
+    if task is not None and not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def set_commands(bot: Bot) -> None:
@@ -90,12 +129,21 @@ async def set_commands(bot: Bot) -> None:
     )
 
 
-async def preflight(bot: Bot, db: Database, settings: Settings) -> None:
-    """Check the database and the bot token before polling; raise StartupError with the fix."""
+async def preflight(bot: Bot, db: Database, settings: Settings,
+                    cvat: AsyncCvatClient | None = None) -> None:
+    """Check the database, the bot token and the CVAT admin before polling; raise StartupError
+    with the fix. CVAT being down is only a warning: the bot can talk meanwhile."""
     try:
         await db.ping()
     except DatabaseUnavailable as exc:
         raise StartupError(f"PostgreSQL is not reachable ({exc}). Check DATABASE_URL.") from exc
+    if cvat is not None:
+        try:
+            await cvat.check_admin()
+        except CvatMisconfigured as exc:
+            raise StartupError(f"CVAT at {settings.cvat_url}: {exc}") from exc
+        except CvatError as exc:
+            logger.warning("CVAT at %s is not answering yet: %s", settings.cvat_url, exc)
     try:
         me = await bot.get_me()
     except TelegramUnauthorizedError as exc:
@@ -113,16 +161,18 @@ async def run_bot(settings: Settings) -> None:
     url, embedded = await asyncio.to_thread(database_url_for, settings)
     db = Database(url)
     bot = create_bot(settings)
+    cvat = AsyncCvatClient.from_settings(settings)
     try:
         applied = await db.migrate()
         if applied:
             logger.info("database migrations applied: %s", ", ".join(applied))
-        await preflight(bot, db, settings)
+        await preflight(bot, db, settings, cvat)
         await set_commands(bot)
-        dp = create_dispatcher(settings, db)
+        dp = create_dispatcher(settings, db, cvat)
         await dp.start_polling(bot, handle_signals=True, close_bot_session=False)
     finally:
         await bot.session.close()
+        await cvat.close()
         await db.close()
         if embedded is not None:
             await asyncio.to_thread(_stop_embedded, embedded)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+from urllib.parse import urlsplit
+
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup, ReplyKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder, ReplyKeyboardBuilder
@@ -15,13 +18,43 @@ class LanguageChoice(CallbackData, prefix="l1"):
     code: str
 
 
-def main_menu(t: Texts) -> ReplyKeyboardMarkup:
-    """The persistent menu under the input field."""
+class TaskStep(StrEnum):
+    """What a candidate's inline button asks for."""
+
+    ASK = "ask"            # show the confirmation for the first task
+    CONFIRM = "go"         # build the first task
+    ASK_NEW = "askn"       # show the confirmation for a new attempt
+    CONFIRM_NEW = "gon"    # build a new attempt
+    LATER = "no"           # not now
+    SUBMIT = "sub"         # submit the work
+    CREDENTIALS = "cred"   # show the login again
+
+
+class TaskAction(CallbackData, prefix="t1"):
+    """Button payload of the candidate flow ("t1:sub")."""
+
+    step: TaskStep
+
+
+def main_menu(t: Texts, stage: str | None = None, attempts_left: int = 0) -> ReplyKeyboardMarkup:
+    """The persistent menu under the input field, with what fits the candidate's stage."""
     builder = ReplyKeyboardBuilder()
+    first_row: list[str] = []
+    if stage in (None, "new", "failed"):
+        first_row = [t("menu.get_task")]
+    elif stage == "building":
+        first_row = [t("menu.credentials")]
+    elif stage == "ready":
+        first_row = [t("menu.submit"), t("menu.credentials")]
+    elif stage == "done" and attempts_left > 0:
+        first_row = [t("menu.new_attempt"), t("menu.credentials")]
+    for text in first_row:
+        builder.button(text=text)
     builder.button(text=t("menu.help"))
     builder.button(text=t("menu.language"))
     builder.button(text=t("menu.support"))
-    builder.adjust(2, 1)
+    sizes = [len(first_row)] if first_row else []
+    builder.adjust(*sizes, 2, 1)
     return builder.as_markup(resize_keyboard=True, is_persistent=True)
 
 
@@ -30,4 +63,46 @@ def language_keyboard(t: Texts) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=t("language.button_en"), callback_data=LanguageChoice(code="en"))
     builder.button(text=t("language.button_ru"), callback_data=LanguageChoice(code="ru"))
+    return builder.as_markup()
+
+
+def confirm_keyboard(t: Texts, new_attempt: bool = False) -> InlineKeyboardMarkup:
+    """Yes / Not now under the confirmation."""
+    builder = InlineKeyboardBuilder()
+    step = TaskStep.CONFIRM_NEW if new_attempt else TaskStep.CONFIRM
+    builder.button(text=t("task.yes_new" if new_attempt else "task.yes"),
+                   callback_data=TaskAction(step=step))
+    builder.button(text=t("task.not_now"), callback_data=TaskAction(step=TaskStep.LATER))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def retry_keyboard(t: Texts, step: TaskStep) -> InlineKeyboardMarkup:
+    """A single "Try again" button repeating `step`."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=t("task.retry"), callback_data=TaskAction(step=step))
+    return builder.as_markup()
+
+
+def _clickable(url: str) -> bool:
+    # Telegram refuses URL buttons to hosts without a dot (localhost) and to bare IPs.
+    host = urlsplit(url).hostname or ""
+    return "." in host and not host.replace(".", "").isdigit()
+
+
+def credentials_keyboard(t: Texts, url: str) -> InlineKeyboardMarkup:
+    """Open CVAT (when Telegram accepts the link as a button) and Submit."""
+    builder = InlineKeyboardBuilder()
+    if _clickable(url):
+        builder.button(text=t("task.open_cvat"), url=url)
+    builder.button(text=t("task.submit_button"), callback_data=TaskAction(step=TaskStep.SUBMIT))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def new_attempt_keyboard(t: Texts) -> InlineKeyboardMarkup:
+    """The button offering another attempt."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=t("task.new_attempt_button"),
+                   callback_data=TaskAction(step=TaskStep.ASK_NEW))
     return builder.as_markup()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import string
 import tomllib
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -71,3 +72,11 @@ class Texts:
     def all_variants(self, key: str) -> set[str]:
         """The text of a key in every language (to recognise a typed menu button)."""
         return {catalog(lang)[key] for lang in LANGUAGES}
+
+
+def problem_text(t: Texts, code: str, params: Mapping[str, Any]) -> str:
+    """A completeness problem (tasks_metrics.checker) in the user's language."""
+    values = dict(params)
+    if "reason" in values:
+        values["reason"] = t(f"checker.reason.{values['reason']}")
+    return t(f"checker.{code}", **values)

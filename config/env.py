@@ -94,6 +94,27 @@ def _number(kind: type, low: float, high: float) -> Callable[[str], Any]:
     return parse
 
 
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(options)}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _task_set(raw: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.is_absolute() and "/" not in raw:
+        path = PROJECT_DIR / "media" / "task_sets" / raw
+    elif not path.is_absolute():
+        path = PROJECT_DIR / path
+    if not (path / "annotations.xml").is_file():
+        raise ValueError(f"is not a task set folder with annotations.xml: {path}")
+    return path
+
+
 def _bool(raw: str) -> bool:
     value = raw.strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -142,6 +163,48 @@ class Settings:
         "CVAT_TIMEOUT", _number(float, 1, 600), "Seconds to wait for one CVAT call.", "30",
     )
     log_to_console: bool = _meta("LOG_TO_CONSOLE", _bool, "Also log to the console.", "true")
+    max_attempts: int = _meta(
+        "MAX_ATTEMPTS", _number(int, 1, 10), "Test attempts per candidate.", "2"
+    )
+    attempt_cooldown_minutes: int = _meta(
+        "ATTEMPT_COOLDOWN_MINUTES", _number(int, 0, 60 * 24 * 30),
+        "Minutes a candidate waits after a submission before the next attempt.", "0",
+    )
+    test_duration_minutes: int = _meta(
+        "TEST_DURATION_MINUTES", _number(int, 5, 24 * 60),
+        "How long the test takes, as told to candidates.", "60",
+    )
+    task_set: Path = _meta(
+        "TASK_SET", _task_set, "Task set folder (a name under media/task_sets, or a path).",
+        "default",
+    )
+    images_per_task: int = _meta(
+        "IMAGES_PER_TASK", _number(int, 0, 1000),
+        "Images in one test task; 0 = the task set's own number.", "0",
+    )
+    pass_score: float = _meta(
+        "PASS_SCORE", _number(float, 0, 1), "Score (0..1) from which a candidate passes.", "0.8"
+    )
+    borderline_score: float = _meta(
+        "BORDERLINE_SCORE", _number(float, 0, 1),
+        "Score from which a candidate is borderline (below it: fail).", "0.65",
+    )
+    show_score: bool = _meta(
+        "SHOW_SCORE_TO_CANDIDATE", _bool,
+        "Tell candidates their score and the pass mark after grading.", "false",
+    )
+    cvat_image_source: str = _meta(
+        "CVAT_IMAGE_SOURCE", _choice("upload", "share"),
+        "upload: send the images with every task; share: use files on CVAT's share.", "upload",
+    )
+    cvat_share_dir: str = _meta(
+        "CVAT_SHARE_DIR", _str,
+        "With CVAT_IMAGE_SOURCE=share: the task set's images folder on CVAT's share.", "",
+    )
+    cvat_email_domain: str = _meta(
+        "CVAT_EMAIL_DOMAIN", _str, "Domain of the placeholder e-mails of candidate accounts.",
+        "candidates.invalid",
+    )
 
     @property
     def cvat_link(self) -> str:
@@ -184,6 +247,10 @@ def load_settings(
             parsed[f.name] = parse(raw)
         except ValueError as exc:
             problems.append(f"{name} {exc}")
+    if not problems and parsed["borderline_score"] > parsed["pass_score"]:
+        problems.append("BORDERLINE_SCORE must not be above PASS_SCORE")
+    if not problems and parsed["cvat_image_source"] == "share" and not parsed["cvat_share_dir"]:
+        problems.append("CVAT_SHARE_DIR is needed when CVAT_IMAGE_SOURCE=share")
     if problems:
         raise SettingsError(problems)
     parsed["database_url"] = parsed["database_url"] or None

@@ -1,10 +1,11 @@
-"""SQL for `telegram_users`: everyone who has talked to the bot."""
+"""SQL for `telegram_users` (everyone who wrote to the bot) and `candidates`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from db import Database
+from db import Cursor, Database
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,28 @@ class TelegramUser:
     username: str | None
     full_name: str
     language: str | None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A person taking the test, and their CVAT account once it exists."""
+
+    id: int
+    telegram_id: int
+    telegram_username: str | None
+    full_name: str
+    cvat_username: str | None
+    cvat_password: str | None
+    cvat_user_id: int | None
+    created_at: datetime
+    cvat_deleted_at: datetime | None
+    extra_attempts: int
+
+
+_CANDIDATE_COLUMNS = (
+    "id, telegram_id, telegram_username, full_name, cvat_username, cvat_password, cvat_user_id,"
+    " created_at, cvat_deleted_at, extra_attempts"
+)
 
 
 async def touch_user(
@@ -38,4 +61,66 @@ async def set_language(db: Database, telegram_id: int, language: str) -> None:
         "INSERT INTO telegram_users (telegram_id, language) VALUES (%s, %s)"
         " ON CONFLICT (telegram_id) DO UPDATE SET language = EXCLUDED.language",
         (telegram_id, language),
+    )
+
+
+async def user_language(db: Database, telegram_id: int) -> str | None:
+    """The language the user chose, or None."""
+    return await db.fetchval("SELECT language FROM telegram_users WHERE telegram_id = %s",
+                             (telegram_id,))
+
+
+def lock_or_create_candidate(
+    cur: Cursor, telegram_id: int, username: str | None, full_name: str
+) -> Candidate:
+    """Inside a transaction: the candidate's row, created if new, locked until COMMIT (so two
+    presses or two replicas handle one candidate one at a time)."""
+    cur.execute(
+        "INSERT INTO candidates (telegram_id, telegram_username, full_name) VALUES (%s, %s, %s)"
+        " ON CONFLICT (telegram_id) DO UPDATE SET telegram_username = EXCLUDED.telegram_username,"
+        " full_name = EXCLUDED.full_name"
+        f" RETURNING {_CANDIDATE_COLUMNS}",
+        (telegram_id, username, full_name),
+    )
+    row = cur.fetchone()
+    cur.execute("SELECT 1 FROM candidates WHERE id = %s FOR UPDATE", (row["id"],))
+    return Candidate(**row)
+
+
+async def get_candidate(db: Database, telegram_id: int) -> Candidate | None:
+    """The candidate with this Telegram id, or None."""
+    row = await db.fetchone(
+        f"SELECT {_CANDIDATE_COLUMNS} FROM candidates WHERE telegram_id = %s", (telegram_id,)
+    )
+    return Candidate(**row) if row else None
+
+
+async def get_candidate_by_id(db: Database, candidate_id: int) -> Candidate | None:
+    """The candidate with this row id, or None."""
+    row = await db.fetchone(
+        f"SELECT {_CANDIDATE_COLUMNS} FROM candidates WHERE id = %s", (candidate_id,)
+    )
+    return Candidate(**row) if row else None
+
+
+async def reserve_cvat_credentials(
+    db: Database, candidate_id: int, username: str, password: str
+) -> Candidate:
+    """Store the account's name and password BEFORE registering it, so the database always
+    knows every account the bot may have created; keeps earlier ones if already stored."""
+    row = await db.fetchone(
+        "UPDATE candidates SET cvat_username = COALESCE(cvat_username, %s),"
+        " cvat_password = COALESCE(cvat_password, %s) WHERE id = %s"
+        f" RETURNING {_CANDIDATE_COLUMNS}",
+        (username, password, candidate_id),
+    )
+    assert row is not None
+    return Candidate(**row)
+
+
+async def set_cvat_user_id(db: Database, candidate_id: int, user_id: int) -> None:
+    """Record the registered account's id."""
+    await db.execute(
+        "UPDATE candidates SET cvat_user_id = %s, cvat_deleted_at = NULL WHERE id = %s",
+        (user_id, candidate_id),
     )

@@ -42,6 +42,7 @@ CREATE TABLE attempts (
     submitted_at           timestamptz,
     submitted_annotations  jsonb,           -- the work as it was at Submit: what is graded
     error                  text,
+    lease_until            timestamptz,     -- a worker is building this attempt until then
     created_at             timestamptz NOT NULL DEFAULT now(),
     updated_at             timestamptz NOT NULL DEFAULT now(),
     UNIQUE (candidate_id, number)

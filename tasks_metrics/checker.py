@@ -1,7 +1,8 @@
 """Completeness checks run when the candidate presses Submit.
 
 Problems name the image and what is wrong with the candidate's own work; they never reveal the
-answer key (how many cars or plates an image has, or where).
+answer key (how many cars or plates an image has, or where). Their wording, in every language,
+is in media/texts ([checker]), keyed by the problem's code.
 """
 
 from __future__ import annotations
@@ -33,41 +34,6 @@ UNKNOWN_LABEL = "unknown_label"
 UNSUPPORTED_SHAPE = "unsupported_shape"
 DEGENERATE_SHAPE = "degenerate_shape"
 
-# Texts stay here until the lead moves them to media/.
-TEXTS: dict[str, dict[str, str]] = {
-    "en": {
-        NO_CAR: "{image}: no car is marked. Draw a box around every car.",
-        PLATE_WITHOUT_TEXT: "{image}: the licence plate near ({x}, {y}) has no text. "
-                            "Type the plate's characters into its “plate” attribute.",
-        UNKNOWN_LABEL: "{image}: an object has the label “{label}”. Use only “car” and “plate”.",
-        UNSUPPORTED_SHAPE: "{image}: a “{label}” is drawn as a {kind}. Use a box, polygon, "
-                           "ellipse or mask.",
-        DEGENERATE_SHAPE: "{image}: the {kind} of a “{label}” near ({x}, {y}) is {reason}. "
-                          "Redraw it.",
-        "reason.zero_area": "empty (zero area)",
-        "reason.too_few_points": "a polygon with fewer than 3 points",
-        "reason.not_a_number": "broken (its coordinates are not numbers)",
-        "reason.bad_mask": "a broken mask",
-        "reason.outside_image": "outside the image",
-    },
-    "ru": {
-        NO_CAR: "{image}: не отмечено ни одной машины. Обведите рамкой каждую машину.",
-        PLATE_WITHOUT_TEXT: "{image}: у номера рядом с точкой ({x}, {y}) нет текста. "
-                            "Впишите символы номера в атрибут «plate».",
-        UNKNOWN_LABEL: "{image}: у объекта метка «{label}». Используйте только «car» и «plate».",
-        UNSUPPORTED_SHAPE: "{image}: «{label}» нарисован как {kind}. Используйте рамку, "
-                           "многоугольник, эллипс или маску.",
-        DEGENERATE_SHAPE: "{image}: фигура {kind} с меткой «{label}» рядом с точкой ({x}, {y}) — "
-                          "{reason}. Нарисуйте её заново.",
-        "reason.zero_area": "пустая (нулевая площадь)",
-        "reason.too_few_points": "многоугольник меньше чем из 3 точек",
-        "reason.not_a_number": "испорчена (координаты — не числа)",
-        "reason.bad_mask": "испорченная маска",
-        "reason.outside_image": "за пределами изображения",
-    },
-}
-
-
 @dataclass(frozen=True)
 class Problem:
     """One completeness problem on one image."""
@@ -81,14 +47,6 @@ class Problem:
 
     def __hash__(self) -> int:
         return hash((self.image, self.code, tuple(sorted(self.params.items()))))
-
-    def format(self, lang: str = "en") -> str:
-        """A message for the candidate in ``lang`` ("en" or "ru"; others fall back to "en")."""
-        texts = TEXTS.get(lang, TEXTS["en"])
-        params = dict(self.params)
-        if "reason" in params:
-            params["reason"] = texts.get(f"reason.{params['reason']}", str(params["reason"]))
-        return texts[self.code].format(image=self.image, **params)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -28,6 +28,7 @@ import pytest
 
 import log
 from config.env import Settings, load_settings
+from connection import AsyncCvatClient
 from db import Database, EmbeddedPostgres, migrate
 from main import create_bot, create_dispatcher
 from sandbox.cvat import CvatServer
@@ -203,9 +204,10 @@ class BotApp:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Build the bot and dispatcher afresh and start long polling."""
+        """Build the bot, CVAT client and dispatcher afresh and start long polling."""
         self.bot = create_bot(self.settings)
-        self.dp = create_dispatcher(self.settings, self.db)
+        self.cvat = AsyncCvatClient.from_settings(self.settings)
+        self.dp = create_dispatcher(self.settings, self.db, self.cvat)
         started = asyncio.Event()
         self.dp.startup.register(lambda: started.set())
         self._task = asyncio.create_task(
@@ -222,6 +224,7 @@ class BotApp:
             await self.dp.stop_polling()
         await asyncio.wait_for(self._task, 10)
         await self.bot.session.close()
+        await self.cvat.close()
         self._task = None
 
     async def restart(self) -> None:

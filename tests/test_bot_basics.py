@@ -16,14 +16,18 @@ async def test_start_greets_in_english_with_the_menu(user) -> None:
     await user.send("/start")
     reply = await user.expect_message("Hello, Anna!")
     assert "CVAT" in reply.text
-    assert reply.reply_keyboard == [["ℹ️ Help", "🌐 Language"], ["✉️ Write to HR"]]
+    # What the test is, how long it takes, how many attempts.
+    assert "12 street photos" in reply.text
+    assert "About 60 minutes" in reply.text and "Attempts. 2" in reply.text
+    assert reply.reply_keyboard == [["📝 Get a test task"], ["ℹ️ Help", "🌐 Language"],
+                                    ["✉️ Write to HR"]]
 
 
 async def test_start_greets_in_russian_for_a_russian_telegram(telegram, bot_app) -> None:
     ivan = telegram.user(1002, first_name="Иван", language_code="ru")
     await ivan.send("/start")
     reply = await ivan.expect_message("Здравствуйте, Иван!")
-    assert reply.reply_keyboard[0] == ["ℹ️ Помощь", "🌐 Язык"]
+    assert reply.reply_keyboard[:2] == [["📝 Получить задание"], ["ℹ️ Помощь", "🌐 Язык"]]
 
 
 async def test_html_breaking_name_is_shown_literally(telegram, bot_app) -> None:
@@ -50,7 +54,7 @@ async def test_language_switch_is_remembered_across_a_restart(user, bot_app: Bot
     await user.press("🇷🇺 Русский")
     await user.expect_answer()
     done = await user.expect_message("Готово")
-    assert done.reply_keyboard[0] == ["ℹ️ Помощь", "🌐 Язык"]
+    assert done.reply_keyboard[1] == ["ℹ️ Помощь", "🌐 Язык"]
     await bot_app.restart()
     await user.send("/start")
     await user.expect_message("Здравствуйте, Anna!")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot_files.texts import Texts, problem_text
 from tasks_metrics.checker import check_completeness
 from tasks_metrics.cvat_xml import parse_cvat_xml, to_cvat_xml
 from tasks_metrics.rest import from_cvat_rest
@@ -162,9 +163,10 @@ def test_checker() -> None:
     assert sum(1 for c in codes if c == ("bad.jpg", "degenerate_shape")) == 3
     for p in problems:
         for lang in ("en", "ru"):
-            text = p.format(lang)
-            assert p.image in text
-    ru = next(p for p in problems if p.code == "no_car").format("ru")
-    assert "машин" in ru
+            assert problem_text(Texts(lang), p.code, p.params)
+    no_car = next(p for p in problems if p.code == "no_car")
+    assert "машин" in problem_text(Texts("ru"), no_car.code, no_car.params)
+    degenerate = next(p for p in problems if p.code == "degenerate_shape")
+    assert "Redraw" in problem_text(Texts("en"), degenerate.code, degenerate.params)
     # never reveals the answer key: no counts of expected objects
-    assert all("should" not in p.format("en") for p in problems)
+    assert all("should" not in problem_text(Texts("en"), p.code, p.params) for p in problems)

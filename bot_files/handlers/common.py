@@ -7,30 +7,45 @@ from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
+from bot_files.handlers.menu import current_menu
 from bot_files.keyboards import LanguageChoice, language_keyboard, main_menu
 from bot_files.texts import LANGUAGES, Texts
+from config.env import Settings
 from create_users.to_handlers import set_language
 from db import Database
+from tasks_generator.to_handlers import TaskSet, candidate_stage
 
 
-async def cancel(message: Message, state: FSMContext, t: Texts) -> None:
+async def cancel(message: Message, state: FSMContext, t: Texts, db: Database,
+                 settings: Settings) -> None:
     """Leave whatever dialog is in progress."""
     had_state = await state.get_state() is not None
     await state.clear()
     await message.answer(t("cancel.done" if had_state else "cancel.nothing"),
-                         reply_markup=main_menu(t))
+                         reply_markup=await current_menu(t, db, settings, message.chat.id))
 
 
-async def start(message: Message, state: FSMContext, t: Texts) -> None:
-    """Greeting and the main menu."""
+async def start(message: Message, state: FSMContext, t: Texts, db: Database,
+                settings: Settings, task_set: TaskSet) -> None:
+    """Greeting: what the test is, how long, how many attempts; the menu for the stage."""
     await state.clear()
-    name = message.from_user.first_name if message.from_user else ""
-    await message.answer(t("start.greeting", name=name), reply_markup=main_menu(t))
+    user = message.from_user
+    stage = await candidate_stage(db, settings, user.id) if user else None
+    greeting = t("start.greeting", name=user.first_name if user else "",
+                 images=task_set.images_per_task, minutes=settings.test_duration_minutes,
+                 attempts=settings.max_attempts)
+    kind = stage.kind if stage else "new"
+    left = stage.attempts_left if stage else settings.max_attempts
+    next_key = {"new": "start.next_new", "failed": "start.next_new",
+                "building": "start.next_building", "ready": "start.next_ready"}.get(
+        kind, "start.next_done_more" if left else "start.next_done")
+    await message.answer(f"{greeting}\n\n{t(next_key)}", reply_markup=main_menu(t, kind, left))
 
 
-async def show_help(message: Message, t: Texts) -> None:
+async def show_help(message: Message, t: Texts, db: Database, settings: Settings) -> None:
     """What the bot does and its commands."""
-    await message.answer(t("help.text"), reply_markup=main_menu(t))
+    await message.answer(t("help.text"),
+                         reply_markup=await current_menu(t, db, settings, message.chat.id))
 
 
 async def choose_language(message: Message, t: Texts) -> None:
@@ -39,7 +54,8 @@ async def choose_language(message: Message, t: Texts) -> None:
 
 
 async def language_chosen(
-    callback: CallbackQuery, callback_data: LanguageChoice, db: Database, t: Texts
+    callback: CallbackQuery, callback_data: LanguageChoice, db: Database, t: Texts,
+    settings: Settings,
 ) -> None:
     """Store the language and answer in it from now on."""
     if callback_data.code not in LANGUAGES:
@@ -49,7 +65,8 @@ async def language_chosen(
     t = Texts(callback_data.code)
     await callback.answer()
     if callback.message is not None:
-        await callback.message.answer(t("language.set"), reply_markup=main_menu(t))
+        menu = await current_menu(t, db, settings, callback.from_user.id)
+        await callback.message.answer(t("language.set"), reply_markup=menu)
 
 
 def create_router() -> Router:

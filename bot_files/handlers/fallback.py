@@ -5,13 +5,16 @@ from __future__ import annotations
 from aiogram import Router
 from aiogram.types import CallbackQuery, Message
 
-from bot_files.keyboards import main_menu
+from bot_files.handlers.menu import current_menu
 from bot_files.texts import Texts
+from config.env import Settings
+from db import Database
 
 
-async def unknown_message(message: Message, t: Texts) -> None:
+async def unknown_message(message: Message, t: Texts, db: Database, settings: Settings) -> None:
     """Explain and show the menu again."""
-    await message.answer(t("fallback.message"), reply_markup=main_menu(t))
+    await message.answer(t("fallback.message"),
+                         reply_markup=await current_menu(t, db, settings, message.chat.id))
 
 
 async def unknown_callback(callback: CallbackQuery, t: Texts) -> None:

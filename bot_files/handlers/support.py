@@ -12,7 +12,7 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import Message
 
 from authorization import hr_recipients
-from bot_files.keyboards import main_menu
+from bot_files.handlers.menu import current_menu
 from bot_files.texts import Texts, pick_language
 from config.env import Settings
 from db import Database
@@ -58,7 +58,7 @@ async def received(
             logger.warning("support message not delivered to HR %s: %s", hr_id, exc)
     await state.clear()
     await message.answer(t("support.sent" if delivered else "support.no_hr"),
-                         reply_markup=main_menu(t))
+                         reply_markup=await current_menu(t, db, settings, sender.id))
 
 
 async def not_text(message: Message, t: Texts) -> None:

@@ -1,0 +1,355 @@
+"""The candidate's journey: get a test task, credentials, submit, a new attempt."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
+from aiogram.types import CallbackQuery, InaccessibleMessage, Message, User
+
+from bot_files.keyboards import (
+    TaskAction,
+    TaskStep,
+    confirm_keyboard,
+    credentials_keyboard,
+    main_menu,
+    new_attempt_keyboard,
+    retry_keyboard,
+)
+from bot_files.texts import Texts, pick_language, problem_text
+from config.env import Settings
+from connection import AsyncCvatClient, CvatError, CvatNotFound, CvatUnavailable
+from create_users.to_handlers import user_language
+from db import Database
+from tasks_generator.to_handlers import (
+    ACCOUNT,
+    IMAGES,
+    READY_STAGE,
+    TASK,
+    Credentials,
+    TaskRequest,
+    TaskSet,
+    candidate_stage,
+    request_test_task,
+    resend_credentials,
+)
+from tasks_metrics.to_handlers import SubmitOutcome, submit_work
+from tasks_new.to_handlers import request_new_attempt
+
+logger = logging.getLogger(__name__)
+MAX_PROBLEM_LINES = 25
+EDIT_INTERVAL = 1.0  # Telegram allows about one message update per second in a chat
+
+
+class ProgressMessage:
+    """One message edited in place while the task is built: account, task, images k/n, ready."""
+
+    STAGES = (ACCOUNT, TASK, IMAGES, READY_STAGE)
+
+    def __init__(self, message: Message, t: Texts) -> None:
+        self.message = message
+        self.t = t
+        self.progress: dict[str, tuple[int, int]] = {}
+        self._shown = ""
+        self._last_edit = 0.0
+
+    async def __call__(self, stage: str, done: int, total: int) -> None:
+        """Record a step's progress and show it (at most once a second)."""
+        self.progress[stage] = (done, total)
+        await self._show(self.render("progress.title"), force=False)
+
+    async def start(self) -> None:
+        """Turn the message into the progress display."""
+        await self._show(self.render("progress.title"), force=True)
+
+    async def finish(self, ok: bool) -> None:
+        """Show the final state, whatever the rate."""
+        await self._show(self.render("progress.ready_title" if ok else "progress.failed_title"),
+                         force=True)
+
+    def render(self, title_key: str) -> str:
+        """The message text for the current progress."""
+        lines = [self.t(title_key), ""]
+        for stage in self.STAGES:
+            done, total = self.progress.get(stage, (0, 0))
+            if stage in self.progress and total and done >= total:
+                icon = "✅"
+            elif stage in self.progress:
+                icon = "⏳"
+            else:
+                icon = "▫️"
+            if stage == IMAGES and total:
+                label = self.t("progress.images", done=done, total=total)
+            else:
+                label = self.t("progress.images_plain" if stage == IMAGES
+                               else f"progress.{stage}")
+            lines.append(f"{icon} {label}")
+        return "\n".join(lines)
+
+    async def _show(self, text: str, *, force: bool) -> None:
+        now = time.monotonic()
+        if text == self._shown or (not force and now - self._last_edit < EDIT_INTERVAL):
+            return
+        try:
+            await self.message.edit_text(text)
+        except TelegramRetryAfter:
+            return  # progress is a courtesy: skip this update rather than wait
+        except TelegramBadRequest as exc:
+            logger.debug("progress message not edited: %s", exc)
+            return
+        self._shown, self._last_edit = text, now
+
+
+def _answer_target(event: Message | CallbackQuery) -> Message | None:
+    """The message to reply under: the user's own, or the one whose button was pressed."""
+    if isinstance(event, Message):
+        return event
+    if event.message is None or isinstance(event.message, InaccessibleMessage):
+        return None
+    return event.message
+
+
+async def _send_credentials(target: Message, t: Texts, credentials: Credentials,
+                            intro_key: str | None = None) -> None:
+    if intro_key:
+        await target.answer(t(intro_key))
+    await target.answer(
+        t("credentials.text", number=credentials.attempt_number, url=credentials.url,
+          username=credentials.username, password=credentials.password),
+        reply_markup=credentials_keyboard(t, credentials.url),
+    )
+    await target.answer(t("instructions.text"), reply_markup=main_menu(t, "ready"))
+
+
+async def deliver_credentials(bot: Bot, db: Database, telegram_id: int,
+                              credentials: Credentials) -> None:
+    """Send the login of a task finished in the background (after a restart)."""
+    language = await user_language(db, telegram_id)
+    t = Texts(pick_language(language, None))
+    await bot.send_message(telegram_id, t("progress.ready_title"))
+    await bot.send_message(
+        telegram_id,
+        t("credentials.text", number=credentials.attempt_number, url=credentials.url,
+          username=credentials.username, password=credentials.password),
+        reply_markup=credentials_keyboard(t, credentials.url))
+    await bot.send_message(telegram_id, t("instructions.text"), reply_markup=main_menu(t, "ready"))
+
+
+async def _explain_request(target: Message, t: Texts, result: TaskRequest) -> None:
+    """Every outcome of asking for a task except a fresh build."""
+    if result.kind == "ready" and result.credentials is not None:
+        await _send_credentials(target, t, result.credentials, "task.already")
+    elif result.kind == "busy":
+        await target.answer(t("task.busy"))
+    elif result.kind == "done" and result.attempt is not None:
+        more = result.allowed > result.used
+        await target.answer(t("task.done_more" if more else "task.done",
+                              number=result.attempt.number),
+                            reply_markup=new_attempt_keyboard(t) if more else None)
+    elif result.kind == "no_attempts_left":
+        await target.answer(t("task.none_left", allowed=result.allowed),
+                            reply_markup=main_menu(t, "done", 0))
+    elif result.kind == "cooldown" and result.available_at is not None:
+        await target.answer(t("task.cooldown",
+                              time=result.available_at.strftime("%Y-%m-%d %H:%M")))
+    else:
+        await target.answer(t("task.no_task"))
+
+
+async def offer_task(event: Message | CallbackQuery, t: Texts, db: Database,
+                     settings: Settings, task_set: TaskSet) -> None:
+    """Get a test task: the confirmation, or what already exists."""
+    target = _answer_target(event)
+    if isinstance(event, CallbackQuery):
+        await event.answer()
+    if target is None:
+        return
+    stage = await candidate_stage(db, settings, event.from_user.id)
+    if stage.kind in ("new", "failed"):
+        await target.answer(t("task.confirm", images=task_set.images_per_task),
+                            reply_markup=confirm_keyboard(t))
+    elif stage.kind == "done":
+        await offer_new_attempt(event, t, db, settings, task_set)
+    elif stage.kind == "building":
+        await target.answer(t("task.busy"))
+    else:
+        credentials = await resend_credentials(db, event.from_user.id, settings)
+        if credentials is not None:
+            await _send_credentials(target, t, credentials, "task.already")
+
+
+async def offer_new_attempt(event: Message | CallbackQuery, t: Texts, db: Database,
+                            settings: Settings, task_set: TaskSet) -> None:
+    """New attempt: the confirmation, or why not."""
+    target = _answer_target(event)
+    if isinstance(event, CallbackQuery):
+        await event.answer()
+    if target is None:
+        return
+    stage = await candidate_stage(db, settings, event.from_user.id)
+    if stage.kind != "done":
+        if stage.kind in ("new", "failed"):
+            await target.answer(t("task.confirm", images=task_set.images_per_task),
+                                reply_markup=confirm_keyboard(t))
+        else:
+            await target.answer(t("task.busy" if stage.kind == "building" else "task.already"))
+        return
+    if stage.attempts_left <= 0:
+        await target.answer(t("task.none_left", allowed=settings.max_attempts),
+                            reply_markup=main_menu(t, "done", 0))
+        return
+    assert stage.attempt is not None
+    await target.answer(
+        t("task.confirm_new", number=stage.attempt.number + 1,
+          allowed=stage.attempt.number + stage.attempts_left, images=task_set.images_per_task),
+        reply_markup=confirm_keyboard(t, new_attempt=True))
+
+
+async def build_task(callback: CallbackQuery, callback_data: TaskAction, t: Texts, db: Database,
+                     cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet) -> None:
+    """Confirmed: build the task with a progress message, then send the login."""
+    await callback.answer()
+    target = _answer_target(callback)
+    if target is None:
+        return
+    user: User = callback.from_user
+    new_attempt = callback_data.step == TaskStep.CONFIRM_NEW
+    progress = ProgressMessage(target, t)
+    await progress.start()
+    request = request_new_attempt if new_attempt else request_test_task
+    try:
+        result = await request(db, cvat, settings, task_set, telegram_id=user.id,
+                               username=user.username, full_name=user.full_name,
+                               progress=progress)
+    except CvatError as exc:
+        await progress.finish(ok=False)
+        await _cvat_trouble(target, t, exc, callback_data.step)
+        return
+    if result.kind == "created" and result.credentials is not None:
+        await progress.finish(ok=True)
+        await _send_credentials(target, t, result.credentials)
+        return
+    # Nothing was built (a parallel press, an attempt already submitted, none left): the
+    # progress message gives way to the explanation.
+    try:
+        await target.delete()
+    except TelegramBadRequest:
+        logger.debug("progress message already gone")
+    await _explain_request(target, t, result)
+
+
+async def not_now(callback: CallbackQuery, t: Texts) -> None:
+    """The candidate is not ready yet."""
+    await callback.answer()
+    target = _answer_target(callback)
+    if target is not None:
+        try:
+            await target.edit_text(t("task.later"))
+        except TelegramBadRequest:
+            logger.debug("'not now' on a message that cannot be edited")
+
+
+async def show_credentials(event: Message | CallbackQuery, t: Texts, db: Database,
+                           settings: Settings) -> None:
+    """My credentials: the login again (recorded in the action log)."""
+    target = _answer_target(event)
+    if isinstance(event, CallbackQuery):
+        await event.answer()
+    if target is None:
+        return
+    credentials = await resend_credentials(db, event.from_user.id, settings)
+    if credentials is None:
+        await target.answer(t("task.no_task"))
+        return
+    await target.answer(
+        t("credentials.text", number=credentials.attempt_number, url=credentials.url,
+          username=credentials.username, password=credentials.password),
+        reply_markup=credentials_keyboard(t, credentials.url),
+    )
+
+
+async def submit(event: Message | CallbackQuery, t: Texts, db: Database, cvat: AsyncCvatClient,
+                 settings: Settings, task_set: TaskSet) -> None:
+    """Submit: checks first; complete work is locked, stored and graded."""
+    target = _answer_target(event)
+    if isinstance(event, CallbackQuery):
+        await event.answer()
+    if target is None:
+        return
+    status = await target.answer(t("submit.checking"))
+    try:
+        outcome = await submit_work(db, cvat, settings, task_set, event.from_user.id)
+    except CvatError as exc:
+        await _cvat_trouble(status, t, exc, TaskStep.SUBMIT, edit=True)
+        return
+    await _report_submission(status, t, outcome, settings)
+
+
+async def _report_submission(status: Message, t: Texts, outcome: SubmitOutcome,
+                             settings: Settings) -> None:
+    if outcome.kind == "incomplete":
+        lines = [t("submit.incomplete"), ""]
+        for problem in outcome.problems[:MAX_PROBLEM_LINES]:
+            lines.append(t("submit.item", image=problem.image,
+                           problem=problem_text(t, problem.code, problem.params)))
+        if len(outcome.problems) > MAX_PROBLEM_LINES:
+            lines.append(t("submit.more", count=len(outcome.problems) - MAX_PROBLEM_LINES))
+        await status.edit_text("\n".join(lines))
+        return
+    if outcome.kind == "graded" and outcome.attempt is not None and outcome.report is not None:
+        lines = [t("submit.thanks", number=outcome.attempt.number)]
+        if settings.show_score and outcome.report.score is not None:
+            lines.append(t("submit.score", score=f"{outcome.report.score:.2f}",
+                           pass_mark=f"{settings.pass_score:.2f}"))
+        if outcome.attempts_left == 1:
+            lines.append(t("submit.one_more"))
+        elif outcome.attempts_left > 1:
+            lines.append(t("submit.several_more", left=outcome.attempts_left))
+        await status.edit_text("\n\n".join(lines))
+        await status.answer(t("start.next_done_more" if outcome.attempts_left else
+                              "start.next_done"),
+                            reply_markup=main_menu(t, "done", outcome.attempts_left))
+        return
+    key = {"no_task": "task.no_task", "not_ready": "task.not_ready",
+           "already_submitted": "submit.already"}[outcome.kind]
+    await status.edit_text(t(key))
+
+
+async def _cvat_trouble(target: Message, t: Texts, exc: CvatError, retry: TaskStep,
+                        *, edit: bool = False) -> None:
+    """Plain words for a CVAT failure, with a button to try again."""
+    logger.warning("CVAT trouble for chat %s: %s", target.chat.id, exc)
+    if isinstance(exc, CvatNotFound):
+        text, markup = t("cvat.job_gone"), None
+    else:
+        key = "cvat.down" if isinstance(exc, CvatUnavailable) else "cvat.failed"
+        text, markup = t(key), retry_keyboard(t, retry)
+    if edit:
+        await target.edit_text(text, reply_markup=markup)
+    else:
+        await target.answer(text, reply_markup=markup)
+
+
+def create_router() -> Router:
+    """Router of the candidate's journey (menu texts in both languages, and inline buttons)."""
+    router = Router(name="candidate")
+    en = Texts("en")
+
+    def typed(key: str) -> object:
+        return F.text.in_(en.all_variants(key))
+
+    router.message.register(offer_task, typed("menu.get_task"))
+    router.message.register(show_credentials, typed("menu.credentials"))
+    router.message.register(submit, typed("menu.submit"))
+    router.message.register(offer_new_attempt, typed("menu.new_attempt"))
+    router.callback_query.register(offer_task, TaskAction.filter(F.step == TaskStep.ASK))
+    router.callback_query.register(offer_new_attempt, TaskAction.filter(F.step == TaskStep.ASK_NEW))
+    router.callback_query.register(
+        build_task, TaskAction.filter(F.step.in_({TaskStep.CONFIRM, TaskStep.CONFIRM_NEW})))
+    router.callback_query.register(not_now, TaskAction.filter(F.step == TaskStep.LATER))
+    router.callback_query.register(submit, TaskAction.filter(F.step == TaskStep.SUBMIT))
+    router.callback_query.register(show_credentials,
+                                   TaskAction.filter(F.step == TaskStep.CREDENTIALS))
+    return router

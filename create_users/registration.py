@@ -1,0 +1,51 @@
+"""CVAT accounts for candidates: registered once, role `worker`, never duplicated."""
+
+from __future__ import annotations
+
+import logging
+
+from connection import AsyncCvatClient
+from create_users.db_operations import (
+    Candidate,
+    get_candidate_by_id,
+    reserve_cvat_credentials,
+    set_cvat_user_id,
+)
+from create_users.generation import make_email, make_password, make_username
+from db import Database
+from log import register_secret
+
+logger = logging.getLogger(__name__)
+CANDIDATE_GROUPS = ("worker",)
+
+
+async def ensure_cvat_account(
+    db: Database, cvat: AsyncCvatClient, candidate: Candidate, email_domain: str
+) -> Candidate:
+    """The candidate's CVAT account, registered and made a worker if that has not happened.
+
+    The name and password are stored before the registration is sent, so a crash or a lost
+    answer never leaves an account the database does not know; a retry finds the account by
+    its stored name instead of registering a second one.
+    """
+    if candidate.cvat_user_id is not None and candidate.cvat_deleted_at is None:
+        return candidate
+    resumed = candidate.cvat_username is not None and candidate.cvat_deleted_at is None
+    if not resumed:
+        candidate = await reserve_cvat_credentials(
+            db, candidate.id, make_username(candidate.id), make_password())
+    assert candidate.cvat_username is not None and candidate.cvat_password is not None
+    register_secret(candidate.cvat_password)
+    first, _, last = candidate.full_name.partition(" ")
+    user = await cvat.register_user(
+        candidate.cvat_username, candidate.cvat_password,
+        make_email(candidate.cvat_username, email_domain),
+        first_name=first[:150], last_name=last[:150], existing_ok=resumed,
+    )
+    await cvat.set_groups(user.id, list(CANDIDATE_GROUPS))
+    await set_cvat_user_id(db, candidate.id, user.id)
+    logger.info("candidate %s has CVAT account %s (id %s)",
+                candidate.id, candidate.cvat_username, user.id)
+    refreshed = await get_candidate_by_id(db, candidate.id)
+    assert refreshed is not None
+    return refreshed

@@ -1,0 +1,203 @@
+"""SQL for `attempts`: the durable progress of each test task.
+
+creating -> ready -> submitted -> graded, or failed (a failed attempt is resumed by the next
+request, it does not use up an attempt). A lease marks an attempt someone is building now.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from create_users.db_operations import Candidate, lock_or_create_candidate
+from db import Cursor, Database
+
+CREATING, READY, SUBMITTED, GRADED, FAILED = "creating", "ready", "submitted", "graded", "failed"
+OPEN_STATUSES = (CREATING, READY)
+USED_STATUSES = (SUBMITTED, GRADED)
+LEASE = timedelta(minutes=3)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One test task of one candidate."""
+
+    id: int
+    candidate_id: int
+    number: int
+    status: str
+    task_set: str
+    image_subset: tuple[str, ...]
+    cvat_task_name: str | None
+    cvat_task_id: int | None
+    cvat_job_id: int | None
+    task_started: datetime | None
+    task_ended: datetime | None
+    submitted_at: datetime | None
+    error: str | None
+    lease_until: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Attempt:
+        """Build from an `attempts` row."""
+        fields = {k: row[k] for k in cls.__dataclass_fields__}
+        fields["image_subset"] = tuple(row["image_subset"] or ())
+        return cls(**fields)
+
+
+_COLUMNS = ", ".join(Attempt.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
+class Opening:
+    """What a request for a test task found or started.
+
+    kind: "build" (this caller must build the attempt now), "busy" (someone else is building
+    it), "ready" (it exists: send the credentials again), "done" (the latest attempt was
+    submitted; a new one needs `new_attempt`), "no_attempts_left", "cooldown".
+    """
+
+    kind: str
+    candidate: Candidate
+    attempt: Attempt | None = None
+    used: int = 0
+    allowed: int = 0
+    available_at: datetime | None = None
+
+
+def _latest(cur: Cursor, candidate_id: int) -> Attempt | None:
+    cur.execute(f"SELECT {_COLUMNS} FROM attempts WHERE candidate_id = %s"
+                " ORDER BY number DESC LIMIT 1", (candidate_id,))
+    row = cur.fetchone()
+    return Attempt.from_row(row) if row else None
+
+
+def _take_lease(cur: Cursor, attempt_id: int) -> Attempt:
+    cur.execute(
+        "UPDATE attempts SET status = 'creating', error = NULL, lease_until = now() + %s,"
+        f" updated_at = now() WHERE id = %s RETURNING {_COLUMNS}",
+        (LEASE, attempt_id),
+    )
+    return Attempt.from_row(cur.fetchone())
+
+
+async def open_attempt(
+    db: Database,
+    *,
+    telegram_id: int,
+    username: str | None,
+    full_name: str,
+    max_attempts: int,
+    cooldown: timedelta,
+    task_set: str,
+    subset_for: Any,
+    new_attempt: bool,
+) -> Opening:
+    """Find or start the candidate's attempt in one transaction, the candidate's row locked.
+
+    `subset_for(number)` gives the images of attempt `number`. With `new_attempt` False the
+    caller asked for their (first) task: an existing attempt of any state is reported rather
+    than a new one started.
+    """
+
+    def work(cur: Cursor) -> Opening:
+        candidate = lock_or_create_candidate(cur, telegram_id, username, full_name)
+        latest = _latest(cur, candidate.id)
+        cur.execute("SELECT count(*) AS used FROM attempts WHERE candidate_id = %s"
+                    " AND status IN %s", (candidate.id, USED_STATUSES))
+        used = cur.fetchone()["used"]
+        allowed = max_attempts + candidate.extra_attempts
+        cur.execute("SELECT now() AS now")
+        now = cur.fetchone()["now"]
+        if latest is not None and latest.status == READY:
+            return Opening("ready", candidate, latest, used, allowed)
+        if latest is not None and latest.status == CREATING:
+            if latest.lease_until is not None and latest.lease_until > now:
+                return Opening("busy", candidate, latest, used, allowed)
+            return Opening("build", candidate, _take_lease(cur, latest.id), used, allowed)
+        if latest is not None and latest.status == FAILED:
+            return Opening("build", candidate, _take_lease(cur, latest.id), used, allowed)
+        if latest is not None and not new_attempt:
+            return Opening("done", candidate, latest, used, allowed)  # submitted or graded
+        if used >= allowed:
+            return Opening("no_attempts_left", candidate, latest, used, allowed)
+        if latest is not None and latest.submitted_at and cooldown:
+            available = latest.submitted_at + cooldown
+            if available > now:
+                return Opening("cooldown", candidate, latest, used, allowed, available)
+        number = (latest.number if latest else 0) + 1
+        cur.execute(
+            "INSERT INTO attempts (candidate_id, number, task_set, image_subset, lease_until)"
+            f" VALUES (%s, %s, %s, %s, now() + %s) RETURNING {_COLUMNS}",
+            (candidate.id, number, task_set, list(subset_for(number)), LEASE),
+        )
+        attempt = Attempt.from_row(cur.fetchone())
+        name = f"Test of candidate {candidate.id}, attempt {number} (#{attempt.id})"
+        cur.execute(f"UPDATE attempts SET cvat_task_name = %s WHERE id = %s RETURNING {_COLUMNS}",
+                    (name, attempt.id))
+        return Opening("build", candidate, Attempt.from_row(cur.fetchone()), used, allowed)
+
+    return await db.run(work)
+
+
+async def get_attempt(db: Database, attempt_id: int) -> Attempt:
+    """One attempt by id."""
+    row = await db.fetchone(f"SELECT {_COLUMNS} FROM attempts WHERE id = %s", (attempt_id,))
+    assert row is not None, f"attempt {attempt_id} does not exist"
+    return Attempt.from_row(row)
+
+
+async def latest_attempt(db: Database, candidate_id: int) -> Attempt | None:
+    """The candidate's newest attempt."""
+    row = await db.fetchone(f"SELECT {_COLUMNS} FROM attempts WHERE candidate_id = %s"
+                            " ORDER BY number DESC LIMIT 1", (candidate_id,))
+    return Attempt.from_row(row) if row else None
+
+
+async def count_used(db: Database, candidate_id: int) -> int:
+    """Attempts the candidate has submitted."""
+    return await db.fetchval("SELECT count(*) FROM attempts WHERE candidate_id = %s"
+                             " AND status IN %s", (candidate_id, USED_STATUSES))
+
+
+async def renew_lease(db: Database, attempt_id: int, **fields: Any) -> None:
+    """Extend the building lease and record step results (cvat_task_id, cvat_job_id...)."""
+    sets = "".join(f", {name} = %({name})s" for name in fields)
+    await db.execute(
+        f"UPDATE attempts SET lease_until = now() + %(lease)s, updated_at = now(){sets}"
+        " WHERE id = %(id)s",
+        {**fields, "lease": LEASE, "id": attempt_id},
+    )
+
+
+async def mark_ready(db: Database, attempt_id: int, job_id: int, task_started: datetime) -> None:
+    """The task is assigned: the candidate can work."""
+    await db.execute(
+        "UPDATE attempts SET status = 'ready', cvat_job_id = %s, task_started = %s,"
+        " lease_until = NULL, error = NULL, updated_at = now() WHERE id = %s",
+        (job_id, task_started, attempt_id),
+    )
+
+
+async def mark_failed(db: Database, attempt_id: int, error: str, *,
+                      task_deleted: bool) -> None:
+    """Building failed; a later request resumes it. Forget the task only if it was deleted."""
+    await db.execute(
+        "UPDATE attempts SET status = 'failed', error = %s, lease_until = NULL,"
+        " updated_at = now()"
+        + (", cvat_task_id = NULL, cvat_job_id = NULL" if task_deleted else "")
+        + " WHERE id = %s",
+        (error[:500], attempt_id),
+    )
+
+
+async def interrupted_attempts(db: Database) -> list[Attempt]:
+    """Attempts whose builder stopped (lease expired) and failed ones with a task left on
+    CVAT: what start-up reconciles."""
+    rows = await db.fetchall(
+        f"SELECT {_COLUMNS} FROM attempts WHERE (status = 'creating' AND lease_until < now())"
+        " OR (status = 'failed' AND cvat_task_id IS NOT NULL) ORDER BY id"
+    )
+    return [Attempt.from_row(r) for r in rows]

@@ -1,0 +1,173 @@
+"""What the handlers use from tasks_generator: asking for a test task, the candidate's stage,
+their credentials, and start-up reconciliation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from config.env import Settings
+from connection import AsyncCvatClient, CvatError
+from create_users.db_operations import get_candidate, get_candidate_by_id
+from db import Database
+from log import logged_action, record_action
+from tasks_generator.attempts import (
+    CREATING,
+    FAILED,
+    GRADED,
+    READY,
+    SUBMITTED,
+    Attempt,
+    count_used,
+    interrupted_attempts,
+    latest_attempt,
+    open_attempt,
+)
+from tasks_generator.generation import (
+    ACCOUNT,
+    IMAGES,
+    TASK,
+    Credentials,
+    Progress,
+    build_attempt,
+    clean_up_failed,
+)
+from tasks_generator.generation import READY as READY_STAGE
+from tasks_generator.task_set import TaskSet, load_task_set
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ACCOUNT", "IMAGES", "READY_STAGE", "TASK", "Credentials", "Progress", "Stage",
+    "TaskRequest", "TaskSet", "candidate_stage", "load_task_set", "reconcile", "request_test_task",
+    "resend_credentials",
+]
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    """The answer to "give me a test task".
+
+    kind: "created" (built now: `credentials`), "ready" (it already exists: `credentials`),
+    "busy" (being built by another press), "done" (submitted; a new attempt is a separate
+    request), "no_attempts_left", "cooldown" (`available_at`).
+    """
+
+    kind: str
+    attempt: Attempt | None = None
+    credentials: Credentials | None = None
+    used: int = 0
+    allowed: int = 0
+    available_at: datetime | None = None
+
+
+async def request_test_task(
+    db: Database,
+    cvat: AsyncCvatClient,
+    settings: Settings,
+    task_set: TaskSet,
+    *,
+    telegram_id: int,
+    username: str | None,
+    full_name: str,
+    progress: Progress,
+    new_attempt: bool = False,
+) -> TaskRequest:
+    """Find or build the candidate's test task; raises CvatError when CVAT fails (the attempt
+    is then marked failed, its task removed, and the next request resumes it)."""
+    opening = await open_attempt(
+        db, telegram_id=telegram_id, username=username, full_name=full_name,
+        max_attempts=settings.max_attempts,
+        cooldown=timedelta(minutes=settings.attempt_cooldown_minutes),
+        task_set=task_set.name, subset_for=task_set.subset_for_attempt, new_attempt=new_attempt,
+    )
+    common = {"attempt": opening.attempt, "used": opening.used, "allowed": opening.allowed}
+    if opening.kind == "build":
+        assert opening.attempt is not None
+        credentials = await build_attempt(db, cvat, settings, task_set, opening.candidate,
+                                          opening.attempt, progress)
+        await record_action(db, telegram_id, "task.created", opening.candidate.id,
+                            {"attempt": opening.attempt.number,
+                             "cvat_task_name": opening.attempt.cvat_task_name})
+        return TaskRequest("created", credentials=credentials, **common)
+    if opening.kind == "ready":
+        return TaskRequest("ready", credentials=await _credentials(db, settings, telegram_id),
+                           **common)
+    return TaskRequest(opening.kind, available_at=opening.available_at, **common)
+
+
+async def _credentials(db: Database, settings: Settings, telegram_id: int) -> Credentials | None:
+    candidate = await get_candidate(db, telegram_id)
+    if candidate is None or candidate.cvat_username is None or candidate.cvat_password is None:
+        return None
+    attempt = await latest_attempt(db, candidate.id)
+    if attempt is None or attempt.status not in (READY, SUBMITTED, GRADED):
+        return None
+    if candidate.cvat_deleted_at is not None:
+        return None
+    return Credentials(settings.cvat_link, candidate.cvat_username, candidate.cvat_password,
+                       attempt.number, len(attempt.image_subset))
+
+
+@logged_action("credentials.resend")
+async def resend_credentials(db: Database, actor_id: int, settings: Settings) -> Credentials | None:
+    """The candidate's own login again (recorded in the action log); None without a task."""
+    return await _credentials(db, settings, actor_id)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Where a candidate is: "new", "building", "ready", "failed" or "done"."""
+
+    kind: str
+    attempt: Attempt | None
+    attempts_left: int
+
+
+async def candidate_stage(db: Database, settings: Settings, telegram_id: int) -> Stage:
+    """The candidate's stage, for the menu and the greeting."""
+    candidate = await get_candidate(db, telegram_id)
+    if candidate is None:
+        return Stage("new", None, settings.max_attempts)
+    attempt = await latest_attempt(db, candidate.id)
+    left = max(0, settings.max_attempts + candidate.extra_attempts
+               - await count_used(db, candidate.id))
+    if attempt is None:
+        return Stage("new", None, left)
+    kind = {CREATING: "building", READY: "ready", FAILED: "failed"}.get(attempt.status, "done")
+    return Stage(kind, attempt, left)
+
+
+Deliver = Callable[[int, Credentials], Awaitable[None]]
+
+
+async def reconcile(db: Database, cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet,
+                    deliver: Deliver) -> dict[str, int]:
+    """At start: finish attempts whose builder stopped (a crash) and send their credentials,
+    and delete tasks that failed attempts left on CVAT. Safe to run on every replica."""
+    counts = {"resumed": 0, "cleaned": 0, "failed": 0}
+    for attempt in await interrupted_attempts(db):
+        if attempt.status == FAILED:
+            counts["cleaned"] += await clean_up_failed(db, cvat, attempt)
+            continue
+        candidate = await get_candidate_by_id(db, attempt.candidate_id)
+        assert candidate is not None
+        opening = await open_attempt(
+            db, telegram_id=candidate.telegram_id, username=candidate.telegram_username,
+            full_name=candidate.full_name, max_attempts=settings.max_attempts,
+            cooldown=timedelta(0), task_set=task_set.name,
+            subset_for=task_set.subset_for_attempt, new_attempt=False)
+        if opening.kind != "build" or opening.attempt is None:
+            continue  # another replica took it over meanwhile
+        try:
+            credentials = await build_attempt(db, cvat, settings, task_set, opening.candidate,
+                                              opening.attempt)
+        except CvatError as exc:
+            logger.warning("interrupted attempt %s could not be finished: %s", attempt.id, exc)
+            counts["failed"] += 1
+            continue
+        await deliver(candidate.telegram_id, credentials)
+        counts["resumed"] += 1
+    return counts

@@ -1,0 +1,93 @@
+"""Helpers for end-to-end tests: a candidate who takes the test through the bot and does the
+annotation on the CVAT stand-in with the login the bot sent, as a person would."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from connection import AsyncCvatClient, CvatClient
+from sandbox.telegram import BotMessage, TelegramUser
+from tasks_generator.task_set import load_task_set
+from tests.bench.tasks import DEFAULT_SET_XML
+
+TASK_SET = load_task_set(DEFAULT_SET_XML.parent)
+
+
+@dataclass(frozen=True)
+class Login:
+    """The credentials as the candidate read them in the chat."""
+
+    url: str
+    username: str
+    password: str
+
+
+def read_login(message: BotMessage) -> Login:
+    """Login, password and link from the credentials message."""
+    text = message.text
+    url = re.search(r"(?:Link|Ссылка): (\S+)", text)
+    username = re.search(r"(?:Login|Логин): (\S+)", text)
+    password = re.search(r"(?:Password|Пароль): (\S+)", text)
+    assert url and username and password, f"no credentials in: {text!r}"
+    return Login(url.group(1), username.group(1), password.group(1))
+
+
+async def get_task(user: TelegramUser, *, new_attempt: bool = False) -> Login:
+    """Ask for a (new) task, confirm, and wait for the credentials."""
+    await user.send("🔁 New attempt" if new_attempt else "📝 Get a test task")
+    await user.expect_message("Start attempt" if new_attempt else "Ready to start?")
+    await user.press("✅ Yes, start a new attempt" if new_attempt else "✅ Yes, create my task")
+    await user.expect_edit("Your test task is ready", timeout=20)
+    login = read_login(await user.expect_message("Your CVAT login", timeout=10))
+    await user.expect_message("What to do")
+    return login
+
+
+def candidate_client(login: Login) -> AsyncCvatClient:
+    """A CVAT client logged in as the candidate."""
+    return AsyncCvatClient(CvatClient(login.url, login.username, login.password))
+
+
+def perfect_shapes(frames: list[str], labels: list[dict[str, Any]],
+                   only: set[str] | None = None, plate_texts: dict[str, str] | None = None,
+                   ) -> list[dict[str, Any]]:
+    """The ground truth itself, as the candidate would save it (optionally on some images only,
+    optionally with some plate texts replaced: {right text: typed text})."""
+    label_id = {lb["name"]: lb["id"] for lb in labels}
+    spec_id = next(a["id"] for lb in labels if lb["name"] == "plate" for a in lb["attributes"])
+    shapes = []
+    for frame, name in enumerate(frames):
+        if only is not None and name not in only:
+            continue
+        for shape in TASK_SET.ground_truth.images[name].shapes:
+            attributes = []
+            if shape.label == "plate":
+                text = (plate_texts or {}).get(shape.text, shape.text)
+                attributes = [{"spec_id": spec_id, "value": text}]
+            shapes.append({
+                "type": "rectangle", "frame": frame, "label_id": label_id[shape.label],
+                "points": list(shape.points), "rotation": 0.0, "occluded": False,
+                "outside": False, "z_order": 0, "group": 0, "source": "manual",
+                "attributes": attributes,
+            })
+    return shapes
+
+
+async def annotate(login: Login, **options: Any) -> tuple[int, list[str]]:
+    """Log in as the candidate, find their single job, save annotations; (job id, frames)."""
+    client = candidate_client(login)
+    try:
+        jobs = await client.visible_jobs()
+        assert len(jobs) == 1, f"the candidate sees {len(jobs)} jobs"
+        job = jobs[0]
+        meta = await client.get_job_meta(job.id)
+        frames = [f["name"] for f in meta["frames"]]
+        labels = await client.get_labels(job_id=job.id)
+        shapes = perfect_shapes(frames, labels, **options)
+        await client.put_job_annotations(job.id, {"version": 0, "tags": [], "shapes": shapes,
+                                                  "tracks": []})
+        return job.id, frames
+    finally:
+        await client.close()
