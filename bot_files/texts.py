@@ -34,9 +34,17 @@ def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, str]:
 
 @cache
 def catalog(language: str) -> dict[str, str]:
-    """Every text of one language, keyed 'section.name'."""
-    with open(TEXTS_DIR / f"{language}.toml", "rb") as handle:
-        return _flatten(tomllib.load(handle))
+    """Every text of one language, keyed 'section.name', from `<lang>.toml` and any
+    `<part>.<lang>.toml` beside it (e.g. hr.en.toml)."""
+    texts: dict[str, str] = {}
+    for path in [TEXTS_DIR / f"{language}.toml", *sorted(TEXTS_DIR.glob(f"*.{language}.toml"))]:
+        with open(path, "rb") as handle:
+            part = _flatten(tomllib.load(handle))
+        clash = set(part) & set(texts)
+        if clash:
+            raise ValueError(f"{path.name} repeats texts: {', '.join(sorted(clash))}")
+        texts.update(part)
+    return texts
 
 
 def placeholders(template: str) -> set[str]:
