@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,11 +57,12 @@ class Work:
     labels: list[dict[str, Any]]
     meta: dict[str, Any]
 
-    def as_task(self) -> TaskAnnotations:
-        """Per-image annotations (blocking: CPU work)."""
-        return from_cvat_rest(self.annotations, self.labels, self.meta["frames"],
+    def as_task(self, image_names: Iterable[str]) -> TaskAnnotations:
+        """Per-image annotations under the task set's image names (blocking: CPU work)."""
+        task = from_cvat_rest(self.annotations, self.labels, self.meta["frames"],
                               self.meta.get("deleted_frames") or (),
                               self.meta.get("start_frame") or 0)
+        return task.named_as(image_names)
 
     def to_json(self) -> str:
         """The stored copy (attempts.submitted_annotations)."""
@@ -107,7 +109,7 @@ async def submit_work(
     assert attempt.cvat_job_id is not None
     job = await cvat.get_job(attempt.cvat_job_id)
     work = await read_work(cvat, attempt.cvat_job_id)
-    candidate_task = await asyncio.to_thread(work.as_task)
+    candidate_task = await asyncio.to_thread(work.as_task, attempt.image_subset)
     problems = await asyncio.to_thread(check_completeness, candidate_task, attempt.image_subset)
     if problems:
         return SubmitOutcome("incomplete", attempt, tuple(problems))
@@ -145,7 +147,8 @@ async def grade_attempt(
     ground_truth = task_set.ground_truth_for(attempt.image_subset)
 
     def compute() -> GradeReport:
-        return grade(ground_truth, work.as_task(), pass_score=settings.pass_score,
+        return grade(ground_truth, work.as_task(attempt.image_subset),
+                     pass_score=settings.pass_score,
                      borderline_score=settings.borderline_score)
 
     report = await asyncio.to_thread(compute)

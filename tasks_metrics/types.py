@@ -15,9 +15,11 @@ Geometry layouts (``Shape.points``), all in image pixels, x to the right, y down
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
@@ -124,6 +126,17 @@ class TaskAnnotations:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def named_as(self, names: Iterable[str]) -> TaskAnnotations:
+        """The same images under the given names, matched exactly or else by file name alone:
+        CVAT names frames from its share by their path there ("set/images/a.jpg")."""
+        wanted = list(names)
+        by_base = {PurePosixPath(n).name: n for n in wanted}
+        renamed: dict[str, ImageAnnotations] = {}
+        for name, image in self.images.items():
+            target = name if name in wanted else by_base.get(PurePosixPath(name).name, name)
+            renamed[target] = dataclasses.replace(image, name=target)
+        return TaskAnnotations(renamed)
 
     @classmethod
     def from_images(cls, images: Iterable[ImageAnnotations]) -> TaskAnnotations:

@@ -83,7 +83,8 @@ async def annotate(login: Login, **options: Any) -> tuple[int, list[str]]:
         assert len(jobs) == 1, f"the candidate sees {len(jobs)} jobs"
         job = jobs[0]
         meta = await client.get_job_meta(job.id)
-        frames = [f["name"] for f in meta["frames"]]
+        # Frames from CVAT's share are named by their path there; the set names them by file.
+        frames = [f["name"].rsplit("/", 1)[-1] for f in meta["frames"]]
         labels = await client.get_labels(job_id=job.id)
         shapes = perfect_shapes(frames, labels, **options)
         await client.put_job_annotations(job.id, {"version": 0, "tags": [], "shapes": shapes,

@@ -1,0 +1,66 @@
+"""Settings that change the candidate's journey: cooldown, showing the score, share images."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+
+import pytest
+
+from config.env import PROJECT_DIR, Settings
+from db import Database
+from sandbox.cvat import CvatServer
+from sandbox.telegram import TelegramServer, TelegramUser
+from tests.conftest import BotApp
+from tests.flow import annotate, get_task
+
+
+@pytest.fixture
+async def app_with(settings: Settings, db: Database) -> AsyncIterator:
+    """Start the production bot with some settings changed."""
+    apps: list[BotApp] = []
+
+    async def start(**changes: object) -> BotApp:
+        app = BotApp(dataclasses.replace(settings, **changes), db)
+        await app.start()
+        apps.append(app)
+        return app
+
+    yield start
+    for app in apps:
+        await app.stop()
+
+
+async def test_cooldown_and_score_shown(app_with, telegram: TelegramServer) -> None:
+    await app_with(attempt_cooldown_minutes=30, show_score=True)
+    user: TelegramUser = telegram.user(4001, first_name="Kim", language_code="en")
+    login = await get_task(user)
+    # Every plate typed in lower case: the boxes are perfect, the texts are all wrong.
+    await annotate(login, plate_texts=_lowercase_plates())
+    await user.send("✅ Submit")
+    thanks = await user.expect_edit("Thank you!", timeout=20)
+    assert "Your score: 0.67 (the pass mark is 0.80)" in thanks.text
+    await user.send("🔁 New attempt")
+    await user.expect_message("Start attempt 2 of 2")
+    await user.press("✅ Yes, start a new attempt")
+    wait = await user.expect_message("You can start the next attempt after", timeout=10)
+    assert "UTC" in wait.text
+
+
+def _lowercase_plates() -> dict[str, str]:
+    from tests.flow import TASK_SET
+
+    return {s.text: s.text.lower() for image in TASK_SET.ground_truth.images.values()
+            for s in image.shapes if s.label == "plate"}
+
+
+async def test_images_from_cvat_share(app_with, telegram: TelegramServer,
+                                      cvat: CvatServer) -> None:
+    cvat.share_dir = PROJECT_DIR / "media" / "task_sets"
+    await app_with(cvat_image_source="share", cvat_share_dir="default/images")
+    user = telegram.user(4002, first_name="Lee", language_code="en")
+    login = await get_task(user)
+    _, frames = await annotate(login)
+    assert len(frames) == 12
+    uploads = [entry for entry in cvat.request_log if entry[0] == "POST" and "/data" in entry[1]]
+    assert len(uploads) == 1  # one request: the share's paths, no image bytes
