@@ -22,6 +22,7 @@ from aiogram.types import BotCommand, BotCommandScopeDefault, ErrorEvent
 from bot_files.fsm_storage import PostgresStorage
 from bot_files.handlers import get_routers
 from bot_files.handlers.candidate import deliver_credentials
+from bot_files.loop_monitor import LoopMonitor
 from bot_files.middlewares import UserContextMiddleware
 from bot_files.texts import LANGUAGES, Texts, pick_language
 from config.env import Settings, SettingsError, load_settings
@@ -90,25 +91,33 @@ def create_dispatcher(settings: Settings, db: Database, cvat: AsyncCvatClient) -
 async def start_background_work(dispatcher: Dispatcher, bot: Bot, db: Database,
                                 cvat: AsyncCvatClient, settings: Settings,
                                 task_set: TaskSet) -> None:
-    """After start: finish what a crash interrupted (builds, gradings), off the update path."""
+    """From start on, periodically: finish what a crash interrupted (builds, gradings), off the
+    update path."""
 
     async def deliver(telegram_id: int, credentials: Credentials) -> None:
         await deliver_credentials(bot, db, telegram_id, credentials)
 
     async def recover() -> None:
-        try:
-            counts = await reconcile(db, cvat, settings, task_set, deliver)
-            regraded = await regrade_interrupted(db, settings, task_set)
-            if any(counts.values()) or regraded:
-                logger.info("reconciled at start: %s, %d graded", counts, regraded)
-        except (DatabaseUnavailable, CvatError, TelegramAPIError) as exc:
-            logger.warning("start-up reconciliation stopped: %s", exc)
+        while True:
+            try:
+                counts = await reconcile(db, cvat, settings, task_set, deliver)
+                regraded = await regrade_interrupted(db, settings, task_set)
+                if any(counts.values()) or regraded:
+                    logger.info("reconciled: %s, %d graded", counts, regraded)
+            except (DatabaseUnavailable, CvatError, TelegramAPIError) as exc:
+                logger.warning("reconciliation stopped for now: %s", exc)
+            await asyncio.sleep(settings.reconcile_interval_seconds)
 
     dispatcher["background"] = asyncio.create_task(recover(), name="reconcile")
+    dispatcher["loop_monitor"] = LoopMonitor().start()
 
 
 async def stop_background_work(dispatcher: Dispatcher) -> None:
-    """Stop reconciliation if it is still running (it resumes at the next start)."""
+    """Stop reconciliation if it is still running (it resumes at the next start); log the
+    event loop's largest stall."""
+    monitor = dispatcher.get("loop_monitor")
+    if monitor is not None:
+        await monitor.stop()
     task = dispatcher.get("background")
     if task is not None and not task.done():
         task.cancel()

@@ -201,6 +201,14 @@ class Settings:
         "CVAT_SHARE_DIR", _str,
         "With CVAT_IMAGE_SOURCE=share: the task set's images folder on CVAT's share.", "",
     )
+    build_lease_seconds: int = _meta(
+        "BUILD_LEASE_SECONDS", _number(int, 2, 3600),
+        "A task build not heard of for this long is taken over (after a crash).", "60",
+    )
+    reconcile_interval_seconds: int = _meta(
+        "RECONCILE_INTERVAL_SECONDS", _number(int, 1, 3600),
+        "How often interrupted builds and gradings are looked for.", "30",
+    )
     cvat_email_domain: str = _meta(
         "CVAT_EMAIL_DOMAIN", _str, "Domain of the placeholder e-mails of candidate accounts.",
         "candidates.invalid",

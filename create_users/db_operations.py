@@ -107,13 +107,18 @@ async def reserve_cvat_credentials(
     db: Database, candidate_id: int, username: str, password: str
 ) -> Candidate:
     """Store the account's name and password BEFORE registering it, so the database always
-    knows every account the bot may have created; keeps earlier ones if already stored."""
+    knows every account the bot may have created. Replaces earlier ones only while no account
+    exists under them (none registered yet, or the old one was deleted)."""
     row = await db.fetchone(
-        "UPDATE candidates SET cvat_username = COALESCE(cvat_username, %s),"
-        " cvat_password = COALESCE(cvat_password, %s) WHERE id = %s"
+        "UPDATE candidates SET cvat_username = %s, cvat_password = %s, cvat_user_id = NULL,"
+        " cvat_deleted_at = NULL WHERE id = %s"
+        " AND (cvat_user_id IS NULL OR cvat_deleted_at IS NOT NULL)"
         f" RETURNING {_CANDIDATE_COLUMNS}",
         (username, password, candidate_id),
     )
+    if row is None:
+        row = await db.fetchone(f"SELECT {_CANDIDATE_COLUMNS} FROM candidates WHERE id = %s",
+                                (candidate_id,))
     assert row is not None
     return Candidate(**row)
 

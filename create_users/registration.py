@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from connection import AsyncCvatClient
+from connection import AsyncCvatClient, CvatRejected
 from create_users.db_operations import (
     Candidate,
     get_candidate_by_id,
@@ -17,6 +17,15 @@ from log import register_secret
 
 logger = logging.getLogger(__name__)
 CANDIDATE_GROUPS = ("worker",)
+MAX_NAME_TRIES = 3
+
+
+def _name_taken(exc: CvatRejected) -> bool:
+    """CVAT said the username or the e-mail already belongs to an account."""
+    details = exc.details
+    if isinstance(details, dict):
+        return "username" in details or "email" in details
+    return isinstance(details, list) and any("e-mail" in str(d) for d in details)
 
 
 async def ensure_cvat_account(
@@ -31,17 +40,30 @@ async def ensure_cvat_account(
     if candidate.cvat_user_id is not None and candidate.cvat_deleted_at is None:
         return candidate
     resumed = candidate.cvat_username is not None and candidate.cvat_deleted_at is None
-    if not resumed:
-        candidate = await reserve_cvat_credentials(
-            db, candidate.id, make_username(candidate.id), make_password())
-    assert candidate.cvat_username is not None and candidate.cvat_password is not None
-    register_secret(candidate.cvat_password)
     first, _, last = candidate.full_name.partition(" ")
-    user = await cvat.register_user(
-        candidate.cvat_username, candidate.cvat_password,
-        make_email(candidate.cvat_username, email_domain),
-        first_name=first[:150], last_name=last[:150], existing_ok=resumed,
-    )
+    for _ in range(MAX_NAME_TRIES):
+        if not resumed:
+            candidate = await reserve_cvat_credentials(
+                db, candidate.id, make_username(candidate.id), make_password())
+        assert candidate.cvat_username is not None and candidate.cvat_password is not None
+        register_secret(candidate.cvat_password)
+        try:
+            user = await cvat.register_user(
+                candidate.cvat_username, candidate.cvat_password,
+                make_email(candidate.cvat_username, email_domain),
+                first_name=first[:150], last_name=last[:150], existing_ok=resumed,
+            )
+            break
+        except CvatRejected as exc:
+            if not _name_taken(exc):
+                raise
+            # Someone else's account has this name or e-mail: pick another name and retry.
+            logger.warning("CVAT name %s is taken by another account; choosing another",
+                           candidate.cvat_username)
+            resumed = False
+    else:
+        raise CvatRejected("CVAT refused every new account name; see the CVAT log",
+                           status=400)
     await cvat.set_groups(user.id, list(CANDIDATE_GROUPS))
     await set_cvat_user_id(db, candidate.id, user.id)
     logger.info("candidate %s has CVAT account %s (id %s)",

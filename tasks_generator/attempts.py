@@ -16,7 +16,7 @@ from db import Cursor, Database
 CREATING, READY, SUBMITTED, GRADED, FAILED = "creating", "ready", "submitted", "graded", "failed"
 OPEN_STATUSES = (CREATING, READY)
 USED_STATUSES = (SUBMITTED, GRADED)
-LEASE = timedelta(minutes=3)
+DEFAULT_LEASE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -74,11 +74,11 @@ def _latest(cur: Cursor, candidate_id: int) -> Attempt | None:
     return Attempt.from_row(row) if row else None
 
 
-def _take_lease(cur: Cursor, attempt_id: int) -> Attempt:
+def _take_lease(cur: Cursor, attempt_id: int, lease: timedelta) -> Attempt:
     cur.execute(
         "UPDATE attempts SET status = 'creating', error = NULL, lease_until = now() + %s,"
         f" updated_at = now() WHERE id = %s RETURNING {_COLUMNS}",
-        (LEASE, attempt_id),
+        (lease, attempt_id),
     )
     return Attempt.from_row(cur.fetchone())
 
@@ -94,6 +94,7 @@ async def open_attempt(
     task_set: str,
     subset_for: Any,
     new_attempt: bool,
+    lease: timedelta = DEFAULT_LEASE,
 ) -> Opening:
     """Find or start the candidate's attempt in one transaction, the candidate's row locked.
 
@@ -116,9 +117,9 @@ async def open_attempt(
         if latest is not None and latest.status == CREATING:
             if latest.lease_until is not None and latest.lease_until > now:
                 return Opening("busy", candidate, latest, used, allowed)
-            return Opening("build", candidate, _take_lease(cur, latest.id), used, allowed)
+            return Opening("build", candidate, _take_lease(cur, latest.id, lease), used, allowed)
         if latest is not None and latest.status == FAILED:
-            return Opening("build", candidate, _take_lease(cur, latest.id), used, allowed)
+            return Opening("build", candidate, _take_lease(cur, latest.id, lease), used, allowed)
         if latest is not None and not new_attempt:
             return Opening("done", candidate, latest, used, allowed)  # submitted or graded
         if used >= allowed:
@@ -131,7 +132,7 @@ async def open_attempt(
         cur.execute(
             "INSERT INTO attempts (candidate_id, number, task_set, image_subset, lease_until)"
             f" VALUES (%s, %s, %s, %s, now() + %s) RETURNING {_COLUMNS}",
-            (candidate.id, number, task_set, list(subset_for(number)), LEASE),
+            (candidate.id, number, task_set, list(subset_for(number)), lease),
         )
         attempt = Attempt.from_row(cur.fetchone())
         name = f"Test of candidate {candidate.id}, attempt {number} (#{attempt.id})"
@@ -162,14 +163,14 @@ async def count_used(db: Database, candidate_id: int) -> int:
                              " AND status IN %s", (candidate_id, USED_STATUSES))
 
 
-async def renew_lease(db: Database, attempt_id: int, **fields: Any) -> None:
-    """Extend the building lease and record step results (cvat_task_id, cvat_job_id...)."""
-    sets = "".join(f", {name} = %({name})s" for name in fields)
-    await db.execute(
-        f"UPDATE attempts SET lease_until = now() + %(lease)s, updated_at = now(){sets}"
-        " WHERE id = %(id)s",
-        {**fields, "lease": LEASE, "id": attempt_id},
-    )
+async def record_step(db: Database, attempt_id: int, lease: timedelta | None = None,
+                      **fields: Any) -> None:
+    """Record step results (cvat_task_id, ...) and, with `lease`, extend the building lease."""
+    sets = ", ".join(["updated_at = now()",
+                      *(["lease_until = now() + %(lease)s"] if lease else []),
+                      *(f"{name} = %({name})s" for name in fields)])
+    await db.execute(f"UPDATE attempts SET {sets} WHERE id = %(id)s AND status = 'creating'",
+                     {**fields, "lease": lease, "id": attempt_id})
 
 
 async def mark_ready(db: Database, attempt_id: int, job_id: int, task_started: datetime) -> None:

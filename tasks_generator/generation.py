@@ -5,17 +5,18 @@ and nothing is created twice or left behind unknown to the database."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from config.env import Settings
 from connection import AsyncCvatClient, CvatError, CvatNotFound, CvatTask
 from create_users.db_operations import Candidate
 from create_users.registration import ensure_cvat_account
-from db import Database
-from tasks_generator.attempts import Attempt, get_attempt, mark_failed, mark_ready, renew_lease
+from db import Database, DatabaseUnavailable
+from tasks_generator.attempts import Attempt, get_attempt, mark_failed, mark_ready, record_step
 from tasks_generator.task_set import TaskSet
 
 logger = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ async def _fresh_task(cvat: AsyncCvatClient, db: Database, attempt: Attempt) -> 
             logger.warning("task %s of attempt %s is gone from CVAT; creating it again",
                            attempt.cvat_task_id, attempt.id)
     task = await cvat.create_task(attempt.cvat_task_name)
-    await renew_lease(db, attempt.id, cvat_task_id=task.id)
+    await record_step(db, attempt.id, cvat_task_id=task.id)
     return task
 
 
@@ -67,7 +68,7 @@ async def _task_with_images(
         logger.warning("task %s of attempt %s has unusable data; replacing it", task.id,
                        attempt.id)
         await cvat.delete_task(task.id)
-        await renew_lease(db, attempt.id, cvat_task_id=None)
+        await record_step(db, attempt.id, cvat_task_id=None)
         task = await _fresh_task(cvat, db, await get_attempt(db, attempt.id))
     await progress(TASK, 1, 1)
     await progress(IMAGES, 0, expected)
@@ -96,25 +97,57 @@ async def build_attempt(
 ) -> Credentials:
     """Run (or resume) every step; on a CVAT failure clean up the task and re-raise."""
     try:
-        await progress(ACCOUNT, 0, 1)
-        candidate = await ensure_cvat_account(db, cvat, candidate, settings.cvat_email_domain)
-        await renew_lease(db, attempt.id)
-        await progress(ACCOUNT, 1, 1)
-        await progress(TASK, 0, 1)
-        task = await _task_with_images(cvat, db, settings, task_set, attempt, progress)
-        await progress(IMAGES, task.size, task.size)
-        job = (await cvat.list_jobs(task.id))[0]
-        assert candidate.cvat_user_id is not None
-        job = await cvat.assign_job(job.id, candidate.cvat_user_id)
-        started = job.assignee_updated_date or datetime.now(UTC)
-        await mark_ready(db, attempt.id, job.id, started)
-        await progress(READY, 1, 1)
+        async with _heartbeat(db, attempt.id, timedelta(seconds=settings.build_lease_seconds)):
+            candidate = await _build_steps(db, cvat, settings, task_set, candidate, attempt,
+                                           progress)
     except CvatError as exc:
         await _give_up(db, cvat, attempt.id, exc)
         raise
     assert candidate.cvat_username is not None and candidate.cvat_password is not None
     return Credentials(settings.cvat_link, candidate.cvat_username, candidate.cvat_password,
                        attempt.number, len(attempt.image_subset))
+
+
+@contextlib.asynccontextmanager
+async def _heartbeat(db: Database, attempt_id: int, lease: timedelta) -> AsyncIterator[None]:
+    """Keep the building lease alive while this process works on the attempt; if the process
+    dies, the lease runs out and another (or the restarted) process takes the attempt over."""
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            try:
+                await record_step(db, attempt_id, lease)
+            except DatabaseUnavailable as exc:
+                logger.warning("lease of attempt %s not renewed: %s", attempt_id, exc)
+
+    task = asyncio.create_task(beat(), name=f"lease-{attempt_id}")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _build_steps(
+    db: Database, cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet,
+    candidate: Candidate, attempt: Attempt, progress: Progress,
+) -> Candidate:
+    """Account, task with images, assignment; each step skipped when already done."""
+    await progress(ACCOUNT, 0, 1)
+    candidate = await ensure_cvat_account(db, cvat, candidate, settings.cvat_email_domain)
+    await progress(ACCOUNT, 1, 1)
+    await progress(TASK, 0, 1)
+    task = await _task_with_images(cvat, db, settings, task_set, attempt, progress)
+    await progress(IMAGES, task.size, task.size)
+    job = (await cvat.list_jobs(task.id))[0]
+    assert candidate.cvat_user_id is not None
+    job = await cvat.assign_job(job.id, candidate.cvat_user_id)
+    started = job.assignee_updated_date or datetime.now(UTC)
+    await mark_ready(db, attempt.id, job.id, started)
+    await progress(READY, 1, 1)
+    return candidate
 
 
 async def _give_up(db: Database, cvat: AsyncCvatClient, attempt_id: int, exc: CvatError) -> None:

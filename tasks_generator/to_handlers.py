@@ -82,6 +82,7 @@ async def request_test_task(
         max_attempts=settings.max_attempts,
         cooldown=timedelta(minutes=settings.attempt_cooldown_minutes),
         task_set=task_set.name, subset_for=task_set.subset_for_attempt, new_attempt=new_attempt,
+        lease=timedelta(seconds=settings.build_lease_seconds),
     )
     common = {"attempt": opening.attempt, "used": opening.used, "allowed": opening.allowed}
     if opening.kind == "build":
@@ -145,8 +146,9 @@ Deliver = Callable[[int, Credentials], Awaitable[None]]
 
 async def reconcile(db: Database, cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet,
                     deliver: Deliver) -> dict[str, int]:
-    """At start: finish attempts whose builder stopped (a crash) and send their credentials,
-    and delete tasks that failed attempts left on CVAT. Safe to run on every replica."""
+    """Finish attempts whose builder stopped (a crash: its lease ran out) and send their
+    credentials, and delete tasks that failed attempts left on CVAT. Run at start and then
+    periodically; safe on every replica (taking over an attempt is one locked transaction)."""
     counts = {"resumed": 0, "cleaned": 0, "failed": 0}
     for attempt in await interrupted_attempts(db):
         if attempt.status == FAILED:
@@ -158,7 +160,8 @@ async def reconcile(db: Database, cvat: AsyncCvatClient, settings: Settings, tas
             db, telegram_id=candidate.telegram_id, username=candidate.telegram_username,
             full_name=candidate.full_name, max_attempts=settings.max_attempts,
             cooldown=timedelta(0), task_set=task_set.name,
-            subset_for=task_set.subset_for_attempt, new_attempt=False)
+            subset_for=task_set.subset_for_attempt, new_attempt=False,
+            lease=timedelta(seconds=settings.build_lease_seconds))
         if opening.kind != "build" or opening.attempt is None:
             continue  # another replica took it over meanwhile
         try:

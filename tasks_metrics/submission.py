@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from config.env import Settings
@@ -160,10 +161,12 @@ async def grade_attempt(
     return report
 
 
-async def regrade_interrupted(db: Database, settings: Settings, task_set: TaskSet) -> int:
-    """Grade attempts stored at Submit whose grading did not finish (a crash); return how many."""
-    rows = await db.fetchall("SELECT id FROM attempts WHERE status = %s ORDER BY id",
-                             (SUBMITTED,))
+async def regrade_interrupted(db: Database, settings: Settings, task_set: TaskSet,
+                             older_than: timedelta = timedelta(minutes=2)) -> int:
+    """Grade attempts stored at Submit whose grading did not finish (a crash), leaving alone
+    those submitted so recently that their grading may still be running; return how many."""
+    rows = await db.fetchall("SELECT id FROM attempts WHERE status = %s"
+                             " AND updated_at < now() - %s ORDER BY id", (SUBMITTED, older_than))
     for row in rows:
         await grade_attempt(db, settings, task_set, row["id"])
     return len(rows)
