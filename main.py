@@ -24,6 +24,7 @@ from bot_files.handlers import get_routers
 from bot_files.handlers.candidate import deliver_credentials
 from bot_files.loop_monitor import LoopMonitor
 from bot_files.middlewares import UserContextMiddleware
+from bot_files.telegram_limits import Pacer, RetryAfterMiddleware, ThrottlingMiddleware
 from bot_files.texts import LANGUAGES, Texts, pick_language
 from config.env import Settings, SettingsError, load_settings
 from connection import AsyncCvatClient, CvatError, CvatMisconfigured
@@ -42,6 +43,7 @@ class StartupError(Exception):
 def create_bot(settings: Settings) -> Bot:
     """The Bot, talking to Telegram or to the server in TELEGRAM_API_URL."""
     session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session.middleware(RetryAfterMiddleware())
     return Bot(
         settings.bot_token,
         session=session,
@@ -76,10 +78,12 @@ async def on_error(event: ErrorEvent, bot: Bot) -> bool:
 
 def create_dispatcher(settings: Settings, db: Database, cvat: AsyncCvatClient) -> Dispatcher:
     """The Dispatcher with FSM state in PostgreSQL and every router; long-lived dependencies
-    (settings, database, CVAT client, task set) injected into handlers by name."""
+    (settings, database, CVAT client, task set, broadcast pacer) injected into handlers by
+    name."""
     task_set = load_task_set(settings.task_set, settings.images_per_task)
     dp = Dispatcher(storage=PostgresStorage(db), settings=settings, db=db, cvat=cvat,
-                    task_set=task_set)
+                    task_set=task_set, pacer=Pacer())
+    dp.update.outer_middleware(ThrottlingMiddleware())  # first: floods cost no database work
     dp.update.outer_middleware(UserContextMiddleware(db))
     dp.errors.register(on_error)
     dp.include_routers(*get_routers())

@@ -17,6 +17,11 @@ async def unknown_message(message: Message, t: Texts, db: Database, settings: Se
                          reply_markup=await current_menu(t, db, settings, message.chat.id))
 
 
+async def edited_message(message: Message, t: Texts) -> None:
+    """Edits are not read as new input: say so instead of acting on them silently."""
+    await message.reply(t("fallback.edited"))
+
+
 async def unknown_callback(callback: CallbackQuery, t: Texts) -> None:
     """A button from an old message, or forged data: say it is out of date."""
     await callback.answer(t("fallback.callback"))
@@ -27,4 +32,5 @@ def create_router() -> Router:
     router = Router(name="fallback")
     router.message.register(unknown_message)
     router.callback_query.register(unknown_callback)
+    router.edited_message.register(edited_message)
     return router

@@ -13,6 +13,7 @@ from aiogram.types import Message
 
 from authorization import hr_recipients
 from bot_files.handlers.menu import current_menu
+from bot_files.telegram_limits import Pacer
 from bot_files.texts import Texts, pick_language
 from config.env import Settings
 from db import Database
@@ -35,7 +36,8 @@ async def ask(message: Message, state: FSMContext, t: Texts) -> None:
 
 
 async def received(
-    message: Message, state: FSMContext, t: Texts, db: Database, settings: Settings, bot: Bot
+    message: Message, state: FSMContext, t: Texts, db: Database, settings: Settings, bot: Bot,
+    pacer: Pacer,
 ) -> None:
     """Forward the candidate's text to every HR user and record it."""
     text = message.text or ""
@@ -52,6 +54,7 @@ async def received(
                     username=f"@{sender.username}" if sender.username else "",
                     telegram_id=sender.id, text=text)
         try:
+            await pacer.wait(hr_id)
             await bot.send_message(hr_id, body)
             delivered += 1
         except TelegramAPIError as exc:
