@@ -36,8 +36,10 @@ class TaskAction(CallbackData, prefix="t1"):
     step: TaskStep
 
 
-def main_menu(t: Texts, stage: str | None = None, attempts_left: int = 0) -> ReplyKeyboardMarkup:
-    """The persistent menu under the input field, with what fits the candidate's stage."""
+def main_menu(t: Texts, stage: str | None = None, attempts_left: int = 0,
+              hr: bool = False) -> ReplyKeyboardMarkup:
+    """The persistent menu under the input field, with what fits the candidate's stage (and
+    the HR menu button for HR users)."""
     builder = ReplyKeyboardBuilder()
     first_row: list[str] = []
     if stage in (None, "new", "failed"):
@@ -54,7 +56,9 @@ def main_menu(t: Texts, stage: str | None = None, attempts_left: int = 0) -> Rep
     builder.button(text=t("menu.language"))
     builder.button(text=t("menu.support"))
     sizes = [len(first_row)] if first_row else []
-    builder.adjust(*sizes, 2, 1)
+    if hr:
+        builder.button(text=t("hr.menu_button"))
+    builder.adjust(*sizes, 2, 1, *([1] if hr else []))
     return builder.as_markup(resize_keyboard=True, is_persistent=True)
 
 

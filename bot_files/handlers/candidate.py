@@ -9,6 +9,7 @@ from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
 from aiogram.types import CallbackQuery, InaccessibleMessage, Message, User
 
+from bot_files.handlers.hr import notify_hr
 from bot_files.keyboards import (
     TaskAction,
     TaskStep,
@@ -285,6 +286,7 @@ async def submit(event: Message | CallbackQuery, t: Texts, db: Database, cvat: A
         await _cvat_trouble(status, t, exc, TaskStep.SUBMIT, edit=True)
         return
     await _report_submission(status, t, outcome, settings)
+    await notify_hr(status.bot, db, settings, outcome)
 
 
 async def _report_submission(status: Message, t: Texts, outcome: SubmitOutcome,

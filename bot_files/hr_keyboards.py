@@ -1,0 +1,222 @@
+"""HR keyboards: inline buttons with short versioned CallbackData prefixes ("h1", "h1c", ...),
+one button per row where labels are long (HR read this on phones)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardMarkup
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot_files.texts import Raw, Texts
+
+HR_PREFIXES = frozenset({"h1", "h1c", "h1s", "h1w"})
+MAX_LABEL = 40  # characters of a person's name on a button
+
+
+class MenuAct(StrEnum):
+    """Buttons of the HR menu."""
+
+    MENU = "m"
+    EXPORT = "x"
+    FIND = "f"
+    WHITELIST = "w"
+    NOTIFY = "n"
+
+
+class HrMenu(CallbackData, prefix="h1"):
+    """"h1:x": a button of the HR menu."""
+
+    act: MenuAct
+
+
+class CardAct(StrEnum):
+    """Buttons on a candidate's card and its confirmations ("!" = confirmed)."""
+
+    OPEN = "o"
+    PICTURES = "p"
+    EXTRA = "e"
+    EXTRA_OK = "e!"
+    REGRADE = "r"
+    REGRADE_OK = "r!"
+    DELETE_CVAT = "dc"
+    DELETE_CVAT_OK = "dc!"
+    DELETE_DATA = "dd"
+    DELETE_DATA_OK = "dd!"
+    CANCEL = "no"
+
+
+class HrCard(CallbackData, prefix="h1c"):
+    """"h1c:dc!:42:0": an action on candidate 42 (arg: the attempt number for pictures)."""
+
+    act: CardAct
+    cid: int
+    arg: int = 0
+
+
+class HrSearchPage(CallbackData, prefix="h1s"):
+    """"h1s:2": a page of search results (the query is kept in the dialog data)."""
+
+    page: int
+
+
+class WhitelistAct(StrEnum):
+    """Buttons of the whitelist."""
+
+    PAGE = "pg"
+    ADD = "add"
+    REMOVE = "rm"
+    REMOVE_OK = "rm!"
+    CANCEL = "no"
+
+
+class HrWhitelist(CallbackData, prefix="h1w"):
+    """"h1w:rm:123456789:0": a whitelist action (tid: the person, page: the list page)."""
+
+    act: WhitelistAct
+    tid: int = 0
+    page: int = 0
+
+
+def is_hr_callback(data: str | None) -> bool:
+    """True for callback data shaped like an HR button (to log forged presses)."""
+    return bool(data) and data.split(":", 1)[0] in HR_PREFIXES
+
+
+def short(label: str) -> Raw:
+    """A person's name fit for a button (buttons are plain text: no escaping)."""
+    label = " ".join(label.split())
+    return Raw(label if len(label) <= MAX_LABEL else label[:MAX_LABEL - 1] + "…")
+
+
+def hr_menu_keyboard(t: Texts, notifications: bool) -> InlineKeyboardMarkup:
+    """The HR menu: export, find, whitelist, notifications switch."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=t("hr.btn_export"), callback_data=HrMenu(act=MenuAct.EXPORT))
+    builder.button(text=t("hr.btn_find"), callback_data=HrMenu(act=MenuAct.FIND))
+    builder.button(text=t("hr.btn_whitelist"), callback_data=HrMenu(act=MenuAct.WHITELIST))
+    builder.button(text=t("hr.btn_notify_on" if notifications else "hr.btn_notify_off"),
+                   callback_data=HrMenu(act=MenuAct.NOTIFY))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def back_to_menu_keyboard(t: Texts) -> InlineKeyboardMarkup:
+    """A single button back to the HR menu."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=t("hr.btn_menu"), callback_data=HrMenu(act=MenuAct.MENU))
+    return builder.as_markup()
+
+
+def _pager(t: Texts, builder: InlineKeyboardBuilder, page: int, pages: int) -> int:
+    """Add ‹ Back / Next › for search results when there are several pages; buttons added."""
+    added = 0
+    if page > 1:
+        builder.button(text=t("hr.btn_prev"), callback_data=HrSearchPage(page=page - 1))
+        added += 1
+    if page < pages:
+        builder.button(text=t("hr.btn_next"), callback_data=HrSearchPage(page=page + 1))
+        added += 1
+    return added
+
+
+def search_results_keyboard(t: Texts, items: list[tuple[int, str]], page: int,
+                            pages: int) -> InlineKeyboardMarkup:
+    """One button per candidate (id, label), then paging."""
+    builder = InlineKeyboardBuilder()
+    for candidate_id, label in items:
+        builder.button(text=short(label), callback_data=HrCard(act=CardAct.OPEN, cid=candidate_id))
+    paging = _pager(t, builder, page, pages)
+    builder.button(text=t("hr.btn_menu"), callback_data=HrMenu(act=MenuAct.MENU))
+    builder.adjust(*([1] * len(items)), *([paging] if paging else []), 1)
+    return builder.as_markup()
+
+
+def card_keyboard(t: Texts, candidate_id: int, picture_attempts: list[int], *,
+                  can_regrade: bool, has_cvat_account: bool) -> InlineKeyboardMarkup:
+    """Pictures per attempt, one more attempt, re-grade, delete account, delete data."""
+    builder = InlineKeyboardBuilder()
+    for number in picture_attempts:
+        builder.button(text=t("hr.btn_pictures", number=number),
+                       callback_data=HrCard(act=CardAct.PICTURES, cid=candidate_id, arg=number))
+    builder.button(text=t("hr.btn_extra"),
+                   callback_data=HrCard(act=CardAct.EXTRA, cid=candidate_id))
+    if can_regrade:
+        builder.button(text=t("hr.btn_regrade"),
+                       callback_data=HrCard(act=CardAct.REGRADE, cid=candidate_id))
+    if has_cvat_account:
+        builder.button(text=t("hr.btn_delete_cvat"),
+                       callback_data=HrCard(act=CardAct.DELETE_CVAT, cid=candidate_id))
+    builder.button(text=t("hr.btn_delete_data"),
+                   callback_data=HrCard(act=CardAct.DELETE_DATA, cid=candidate_id))
+    builder.button(text=t("hr.btn_menu"), callback_data=HrMenu(act=MenuAct.MENU))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+_CONFIRMATIONS = {
+    CardAct.EXTRA: (CardAct.EXTRA_OK, "hr.btn_yes_extra"),
+    CardAct.REGRADE: (CardAct.REGRADE_OK, "hr.btn_yes_regrade"),
+    CardAct.DELETE_CVAT: (CardAct.DELETE_CVAT_OK, "hr.btn_yes_delete"),
+    CardAct.DELETE_DATA: (CardAct.DELETE_DATA_OK, "hr.btn_yes_delete"),
+}
+
+
+def confirmed(act: CardAct) -> CardAct:
+    """The confirming twin of an action that asks first."""
+    return _CONFIRMATIONS[act][0]
+
+
+def card_confirm_keyboard(t: Texts, act: CardAct, candidate_id: int) -> InlineKeyboardMarkup:
+    """Yes / Cancel under a confirmation: the second press does it."""
+    ok, label = _CONFIRMATIONS[act]
+    builder = InlineKeyboardBuilder()
+    builder.button(text=t(label), callback_data=HrCard(act=ok, cid=candidate_id))
+    builder.button(text=t("hr.btn_cancel"),
+                   callback_data=HrCard(act=CardAct.CANCEL, cid=candidate_id))
+    builder.adjust(2)
+    return builder.as_markup()
+
+
+def open_card_keyboard(t: Texts, candidate_id: int) -> InlineKeyboardMarkup:
+    """The button under an HR notification."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=t("hr.btn_open_card"),
+                   callback_data=HrCard(act=CardAct.OPEN, cid=candidate_id))
+    return builder.as_markup()
+
+
+def whitelist_keyboard(t: Texts, removable: list[tuple[int, str]], page: int,
+                       pages: int) -> InlineKeyboardMarkup:
+    """A remove button per person on the page, Add, paging, back to the menu."""
+    builder = InlineKeyboardBuilder()
+    for telegram_id, label in removable:
+        builder.button(text=t("hr.wl_btn_remove", who=short(label)),
+                       callback_data=HrWhitelist(act=WhitelistAct.REMOVE, tid=telegram_id,
+                                                 page=page))
+    builder.button(text=t("hr.wl_btn_add"), callback_data=HrWhitelist(act=WhitelistAct.ADD))
+    paging = 0
+    if page > 1:
+        builder.button(text=t("hr.btn_prev"),
+                       callback_data=HrWhitelist(act=WhitelistAct.PAGE, page=page - 1))
+        paging += 1
+    if page < pages:
+        builder.button(text=t("hr.btn_next"),
+                       callback_data=HrWhitelist(act=WhitelistAct.PAGE, page=page + 1))
+        paging += 1
+    builder.button(text=t("hr.btn_menu"), callback_data=HrMenu(act=MenuAct.MENU))
+    builder.adjust(*([1] * len(removable)), 1, *([paging] if paging else []), 1)
+    return builder.as_markup()
+
+
+def whitelist_confirm_keyboard(t: Texts, telegram_id: int, page: int) -> InlineKeyboardMarkup:
+    """Yes, remove / Cancel."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=t("hr.wl_btn_yes_remove"),
+                   callback_data=HrWhitelist(act=WhitelistAct.REMOVE_OK, tid=telegram_id,
+                                             page=page))
+    builder.button(text=t("hr.btn_cancel"),
+                   callback_data=HrWhitelist(act=WhitelistAct.CANCEL, page=page))
+    builder.adjust(2)
+    return builder.as_markup()

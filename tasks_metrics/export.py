@@ -1,0 +1,373 @@
+"""HR exports: every candidate (headline metrics of the latest graded attempt) and every attempt,
+as a formatted XLSX and a CSV built from pandas frames, a summary and a score histogram.
+
+The XLSX is fast on purpose (10,000 candidates in well under a second): openpyxl lays out the
+workbook (styles, widths, header, filters, pass/fail colours) with one prototype data row per
+sheet, and the data rows are then written as sheet XML directly, reusing the prototype's style
+of each column. Floats are written with `repr`, so the file holds the stored numbers exactly.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from xml.sax.saxutils import escape
+
+import numpy as np
+import pandas as pd
+from openpyxl import Workbook
+from openpyxl.formatting.rule import FormulaRule
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from PIL import Image, ImageDraw
+
+from db import Cursor, Database
+from tasks_metrics.generation import get_font
+
+INT, FLOAT, TEXT, DATE = "int", "float", "text", "date"
+
+_METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("score", FLOAT), ("band", TEXT), ("car_iou", FLOAT), ("plate_iou", FLOAT),
+    ("plate_accuracy", FLOAT), ("task_started", DATE), ("task_ended", DATE),
+    ("time_spent_min", FLOAT), ("times_attempted", INT), ("wrong_plates", INT),
+    ("car_precision", FLOAT), ("car_recall", FLOAT), ("car_matched_iou", FLOAT),
+    ("car_missed", INT), ("car_extra", INT),
+    ("plate_precision", FLOAT), ("plate_recall", FLOAT), ("plate_matched_iou", FLOAT),
+    ("plate_missed", INT), ("plate_extra", INT), ("plate_cer", FLOAT), ("graded_at", DATE),
+)
+
+# (column, kind): the candidates sheet, one row per candidate.
+CANDIDATE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("candidate_id", INT), ("telegram_id", INT), ("telegram_username", TEXT),
+    ("full_name", TEXT), ("cvat_username", TEXT), ("created_at", DATE),
+    ("cvat_deleted_at", DATE), ("attempts_submitted", INT), ("extra_attempts", INT),
+    ("latest_attempt", INT), *_METRIC_COLUMNS,
+)
+
+# The attempts sheet, one row per attempt (graded or not).
+ATTEMPT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("candidate_id", INT), ("telegram_id", INT), ("telegram_username", TEXT),
+    ("cvat_username", TEXT), ("attempt", INT), ("status", TEXT), ("submitted_at", DATE),
+    *_METRIC_COLUMNS,
+)
+
+_METRIC_SQL = """
+    m.score, m.band, m.car_iou, m.plate_iou, m.plate_accuracy, m.task_started, m.task_ended,
+    (extract(epoch FROM m.task_completed) / 60)::float8 AS time_spent_min, m.times_attempted,
+    (SELECT count(*) FROM jsonb_array_elements(
+        CASE WHEN jsonb_typeof(m.report -> 'plates') = 'array' THEN m.report -> 'plates'
+             ELSE '[]'::jsonb END) p
+     WHERE p ->> 'correct' = 'false')::int AS wrong_plates,
+    m.car_precision, m.car_recall, m.car_matched_iou, m.car_missed, m.car_extra,
+    m.plate_precision, m.plate_recall, m.plate_matched_iou, m.plate_missed, m.plate_extra,
+    m.plate_cer, m.graded_at"""
+
+CANDIDATES_SQL = f"""
+SELECT c.id AS candidate_id, c.telegram_id, c.telegram_username, c.full_name, c.cvat_username,
+       c.created_at, c.cvat_deleted_at,
+       (SELECT count(*) FROM attempts s WHERE s.candidate_id = c.id
+          AND s.status IN ('submitted', 'graded'))::int AS attempts_submitted,
+       c.extra_attempts, a.number AS latest_attempt, {_METRIC_SQL}
+FROM candidates c
+LEFT JOIN LATERAL (
+    SELECT la.id, la.number FROM attempts la JOIN metrics lm ON lm.attempt_id = la.id
+    WHERE la.candidate_id = c.id ORDER BY la.number DESC LIMIT 1) a ON true
+LEFT JOIN metrics m ON m.attempt_id = a.id
+ORDER BY c.id"""
+
+ATTEMPTS_SQL = f"""
+SELECT c.id AS candidate_id, c.telegram_id, c.telegram_username, c.cvat_username,
+       a.number AS attempt, a.status, a.submitted_at, {_METRIC_SQL}
+FROM attempts a JOIN candidates c ON c.id = a.candidate_id
+LEFT JOIN metrics m ON m.attempt_id = a.id
+ORDER BY c.id, a.number"""
+
+_WIDTHS = {TEXT: 18, DATE: 17, INT: 10, FLOAT: 11}
+_NUMBER_FORMATS = {INT: "0", FLOAT: "0.000", DATE: "yyyy-mm-dd hh:mm", TEXT: "@"}
+_SPECIAL_FORMATS = {"time_spent_min": "0.0", "telegram_id": "0", "candidate_id": "0"}
+_SPECIAL_WIDTHS = {"full_name": 24, "band": 11, "telegram_id": 13}
+_HEADER_FILL = PatternFill("solid", fgColor="1F4E78")
+_BAND_FILLS = {"pass": "C6EFCE", "borderline": "FFEB9C", "fail": "FFC7CE"}
+_EXCEL_EPOCH = pd.Timestamp("1899-12-30")
+_BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class ExportRows:
+    """What the database holds for an export: column names and row tuples of both sheets."""
+
+    candidate_columns: list[str]
+    candidates: list[tuple[Any, ...]]
+    attempt_columns: list[str]
+    attempts: list[tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Headline figures for the HR summary message (medians over the latest graded attempts)."""
+
+    candidates: int
+    submitted: int
+    graded: int
+    passed: int
+    borderline: int
+    failed: int
+    medians: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Exports:
+    """The finished files and figures."""
+
+    xlsx: bytes
+    csv: bytes
+    summary: Summary
+    scores: list[float]
+
+
+async def export_rows(db: Database) -> ExportRows:
+    """Every candidate and every attempt with their metrics, in one transaction."""
+
+    def work(cur: Cursor) -> ExportRows:
+        # A plain tuple cursor: much cheaper than dict rows for tens of thousands of rows.
+        with cur.connection.cursor() as plain:
+            plain.execute(CANDIDATES_SQL)
+            candidate_columns = [d.name for d in plain.description]
+            candidates = plain.fetchall()
+            plain.execute(ATTEMPTS_SQL)
+            attempt_columns = [d.name for d in plain.description]
+            attempts = plain.fetchall()
+        return ExportRows(candidate_columns, candidates, attempt_columns, attempts)
+
+    return await db.run(work)
+
+
+def frames(rows: ExportRows) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The candidates and attempts tables as DataFrames, columns in export order."""
+    candidates = pd.DataFrame.from_records(rows.candidates, columns=rows.candidate_columns)
+    attempts = pd.DataFrame.from_records(rows.attempts, columns=rows.attempt_columns)
+    return (_typed(candidates, CANDIDATE_COLUMNS), _typed(attempts, ATTEMPT_COLUMNS))
+
+
+def _typed(frame: pd.DataFrame, columns: tuple[tuple[str, str], ...]) -> pd.DataFrame:
+    out = {}
+    for name, kind in columns:
+        series = frame[name] if name in frame else pd.Series([None] * len(frame), dtype=object)
+        if kind == FLOAT:
+            series = pd.to_numeric(series, errors="coerce").astype("float64")
+        elif kind == INT:
+            series = pd.to_numeric(series, errors="coerce").astype("Int64")
+        elif kind == DATE:
+            series = pd.to_datetime(series, utc=True)
+        else:
+            series = series.astype(object).where(series.notna(), None)
+        out[name] = series.reset_index(drop=True)
+    return pd.DataFrame(out)
+
+
+def summarize(candidates: pd.DataFrame) -> Summary:
+    """Counts and medians for the summary message."""
+    band = candidates["band"]
+    graded = candidates[band.notna()]
+    medians: dict[str, float | None] = {}
+    for name in ("score", "car_iou", "plate_iou", "plate_accuracy", "time_spent_min"):
+        value = graded[name].median() if len(graded) else None
+        medians[name] = None if value is None or pd.isna(value) else float(value)
+    return Summary(
+        candidates=len(candidates),
+        submitted=int((candidates["attempts_submitted"].fillna(0) > 0).sum()),
+        graded=len(graded),
+        passed=int((band == "pass").sum()),
+        borderline=int((band == "borderline").sum()),
+        failed=int((band == "fail").sum()),
+        medians=medians,
+    )
+
+
+def build_exports(rows: ExportRows) -> Exports:
+    """XLSX, CSV and summary from the export rows (blocking: run in a thread)."""
+    candidates, attempts = frames(rows)
+    xlsx = build_xlsx({"Candidates": (candidates, CANDIDATE_COLUMNS),
+                       "Attempts": (attempts, ATTEMPT_COLUMNS)})
+    scores = candidates["score"].dropna().tolist()
+    return Exports(xlsx=xlsx, csv=build_csv(candidates), summary=summarize(candidates),
+                   scores=scores)
+
+
+# --- CSV -----------------------------------------------------------------------------------
+
+
+def build_csv(candidates: pd.DataFrame) -> bytes:
+    """The candidates sheet as UTF-8 CSV with a BOM (Excel then reads Cyrillic names right);
+    text that a spreadsheet would run as a formula is prefixed with an apostrophe."""
+    frame = candidates.copy()
+    for name, kind in CANDIDATE_COLUMNS:
+        if kind == TEXT:
+            frame[name] = frame[name].map(_csv_safe)
+    return frame.to_csv(index=False).encode("utf-8-sig")
+
+
+def _csv_safe(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_CSV_FORMULA_START):
+        return "'" + value
+    return value
+
+
+# --- XLSX ----------------------------------------------------------------------------------
+
+
+def build_xlsx(sheets: dict[str, tuple[pd.DataFrame, tuple[tuple[str, str], ...]]]) -> bytes:
+    """A formatted workbook: bold header, widths, number formats, filters, frozen header,
+    rows coloured by band (conditional formatting), one sheet per entry."""
+    wb = Workbook()
+    wb.remove(wb.active)
+    for title, (frame, columns) in sheets.items():
+        _layout_sheet(wb, title, columns, len(frame))
+    skeleton = io.BytesIO()
+    wb.save(skeleton)
+    bodies = {f"xl/worksheets/sheet{i}.xml": (frame, columns)
+              for i, (frame, columns) in enumerate(sheets.values(), start=1)}
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(skeleton.getvalue())) as source, \
+            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename in bodies:
+                frame, columns = bodies[item.filename]
+                data = _fill_sheet(data.decode("utf-8"), frame, columns).encode("utf-8")
+            target.writestr(item.filename, data)
+    return out.getvalue()
+
+
+def _layout_sheet(wb: Workbook, title: str, columns: tuple[tuple[str, str], ...],
+                  rows: int) -> None:
+    ws = wb.create_sheet(title)
+    bold = Font(bold=True, color="FFFFFF")
+    for index, (name, kind) in enumerate(columns, start=1):
+        header = ws.cell(row=1, column=index, value=name)
+        header.font = bold
+        header.fill = _HEADER_FILL
+        header.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+        # The prototype row: its style per column is copied onto every data row.
+        prototype = ws.cell(row=2, column=index, value=_PROTOTYPE_VALUES[kind])
+        prototype.number_format = _SPECIAL_FORMATS.get(name, _NUMBER_FORMATS[kind])
+        letter = get_column_letter(index)
+        ws.column_dimensions[letter].width = _SPECIAL_WIDTHS.get(name, _WIDTHS[kind])
+    ws.row_dimensions[1].height = 30
+    ws.freeze_panes = "C2"
+    last = get_column_letter(len(columns))
+    end = max(rows + 1, 2)
+    ws.auto_filter.ref = f"A1:{last}{end}"
+    band_index = [name for name, _ in columns].index("band") + 1
+    band = get_column_letter(band_index)
+    for value, colour in _BAND_FILLS.items():
+        ws.conditional_formatting.add(
+            f"A2:{last}{end}",
+            FormulaRule(formula=[f'${band}2="{value}"'],
+                        fill=PatternFill("solid", fgColor=colour, bgColor=colour)))
+
+
+_PROTOTYPE_VALUES: dict[str, Any] = {INT: 0, FLOAT: 0.5, TEXT: "x", DATE: datetime(2000, 1, 1)}
+_ROW2 = re.compile(r'<row r="2"[^>]*>.*?</row>', re.S)
+_CELL_STYLE = re.compile(r'<c r="([A-Z]+)2"(?: s="(\d+)")?')
+_DIMENSION = re.compile(r'<dimension ref="[^"]*"/>')
+
+
+def _fill_sheet(xml: str, frame: pd.DataFrame, columns: tuple[tuple[str, str], ...]) -> str:
+    prototype = _ROW2.search(xml)
+    if prototype is None:
+        raise RuntimeError("the sheet skeleton has no prototype row")
+    styles = {letter: style or "0" for letter, style in _CELL_STYLE.findall(prototype.group(0))}
+    cells_by_column = []
+    for index, (name, kind) in enumerate(columns, start=1):
+        letter = get_column_letter(index)
+        cells_by_column.append(_column_cells(frame[name], kind, letter, styles.get(letter, "0")))
+    body = "".join(
+        f'<row r="{number}">{"".join(cells)}</row>'
+        for number, cells in enumerate(zip(*cells_by_column, strict=True), start=2)
+    ) if len(frame) else ""
+    last = get_column_letter(len(columns))
+    xml = xml[:prototype.start()] + body + xml[prototype.end():]
+    return _DIMENSION.sub(f'<dimension ref="A1:{last}{len(frame) + 1}"/>', xml, count=1)
+
+
+def _column_cells(series: pd.Series, kind: str, letter: str, style: str) -> list[str]:
+    """The XML of one column's cells, row 2 on (empty string for a missing value)."""
+    start = 2
+    if kind == TEXT:
+        return [
+            "" if value is None else
+            f'<c r="{letter}{row}" s="{style}" t="inlineStr"><is><t xml:space="preserve">'
+            f'{escape(_BAD_XML.sub("", str(value)))}</t></is></c>'
+            for row, value in enumerate(series.tolist(), start=start)
+        ]
+    if kind == DATE:
+        serial = ((series.dt.tz_convert(UTC).dt.tz_localize(None) - _EXCEL_EPOCH)
+                  / pd.Timedelta(days=1))
+        values = serial.to_numpy(dtype="float64", na_value=np.nan).tolist()
+        return ["" if value != value else f'<c r="{letter}{row}" s="{style}"><v>{value!r}</v></c>'
+                for row, value in enumerate(values, start=start)]
+    if kind == INT:
+        return ["" if value is None or value is pd.NA else
+                f'<c r="{letter}{row}" s="{style}"><v>{int(value)}</v></c>'
+                for row, value in enumerate(series.astype(object).tolist(), start=start)]
+    values = series.to_numpy(dtype="float64", na_value=np.nan).tolist()
+    return ["" if value != value or value in (np.inf, -np.inf) else
+            f'<c r="{letter}{row}" s="{style}"><v>{value!r}</v></c>'
+            for row, value in enumerate(values, start=start)]
+
+
+# --- the chart -----------------------------------------------------------------------------
+
+
+def score_histogram(scores: list[float], *, title: str, x_label: str, y_label: str,
+                    pass_score: float, borderline_score: float, bins: int = 10) -> bytes:
+    """PNG bar chart of the score distribution, bars coloured fail / borderline / pass."""
+    width, height = 900, 560
+    left, right, top, bottom = 80, 30, 70, 90
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    title_font, font, small = get_font(26), get_font(18), get_font(15)
+    counts, edges = np.histogram(np.clip(np.asarray(scores, dtype=float), 0.0, 1.0),
+                                 bins=bins, range=(0.0, 1.0))
+    peak = max(int(counts.max()) if len(scores) else 0, 1)
+    plot_w, plot_h = width - left - right, height - top - bottom
+    draw.text((width / 2, 28), title, fill="black", font=title_font, anchor="mm")
+    draw.line([(left, top), (left, top + plot_h), (left + plot_w, top + plot_h)],
+              fill="black", width=2)
+    for step in range(5):
+        value = round(peak * step / 4)
+        y = top + plot_h - plot_h * value / peak
+        draw.line([(left - 5, y), (left + plot_w, y)], fill=(225, 225, 225), width=1)
+        draw.text((left - 10, y), str(value), fill="black", font=small, anchor="rm")
+    bar_w = plot_w / bins
+    for index, count in enumerate(counts.tolist()):
+        low = edges[index]
+        middle = (low + edges[index + 1]) / 2
+        colour = ((99, 190, 123) if middle >= pass_score else
+                  (255, 204, 0) if middle >= borderline_score else (230, 90, 90))
+        x0 = left + index * bar_w + 4
+        x1 = left + (index + 1) * bar_w - 4
+        y0 = top + plot_h - plot_h * count / peak
+        if count:
+            draw.rectangle((x0, y0, x1, top + plot_h - 1), fill=colour, outline=(60, 60, 60))
+            draw.text(((x0 + x1) / 2, y0 - 12), str(count), fill="black", font=small,
+                      anchor="mm")
+        draw.text((left + index * bar_w, top + plot_h + 16), f"{low:.1f}", fill="black",
+                  font=small, anchor="mm")
+    draw.text((left + plot_w, top + plot_h + 16), "1.0", fill="black", font=small, anchor="mm")
+    draw.text((left + plot_w / 2, height - 30), x_label, fill="black", font=font, anchor="mm")
+    draw.text((16, top - 30), y_label, fill="black", font=font, anchor="lm")
+    out = io.BytesIO()
+    image.save(out, format="PNG", optimize=False)
+    return out.getvalue()
+
+
+def export_file_name(now: datetime, extension: str) -> str:
+    """candidates_YYYY-MM-DD_HHMM.<extension>"""
+    return f"candidates_{now:%Y-%m-%d_%H%M}.{extension}"

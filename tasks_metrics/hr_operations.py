@@ -1,0 +1,265 @@
+"""What HR do to candidates: find them, read their card (every attempt with its metrics, wrong
+plates and error pictures), allow one more attempt, re-grade, delete the CVAT account, delete
+the data. Deleting the account keeps the rows; deleting the data keeps the account (as in the
+original design). Every action goes to the action log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from config.env import Settings
+from connection import AsyncCvatClient, CvatError
+from db import Database
+from log import record_action
+from tasks_generator.task_set import TaskSet
+from tasks_metrics.generation import render_overlays
+from tasks_metrics.metrics import GradeReport, grade
+from tasks_metrics.submission import Work, grade_attempt
+
+logger = logging.getLogger(__name__)
+
+SEARCH_LIMIT = 200
+MAX_PICTURES = 30
+
+_SUMMARY_SQL = """
+SELECT c.id, c.telegram_id, c.telegram_username, c.full_name, c.cvat_username, c.cvat_user_id,
+       c.created_at, c.cvat_deleted_at, c.extra_attempts, l.band, l.score, l.number AS latest
+FROM candidates c
+LEFT JOIN LATERAL (
+    SELECT m.band, m.score, a.number FROM attempts a JOIN metrics m ON m.attempt_id = a.id
+    WHERE a.candidate_id = c.id ORDER BY a.number DESC LIMIT 1) l ON true
+"""
+
+
+@dataclass(frozen=True)
+class CandidateSummary:
+    """A candidate as HR see them in lists and at the top of the card."""
+
+    id: int
+    telegram_id: int
+    telegram_username: str | None
+    full_name: str
+    cvat_username: str | None
+    cvat_user_id: int | None
+    created_at: datetime
+    cvat_deleted_at: datetime | None
+    extra_attempts: int
+    band: str | None = None
+    score: float | None = None
+    latest: int | None = None
+
+    @property
+    def has_cvat_account(self) -> bool:
+        """An account was registered and not deleted by HR since."""
+        return self.cvat_user_id is not None and self.cvat_deleted_at is None
+
+
+@dataclass(frozen=True)
+class AttemptCard:
+    """One attempt on the card: progress, time, metrics and the wrong plates."""
+
+    id: int
+    number: int
+    status: str
+    images: int
+    task_started: datetime | None
+    task_ended: datetime | None
+    submitted_at: datetime | None
+    time_spent: timedelta | None
+    metrics: dict[str, Any] | None
+    wrong_plates: list[dict[str, Any]] = field(default_factory=list)
+    has_work: bool = False
+
+
+@dataclass(frozen=True)
+class CandidateCard:
+    """The candidate and every attempt, oldest first."""
+
+    candidate: CandidateSummary
+    attempts: list[AttemptCard]
+
+
+def _summary(row: dict[str, Any]) -> CandidateSummary:
+    return CandidateSummary(**{k: row[k] for k in CandidateSummary.__dataclass_fields__})
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+async def search_candidates(db: Database, query: str,
+                            limit: int = SEARCH_LIMIT) -> list[CandidateSummary]:
+    """Candidates by Telegram @username, CVAT username or Telegram id (exact matches); if none,
+    by part of a username or name. Newest first."""
+    text = query.strip()
+    if not text:
+        return []
+    order = " ORDER BY c.created_at DESC, c.id DESC LIMIT %s"
+    name = text.removeprefix("@")
+    if text.lstrip("-").isdigit():
+        rows = await db.fetchall(
+            _SUMMARY_SQL + " WHERE c.telegram_id = %s OR lower(c.cvat_username) = lower(%s)"
+            + order, (int(text), text, limit))
+    elif text.startswith("@"):
+        rows = await db.fetchall(
+            _SUMMARY_SQL + " WHERE lower(c.telegram_username) = lower(%s)" + order,
+            (name, limit))
+    else:
+        rows = await db.fetchall(
+            _SUMMARY_SQL + " WHERE lower(c.cvat_username) = lower(%s)"
+            " OR lower(c.telegram_username) = lower(%s)" + order, (text, text, limit))
+    if not rows and name:
+        pattern = _like(name)
+        rows = await db.fetchall(
+            _SUMMARY_SQL + " WHERE c.telegram_username ILIKE %s OR c.cvat_username ILIKE %s"
+            " OR c.full_name ILIKE %s" + order, (pattern, pattern, pattern, limit))
+    return [_summary(row) for row in rows]
+
+
+async def candidate_summary(db: Database, candidate_id: int) -> CandidateSummary | None:
+    """One candidate by row id, or None (deleted)."""
+    row = await db.fetchone(_SUMMARY_SQL + " WHERE c.id = %s", (candidate_id,))
+    return _summary(row) if row else None
+
+
+async def candidate_card(db: Database, candidate_id: int) -> CandidateCard | None:
+    """The candidate with every attempt and its stored metrics, or None."""
+    candidate = await candidate_summary(db, candidate_id)
+    if candidate is None:
+        return None
+    rows = await db.fetchall(
+        "SELECT a.id, a.number, a.status, cardinality(a.image_subset) AS images,"
+        " a.task_started, a.task_ended, a.submitted_at,"
+        " a.submitted_annotations IS NOT NULL AS has_work, m.attempt_id AS graded,"
+        " m.car_iou, m.plate_iou, m.plate_accuracy, m.score, m.band, m.task_completed,"
+        " m.car_precision, m.car_recall, m.car_matched_iou, m.car_missed, m.car_extra,"
+        " m.plate_precision, m.plate_recall, m.plate_matched_iou, m.plate_missed,"
+        " m.plate_extra, m.plate_cer, m.graded_at, m.report -> 'plates' AS plates"
+        " FROM attempts a LEFT JOIN metrics m ON m.attempt_id = a.id"
+        " WHERE a.candidate_id = %s ORDER BY a.number", (candidate_id,))
+    attempts = []
+    for row in rows:
+        metrics = None
+        if row["graded"] is not None:
+            metrics = {k: row[k] for k in (
+                "car_iou", "plate_iou", "plate_accuracy", "score", "band", "car_precision",
+                "car_recall", "car_matched_iou", "car_missed", "car_extra", "plate_precision",
+                "plate_recall", "plate_matched_iou", "plate_missed", "plate_extra", "plate_cer",
+                "graded_at")}
+        plates = row["plates"] if isinstance(row["plates"], list) else []
+        spent = row["task_completed"]
+        if spent is None and row["task_started"] and row["task_ended"]:
+            spent = row["task_ended"] - row["task_started"]
+        attempts.append(AttemptCard(
+            id=row["id"], number=row["number"], status=row["status"], images=row["images"],
+            task_started=row["task_started"], task_ended=row["task_ended"],
+            submitted_at=row["submitted_at"], time_spent=spent, metrics=metrics,
+            wrong_plates=[p for p in plates if isinstance(p, dict) and not p.get("correct")],
+            has_work=row["has_work"]))
+    return CandidateCard(candidate, attempts)
+
+
+# --- actions ---------------------------------------------------------------------------------
+
+
+async def grant_extra_attempt(db: Database, actor_id: int, candidate_id: int) -> int | None:
+    """One more attempt for the candidate; the new number of extra attempts, None if gone."""
+    extra = await db.fetchval(
+        "UPDATE candidates SET extra_attempts = extra_attempts + 1 WHERE id = %s"
+        " RETURNING extra_attempts", (candidate_id,))
+    await record_action(db, actor_id, "hr.extra_attempt", candidate_id,
+                        {"extra_attempts": extra}, ok=extra is not None)
+    return extra
+
+
+async def regrade_candidate(db: Database, actor_id: int, candidate_id: int, settings: Settings,
+                            task_set: TaskSet) -> list[tuple[int, GradeReport | None]]:
+    """Grade again every submitted attempt from its stored copy: (number, report or None if
+    it could not be graded)."""
+    rows = await db.fetchall(
+        "SELECT id, number FROM attempts WHERE candidate_id = %s"
+        " AND submitted_annotations IS NOT NULL AND status IN ('submitted', 'graded')"
+        " ORDER BY number", (candidate_id,))
+    results: list[tuple[int, GradeReport | None]] = []
+    for row in rows:
+        try:
+            report = await grade_attempt(db, settings, task_set, row["id"])
+        except (ValueError, KeyError) as exc:
+            logger.warning("attempt %s not re-graded: %s", row["id"], exc)
+            report = None
+        results.append((row["number"], report))
+    await record_action(db, actor_id, "hr.regrade", candidate_id,
+                        {"attempts": [{"number": n, "score": r.score if r else None}
+                                      for n, r in results]},
+                        ok=all(r is not None for _, r in results))
+    return results
+
+
+async def delete_cvat_account(db: Database, cvat: AsyncCvatClient, actor_id: int,
+                              candidate_id: int) -> str:
+    """Delete the candidate's CVAT account; their rows in the database stay.
+
+    Returns "deleted", "already_gone" (CVAT no longer had it), "no_account" or "not_found";
+    a CVAT failure is logged and raised.
+    """
+    candidate = await candidate_summary(db, candidate_id)
+    if candidate is None:
+        outcome = "not_found"
+    elif not candidate.has_cvat_account:
+        outcome = "no_account"
+    else:
+        assert candidate.cvat_user_id is not None
+        try:
+            deleted = await cvat.delete_user(candidate.cvat_user_id)
+        except CvatError as exc:
+            await record_action(db, actor_id, "hr.delete_cvat_account", candidate_id,
+                                {"error": type(exc).__name__}, ok=False)
+            raise
+        await db.execute("UPDATE candidates SET cvat_deleted_at = now() WHERE id = %s",
+                         (candidate_id,))
+        outcome = "deleted" if deleted else "already_gone"
+    await record_action(db, actor_id, "hr.delete_cvat_account", candidate_id,
+                        {"outcome": outcome,
+                         "cvat_username": candidate.cvat_username if candidate else None},
+                        ok=outcome in ("deleted", "already_gone"))
+    return outcome
+
+
+async def delete_candidate_data(db: Database, actor_id: int, candidate_id: int) -> bool:
+    """Delete the candidate's rows (attempts and metrics go with them); the CVAT account and
+    the action log stay. False if there was nothing to delete."""
+    row = await db.fetchone(
+        "DELETE FROM candidates WHERE id = %s RETURNING telegram_id, cvat_username",
+        (candidate_id,))
+    await record_action(db, actor_id, "hr.delete_data", candidate_id,
+                        {"telegram_id": row["telegram_id"] if row else None,
+                         "cvat_username": row["cvat_username"] if row else None},
+                        ok=row is not None)
+    return row is not None
+
+
+async def error_pictures(db: Database, settings: Settings, task_set: TaskSet,
+                         attempt_id: int) -> list[tuple[str, bytes]]:
+    """JPEG pictures of the errors of one submitted attempt, (image name, bytes), images with
+    errors only, at most MAX_PICTURES; empty when there is nothing wrong or nothing stored."""
+    row = await db.fetchone(
+        "SELECT image_subset, submitted_annotations FROM attempts WHERE id = %s", (attempt_id,))
+    if row is None or row["submitted_annotations"] is None:
+        return []
+    subset = [name for name in row["image_subset"] if name in task_set.ground_truth.images]
+
+    def render() -> list[tuple[str, bytes]]:
+        ground_truth = task_set.ground_truth_for(subset)
+        # Named as the task set names the images (CVAT may report share paths).
+        candidate = Work.from_stored(row["submitted_annotations"]).as_task(row["image_subset"])
+        report = grade(ground_truth, candidate, pass_score=settings.pass_score,
+                       borderline_score=settings.borderline_score)
+        pictures = render_overlays(ground_truth, candidate, report,
+                                   lambda name: task_set.image_path(name).read_bytes())
+        return list(pictures.items())[:MAX_PICTURES]
+
+    return await asyncio.to_thread(render)

@@ -1,0 +1,320 @@
+"""The HR menu end to end: Telegram stand-in, CVAT stand-in, real PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pandas as pd
+import pytest
+
+from bot_files.telegram_limits import ThrottlingMiddleware
+from db import Database
+from sandbox.cvat import CvatServer
+from sandbox.telegram import TelegramServer, TelegramUser
+from tests.conftest import BotApp
+from tests.flow import TASK_SET, annotate, get_task
+from tests.test_hr_export import (
+    add_candidate,
+    add_graded_attempt,
+    check_files_against_database,
+    metrics,
+    seed_several,
+)
+
+
+@pytest.fixture(autouse=True)
+def roomy_throttle(bot_app: BotApp) -> None:
+    """These tests press many buttons in a row, faster than a person: the per-user flood
+    limit (tested on its own) gets a bigger burst so it does not drop their updates."""
+    for middleware in bot_app.dp.update.outer_middleware:
+        if isinstance(middleware, ThrottlingMiddleware):
+            middleware.burst = 1000
+
+
+async def open_menu(hr: TelegramUser) -> None:
+    """/hr and the HR menu appears."""
+    await hr.send("/hr")
+    menu = await hr.expect_message("HR menu")
+    assert menu.buttons[0] == ["📊 All candidates"]
+
+
+async def find(hr: TelegramUser, query: str) -> None:
+    """HR menu → Find a candidate → the query."""
+    await open_menu(hr)
+    await hr.press("🔎 Find a candidate")
+    await hr.expect_message("Send the candidate's")
+    await hr.send(query)
+
+
+async def submit_with_wrong_plates(user: TelegramUser, wrong: int = 3) -> str:
+    """The candidate takes the test, types `wrong` plates wrongly and submits; the login."""
+    await user.send("/start")
+    login = await get_task(user)
+    subset = TASK_SET.subset_for_attempt(1)
+    # One wrong plate on each of `wrong` images (one picture per image).
+    texts = [next(s.text for s in TASK_SET.ground_truth.images[n].shapes if s.label == "plate")
+             for n in subset
+             if any(s.label == "plate" for s in TASK_SET.ground_truth.images[n].shapes)][:wrong]
+    await annotate(login, plate_texts={text: text + "X" for text in texts})
+    await user.send("✅ Submit")
+    await user.expect_edit("Thank you!", timeout=20)
+    return login.username
+
+
+async def test_whitelisted_hr_gets_xlsx_csv_summary_and_chart(hr_user: TelegramUser,
+                                                              db: Database) -> None:
+    await seed_several(db)
+    await open_menu(hr_user)
+    await hr_user.press("📊 All candidates")
+    summary = await hr_user.expect_edit("All candidates", timeout=10)
+    assert "Candidates: 4" in summary.text and "Submitted: 3" in summary.text
+    assert "pass 1, 🟡 borderline 1, ❌ fail 1" in summary.text and "Score: 0.700" in summary.text
+    chart = await hr_user.expect_message("Score distribution", timeout=10)
+    assert chart.photo and chart.photo.startswith(b"\x89PNG")
+    xlsx = await hr_user.expect_message(".xlsx", timeout=10)
+    csv = await hr_user.expect_message(".csv", timeout=10)
+    assert xlsx.document is not None and csv.document is not None
+    await check_files_against_database(db, xlsx.document.data, csv.document.data)
+    assert len(pd.read_csv(io.BytesIO(csv.document.data))) == 4
+    logged = await db.fetchval("SELECT count(*) FROM action_log WHERE action = 'hr.export'"
+                               " AND actor_id = %s", (hr_user.id,))
+    assert logged == 1
+
+
+async def test_a_user_not_on_the_list_gets_nothing_hr_like(user: TelegramUser,
+                                                          db: Database) -> None:
+    target = await add_candidate(db, 5555, username="victim", cvat="cand9_zz")
+    await add_graded_attempt(db, target, 1, metrics(0.9, "pass"))
+    for text in ("/hr", "🗂 HR menu", "📊 All candidates", "🗂 Меню HR"):
+        await user.send(text)
+        answer = await user.expect_message("I did not understand that")
+        assert answer.reply_keyboard is not None
+        assert all("HR menu" not in b for row in answer.reply_keyboard for b in row)
+    for data in ("h1:x", f"h1c:dd!:{target}:0", f"h1c:o:{target}:0", "h1w:add:0:0",
+                 "h1s:2"):
+        await user.press_data(data)
+        assert "out of date" in (await user.expect_answer())["text"]
+    await user.expect_nothing(0.5)
+    assert not any(m.document or m.photo for m in user.messages)
+    assert await db.fetchval("SELECT count(*) FROM candidates WHERE id = %s", (target,)) == 1
+    denied = await db.fetchall("SELECT actor_id, ok, details FROM action_log"
+                               " WHERE action = 'hr.denied' ORDER BY id")
+    assert len(denied) == 9 and {r["actor_id"] for r in denied} == {user.id}
+    assert not any(r["ok"] for r in denied)
+    assert denied[0]["details"] == {"text": "/hr"}
+    assert denied[4]["details"] == {"data": "h1:x"}
+
+
+async def test_hr_sees_the_hr_button_in_the_main_menu(hr_user: TelegramUser) -> None:
+    await hr_user.send("/help")
+    help_message = await hr_user.expect_message("How this works")
+    assert help_message.reply_keyboard[-1] == ["🗂 HR menu"]
+    await hr_user.send("🗂 HR menu")
+    await hr_user.expect_message("HR menu")
+
+
+async def test_graded_submission_notifies_hr_and_the_card_shows_everything(
+    user: TelegramUser, hr_user: TelegramUser, telegram: TelegramServer, db: Database
+) -> None:
+    quiet = telegram.user(900_002, first_name="Quiet", language_code="en")
+    blocked = telegram.user(900_003, first_name="Gone", language_code="en")
+    listening = telegram.user(900_004, first_name="Ира", language_code="ru")
+    bystander = telegram.user(1_002, first_name="Bob", language_code="en")
+    await db.execute("INSERT INTO trainingdata_whitelist (telegram_id) VALUES (900002),"
+                     " (900003), (900004)")
+    # The quiet one switches notifications off in the HR menu.
+    await open_menu(quiet)
+    await quiet.press("🔔 Notifications: on")
+    assert "off" in (await quiet.expect_answer())["text"]
+    assert (await quiet.expect_edit()).buttons[-1] == ["🔕 Notifications: off"]
+    await listening.send("/language")
+    await listening.expect_message()
+    await listening.press("🇷🇺 Русский")
+    await listening.expect_message("по-русски")
+    blocked.block()  # a failed send to one HR user must not stop the others
+    quiet.skip_all()
+
+    cvat_username = await submit_with_wrong_plates(user)
+    notice = await hr_user.expect_message("New result", timeout=10)
+    assert "Anna Smith @anna_s, attempt 1: ✅ pass, score 0.95" in notice.text
+    assert "Новый результат" in (await listening.expect_message(timeout=10)).text
+    await quiet.expect_nothing(0.5)
+    await bystander.expect_nothing(0.1)
+    await user.expect_nothing(0.1)
+    assert not any("New result" in m.text for m in user.messages)
+
+    # The card, from the notification's button.
+    await hr_user.press("📇 Open card")
+    card = await hr_user.expect_message("Attempt 1", timeout=10)
+    assert "Anna Smith" in card.text and f"CVAT: {cvat_username}" in card.text
+    assert "Telegram id: 1001" in card.text and "graded, 12 images" in card.text
+    assert "Wrong plates (3):" in card.text and "(different text)" in card.text
+    assert "Cars: precision 1.000, recall 1.000" in card.text and "time spent" in card.text
+    assert "given <code>" in card.html and "X</code>" in card.html
+
+    # Error pictures: an album (three images with a wrong plate each).
+    await hr_user.press("🖼 Errors of attempt 1")
+    await hr_user.expect_message("Drawing the pictures")
+    await hr_user.expect_edit("3 pictures", timeout=20)
+    album = [await hr_user.expect_message(timeout=10) for _ in range(3)]
+    assert {m.kind for m in album} == {"media_group_item"}
+    assert len({m.media_group_id for m in album}) == 1
+    assert all(m.photo and m.photo[:2] == b"\xff\xd8" for m in album)
+
+    # One more attempt: confirmed first, then granted, and the candidate is told.
+    await hr_user.press("➕ One more attempt")
+    await hr_user.expect_message("one more attempt?")
+    assert await db.fetchval("SELECT extra_attempts FROM candidates") == 0
+    await hr_user.press("✅ Yes, allow")
+    await hr_user.expect_edit("may take one more attempt")
+    assert await db.fetchval("SELECT extra_attempts FROM candidates") == 1
+    await user.expect_message("HR allowed you one more attempt")
+
+    # Re-grade from the stored work: the same figures again.
+    before = await db.fetchone("SELECT score, graded_at FROM metrics")
+    await hr_user.press("🔄 Re-grade")
+    await hr_user.expect_message("again, from the stored work?")
+    await hr_user.press("✅ Yes, re-grade")
+    regraded = await hr_user.expect_edit("Re-graded", timeout=20)
+    assert f"Attempt 1: score {before['score']:.3f}" in regraded.text
+    after = await db.fetchone("SELECT score, graded_at FROM metrics")
+    assert after["score"] == before["score"] and after["graded_at"] > before["graded_at"]
+    actions = {r["action"] for r in await db.fetchall(
+        "SELECT action FROM action_log WHERE actor_id = %s", (hr_user.id,))}
+    assert {"hr.card", "hr.pictures", "hr.extra_attempt", "hr.regrade"} <= actions
+
+
+async def test_deleting_the_cvat_account_keeps_the_rows(
+    user: TelegramUser, hr_user: TelegramUser, cvat: CvatServer, db: Database
+) -> None:
+    await user.send("/start")
+    login = await get_task(user)
+    assert cvat.users_by_name(login.username) is not None
+    await find(hr_user, "@anna_s")
+    await hr_user.expect_message("Anna Smith")
+    await hr_user.press("🗑 Delete CVAT account")
+    await hr_user.expect_message("Delete the CVAT account")
+    assert cvat.users_by_name(login.username) is not None  # nothing happens before the "yes"
+    await hr_user.press("🗑 Yes, delete")
+    await hr_user.expect_edit("is deleted", timeout=10)
+    assert cvat.users_by_name(login.username) is None
+    row = await db.fetchone("SELECT cvat_deleted_at, cvat_username FROM candidates")
+    assert row["cvat_deleted_at"] is not None and row["cvat_username"] == login.username
+    assert await db.fetchval("SELECT count(*) FROM attempts") == 1
+    logged = await db.fetchone("SELECT actor_id, ok, details FROM action_log"
+                               " WHERE action = 'hr.delete_cvat_account'")
+    assert logged["actor_id"] == hr_user.id and logged["details"]["outcome"] == "deleted"
+    # The card now says so and offers no second deletion.
+    await find(hr_user, login.username)
+    card = await hr_user.expect_message("account deleted")
+    assert "🗑 Delete CVAT account" not in str(card.buttons)
+
+
+async def test_deleting_the_data_keeps_the_cvat_account(
+    user: TelegramUser, hr_user: TelegramUser, cvat: CvatServer, db: Database
+) -> None:
+    await user.send("/start")
+    login = await get_task(user)
+    await find(hr_user, str(user.id))
+    await hr_user.expect_message("Anna Smith")
+    await hr_user.press("🧹 Delete data")
+    await hr_user.expect_message("This cannot be undone")
+    await hr_user.press("✖️ Cancel")
+    await hr_user.expect_edit("Cancelled")
+    assert await db.fetchval("SELECT count(*) FROM candidates") == 1
+    await hr_user.press("🧹 Delete data")
+    await hr_user.expect_message("This cannot be undone")
+    await hr_user.press("🗑 Yes, delete")
+    await hr_user.expect_edit("is deleted")
+    assert await db.fetchval("SELECT count(*) FROM candidates") == 0
+    assert await db.fetchval("SELECT count(*) FROM attempts") == 0
+    assert cvat.users_by_name(login.username) is not None
+    assert await db.fetchval("SELECT count(*) FROM action_log WHERE action = 'hr.delete_data'"
+                             " AND ok") == 1
+    await find(hr_user, "@anna_s")
+    await hr_user.expect_message("No candidate matches")
+
+
+async def test_search_pages_and_says_when_nothing_matches(hr_user: TelegramUser,
+                                                         db: Database) -> None:
+    for k in range(11):
+        await add_candidate(db, 7000 + k, username=f"ivan_{k}", name=f"Ivan {k}")
+    await find(hr_user, "nobody")
+    await hr_user.expect_message("No candidate matches nobody")
+    await hr_user.send("ivan")  # still waiting for a query
+    first = await hr_user.expect_message("page 1 of 2")
+    assert len(first.buttons) == 8 + 2 and first.buttons[-2] == ["Next ›"]
+    await hr_user.press("Next ›")
+    second = await hr_user.expect_edit("page 2 of 2")
+    assert second.buttons[-2] == ["‹ Back"] and len(second.buttons) == 3 + 2
+    await hr_user.press("Ivan 0 · @ivan_0")
+    card = await hr_user.expect_message("Ivan 0")
+    assert "No attempts yet." in card.text
+
+
+async def test_whitelist_add_by_id_and_forward_then_remove(
+    hr_user: TelegramUser, telegram: TelegramServer, db: Database
+) -> None:
+    colleague = telegram.user(900_020, first_name="Olga", username="olga_hr",
+                              language_code="en")
+    await open_menu(hr_user)
+    await hr_user.press("👥 Whitelist")
+    listing = await hr_user.expect_message("HR whitelist")
+    assert "900001" in listing.text and "HR_ADMIN_IDS" in listing.text
+
+    await hr_user.press("➕ Add")
+    await hr_user.expect_message("Send the new HR user's Telegram id")
+    await hr_user.send("not a number")
+    await hr_user.expect_message("That is not a Telegram id")
+    await hr_user._send({"forward_origin": {"type": "hidden_user", "date": int(time.time()),
+                                            "sender_user_name": "Secret"}, "text": "hi"})
+    await hr_user.expect_message("hides their account")
+    await hr_user.forward_from(colleague)
+    await hr_user.expect_message("Added 900020")
+    await hr_user.expect_message("HR whitelist")
+    await hr_user.press("➕ Add")
+    await hr_user.expect_message("Send the new HR user's Telegram id")
+    await hr_user.send("900030")
+    await hr_user.expect_message("Added 900030")
+    listing = await hr_user.expect_message("HR whitelist")
+    assert "900030" in listing.text and "@olga_hr" in listing.text
+    rows = await db.fetchall("SELECT telegram_id, username, added_by FROM trainingdata_whitelist"
+                             " ORDER BY telegram_id")
+    assert [(r["telegram_id"], r["username"], r["added_by"]) for r in rows] == [
+        (900020, "olga_hr", 900001), (900030, None, 900001)]
+
+    # The new colleague has the HR menu now.
+    await open_menu(colleague)
+
+    await hr_user.press("➖ Remove 900030")
+    await hr_user.expect_message("Remove 900030")
+    await hr_user.press("➖ Yes, remove")
+    await hr_user.expect_edit("Removed 900030")
+    assert await db.fetchval("SELECT array_agg(telegram_id) FROM trainingdata_whitelist") == [
+        900020]
+    logged = await db.fetchall("SELECT action FROM action_log WHERE actor_id = 900001"
+                               " AND action LIKE 'hr.whitelist%%' ORDER BY id")
+    assert [r["action"] for r in logged] == ["hr.whitelist_add", "hr.whitelist_add",
+                                             "hr.whitelist_remove"]
+
+
+async def test_russian_hr_menu(telegram: TelegramServer, bot_app: object,
+                               db: Database) -> None:
+    await db.execute("INSERT INTO trainingdata_whitelist (telegram_id) VALUES (900050)")
+    ru = telegram.user(900_050, first_name="Анна", language_code="ru")
+    await ru.send("/hr")
+    menu = await ru.expect_message("Меню HR")
+    assert menu.buttons[0] == ["📊 Все кандидаты"]
+    await ru.press("📊 Все кандидаты")
+    await ru.expect_edit("Кандидатов пока нет")
+
+
+async def test_login_is_never_shown_to_hr_by_accident(user: TelegramUser, hr_user: TelegramUser,
+                                                      db: Database) -> None:
+    # The card shows the CVAT username but never the candidate's password.
+    await user.send("/start")
+    login = await get_task(user)
+    await find(hr_user, "anna")
+    card = await hr_user.expect_message("Anna Smith")
+    assert login.username in card.text and login.password not in card.text
