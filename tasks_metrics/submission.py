@@ -113,6 +113,9 @@ async def submit_work(
     candidate_task = await asyncio.to_thread(work.as_task, attempt.image_subset)
     problems = await asyncio.to_thread(check_completeness, candidate_task, attempt.image_subset)
     if problems:
+        if job.assignee_id is None and candidate is not None and candidate.cvat_user_id:
+            # An earlier Submit closed the job and then failed: open it again for the fixes.
+            await cvat.assign_job(attempt.cvat_job_id, candidate.cvat_user_id)
         return SubmitOutcome("incomplete", attempt, tuple(problems))
 
     ended = candidate_last_change(job.updated_date, job.assignee_updated_date) or job.updated_date

@@ -1415,6 +1415,9 @@ class CvatServer:
                     raise ValueError(f"cannot identify image file '{name}': {exc}") from None
                 frames.append(Frame(name=name, width=width, height=height, content=content))
                 rq.progress = (idx + 1) / len(files)
+            if task.id not in self.tasks:
+                # Deleted while processing: CVAT's worker fails the job, nothing is created.
+                raise ValueError(f"The task {task.id} was deleted")
             if self.empty_task_failure:
                 log.info("task %s: empty_task_failure knob, no media stored", task.id)
             else:
