@@ -83,7 +83,9 @@ def create_dispatcher(settings: Settings, db: Database, cvat: AsyncCvatClient) -
     task_set = load_task_set(settings.task_set, settings.images_per_task)
     dp = Dispatcher(storage=PostgresStorage(db), settings=settings, db=db, cvat=cvat,
                     task_set=task_set, pacer=Pacer())
-    dp.update.outer_middleware(ThrottlingMiddleware())  # first: floods cost no database work
+    # First: a flood is dropped before it costs any database work.
+    dp.update.outer_middleware(ThrottlingMiddleware(settings.throttle_rate,
+                                                    settings.throttle_burst))
     dp.update.outer_middleware(UserContextMiddleware(db))
     dp.errors.register(on_error)
     dp.include_routers(*get_routers())

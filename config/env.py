@@ -201,6 +201,14 @@ class Settings:
         "CVAT_SHARE_DIR", _str,
         "With CVAT_IMAGE_SOURCE=share: the task set's images folder on CVAT's share.", "",
     )
+    throttle_rate: float = _meta(
+        "THROTTLE_RATE", _number(float, 0.1, 1000),
+        "Updates a second one user may send on average before being slowed down.", "1",
+    )
+    throttle_burst: int = _meta(
+        "THROTTLE_BURST", _number(int, 1, 100000),
+        "Updates one user may send in a quick burst.", "8",
+    )
     build_lease_seconds: int = _meta(
         "BUILD_LEASE_SECONDS", _number(int, 2, 3600),
         "A task build not heard of for this long is taken over (after a crash).", "60",

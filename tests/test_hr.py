@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import time
 
 import pandas as pd
 import pytest
 
-from bot_files.telegram_limits import ThrottlingMiddleware
+from config.env import Settings
 from db import Database
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
@@ -23,13 +24,11 @@ from tests.test_hr_export import (
 )
 
 
-@pytest.fixture(autouse=True)
-def roomy_throttle(bot_app: BotApp) -> None:
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
     """These tests press many buttons in a row, faster than a person: the per-user flood
-    limit (tested on its own) gets a bigger burst so it does not drop their updates."""
-    for middleware in bot_app.dp.update.outer_middleware:
-        if isinstance(middleware, ThrottlingMiddleware):
-            middleware.burst = 1000
+    limit (tested on its own) is configured with a bigger burst for them."""
+    return dataclasses.replace(settings, throttle_burst=1000)
 
 
 async def open_menu(hr: TelegramUser) -> None:

@@ -7,6 +7,7 @@ from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
+from authorization import is_hr
 from bot_files.handlers.menu import current_menu
 from bot_files.keyboards import LanguageChoice, language_keyboard, main_menu
 from bot_files.texts import LANGUAGES, Texts
@@ -39,7 +40,9 @@ async def start(message: Message, state: FSMContext, t: Texts, db: Database,
     next_key = {"new": "start.next_new", "failed": "start.next_new",
                 "building": "start.next_building", "ready": "start.next_ready"}.get(
         kind, "start.next_done_more" if left else "start.next_done")
-    await message.answer(f"{greeting}\n\n{t(next_key)}", reply_markup=main_menu(t, kind, left))
+    hr = user is not None and await is_hr(db, settings.hr_admin_ids, user.id)
+    await message.answer(f"{greeting}\n\n{t(next_key)}",
+                         reply_markup=main_menu(t, kind, left, hr=hr))
 
 
 async def show_help(message: Message, t: Texts, db: Database, settings: Settings) -> None:
