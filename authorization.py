@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from aiogram.filters import BaseFilter
 from aiogram.types import TelegramObject, User
@@ -43,9 +44,11 @@ class HRFilter(BaseFilter):
     """Router-level filter: passes only updates from HR users (messages and button presses)."""
 
     async def __call__(self, event: TelegramObject, db: Database, settings: Settings,
-                       event_from_user: User | None = None) -> bool:
+                       event_from_user: User | None = None, visitor: Any = None) -> bool:
         if event_from_user is None or event_from_user.is_bot:
             return False
+        if visitor is not None:  # read with the update's one round trip (UserContextMiddleware)
+            return bool(visitor.hr)
         return await is_hr(db, settings.hr_admin_ids, event_from_user.id)
 
 

@@ -86,7 +86,7 @@ def create_dispatcher(settings: Settings, db: Database, cvat: AsyncCvatClient) -
     # First: a flood is dropped before it costs any database work.
     dp.update.outer_middleware(ThrottlingMiddleware(settings.throttle_rate,
                                                     settings.throttle_burst))
-    dp.update.outer_middleware(UserContextMiddleware(db))
+    dp.update.outer_middleware(UserContextMiddleware(db, settings))
     dp.errors.register(on_error)
     dp.include_routers(*get_routers())
     dp.startup.register(start_background_work)

@@ -1,4 +1,5 @@
-"""SQL for `telegram_users` (everyone who wrote to the bot) and `candidates`."""
+"""SQL for `candidates`, and the language choice in `telegram_users` (a visit is recorded by
+tasks_generator.attempts.visit_row, in the same round trip that reads the menu's figures)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from db import Cursor, Database
-
-
-@dataclass(frozen=True)
-class TelegramUser:
-    """What the bot remembers about a Telegram user."""
-
-    telegram_id: int
-    username: str | None
-    full_name: str
-    language: str | None
 
 
 @dataclass(frozen=True)
@@ -38,21 +29,6 @@ _CANDIDATE_COLUMNS = (
     "id, telegram_id, telegram_username, full_name, cvat_username, cvat_password, cvat_user_id,"
     " created_at, cvat_deleted_at, extra_attempts"
 )
-
-
-async def touch_user(
-    db: Database, telegram_id: int, username: str | None, full_name: str
-) -> TelegramUser:
-    """Record that the user wrote (one round trip) and return their stored preferences."""
-    row = await db.fetchone(
-        "INSERT INTO telegram_users (telegram_id, username, full_name) VALUES (%s, %s, %s)"
-        " ON CONFLICT (telegram_id) DO UPDATE SET username = EXCLUDED.username,"
-        " full_name = EXCLUDED.full_name, last_seen_at = now()"
-        " RETURNING telegram_id, username, full_name, language",
-        (telegram_id, username, full_name),
-    )
-    assert row is not None
-    return TelegramUser(**row)
 
 
 async def set_language(db: Database, telegram_id: int, language: str) -> None:

@@ -143,6 +143,45 @@ async def open_attempt(
     return await db.run(work)
 
 
+_STAGE_SELECT = (
+    "SELECT c.id AS candidate_id, c.extra_attempts, a.status AS attempt_status,"
+    " a.number AS attempt_number,"
+    " (SELECT count(*) FROM attempts x WHERE x.candidate_id = c.id"
+    "  AND x.status IN ('submitted', 'graded')) AS used,"
+    " EXISTS (SELECT 1 FROM trainingdata_whitelist w WHERE w.telegram_id = %(id)s)"
+    "  AS whitelisted"
+)
+_STAGE_JOINS = (
+    " LEFT JOIN candidates c ON c.telegram_id = %(id)s"
+    " LEFT JOIN LATERAL (SELECT status, number FROM attempts WHERE candidate_id = c.id"
+    "  ORDER BY number DESC LIMIT 1) a ON true"
+)
+
+
+async def visit_row(db: Database, telegram_id: int, username: str | None,
+                    full_name: str) -> dict[str, Any]:
+    """One round trip per update: record that the user wrote, and read their language, their
+    candidate stage figures and whether they are on the HR whitelist."""
+    row = await db.fetchone(
+        "WITH u AS (INSERT INTO telegram_users (telegram_id, username, full_name)"
+        " VALUES (%(id)s, %(username)s, %(name)s) ON CONFLICT (telegram_id) DO UPDATE"
+        " SET username = EXCLUDED.username, full_name = EXCLUDED.full_name,"
+        " last_seen_at = now() RETURNING language)"
+        f" {_STAGE_SELECT}, u.language FROM u {_STAGE_JOINS}",
+        {"id": telegram_id, "username": username, "name": full_name},
+    )
+    assert row is not None
+    return row
+
+
+async def stage_row(db: Database, telegram_id: int) -> dict[str, Any]:
+    """The candidate stage figures and whitelist flag of a user, without recording a visit."""
+    row = await db.fetchone(f"{_STAGE_SELECT} FROM (SELECT 1) one {_STAGE_JOINS}",
+                            {"id": telegram_id})
+    assert row is not None
+    return row
+
+
 async def get_attempt(db: Database, attempt_id: int) -> Attempt:
     """One attempt by id."""
     row = await db.fetchone(f"SELECT {_COLUMNS} FROM attempts WHERE id = %s", (attempt_id,))

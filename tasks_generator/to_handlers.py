@@ -20,10 +20,11 @@ from tasks_generator.attempts import (
     READY,
     SUBMITTED,
     Attempt,
-    count_used,
     interrupted_attempts,
     latest_attempt,
     open_attempt,
+    stage_row,
+    visit_row,
 )
 from tasks_generator.generation import (
     ACCOUNT,
@@ -40,9 +41,22 @@ from tasks_generator.task_set import TaskSet, load_task_set
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "ACCOUNT", "IMAGES", "READY_STAGE", "TASK", "Credentials", "Progress", "Stage",
-    "TaskRequest", "TaskSet", "candidate_stage", "load_task_set", "reconcile", "request_test_task",
+    "ACCOUNT",
+    "IMAGES",
+    "READY_STAGE",
+    "TASK",
+    "Credentials",
+    "Progress",
+    "Stage",
+    "TaskRequest",
+    "TaskSet",
+    "Visitor",
+    "candidate_stage",
+    "load_task_set",
+    "reconcile",
+    "request_test_task",
     "resend_credentials",
+    "visit",
 ]
 
 
@@ -120,25 +134,44 @@ async def resend_credentials(db: Database, actor_id: int, settings: Settings) ->
 
 @dataclass(frozen=True)
 class Stage:
-    """Where a candidate is: "new", "building", "ready", "failed" or "done"."""
+    """Where a candidate is: "new", "building", "ready", "failed" or "done"; the number of
+    their latest attempt (0 before the first) and how many attempts they have left."""
 
     kind: str
-    attempt: Attempt | None
     attempts_left: int
+    number: int = 0
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """Who is writing, as the menus need it: language, candidate stage, HR or not."""
+
+    language: str | None
+    stage: Stage
+    hr: bool
+
+
+def _stage(row: dict[str, object], settings: Settings) -> Stage:
+    extra = int(row["extra_attempts"] or 0)  # type: ignore[call-overload]
+    left = max(0, settings.max_attempts + extra - int(row["used"] or 0))  # type: ignore[call-overload]
+    status = row["attempt_status"]
+    if status is None:
+        return Stage("new", left)
+    kind = {CREATING: "building", READY: "ready", FAILED: "failed"}.get(str(status), "done")
+    return Stage(kind, left, int(row["attempt_number"]))  # type: ignore[call-overload]
+
+
+async def visit(db: Database, settings: Settings, *, telegram_id: int, username: str | None,
+                full_name: str) -> Visitor:
+    """Record the visit and read what the menus need, in one database round trip."""
+    row = await visit_row(db, telegram_id, username, full_name)
+    return Visitor(row["language"], _stage(row, settings),
+                   bool(row["whitelisted"]) or telegram_id in settings.hr_admin_ids)
 
 
 async def candidate_stage(db: Database, settings: Settings, telegram_id: int) -> Stage:
-    """The candidate's stage, for the menu and the greeting."""
-    candidate = await get_candidate(db, telegram_id)
-    if candidate is None:
-        return Stage("new", None, settings.max_attempts)
-    attempt = await latest_attempt(db, candidate.id)
-    left = max(0, settings.max_attempts + candidate.extra_attempts
-               - await count_used(db, candidate.id))
-    if attempt is None:
-        return Stage("new", None, left)
-    kind = {CREATING: "building", READY: "ready", FAILED: "failed"}.get(attempt.status, "done")
-    return Stage(kind, attempt, left)
+    """The candidate's stage now (after a change made while handling the update)."""
+    return _stage(await stage_row(db, telegram_id), settings)
 
 
 Deliver = Callable[[int, Credentials], Awaitable[None]]

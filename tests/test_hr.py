@@ -13,7 +13,6 @@ from config.env import Settings
 from db import Database
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
-from tests.conftest import BotApp
 from tests.flow import TASK_SET, annotate, get_task
 from tests.test_hr_export import (
     add_candidate,

@@ -201,10 +201,9 @@ async def offer_new_attempt(event: Message | CallbackQuery, t: Texts, db: Databa
         await target.answer(t("task.none_left", allowed=settings.max_attempts),
                             reply_markup=main_menu(t, "done", 0))
         return
-    assert stage.attempt is not None
     await target.answer(
-        t("task.confirm_new", number=stage.attempt.number + 1,
-          allowed=stage.attempt.number + stage.attempts_left, images=task_set.images_per_task),
+        t("task.confirm_new", number=stage.number + 1,
+          allowed=stage.number + stage.attempts_left, images=task_set.images_per_task),
         reply_markup=confirm_keyboard(t, new_attempt=True))
 
 

@@ -7,48 +7,44 @@ from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
-from authorization import is_hr
 from bot_files.handlers.menu import current_menu
-from bot_files.keyboards import LanguageChoice, language_keyboard, main_menu
+from bot_files.keyboards import LanguageChoice, language_keyboard
 from bot_files.texts import LANGUAGES, Texts
 from config.env import Settings
 from create_users.to_handlers import set_language
 from db import Database
-from tasks_generator.to_handlers import TaskSet, candidate_stage
+from tasks_generator.to_handlers import TaskSet, Visitor
 
 
-async def cancel(message: Message, state: FSMContext, t: Texts, db: Database,
-                 settings: Settings) -> None:
+async def cancel(message: Message, state: FSMContext, t: Texts,
+                 visitor: Visitor | None) -> None:
     """Leave whatever dialog is in progress."""
     had_state = await state.get_state() is not None
     await state.clear()
     await message.answer(t("cancel.done" if had_state else "cancel.nothing"),
-                         reply_markup=await current_menu(t, db, settings, message.chat.id))
+                         reply_markup=current_menu(t, visitor))
 
 
-async def start(message: Message, state: FSMContext, t: Texts, db: Database,
-                settings: Settings, task_set: TaskSet) -> None:
+async def start(message: Message, state: FSMContext, t: Texts, settings: Settings,
+                task_set: TaskSet, visitor: Visitor | None) -> None:
     """Greeting: what the test is, how long, how many attempts; the menu for the stage."""
     await state.clear()
     user = message.from_user
-    stage = await candidate_stage(db, settings, user.id) if user else None
     greeting = t("start.greeting", name=user.first_name if user else "",
                  images=task_set.images_per_task, minutes=settings.test_duration_minutes,
                  attempts=settings.max_attempts)
-    kind = stage.kind if stage else "new"
-    left = stage.attempts_left if stage else settings.max_attempts
+    kind = visitor.stage.kind if visitor else "new"
+    left = visitor.stage.attempts_left if visitor else settings.max_attempts
     next_key = {"new": "start.next_new", "failed": "start.next_new",
                 "building": "start.next_building", "ready": "start.next_ready"}.get(
         kind, "start.next_done_more" if left else "start.next_done")
-    hr = user is not None and await is_hr(db, settings.hr_admin_ids, user.id)
-    await message.answer(f"{greeting}\n\n{t(next_key)}",
-                         reply_markup=main_menu(t, kind, left, hr=hr))
+    await message.answer(f"{greeting}\n\n{t(next_key)}", reply_markup=current_menu(t, visitor))
 
 
-async def show_help(message: Message, t: Texts, db: Database, settings: Settings) -> None:
+async def show_help(message: Message, t: Texts, visitor: Visitor | None) -> None:
     """What the bot does and its commands."""
     await message.answer(t("help.text"),
-                         reply_markup=await current_menu(t, db, settings, message.chat.id))
+                         reply_markup=current_menu(t, visitor))
 
 
 async def choose_language(message: Message, t: Texts) -> None:
@@ -58,7 +54,7 @@ async def choose_language(message: Message, t: Texts) -> None:
 
 async def language_chosen(
     callback: CallbackQuery, callback_data: LanguageChoice, db: Database, t: Texts,
-    settings: Settings,
+    visitor: Visitor | None,
 ) -> None:
     """Store the language and answer in it from now on."""
     if callback_data.code not in LANGUAGES:
@@ -68,7 +64,7 @@ async def language_chosen(
     t = Texts(callback_data.code)
     await callback.answer()
     if callback.message is not None:
-        menu = await current_menu(t, db, settings, callback.from_user.id)
+        menu = current_menu(t, visitor)
         await callback.message.answer(t("language.set"), reply_markup=menu)
 
 

@@ -7,14 +7,13 @@ from aiogram.types import CallbackQuery, Message
 
 from bot_files.handlers.menu import current_menu
 from bot_files.texts import Texts
-from config.env import Settings
-from db import Database
+from tasks_generator.to_handlers import Visitor
 
 
-async def unknown_message(message: Message, t: Texts, db: Database, settings: Settings) -> None:
+async def unknown_message(message: Message, t: Texts, visitor: Visitor | None) -> None:
     """Explain and show the menu again."""
     await message.answer(t("fallback.message"),
-                         reply_markup=await current_menu(t, db, settings, message.chat.id))
+                         reply_markup=current_menu(t, visitor))
 
 
 async def edited_message(message: Message, t: Texts) -> None:

@@ -38,7 +38,7 @@ from authorization import (
     remove_from_whitelist,
     set_notifications,
 )
-from bot_files.handlers.menu import current_menu
+from bot_files.handlers.menu import menu_for
 from bot_files.hr_keyboards import (
     CardAct,
     HrCard,
@@ -481,7 +481,7 @@ async def _tell_candidate(bot: Bot, db: Database, settings: Settings, telegram_i
     try:
         ct = Texts(pick_language(await user_language(db, telegram_id), None))
         await bot.send_message(telegram_id, ct("hr.extra_to_candidate"),
-                               reply_markup=await current_menu(ct, db, settings, telegram_id))
+                               reply_markup=await menu_for(ct, db, settings, telegram_id))
     except (TelegramAPIError, DatabaseUnavailable) as exc:
         logger.warning("candidate %s not told about the extra attempt: %s", telegram_id, exc)
 

@@ -18,6 +18,7 @@ from bot_files.texts import Texts, pick_language
 from config.env import Settings
 from db import Database
 from log import record_action
+from tasks_generator.to_handlers import Visitor
 
 logger = logging.getLogger(__name__)
 MAX_SUPPORT_TEXT = 3000  # leaves room for the header within Telegram's 4096
@@ -37,7 +38,7 @@ async def ask(message: Message, state: FSMContext, t: Texts) -> None:
 
 async def received(
     message: Message, state: FSMContext, t: Texts, db: Database, settings: Settings, bot: Bot,
-    pacer: Pacer,
+    pacer: Pacer, visitor: Visitor | None,
 ) -> None:
     """Forward the candidate's text to every HR user and record it."""
     text = message.text or ""
@@ -61,7 +62,7 @@ async def received(
             logger.warning("support message not delivered to HR %s: %s", hr_id, exc)
     await state.clear()
     await message.answer(t("support.sent" if delivered else "support.no_hr"),
-                         reply_markup=await current_menu(t, db, settings, sender.id))
+                         reply_markup=current_menu(t, visitor))
 
 
 async def not_text(message: Message, t: Texts) -> None:
