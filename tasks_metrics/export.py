@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from xml.sax.saxutils import escape
@@ -25,66 +24,18 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from PIL import Image, ImageDraw
 
-from db import Cursor, Database
+from tasks_metrics.export_data import (
+    ATTEMPT_COLUMNS,
+    CANDIDATE_COLUMNS,
+    DATE,
+    FLOAT,
+    INT,
+    TEXT,
+    ExportRows,
+    Exports,
+    Summary,
+)
 from tasks_metrics.generation import get_font
-
-INT, FLOAT, TEXT, DATE = "int", "float", "text", "date"
-
-_METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("score", FLOAT), ("band", TEXT), ("car_iou", FLOAT), ("plate_iou", FLOAT),
-    ("plate_accuracy", FLOAT), ("task_started", DATE), ("task_ended", DATE),
-    ("time_spent_min", FLOAT), ("times_attempted", INT), ("wrong_plates", INT),
-    ("car_precision", FLOAT), ("car_recall", FLOAT), ("car_matched_iou", FLOAT),
-    ("car_missed", INT), ("car_extra", INT),
-    ("plate_precision", FLOAT), ("plate_recall", FLOAT), ("plate_matched_iou", FLOAT),
-    ("plate_missed", INT), ("plate_extra", INT), ("plate_cer", FLOAT), ("graded_at", DATE),
-)
-
-# (column, kind): the candidates sheet, one row per candidate.
-CANDIDATE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("candidate_id", INT), ("telegram_id", INT), ("telegram_username", TEXT),
-    ("full_name", TEXT), ("cvat_username", TEXT), ("created_at", DATE),
-    ("cvat_deleted_at", DATE), ("attempts_submitted", INT), ("extra_attempts", INT),
-    ("latest_attempt", INT), *_METRIC_COLUMNS,
-)
-
-# The attempts sheet, one row per attempt (graded or not).
-ATTEMPT_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("candidate_id", INT), ("telegram_id", INT), ("telegram_username", TEXT),
-    ("cvat_username", TEXT), ("attempt", INT), ("status", TEXT), ("submitted_at", DATE),
-    *_METRIC_COLUMNS,
-)
-
-_METRIC_SQL = """
-    m.score, m.band, m.car_iou, m.plate_iou, m.plate_accuracy, m.task_started, m.task_ended,
-    (extract(epoch FROM m.task_completed) / 60)::float8 AS time_spent_min, m.times_attempted,
-    (SELECT count(*) FROM jsonb_array_elements(
-        CASE WHEN jsonb_typeof(m.report -> 'plates') = 'array' THEN m.report -> 'plates'
-             ELSE '[]'::jsonb END) p
-     WHERE p ->> 'correct' = 'false')::int AS wrong_plates,
-    m.car_precision, m.car_recall, m.car_matched_iou, m.car_missed, m.car_extra,
-    m.plate_precision, m.plate_recall, m.plate_matched_iou, m.plate_missed, m.plate_extra,
-    m.plate_cer, m.graded_at"""
-
-CANDIDATES_SQL = f"""
-SELECT c.id AS candidate_id, c.telegram_id, c.telegram_username, c.full_name, c.cvat_username,
-       c.created_at, c.cvat_deleted_at,
-       (SELECT count(*) FROM attempts s WHERE s.candidate_id = c.id
-          AND s.status IN ('submitted', 'graded'))::int AS attempts_submitted,
-       c.extra_attempts, a.number AS latest_attempt, {_METRIC_SQL}
-FROM candidates c
-LEFT JOIN LATERAL (
-    SELECT la.id, la.number FROM attempts la JOIN metrics lm ON lm.attempt_id = la.id
-    WHERE la.candidate_id = c.id ORDER BY la.number DESC LIMIT 1) a ON true
-LEFT JOIN metrics m ON m.attempt_id = a.id
-ORDER BY c.id"""
-
-ATTEMPTS_SQL = f"""
-SELECT c.id AS candidate_id, c.telegram_id, c.telegram_username, c.cvat_username,
-       a.number AS attempt, a.status, a.submitted_at, {_METRIC_SQL}
-FROM attempts a JOIN candidates c ON c.id = a.candidate_id
-LEFT JOIN metrics m ON m.attempt_id = a.id
-ORDER BY c.id, a.number"""
 
 _WIDTHS = {TEXT: 18, DATE: 17, INT: 10, FLOAT: 11}
 _NUMBER_FORMATS = {INT: "0", FLOAT: "0.000", DATE: "yyyy-mm-dd hh:mm", TEXT: "@"}
@@ -95,56 +46,6 @@ _BAND_FILLS = {"pass": "C6EFCE", "borderline": "FFEB9C", "fail": "FFC7CE"}
 _EXCEL_EPOCH = pd.Timestamp("1899-12-30")
 _BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-@dataclass(frozen=True)
-class ExportRows:
-    """What the database holds for an export: column names and row tuples of both sheets."""
-
-    candidate_columns: list[str]
-    candidates: list[tuple[Any, ...]]
-    attempt_columns: list[str]
-    attempts: list[tuple[Any, ...]]
-
-
-@dataclass(frozen=True)
-class Summary:
-    """Headline figures for the HR summary message (medians over the latest graded attempts)."""
-
-    candidates: int
-    submitted: int
-    graded: int
-    passed: int
-    borderline: int
-    failed: int
-    medians: dict[str, float | None] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Exports:
-    """The finished files and figures."""
-
-    xlsx: bytes
-    csv: bytes
-    summary: Summary
-    scores: list[float]
-
-
-async def export_rows(db: Database) -> ExportRows:
-    """Every candidate and every attempt with their metrics, in one transaction."""
-
-    def work(cur: Cursor) -> ExportRows:
-        # A plain tuple cursor: much cheaper than dict rows for tens of thousands of rows.
-        with cur.connection.cursor() as plain:
-            plain.execute(CANDIDATES_SQL)
-            candidate_columns = [d.name for d in plain.description]
-            candidates = plain.fetchall()
-            plain.execute(ATTEMPTS_SQL)
-            attempt_columns = [d.name for d in plain.description]
-            attempts = plain.fetchall()
-        return ExportRows(candidate_columns, candidates, attempt_columns, attempts)
-
-    return await db.run(work)
 
 
 def frames(rows: ExportRows) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -366,8 +267,3 @@ def score_histogram(scores: list[float], *, title: str, x_label: str, y_label: s
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=False)
     return out.getvalue()
-
-
-def export_file_name(now: datetime, extension: str) -> str:
-    """candidates_YYYY-MM-DD_HHMM.<extension>"""
-    return f"candidates_{now:%Y-%m-%d_%H%M}.{extension}"

@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
@@ -84,6 +83,8 @@ def _outline(shape: Shape) -> list[tuple[float, float]]:
             tight = decode_rle(pts[4:], w, h).astype(np.uint8)
         except ValueError:
             return []
+        import cv2  # OpenCV (about 30 MB) loads with the first mask drawn, not at start
+
         contours, _ = cv2.findContours(tight, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         if not contours:
             return []
@@ -121,6 +122,7 @@ def render_overlay(
     max_side: int = 1280,
 ) -> bytes:
     """JPEG of the photo with ground truth, the candidate's shapes and the errors marked."""
+
     base = _load(image_bytes, image.width, image.height)
     sx = base.width / image.width if image.width else 1.0
     sy = base.height / image.height if image.height else 1.0

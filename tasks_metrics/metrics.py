@@ -23,7 +23,6 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from tasks_metrics.differences import Raster, iou_matrix, rasterize, shape_bbox, union_counts
 from tasks_metrics.types import (
@@ -243,6 +242,9 @@ def _match(matrix: np.ndarray, threshold: float) -> list[tuple[int, int]]:
     eligible = np.where(matrix >= threshold, matrix, 0.0)
     if not eligible.any():
         return []
+    # scipy (about 60 MB) is loaded at the first grading, not when the bot starts.
+    from scipy.optimize import linear_sum_assignment
+
     rows, cols = linear_sum_assignment(eligible, maximize=True)
     return [(int(r), int(c)) for r, c in zip(rows, cols, strict=True)
             if matrix[r, c] >= threshold]

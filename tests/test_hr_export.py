@@ -14,7 +14,8 @@ from PIL import Image
 
 from authorization import remove_from_whitelist
 from db import Database
-from tasks_metrics.export import build_exports, export_rows, score_histogram
+from tasks_metrics.export import build_exports, score_histogram
+from tasks_metrics.export_data import export_rows
 from tasks_metrics.hr_operations import search_candidates
 from tests.bench.hr_export import seed_candidates
 

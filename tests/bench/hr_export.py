@@ -21,7 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg2
 
 from db import Database, EmbeddedPostgres, migrate
-from tasks_metrics.export import build_exports, export_rows
+from tasks_metrics.export import build_exports
+from tasks_metrics.export_data import export_rows
 
 _SEED_SQL = """
 INSERT INTO candidates (telegram_id, telegram_username, full_name, cvat_username, cvat_user_id,
