@@ -83,7 +83,8 @@ async def _task_with_images(
 
         rq_id = await cvat.upload_images(task.id, files, on_progress=uploaded,
                                          on_progress_in_loop=True)
-    return await cvat.wait_for_data(task.id, rq_id, expected_size=expected)
+    # Polls start at 0.1 s and grow: a small task is noticed ready within ~0.1 s of finishing.
+    return await cvat.wait_for_data(task.id, rq_id, expected_size=expected, poll=0.1)
 
 
 async def build_attempt(
@@ -134,12 +135,24 @@ async def _build_steps(
     db: Database, cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet,
     candidate: Candidate, attempt: Attempt, progress: Progress,
 ) -> Candidate:
-    """Account, task with images, assignment; each step skipped when already done."""
+    """Account and task with images at the same time (neither needs the other), then the
+    assignment; each step skipped when already done."""
     await progress(ACCOUNT, 0, 1)
-    candidate = await ensure_cvat_account(db, cvat, candidate, settings.cvat_email_domain)
-    await progress(ACCOUNT, 1, 1)
     await progress(TASK, 0, 1)
-    task = await _task_with_images(cvat, db, settings, task_set, attempt, progress)
+
+    async def account() -> Candidate:
+        made = await ensure_cvat_account(db, cvat, candidate, settings.cvat_email_domain)
+        await progress(ACCOUNT, 1, 1)
+        return made
+
+    # Both run to the end even if one fails, so the clean-up sees every step's outcome.
+    results = await asyncio.gather(
+        account(), _task_with_images(cvat, db, settings, task_set, attempt, progress),
+        return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    candidate, task = results  # type: ignore[assignment]
     await progress(IMAGES, task.size, task.size)
     job = (await cvat.list_jobs(task.id))[0]
     assert candidate.cvat_user_id is not None
