@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from aiogram.filters.callback_data import CallbackData
@@ -40,6 +41,16 @@ def main_menu(t: Texts, stage: str | None = None, attempts_left: int = 0,
               hr: bool = False) -> ReplyKeyboardMarkup:
     """The persistent menu under the input field, with what fits the candidate's stage (and
     the HR menu button for HR users)."""
+    # "done" menus differ only by whether attempts are left; the count itself is not shown.
+    return _main_menu(t.language, stage, stage == "done" and attempts_left > 0, hr)
+
+
+@lru_cache(maxsize=64)
+def _main_menu(language: str, stage: str | None, more_attempts: bool,
+               hr: bool) -> ReplyKeyboardMarkup:
+    """Built once per variant: the builder deep-copies every button, which cost more CPU than
+    the rest of a /help reply. aiogram only reads a markup, so one object serves all."""
+    t = Texts(language)
     builder = ReplyKeyboardBuilder()
     first_row: list[str] = []
     if stage in (None, "new", "failed"):
@@ -48,7 +59,7 @@ def main_menu(t: Texts, stage: str | None = None, attempts_left: int = 0,
         first_row = [t("menu.credentials")]
     elif stage == "ready":
         first_row = [t("menu.submit"), t("menu.credentials")]
-    elif stage == "done" and attempts_left > 0:
+    elif stage == "done" and more_attempts:
         first_row = [t("menu.new_attempt"), t("menu.credentials")]
     for text in first_row:
         builder.button(text=text)
