@@ -154,6 +154,7 @@ class CvatServer:
         self.requests: dict[str, RqRequest] = {}
         self.sessions: dict[str, tuple[int, str]] = {}
         self._faults: list[_Fault] = []
+        self.delay_log: list[tuple[float, float]] = []
         self._counters: dict[str, int] = {}
         self._bg: set[asyncio.Task[Any]] = set()
         self._hangs: set[asyncio.Future[Any]] = set()
@@ -247,6 +248,13 @@ class CvatServer:
         self._faults.append(
             _Fault(method.upper(), re.compile(path_regex), status, count, drop, hang, after)
         )
+
+    async def _injected_sleep(self, seconds: float) -> None:
+        """A delay the knobs asked for, recorded in `delay_log` as (start, end) monotonic times so
+        a benchmark can subtract exactly the time a client spent waiting on injected delays."""
+        start = time.monotonic()
+        await asyncio.sleep(seconds)
+        self.delay_log.append((start, time.monotonic()))
 
     def clear_faults(self) -> None:
         """Forget all pending fail_next rules."""
@@ -403,7 +411,7 @@ class CvatServer:
         self, request: web.Request, handler: Callable[..., Any]
     ) -> web.StreamResponse:
         if self.latency > 0:
-            await asyncio.sleep(self.latency)
+            await self._injected_sleep(self.latency)
         fault = self._match_fault(request)
         if fault is not None and not fault.after:
             return await self._apply_fault(request, fault)
@@ -1389,7 +1397,7 @@ class CvatServer:
         quality: int | None,
     ) -> None:
         try:
-            await asyncio.sleep(min(0.02, self.processing_time / 10))
+            await self._injected_sleep(min(0.02, self.processing_time / 10))
             rq.status = "started"
             rq.started_date = now_iso()
             files = list(uploads)
@@ -1408,7 +1416,7 @@ class CvatServer:
             frames: list[Frame] = []
             step = self.processing_time / max(len(files), 1)
             for idx, (name, content) in enumerate(files):
-                await asyncio.sleep(step)
+                await self._injected_sleep(step)
                 try:
                     width, height = await asyncio.to_thread(_image_size, content)
                 except Exception as exc:  # noqa: BLE001 - Pillow raises many types
