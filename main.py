@@ -17,7 +17,12 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramAPIError, TelegramNetworkError, TelegramUnauthorizedError
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramUnauthorizedError,
+)
 from aiogram.types import BotCommand, BotCommandScopeDefault, ErrorEvent
 
 from bot_files.fsm_storage import PostgresStorage
@@ -61,6 +66,9 @@ async def on_error(event: ErrorEvent, bot: Bot) -> bool:
         update.callback_query.from_user if update.callback_query else None
     )
     t = Texts(pick_language(None, user.language_code if user else None))
+    if isinstance(exc, TelegramRetryAfter):
+        logger.warning("update %s not answered: Telegram limits us (%s)", update.update_id, exc)
+        return True  # an apology would be limited as well
     if isinstance(exc, DatabaseUnavailable):
         logger.warning("update %s not handled: %s", update.update_id, exc)
         text = t("errors.database")

@@ -1,0 +1,239 @@
+"""Faults that really happen: the database server stopping mid-flow, the bot killed mid-build,
+Telegram limiting us, floods, and bad input in every state. Nothing may be lost or doubled."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from config.env import PROJECT_DIR
+from db import Database
+from sandbox.cvat import CvatServer
+from sandbox.telegram import TelegramServer, TelegramUser
+from tests.conftest import (
+    BOT_TOKEN,
+    CVAT_ADMIN_PASSWORD,
+    CVAT_ADMIN_USERNAME,
+    BotApp,
+    PgServer,
+)
+from tests.flow import annotate, get_task
+
+GENERIC_ERROR = "something went wrong on my side"
+
+
+def _needs_embedded(pg_server: PgServer) -> None:
+    if pg_server.embedded is None:
+        pytest.skip("needs the embedded server to stop and start it")
+
+
+async def _wait_for(predicate: Callable[[], bool], within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+# --- the database server stops and starts --------------------------------------------------
+
+
+async def test_database_restart_while_a_task_is_built(
+    user: TelegramUser, cvat: CvatServer, db: Database, pg_server: PgServer
+) -> None:
+    _needs_embedded(pg_server)
+    cvat.processing_time = 2.0
+    await user.send("📝 Get a test task")
+    await user.expect_message("Ready to start?")
+    await user.press("✅ Yes, create my task")
+    await _wait_for(lambda: any("/data" in path for _, path, *_ in cvat.request_log))
+    await asyncio.to_thread(pg_server.stop)
+    await asyncio.sleep(0.5)
+    await asyncio.to_thread(pg_server.start)
+    await user.expect_message("Your CVAT login", timeout=30)
+    rows = await db.fetchall("SELECT status FROM attempts")
+    assert [r["status"] for r in rows] == ["ready"]
+    assert len(cvat.tasks) == 1
+    assert await db.fetchval("SELECT count(*) FROM candidates") == 1
+
+
+async def test_database_restart_while_a_submission_is_graded(
+    user: TelegramUser, cvat: CvatServer, db: Database, pg_server: PgServer
+) -> None:
+    _needs_embedded(pg_server)
+    login = await get_task(user)
+    await annotate(login)
+    cvat.latency = 0.3  # the reads from CVAT take a while: the database goes down meanwhile
+    await user.send("✅ Submit")
+    await _wait_for(lambda: any(path.endswith("/annotations/") or "annotations" in path
+                                for method, path, *_ in cvat.request_log[-3:]
+                                if method == "GET"))
+    await asyncio.to_thread(pg_server.stop)
+    await asyncio.sleep(0.5)
+    await asyncio.to_thread(pg_server.start)
+    await user.expect_edit("Thank you!", timeout=30)
+    assert await db.fetchval("SELECT count(*) FROM metrics") == 1
+    assert [r["status"] for r in await db.fetchall("SELECT status FROM attempts")] == ["graded"]
+
+
+# --- the bot process is killed in the middle of building a task ----------------------------
+
+
+async def test_bot_killed_mid_build_finishes_after_restart(
+    telegram: TelegramServer, cvat: CvatServer, database_url: str, db: Database,
+    tmp_path: Path,
+) -> None:
+    cvat.processing_time = 3.0
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update({
+        "ENV_FILE": str(tmp_path / "none.env"), "BOT_TOKEN": BOT_TOKEN,
+        "TELEGRAM_API_URL": telegram.base_url, "CVAT_URL": cvat.base_url,
+        "CVAT_ADMIN_USERNAME": CVAT_ADMIN_USERNAME, "CVAT_ADMIN_PASSWORD": CVAT_ADMIN_PASSWORD,
+        "DATABASE_URL": database_url, "LOG_DIR": str(tmp_path / "logs"),
+        "LOG_TO_CONSOLE": "false", "BUILD_LEASE_SECONDS": "3",
+        "RECONCILE_INTERVAL_SECONDS": "1",
+    })
+
+    async def start() -> asyncio.subprocess.Process:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(PROJECT_DIR / "main.py"), cwd=PROJECT_DIR, env=env)
+        await telegram.wait_polling(timeout=30)
+        return proc
+
+    person = telegram.user(6001, first_name="Vera", language_code="en")
+    bot = await start()
+    try:
+        await person.send("/support")  # a dialog in progress when the bot dies
+        await person.expect_message("Write your message for HR", timeout=15)
+        await person.send("📝 Get a test task")
+        await person.expect_message("Ready to start?", timeout=15)
+        await person.press("✅ Yes, create my task")
+        await _wait_for(lambda: any("/data" in path for _, path, *_ in cvat.request_log))
+        bot.send_signal(signal.SIGKILL)
+        await bot.wait()
+        bot = await start()
+        await person.expect_message("Your CVAT login", timeout=40)
+        # The dialog state survived the kill: this text goes to HR as the /support message.
+        await person.send("the bot restarted while I waited")
+        await person.expect_message(re.compile("Thank you|sent to HR"), timeout=15)
+    finally:
+        if bot.returncode is None:
+            bot.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(bot.wait(), 30)
+    assert [r["status"] for r in await db.fetchall("SELECT status FROM attempts")] == ["ready"]
+    assert len(cvat.tasks) == 1
+    assert len([u for u in cvat.users.values() if u.username.startswith("cand")]) == 1
+
+
+# --- Telegram's limits ---------------------------------------------------------------------
+
+
+async def test_flood_control_is_waited_out(user: TelegramUser, telegram: TelegramServer) -> None:
+    telegram.inject_errors("sendMessage", status=429, retry_after=1, count=2)
+    before = len(telegram.calls_of("sendMessage"))
+    started = time.monotonic()
+    await user.send("/help")
+    await user.expect_message("How this works", timeout=10)
+    assert time.monotonic() - started >= 2  # it waited as Telegram asked, twice
+    assert len(telegram.calls_of("sendMessage")) - before == 3
+
+
+async def test_flood_control_retries_are_bounded(user: TelegramUser,
+                                                 telegram: TelegramServer) -> None:
+    telegram.inject_errors("sendMessage", status=429, retry_after=1, count=50)
+    before = len(telegram.calls_of("sendMessage"))
+    await user.send("/help")
+    await asyncio.sleep(6)
+    assert len(telegram.calls_of("sendMessage")) - before == 4  # one try and three retries
+    telegram.clear_injected_errors()
+    await user.send("/help")
+    await user.expect_message("How this works", timeout=10)
+
+
+async def test_get_updates_errors_back_off(user: TelegramUser, telegram: TelegramServer) -> None:
+    telegram.inject_errors("getUpdates", status=502, count=3)
+    await user.send("/help")
+    await user.expect_message("How this works", timeout=20)
+    polls = [t for method, _, t in telegram.calls if method == "getUpdates"]
+    gaps = [b - a for a, b in zip(polls[-5:], polls[-4:], strict=False)]
+    assert max(gaps) >= 0.9  # it waited before asking again, not hammering the server
+
+
+async def test_broadcast_to_hr_is_paced_under_telegrams_limits(
+    user: TelegramUser, telegram: TelegramServer, db: Database
+) -> None:
+    for i in range(40):
+        hr = telegram.user(800_000 + i, first_name=f"HR{i}")
+        await db.execute("INSERT INTO trainingdata_whitelist (telegram_id) VALUES (%s)", (hr.id,))
+        await hr.send("/start")
+        await hr.expect_message("Hello")
+    telegram.rate_limits(per_chat_per_second=1, global_per_second=30)
+    await user.send("/support")
+    await user.expect_message("Write your message for HR")
+    await user.send("Hello from a candidate")
+    await user.expect_message("sent to HR", timeout=30)
+    for i in range(40):
+        await telegram.user(800_000 + i).expect_message("Hello from a candidate")
+    assert not [e for e in telegram.errors if e.endswith(":429")]
+
+
+# --- floods and crowds ---------------------------------------------------------------------
+
+
+async def test_one_flooding_user_is_throttled_and_others_stay_fast(
+    telegram: TelegramServer, bot_app: BotApp
+) -> None:
+    flooder = telegram.user(7001, first_name="Flood")
+    other = telegram.user(7002, first_name="Calm")
+    latencies: list[float] = []
+
+    async def flood() -> None:
+        for batch in range(10):
+            await asyncio.gather(*(flooder.send(f"spam {batch}-{i}") for i in range(20)))
+            await asyncio.sleep(0.2)
+
+    async def calm() -> None:
+        for _ in range(8):
+            started = time.monotonic()
+            await other.send("/help")
+            await other.expect_message("How this works", timeout=10)
+            latencies.append(time.monotonic() - started)
+            await asyncio.sleep(0.25)
+
+    await asyncio.gather(flood(), calm())
+    await asyncio.sleep(0.5)
+    answered = [m for m in flooder.messages if "did not understand" in m.text]
+    notices = [m for m in flooder.messages if "very fast" in m.text]
+    assert len(answered) <= 12  # the burst, plus what refilled in two seconds
+    assert 1 <= len(notices) <= 2
+    assert max(latencies) < 1.0
+
+
+async def test_three_hundred_users_pressing_at_once_are_all_answered(
+    telegram: TelegramServer, bot_app: BotApp
+) -> None:
+    people = [telegram.user(710_000 + i, first_name=f"P{i}") for i in range(300)]
+    await asyncio.gather(*(p.send("/language") for p in people))
+    await asyncio.gather(*(p.expect_message("Choose your language", timeout=60)
+                           for p in people))
+    await asyncio.gather(*(p.press("🇷🇺 Русский") for p in people))
+    await asyncio.gather(*(p.expect_message("Готово", timeout=60) for p in people))
+
+
+async def test_get_task_spam_creates_one_task(user: TelegramUser, cvat: CvatServer,
+                                              db: Database) -> None:
+    await user.send("📝 Get a test task")
+    confirm = await user.expect_message("Ready to start?")
+    await asyncio.gather(*(user.press("✅ Yes, create my task", message_id=confirm.message_id)
+                           for _ in range(20)))
+    await user.expect_message("Your CVAT login", timeout=30)
+    await asyncio.sleep(1)
+    assert len(cvat.tasks) == 1
+    assert await db.fetchval("SELECT count(*) FROM attempts") == 1
