@@ -1188,6 +1188,10 @@ class AsyncCvatClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    async def about(self) -> dict[str, Any]:
+        """See CvatClient.about."""
+        return await self._run(self.client.about)
+
     async def server_version(self) -> CvatVersion:
         """See CvatClient.server_version."""
         return await self._run(self.client.server_version)

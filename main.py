@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import signal
 import sys
 
 from aiogram import Bot, Dispatcher
@@ -24,6 +25,8 @@ from aiogram.exceptions import (
     TelegramUnauthorizedError,
 )
 from aiogram.types import BotCommand, BotCommandScopeDefault, ErrorEvent
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from aiohttp import web
 
 from bot_files.fsm_storage import PostgresStorage
 from bot_files.handlers import get_routers
@@ -180,6 +183,69 @@ async def preflight(bot: Bot, db: Database, settings: Settings,
     logger.info("bot @%s (id %s) ready", me.username, me.id)
 
 
+WEBHOOK_PATH = "/telegram/webhook"
+
+
+async def health(db: Database, cvat: AsyncCvatClient) -> tuple[bool, dict[str, str]]:
+    """Ask the database and CVAT right now; (all fine, a word per part)."""
+    report: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(db.ping(), 5)
+        report["database"] = "ok"
+    except (DatabaseUnavailable, TimeoutError) as exc:
+        report["database"] = f"down: {exc}"
+    try:
+        await asyncio.wait_for(cvat.about(), 5)
+        report["cvat"] = "ok"
+    except (CvatError, TimeoutError) as exc:
+        report["cvat"] = f"down: {exc}"
+    return all(v == "ok" for v in report.values()), report
+
+
+def create_webhook_app(settings: Settings, dp: Dispatcher, bot: Bot, db: Database,
+                       cvat: AsyncCvatClient) -> web.Application:
+    """aiohttp app for webhook mode: updates at WEBHOOK_PATH, refused (401) without the secret
+    token; /healthz answers 200 or 503 after asking the database and CVAT."""
+    app = web.Application()
+    SimpleRequestHandler(dispatcher=dp, bot=bot, handle_in_background=True,
+                         secret_token=settings.webhook_secret).register(app, path=WEBHOOK_PATH)
+
+    async def healthz(request: web.Request) -> web.Response:
+        ok, report = await health(db, cvat)
+        return web.json_response(report, status=200 if ok else 503)
+
+    app.router.add_get("/healthz", healthz)
+
+    async def register_webhook(app: web.Application) -> None:
+        assert settings.webhook_url is not None
+        await bot.set_webhook(settings.webhook_url, secret_token=settings.webhook_secret,
+                              allowed_updates=dp.resolve_used_update_types())
+
+    app.on_startup.append(register_webhook)
+    setup_application(app, dp, bot=bot)
+    return app
+
+
+async def serve_webhook(settings: Settings, dp: Dispatcher, bot: Bot, db: Database,
+                        cvat: AsyncCvatClient) -> None:
+    """Serve webhooks until SIGINT/SIGTERM."""
+    app = create_webhook_app(settings, dp, bot, db, cvat)
+    host, _, port = settings.webhook_listen.rpartition(":")
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, int(port)).start()
+    logger.info("webhook server on %s, Telegram posts to %s", settings.webhook_listen,
+                settings.webhook_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
 def freeze_startup_objects() -> None:
     """Keep the garbage collector off what start-up built: aiogram's types alone are well over
     a million long-lived objects, and a full collection walking them stopped the event loop for
@@ -203,7 +269,11 @@ async def run_bot(settings: Settings) -> None:
         await set_commands(bot)
         dp = create_dispatcher(settings, db, cvat)
         freeze_startup_objects()
-        await dp.start_polling(bot, handle_signals=True, close_bot_session=False)
+        if settings.webhook_url:
+            await serve_webhook(settings, dp, bot, db, cvat)
+        else:
+            await bot.delete_webhook()  # polling and a webhook exclude each other
+            await dp.start_polling(bot, handle_signals=True, close_bot_session=False)
     finally:
         await bot.session.close()
         await cvat.close()
@@ -227,7 +297,7 @@ def main() -> int:
     except SettingsError as exc:
         print(exc.render(), file=sys.stderr)
         return 2
-    for secret in (settings.bot_token, settings.cvat_admin_password):
+    for secret in (settings.bot_token, settings.cvat_admin_password, settings.webhook_secret):
         register_secret(secret)
     setup_logging(settings.log_level, settings.log_dir, console=settings.log_to_console)
     try:

@@ -115,6 +115,12 @@ def _task_set(raw: str) -> Path:
     return path
 
 
+def _secret_token(raw: str) -> str:
+    if raw and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", raw):
+        raise ValueError("may hold only 1-256 of the characters A-Z a-z 0-9 _ -")
+    return raw
+
+
 def _bool(raw: str) -> bool:
     value = raw.strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -209,6 +215,17 @@ class Settings:
         "THROTTLE_BURST", _number(int, 1, 100000),
         "Updates one user may send in a quick burst.", "8",
     )
+    webhook_url: str | None = _meta(
+        "WEBHOOK_URL", _optional_url,
+        "Public https address Telegram posts updates to; empty = long polling.", "",
+    )
+    webhook_secret: str = _meta(
+        "WEBHOOK_SECRET", _secret_token,
+        "Secret Telegram sends with every webhook request (1-256 of A-Z a-z 0-9 _ -).", "",
+    )
+    webhook_listen: str = _meta(
+        "WEBHOOK_LISTEN", _str, "host:port the webhook server listens on.", "127.0.0.1:8080",
+    )
     build_lease_seconds: int = _meta(
         "BUILD_LEASE_SECONDS", _number(int, 2, 3600),
         "A task build not heard of for this long is taken over (after a crash).", "60",
@@ -267,6 +284,11 @@ def load_settings(
         problems.append("BORDERLINE_SCORE must not be above PASS_SCORE")
     if not problems and parsed["cvat_image_source"] == "share" and not parsed["cvat_share_dir"]:
         problems.append("CVAT_SHARE_DIR is needed when CVAT_IMAGE_SOURCE=share")
+    if not problems and parsed["webhook_url"] and not parsed["webhook_secret"]:
+        problems.append("WEBHOOK_SECRET is needed with WEBHOOK_URL (Telegram signs every "
+                        "webhook request with it; requests without it are refused)")
+    if not problems and not re.fullmatch(r"[^\s:]+:\d{1,5}", parsed["webhook_listen"]):
+        problems.append("WEBHOOK_LISTEN must look like host:port, e.g. 127.0.0.1:8080")
     if problems:
         raise SettingsError(problems)
     parsed["database_url"] = parsed["database_url"] or None

@@ -1,0 +1,87 @@
+"""Webhook mode: Telegram (the stand-in) posts updates with the secret token; anything without
+it is refused; /healthz asks the database and CVAT and can fail."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from config.env import Settings
+from connection import AsyncCvatClient
+from db import Database
+from main import WEBHOOK_PATH, create_bot, create_dispatcher, create_webhook_app
+from sandbox.cvat import CvatServer
+from sandbox.telegram import TelegramServer
+from tests.conftest import make_settings
+
+SECRET = "webhook-Secret_42"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+async def webhook_bot(settings: Settings, db: Database) -> AsyncIterator[str]:
+    """The production bot in webhook mode; yields its base URL."""
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    hooked = make_settings(
+        TELEGRAM_API_URL=settings.telegram_api_url, CVAT_URL=settings.cvat_url,
+        DATABASE_URL=str(settings.database_url), WEBHOOK_URL=base + WEBHOOK_PATH,
+        WEBHOOK_SECRET=SECRET, WEBHOOK_LISTEN=f"127.0.0.1:{port}", LOG_DIR=str(settings.log_dir))
+    bot = create_bot(hooked)
+    cvat = AsyncCvatClient.from_settings(hooked)
+    dp = create_dispatcher(hooked, db, cvat)
+    runner = web.AppRunner(create_webhook_app(hooked, dp, bot, db, cvat))
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield base
+    finally:
+        await runner.cleanup()
+        await bot.session.close()
+        await cvat.close()
+
+
+async def test_updates_arrive_by_webhook_with_the_secret(
+    telegram: TelegramServer, webhook_bot: str
+) -> None:
+    person = telegram.user(8001, first_name="Web", language_code="en")
+    await person.send("/start")
+    await person.expect_message("Hello, Web!")
+    info = telegram.calls_of("setWebhook")[-1]
+    assert info["secret_token"] == SECRET
+
+
+async def test_requests_without_the_right_secret_are_refused(
+    telegram: TelegramServer, webhook_bot: str
+) -> None:
+    person = telegram.user(8002, first_name="Eve", language_code="en")
+    update = {"update_id": 999, "message": {
+        "message_id": 1, "date": 1, "chat": {"id": person.id, "type": "private"},
+        "from": {"id": person.id, "is_bot": False, "first_name": "Eve"}, "text": "/start"}}
+    async with aiohttp.ClientSession() as http:
+        for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"}):
+            async with http.post(webhook_bot + WEBHOOK_PATH, json=update,
+                                 headers=headers) as answer:
+                assert answer.status == 401
+    await person.expect_nothing(within=1.0)
+
+
+async def test_healthz_reports_the_truth(webhook_bot: str, cvat: CvatServer) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(webhook_bot + "/healthz") as answer:
+            assert answer.status == 200
+            assert await answer.json() == {"database": "ok", "cvat": "ok"}
+        await cvat.stop()
+        async with http.get(webhook_bot + "/healthz") as answer:
+            assert answer.status == 503
+            report = await answer.json()
+            assert report["database"] == "ok" and report["cvat"].startswith("down")
