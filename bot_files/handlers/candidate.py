@@ -161,50 +161,31 @@ async def _explain_request(target: Message, t: Texts, result: TaskRequest) -> No
 
 async def offer_task(event: Message | CallbackQuery, t: Texts, db: Database,
                      settings: Settings, task_set: TaskSet) -> None:
-    """Get a test task: the confirmation, or what already exists."""
-    target = _answer_target(event)
+    """Get a test task / New attempt (typed or pressed, stale or fresh): what fits the stage:
+    the confirmation of a first task or of the next attempt, the login again, or why not."""
     if isinstance(event, CallbackQuery):
         await event.answer()
+    target = _answer_target(event)
     if target is None:
         return
     stage = await candidate_stage(db, settings, event.from_user.id)
     if stage.kind in ("new", "failed"):
         await target.answer(t("task.confirm", images=task_set.images_per_task),
                             reply_markup=confirm_keyboard(t))
-    elif stage.kind == "done":
-        await offer_new_attempt(event, t, db, settings, task_set)
     elif stage.kind == "building":
         await target.answer(t("task.busy"))
-    else:
+    elif stage.kind == "ready":
         credentials = await resend_credentials(db, event.from_user.id, settings)
         if credentials is not None:
             await _send_credentials(target, t, credentials, "task.already")
-
-
-async def offer_new_attempt(event: Message | CallbackQuery, t: Texts, db: Database,
-                            settings: Settings, task_set: TaskSet) -> None:
-    """New attempt: the confirmation, or why not."""
-    target = _answer_target(event)
-    if isinstance(event, CallbackQuery):
-        await event.answer()
-    if target is None:
-        return
-    stage = await candidate_stage(db, settings, event.from_user.id)
-    if stage.kind != "done":
-        if stage.kind in ("new", "failed"):
-            await target.answer(t("task.confirm", images=task_set.images_per_task),
-                                reply_markup=confirm_keyboard(t))
-        else:
-            await target.answer(t("task.busy" if stage.kind == "building" else "task.already"))
-        return
-    if stage.attempts_left <= 0:
-        await target.answer(t("task.none_left", allowed=settings.max_attempts),
+    elif stage.attempts_left <= 0:
+        await target.answer(t("task.none_left", allowed=stage.number),
                             reply_markup=main_menu(t, "done", 0))
-        return
-    await target.answer(
-        t("task.confirm_new", number=stage.number + 1,
-          allowed=stage.number + stage.attempts_left, images=task_set.images_per_task),
-        reply_markup=confirm_keyboard(t, new_attempt=True))
+    else:
+        await target.answer(
+            t("task.confirm_new", number=stage.number + 1,
+              allowed=stage.number + stage.attempts_left, images=task_set.images_per_task),
+            reply_markup=confirm_keyboard(t, new_attempt=True))
 
 
 async def build_task(callback: CallbackQuery, callback_data: TaskAction, t: Texts, db: Database,
@@ -344,9 +325,9 @@ def create_router() -> Router:
     router.message.register(offer_task, typed("menu.get_task"))
     router.message.register(show_credentials, typed("menu.credentials"))
     router.message.register(submit, typed("menu.submit"))
-    router.message.register(offer_new_attempt, typed("menu.new_attempt"))
+    router.message.register(offer_task, typed("menu.new_attempt"))
     router.callback_query.register(offer_task, TaskAction.filter(F.step == TaskStep.ASK))
-    router.callback_query.register(offer_new_attempt, TaskAction.filter(F.step == TaskStep.ASK_NEW))
+    router.callback_query.register(offer_task, TaskAction.filter(F.step == TaskStep.ASK_NEW))
     router.callback_query.register(
         build_task, TaskAction.filter(F.step.in_({TaskStep.CONFIRM, TaskStep.CONFIRM_NEW})))
     router.callback_query.register(not_now, TaskAction.filter(F.step == TaskStep.LATER))
