@@ -15,7 +15,7 @@ from tasks_metrics.tracks import Keyframe, expand_track
 from tasks_metrics.types import AnnotationFormatError, ImageAnnotations, Shape, TaskAnnotations
 
 FIXTURES = Path(__file__).parent / "fixtures" / "metrics"
-RECORDED = Path("/work/shared/reference/cvat-2.73-recorded-flow.json")
+RECORDED = Path(__file__).resolve().parent / "fixtures" / "cvat" / "cvat-2.73-recorded-flow.json"
 
 
 def test_parse_fixture() -> None:

@@ -19,7 +19,7 @@ from PIL import Image
 
 from sandbox.cvat import CvatServer
 
-RECORDED = Path("/work/shared/reference/cvat-2.73-recorded-flow.json")
+RECORDED = Path(__file__).resolve().parent / "fixtures" / "cvat" / "cvat-2.73-recorded-flow.json"
 ADMIN = ("admin", "Adm1n-Passw0rd")
 CAND_PW = "Str0ng-Cand1date-Pw!"
 LABELS = [

@@ -20,7 +20,7 @@ from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SCHEMA = Path("/work/shared/reference/cvat-openapi-2.73.0.yml")
+DEFAULT_SCHEMA = Path(__file__).resolve().parent / "reference" / "cvat-openapi-2.73.0.yml"
 CVAT_JSON = "application/vnd.cvat+json"
 
 _cache: dict[str, OpenAPI] = {}
