@@ -401,7 +401,7 @@ async def paced_load(users: list[TelegramUser], text: str, seconds: float, *,
 
 async def cvat_annotate(base_url: str, username: str, password: str) -> None:
     """What the candidate does in CVAT: find their job and save the perfect annotation."""
-    headers = {"Authorization": aiohttp.BasicAuth(username, password).encode()}
+    headers = {"Authorization": aiohttp.encode_basic_auth(username, password)}
     async with aiohttp.ClientSession(base_url, headers=headers) as http:
         async with http.get("/api/jobs") as resp:
             resp.raise_for_status()
