@@ -741,14 +741,18 @@ class CvatClient:
                 f"{self.username!r} is probably not a superuser")
         return CvatUser.from_api(data)
 
-    def delete_user(self, user_id: int) -> bool:
-        """Delete a user; True if deleted now, False if it was already gone (404)."""
+    def _delete(self, path: str, what: str) -> bool:
+        """DELETE something; True if deleted now, False if it was already gone (404)."""
         try:
-            self._request("DELETE", PATH_USER.format(id=user_id))
+            self._request("DELETE", path)
         except CvatNotFound:
             return False
-        logger.info("CVAT user %d deleted", user_id)
+        logger.info("CVAT %s deleted", what)
         return True
+
+    def delete_user(self, user_id: int) -> bool:
+        """Delete a user; True if deleted now, False if it was already gone (404)."""
+        return self._delete(PATH_USER.format(id=user_id), f"user {user_id}")
 
     # ------------------------------------------------------------------------------ tasks
 
@@ -800,12 +804,7 @@ class CvatClient:
 
     def delete_task(self, task_id: int) -> bool:
         """Delete a task; True if deleted now, False if it was already gone (404)."""
-        try:
-            self._request("DELETE", PATH_TASK.format(id=task_id))
-        except CvatNotFound:
-            return False
-        logger.info("CVAT task %d deleted", task_id)
-        return True
+        return self._delete(PATH_TASK.format(id=task_id), f"task {task_id}")
 
     def upload_images(
         self,
