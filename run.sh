@@ -3,6 +3,7 @@
 #   ./run.sh [run]        the bot in the foreground (Ctrl+C stops it)
 #   ./run.sh start|stop|restart|status   the bot in the background (pid in run/bot.pid,
 #                         output in logs/nohup.out): the cron @reboot way of the original design
+#   ./run.sh demo                         the whole product, offline, as a chat transcript
 #   ./run.sh test [pytest args]          the test suite
 #   ./run.sh bench [--quick]             the benchmark
 #   ./run.sh lint                         ruff
@@ -90,6 +91,9 @@ case "$command" in
     test)
         setup_venv
         exec "$PY" -m pytest "$@" ;;
+    demo)
+        setup_venv
+        exec "$PY" -m sandbox.demo "$@" ;;
     bench)
         setup_venv
         exec "$PY" -m tests.bench "$@" ;;
@@ -97,6 +101,6 @@ case "$command" in
         setup_venv
         exec "$PY" -m ruff check . "$@" ;;
     *)
-        echo "usage: ./run.sh [run|start|stop|restart|status|test|bench|lint|setup]" >&2
+        echo "usage: ./run.sh [run|start|stop|restart|status|demo|test|bench|lint|setup]" >&2
         exit 64 ;;
 esac
