@@ -32,6 +32,7 @@ from aiohttp import web
 from bot_files.fsm_storage import PostgresStorage
 from bot_files.handlers import get_routers
 from bot_files.handlers.candidate import deliver_credentials
+from bot_files.isolation import PostgresEventIsolation
 from bot_files.loop_monitor import LoopMonitor
 from bot_files.middlewares import UserContextMiddleware
 from bot_files.telegram_limits import Pacer, RetryAfterMiddleware, ThrottlingMiddleware
@@ -94,8 +95,9 @@ def create_dispatcher(settings: Settings, db: Database, cvat: AsyncCvatClient) -
     (settings, database, CVAT client, task set, broadcast pacer) injected into handlers by
     name."""
     task_set = load_task_set(settings.task_set, settings.images_per_task)
-    dp = Dispatcher(storage=PostgresStorage(db), settings=settings, db=db, cvat=cvat,
-                    task_set=task_set, pacer=Pacer())
+    isolation = PostgresEventIsolation(db) if settings.replicas else None
+    dp = Dispatcher(storage=PostgresStorage(db), events_isolation=isolation, settings=settings,
+                    db=db, cvat=cvat, task_set=task_set, pacer=Pacer())
     # First: a flood is dropped before it costs any database work.
     dp.update.outer_middleware(ThrottlingMiddleware(settings.throttle_rate,
                                                     settings.throttle_burst))

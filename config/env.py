@@ -207,6 +207,11 @@ class Settings:
         "CVAT_SHARE_DIR", _str,
         "With CVAT_IMAGE_SOURCE=share: the task set's images folder on CVAT's share.", "",
     )
+    replicas: bool = _meta(
+        "SHARED_BY_REPLICAS", _bool,
+        "Several bot processes share this database (webhooks behind a load balancer): each "
+        "user's updates are handled one at a time across all of them.", "false",
+    )
     throttle_rate: float = _meta(
         "THROTTLE_RATE", _number(float, 0.1, 1000),
         "Updates a second one user may send on average before being slowed down.", "1",

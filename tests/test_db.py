@@ -20,7 +20,8 @@ from log import logged_action, record_action
 from tests.conftest import PgServer
 
 EXPECTED_TABLES = {"telegram_users", "candidates", "attempts", "metrics", "trainingdata_whitelist",
-                   "hr_preferences", "action_log", "fsm_storage", "schema_migrations"}
+                   "hr_preferences", "action_log", "fsm_storage", "schema_migrations",
+                   "event_locks"}
 
 
 @pytest.fixture
