@@ -278,7 +278,8 @@ def migrate(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
 # --- the embedded server -------------------------------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -422,7 +423,7 @@ class EmbeddedPostgres:
                 port_file = self.root / "port"
                 port = int(port_file.read_text()) if port_file.exists() else 0
                 if not port or not _port_is_free(port):
-                    port = _free_port()
+                    port = free_port()
                 port_file.write_text(str(port))
                 log_file = self.root / "server.log"
                 log_file.touch()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -16,7 +15,7 @@ from aiohttp import web
 from bot_files.isolation import PostgresEventIsolation
 from config.env import Settings
 from connection import AsyncCvatClient
-from db import Database
+from db import Database, free_port
 from main import WEBHOOK_PATH, create_bot, create_dispatcher, create_webhook_app
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
@@ -25,11 +24,6 @@ from tests.flow import annotate, get_task
 
 CANDIDATES = 100
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def _balancer(targets: list[str]) -> tuple[web.AppRunner, str, list[int]]:
@@ -52,7 +46,7 @@ async def _balancer(targets: list[str]) -> tuple[web.AppRunner, str, list[int]]:
     app.on_cleanup.append(lambda _: session.close())
     runner = web.AppRunner(app)
     await runner.setup()
-    port = _free_port()
+    port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     return runner, f"http://127.0.0.1:{port}", hits
 
@@ -60,7 +54,7 @@ async def _balancer(targets: list[str]) -> tuple[web.AppRunner, str, list[int]]:
 @pytest.fixture
 async def two_replicas(settings: Settings, db: Database) -> AsyncIterator[list[int]]:
     """Two production bots in webhook mode, one database, one balancer in front."""
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     balancer, address, hits = await _balancer([f"http://127.0.0.1:{p}" for p in ports])
     runners, closers = [], []
     for port in ports:

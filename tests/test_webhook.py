@@ -3,7 +3,6 @@ it is refused; /healthz asks the database and CVAT and can fail."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -12,7 +11,7 @@ from aiohttp import web
 
 from config.env import Settings
 from connection import AsyncCvatClient
-from db import Database
+from db import Database, free_port
 from main import WEBHOOK_PATH, create_bot, create_dispatcher, create_webhook_app
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer
@@ -21,16 +20,11 @@ from tests.conftest import make_settings
 SECRET = "webhook-Secret_42"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @pytest.fixture
 async def webhook_bot(settings: Settings, db: Database) -> AsyncIterator[str]:
     """The production bot in webhook mode; yields its base URL."""
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     hooked = make_settings(
         TELEGRAM_API_URL=settings.telegram_api_url, CVAT_URL=settings.cvat_url,
