@@ -741,6 +741,31 @@ class CvatClient:
                 f"{self.username!r} is probably not a superuser")
         return CvatUser.from_api(data)
 
+    def update_user(self, user_id: int, *, groups: Sequence[str] | None = None,
+                    is_active: bool | None = None, first_name: str | None = None,
+                    last_name: str | None = None) -> CvatUser:
+        """Change several things of a user in one PATCH and verify CVAT applied the
+        permission fields (it silently ignores them for a caller who is not a superuser)."""
+        body: dict[str, Any] = {}
+        if groups is not None:
+            body["groups"] = list(groups)
+        if is_active is not None:
+            body["is_active"] = is_active
+        if first_name is not None:
+            body["first_name"] = first_name[:150]
+        if last_name is not None:
+            body["last_name"] = last_name[:150]
+        data = self._json("PATCH", PATH_USER.format(id=user_id), json_body=body)
+        echoed_groups = data.get("groups") if isinstance(data, Mapping) else None
+        echoed_active = data.get("is_active") if isinstance(data, Mapping) else None
+        if (groups is not None and sorted(echoed_groups or []) != sorted(body["groups"])) or (
+                is_active is not None and echoed_active is not is_active):
+            raise CvatMisconfigured(
+                f"CVAT did not apply {sorted(body)} to user {user_id} (it has groups "
+                f"{echoed_groups}, is_active {echoed_active}): the account {self.username!r} "
+                "is probably not a superuser")
+        return CvatUser.from_api(data)
+
     def _delete(self, path: str, what: str) -> bool:
         """DELETE something; True if deleted now, False if it was already gone (404)."""
         try:
@@ -1229,6 +1254,13 @@ class AsyncCvatClient:
     async def set_user_active(self, user_id: int, active: bool) -> CvatUser:
         """See CvatClient.set_user_active."""
         return await self._run(self.client.set_user_active, user_id, active)
+
+    async def update_user(self, user_id: int, *, groups: Sequence[str] | None = None,
+                          is_active: bool | None = None, first_name: str | None = None,
+                          last_name: str | None = None) -> CvatUser:
+        """See CvatClient.update_user."""
+        return await self._run(self.client.update_user, user_id, groups=groups,
+                               is_active=is_active, first_name=first_name, last_name=last_name)
 
     async def delete_user(self, user_id: int) -> bool:
         """See CvatClient.delete_user."""

@@ -41,7 +41,13 @@ from config.env import Settings, SettingsError, load_settings
 from connection import AsyncCvatClient, CvatError, CvatMisconfigured
 from db import Database, DatabaseUnavailable, EmbeddedPostgres, database_url_for
 from log import register_secret, setup_logging
-from tasks_generator.to_handlers import Credentials, TaskSet, load_task_set, reconcile
+from tasks_generator.to_handlers import (
+    Credentials,
+    PoolKeeper,
+    TaskSet,
+    load_task_set,
+    reconcile,
+)
 from tasks_metrics.to_handlers import regrade_interrupted
 
 logger = logging.getLogger("bot")
@@ -112,8 +118,8 @@ def create_dispatcher(settings: Settings, db: Database, cvat: AsyncCvatClient) -
 async def start_background_work(dispatcher: Dispatcher, bot: Bot, db: Database,
                                 cvat: AsyncCvatClient, settings: Settings,
                                 task_set: TaskSet) -> None:
-    """From start on, periodically: finish what a crash interrupted (builds, gradings), off the
-    update path."""
+    """From start on, periodically: finish what a crash interrupted (builds, gradings), and keep
+    the warm pool of accounts and tasks full; all off the update path."""
 
     async def deliver(telegram_id: int, credentials: Credentials) -> None:
         await deliver_credentials(bot, db, telegram_id, credentials)
@@ -131,19 +137,29 @@ async def start_background_work(dispatcher: Dispatcher, bot: Bot, db: Database,
 
     dispatcher["background"] = asyncio.create_task(recover(), name="reconcile")
     dispatcher["loop_monitor"] = LoopMonitor().start()
+    # The warm pool gets its own CVAT connections and threads: a refill never queues in front
+    # of a candidate's call.
+    pool_cvat = AsyncCvatClient.from_settings(settings)
+    dispatcher["pool_cvat"] = pool_cvat
+    dispatcher["pool"] = asyncio.create_task(PoolKeeper(db, pool_cvat, settings, task_set).run(),
+                                             name="warm-pool")
 
 
 async def stop_background_work(dispatcher: Dispatcher) -> None:
-    """Stop reconciliation if it is still running (it resumes at the next start); log the
-    event loop's largest stall."""
+    """Stop reconciliation and the pool keeper if they are still running (both resume at the
+    next start); log the event loop's largest stall."""
     monitor = dispatcher.get("loop_monitor")
     if monitor is not None:
         await monitor.stop()
-    task = dispatcher.get("background")
-    if task is not None and not task.done():
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    for name in ("background", "pool"):
+        task = dispatcher.get(name)
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    pool_cvat = dispatcher.get("pool_cvat")
+    if pool_cvat is not None:
+        await pool_cvat.close()
 
 
 async def set_commands(bot: Bot) -> None:

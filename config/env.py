@@ -243,6 +243,34 @@ class Settings:
         "CVAT_EMAIL_DOMAIN", _str, "Domain of the placeholder e-mails of candidate accounts.",
         "candidates.invalid",
     )
+    pool_accounts: int = _meta(
+        "POOL_ACCOUNTS", _number(int, 0, 200),
+        "CVAT accounts kept registered and waiting for candidates (0 = register on demand).",
+        "3",
+    )
+    pool_tasks: int = _meta(
+        "POOL_TASKS", _number(int, 0, 200),
+        "CVAT tasks kept created, with their images processed, waiting for candidates"
+        " (0 = create on demand).", "3",
+    )
+    pool_accounts_refill_below: int = _meta(
+        "POOL_ACCOUNTS_REFILL_BELOW", _number(int, 1, 200),
+        "Refill the account pool (up to POOL_ACCOUNTS) when fewer than this many are ready.",
+        "3",
+    )
+    pool_tasks_refill_below: int = _meta(
+        "POOL_TASKS_REFILL_BELOW", _number(int, 1, 200),
+        "Refill the task pool (up to POOL_TASKS) when fewer than this many are ready.", "3",
+    )
+    pool_inactive_accounts: bool = _meta(
+        "POOL_INACTIVE_ACCOUNTS", _bool,
+        "Pooled accounts cannot log in until handed out (activated in parallel with the job"
+        " assignment).", "true",
+    )
+    pool_check_interval_seconds: int = _meta(
+        "POOL_CHECK_INTERVAL_SECONDS", _number(int, 1, 86400),
+        "How often pooled accounts and tasks are checked to still exist on CVAT.", "300",
+    )
 
     @property
     def cvat_link(self) -> str:

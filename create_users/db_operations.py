@@ -23,11 +23,12 @@ class Candidate:
     created_at: datetime
     cvat_deleted_at: datetime | None
     extra_attempts: int
+    cvat_activation_pending: bool = False
 
 
 _CANDIDATE_COLUMNS = (
     "id, telegram_id, telegram_username, full_name, cvat_username, cvat_password, cvat_user_id,"
-    " created_at, cvat_deleted_at, extra_attempts"
+    " created_at, cvat_deleted_at, extra_attempts, cvat_activation_pending"
 )
 
 
@@ -105,3 +106,49 @@ async def set_cvat_user_id(db: Database, candidate_id: int, user_id: int) -> Non
         "UPDATE candidates SET cvat_user_id = %s, cvat_deleted_at = NULL WHERE id = %s",
         (user_id, candidate_id),
     )
+
+
+def take_pooled_account(cur: Cursor, candidate: Candidate) -> Candidate:
+    """Inside the transaction that opens an attempt (the candidate's row locked): give the
+    candidate the oldest ready account of the warm pool, if they need one and the pool has one.
+
+    Only a candidate with no account name yet (or whose account was deleted) takes one: a name
+    reserved for an on-demand registration may already be registered on CVAT. `SKIP LOCKED`
+    lets other replicas take other accounts meanwhile; the row's status makes it one-off."""
+    if candidate.cvat_username is not None and candidate.cvat_deleted_at is None:
+        return candidate
+    cur.execute(
+        "UPDATE pool_accounts SET status = 'handed_out', candidate_id = %s,"
+        " handed_out_at = now(), lease_until = NULL"
+        " WHERE id = (SELECT id FROM pool_accounts WHERE status = 'ready' ORDER BY id"
+        "  LIMIT 1 FOR UPDATE SKIP LOCKED)"
+        " RETURNING cvat_username, cvat_password, cvat_user_id, inactive",
+        (candidate.id,),
+    )
+    pooled = cur.fetchone()
+    if pooled is None:
+        return candidate
+    cur.execute(
+        "UPDATE candidates SET cvat_username = %s, cvat_password = %s, cvat_user_id = %s,"
+        " cvat_deleted_at = NULL, cvat_activation_pending = %s WHERE id = %s"
+        f" RETURNING {_CANDIDATE_COLUMNS}",
+        (pooled["cvat_username"], pooled["cvat_password"], pooled["cvat_user_id"],
+         pooled["inactive"], candidate.id),
+    )
+    return Candidate(**cur.fetchone())
+
+
+async def mark_account_activated(db: Database, candidate_id: int) -> None:
+    """The pooled account handed to the candidate can log in now."""
+    await db.execute("UPDATE candidates SET cvat_activation_pending = false WHERE id = %s",
+                     (candidate_id,))
+
+
+async def forget_lost_account(db: Database, candidate_id: int) -> Candidate:
+    """The candidate's account is gone from CVAT (deleted by hand, server reset): record it as
+    deleted, so the next step registers a new one."""
+    row = await db.fetchone(
+        "UPDATE candidates SET cvat_deleted_at = now(), cvat_activation_pending = false"
+        f" WHERE id = %s RETURNING {_CANDIDATE_COLUMNS}", (candidate_id,))
+    assert row is not None
+    return Candidate(**row)

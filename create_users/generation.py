@@ -17,6 +17,12 @@ def make_username(candidate_id: int) -> str:
     return f"cand{candidate_id}_{secrets.token_hex(3)}"
 
 
+def make_pool_username() -> str:
+    """A CVAT username for an account registered before anyone asks for it (the warm pool): the
+    candidate's row is not known yet, so the name holds none."""
+    return f"cand_{secrets.token_hex(4)}"
+
+
 def make_password() -> str:
     """A random password that passes CVAT's validators: long, mixed, never common or numeric."""
     alphabet = _LETTERS + _DIGITS + _SYMBOLS

@@ -20,7 +20,7 @@ CANDIDATE_GROUPS = ("worker",)
 MAX_NAME_TRIES = 3
 
 
-def _name_taken(exc: CvatRejected) -> bool:
+def name_taken(exc: CvatRejected) -> bool:
     """CVAT said the username or the e-mail already belongs to an account."""
     details = exc.details
     if isinstance(details, dict):
@@ -55,7 +55,7 @@ async def ensure_cvat_account(
             )
             break
         except CvatRejected as exc:
-            if not _name_taken(exc):
+            if not name_taken(exc):
                 raise
             # Someone else's account has this name or e-mail: pick another name and retry.
             logger.warning("CVAT name %s is taken by another account; choosing another",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from create_users.db_operations import Candidate, lock_or_create_candidate
+from create_users.db_operations import Candidate, lock_or_create_candidate, take_pooled_account
 from db import Cursor, Database
 
 CREATING, READY, SUBMITTED, GRADED, FAILED = "creating", "ready", "submitted", "graded", "failed"
@@ -74,6 +74,33 @@ def _latest(cur: Cursor, candidate_id: int) -> Attempt | None:
     return Attempt.from_row(row) if row else None
 
 
+def task_name(candidate_id: int, number: int, attempt_id: int) -> str:
+    """The unique name of a task built for one attempt (a pooled task keeps its own)."""
+    return f"Test of candidate {candidate_id}, attempt {number} (#{attempt_id})"
+
+
+def _take_pooled_task(cur: Cursor, attempt: Attempt) -> Attempt:
+    """Give the attempt the oldest ready pooled task on its images, if it has no task yet."""
+    if attempt.cvat_task_id is not None:
+        return attempt
+    cur.execute(
+        "UPDATE pool_tasks SET status = 'handed_out', attempt_id = %s, handed_out_at = now()"
+        " WHERE id = (SELECT id FROM pool_tasks WHERE status = 'ready' AND task_set = %s"
+        "  AND image_subset = %s::text[] ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+        " RETURNING cvat_task_id, cvat_job_id, cvat_task_name",
+        (attempt.id, attempt.task_set, list(attempt.image_subset)),
+    )
+    pooled = cur.fetchone()
+    if pooled is None:
+        return attempt
+    cur.execute(
+        "UPDATE attempts SET cvat_task_id = %s, cvat_job_id = %s, cvat_task_name = %s"
+        f" WHERE id = %s RETURNING {_COLUMNS}",
+        (pooled["cvat_task_id"], pooled["cvat_job_id"], pooled["cvat_task_name"], attempt.id),
+    )
+    return Attempt.from_row(cur.fetchone())
+
+
 def _take_lease(cur: Cursor, attempt_id: int, lease: timedelta) -> Attempt:
     cur.execute(
         "UPDATE attempts SET status = 'creating', error = NULL, lease_until = now() + %s,"
@@ -95,13 +122,24 @@ async def open_attempt(
     subset_for: Any,
     new_attempt: bool,
     lease: timedelta = DEFAULT_LEASE,
+    pooled_accounts: bool = False,
+    pooled_tasks: bool = False,
 ) -> Opening:
     """Find or start the candidate's attempt in one transaction, the candidate's row locked.
 
     `subset_for(number)` gives the images of attempt `number`. With `new_attempt` False the
     caller asked for their (first) task: an existing attempt of any state is reported rather
-    than a new one started.
+    than a new one started. An attempt to build takes a ready account and task from the warm
+    pool (`pooled_accounts`, `pooled_tasks`) in the same transaction, where the pool has them.
     """
+
+    def build(cur: Cursor, candidate: Candidate, attempt: Attempt, used: int,
+              allowed: int) -> Opening:
+        if pooled_accounts:
+            candidate = take_pooled_account(cur, candidate)
+        if pooled_tasks:
+            attempt = _take_pooled_task(cur, attempt)
+        return Opening("build", candidate, attempt, used, allowed)
 
     def work(cur: Cursor) -> Opening:
         candidate = lock_or_create_candidate(cur, telegram_id, username, full_name)
@@ -117,9 +155,9 @@ async def open_attempt(
         if latest is not None and latest.status == CREATING:
             if latest.lease_until is not None and latest.lease_until > now:
                 return Opening("busy", candidate, latest, used, allowed)
-            return Opening("build", candidate, _take_lease(cur, latest.id, lease), used, allowed)
+            return build(cur, candidate, _take_lease(cur, latest.id, lease), used, allowed)
         if latest is not None and latest.status == FAILED:
-            return Opening("build", candidate, _take_lease(cur, latest.id, lease), used, allowed)
+            return build(cur, candidate, _take_lease(cur, latest.id, lease), used, allowed)
         if latest is not None and not new_attempt:
             return Opening("done", candidate, latest, used, allowed)  # submitted or graded
         if used >= allowed:
@@ -135,10 +173,9 @@ async def open_attempt(
             (candidate.id, number, task_set, list(subset_for(number)), lease),
         )
         attempt = Attempt.from_row(cur.fetchone())
-        name = f"Test of candidate {candidate.id}, attempt {number} (#{attempt.id})"
         cur.execute(f"UPDATE attempts SET cvat_task_name = %s WHERE id = %s RETURNING {_COLUMNS}",
-                    (name, attempt.id))
-        return Opening("build", candidate, Attempt.from_row(cur.fetchone()), used, allowed)
+                    (task_name(candidate.id, number, attempt.id), attempt.id))
+        return build(cur, candidate, Attempt.from_row(cur.fetchone()), used, allowed)
 
     return await db.run(work)
 
@@ -241,3 +278,14 @@ async def interrupted_attempts(db: Database) -> list[Attempt]:
         " OR (status = 'failed' AND cvat_task_id IS NOT NULL) ORDER BY id"
     )
     return [Attempt.from_row(r) for r in rows]
+
+
+async def forget_lost_task(db: Database, attempt: Attempt) -> Attempt:
+    """The attempt's (pooled) task is gone from CVAT: drop it, so the build makes a new one
+    under the attempt's own name."""
+    row = await db.fetchone(
+        "UPDATE attempts SET cvat_task_id = NULL, cvat_job_id = NULL, cvat_task_name = %s,"
+        f" updated_at = now() WHERE id = %s RETURNING {_COLUMNS}",
+        (task_name(attempt.candidate_id, attempt.number, attempt.id), attempt.id))
+    assert row is not None
+    return Attempt.from_row(row)

@@ -12,11 +12,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from config.env import Settings
-from connection import AsyncCvatClient, CvatError, CvatNotFound, CvatTask
-from create_users.db_operations import Candidate
+from connection import AsyncCvatClient, CvatError, CvatJob, CvatNotFound, CvatRejected, CvatTask
+from create_users.db_operations import (
+    Candidate,
+    forget_lost_account,
+    mark_account_activated,
+)
 from create_users.registration import ensure_cvat_account
 from db import Database, DatabaseUnavailable
-from tasks_generator.attempts import Attempt, get_attempt, mark_failed, mark_ready, record_step
+from tasks_generator.attempts import (
+    Attempt,
+    forget_lost_task,
+    get_attempt,
+    mark_failed,
+    mark_ready,
+    record_step,
+)
 from tasks_generator.task_set import TaskSet
 
 logger = logging.getLogger(__name__)
@@ -40,43 +51,44 @@ async def _no_progress(stage: str, done: int, total: int) -> None:
     return None
 
 
-async def _fresh_task(cvat: AsyncCvatClient, db: Database, attempt: Attempt) -> CvatTask:
-    """The attempt's task, created if needed (found by its unique name after a lost answer)."""
-    assert attempt.cvat_task_name is not None
-    if attempt.cvat_task_id is not None:
-        try:
-            return await cvat.get_task(attempt.cvat_task_id)
-        except CvatNotFound:
-            logger.warning("task %s of attempt %s is gone from CVAT; creating it again",
-                           attempt.cvat_task_id, attempt.id)
-    task = await cvat.create_task(attempt.cvat_task_name)
-    await record_step(db, attempt.id, cvat_task_id=task.id)
-    return task
+Remember = Callable[[int | None], Awaitable[None]]
 
 
-async def _task_with_images(
-    cvat: AsyncCvatClient, db: Database, settings: Settings, task_set: TaskSet,
-    attempt: Attempt, progress: Progress,
+async def task_with_images(
+    cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet, *, name: str,
+    task_id: int | None, images: tuple[str, ...], remember: Remember,
+    progress: Progress = _no_progress,
 ) -> CvatTask:
-    task = await _fresh_task(cvat, db, attempt)
-    expected = len(attempt.image_subset)
+    """A task named `name` with `images` uploaded and processed: the one with id `task_id` when
+    it still exists, else found by its unique name (after a lost answer) or created. `remember`
+    records the task's id (None when it was dropped) before anything else happens to it."""
+    task = None
+    if task_id is not None:
+        try:
+            task = await cvat.get_task(task_id)
+        except CvatNotFound:
+            logger.warning("task %s (%s) is gone from CVAT; creating it again", task_id, name)
+    if task is None:
+        task = await cvat.create_task(name)
+        await remember(task.id)
+    expected = len(images)
     if task.has_data and task.size == expected and task.jobs_count >= 1:
         return task
     if task.has_data:
         # Half-processed or broken by an earlier run: CVAT cannot attach data twice, so the
         # task is replaced (under the same unique name) rather than patched.
-        logger.warning("task %s of attempt %s has unusable data; replacing it", task.id,
-                       attempt.id)
+        logger.warning("task %s (%s) has unusable data; replacing it", task.id, name)
         await cvat.delete_task(task.id)
-        await record_step(db, attempt.id, cvat_task_id=None)
-        task = await _fresh_task(cvat, db, await get_attempt(db, attempt.id))
+        await remember(None)
+        task = await cvat.create_task(name, existing_ok=False)
+        await remember(task.id)
     await progress(TASK, 1, 1)
     await progress(IMAGES, 0, expected)
     if settings.cvat_image_source == "share":
-        paths = [f"{settings.cvat_share_dir.rstrip('/')}/{name}" for name in attempt.image_subset]
+        paths = [f"{settings.cvat_share_dir.rstrip('/')}/{image}" for image in images]
         rq_id = await cvat.attach_server_files(task.id, paths)
     else:
-        files = await asyncio.to_thread(task_set.read_images, attempt.image_subset)
+        files = await asyncio.to_thread(task_set.read_images, images)
 
         async def uploaded(done: int, total: int) -> None:
             await progress(IMAGES, done, total)
@@ -98,7 +110,12 @@ async def build_attempt(
 ) -> Credentials:
     """Run (or resume) every step; on a CVAT failure clean up the task and re-raise."""
     try:
-        async with _heartbeat(db, attempt.id, timedelta(seconds=settings.build_lease_seconds)):
+        lease = timedelta(seconds=settings.build_lease_seconds)
+
+        async def renew() -> None:
+            await record_step(db, attempt.id, lease)
+
+        async with heartbeat(renew, lease.total_seconds() / 3, f"attempt {attempt.id}"):
             candidate = await _build_steps(db, cvat, settings, task_set, candidate, attempt,
                                            progress)
     except CvatError as exc:
@@ -110,19 +127,20 @@ async def build_attempt(
 
 
 @contextlib.asynccontextmanager
-async def _heartbeat(db: Database, attempt_id: int, lease: timedelta) -> AsyncIterator[None]:
-    """Keep the building lease alive while this process works on the attempt; if the process
-    dies, the lease runs out and another (or the restarted) process takes the attempt over."""
+async def heartbeat(renew: Callable[[], Awaitable[None]], every: float,
+                    what: str) -> AsyncIterator[None]:
+    """Renew a lease every `every` seconds while the body runs; if the process dies, the lease
+    runs out and another (or the restarted) process takes the work over."""
 
     async def beat() -> None:
         while True:
-            await asyncio.sleep(lease.total_seconds() / 3)
+            await asyncio.sleep(every)
             try:
-                await record_step(db, attempt_id, lease)
+                await renew()
             except DatabaseUnavailable as exc:
-                logger.warning("lease of attempt %s not renewed: %s", attempt_id, exc)
+                logger.warning("lease of %s not renewed: %s", what, exc)
 
-    task = asyncio.create_task(beat(), name=f"lease-{attempt_id}")
+    task = asyncio.create_task(beat(), name=f"lease-{what}")
     try:
         yield
     finally:
@@ -131,36 +149,116 @@ async def _heartbeat(db: Database, attempt_id: int, lease: timedelta) -> AsyncIt
             await task
 
 
+class _Lost(Exception):
+    """A pooled account or task handed to this attempt is gone from CVAT."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
 async def _build_steps(
     db: Database, cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet,
     candidate: Candidate, attempt: Attempt, progress: Progress,
 ) -> Candidate:
-    """Account and task with images at the same time (neither needs the other), then the
-    assignment; each step skipped when already done."""
+    """Account and task at the same time (neither needs the other), and the assignment as soon
+    as the task is ready and the account's id known; each step skipped when already done.
+
+    With both taken from the warm pool that is one round trip: the activation of the account
+    and the assignment of the job, in parallel. A pooled thing CVAT no longer has is forgotten
+    and made again on demand, so it never reaches the candidate."""
     await progress(ACCOUNT, 0, 1)
     await progress(TASK, 0, 1)
+    for _ in range(3):
+        results = await _build_round(db, cvat, settings, task_set, candidate, attempt,
+                                     progress)
+        lost = {r.what for r in results if isinstance(r, _Lost)}
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, _Lost):
+                raise result
+        if not lost:
+            job = results[1]
+            assert isinstance(job, CvatJob)
+            started = job.assignee_updated_date or datetime.now(UTC)
+            await mark_ready(db, attempt.id, job.id, started)
+            await progress(READY, 1, 1)
+            return results[0]  # type: ignore[return-value]
+        if "account" in lost:
+            logger.warning("the CVAT account %s given to candidate %s is gone; registering "
+                           "a new one", candidate.cvat_username, candidate.id)
+            candidate = await forget_lost_account(db, candidate.id)
+        if "task" in lost:
+            logger.warning("task %s given to attempt %s is gone from CVAT; creating a new one",
+                           attempt.cvat_task_id, attempt.id)
+            attempt = await forget_lost_task(db, attempt)
+    raise CvatError("CVAT kept losing the account or the task while they were being handed "
+                    "out; see the CVAT log")
 
-    async def account() -> Candidate:
-        made = await ensure_cvat_account(db, cvat, candidate, settings.cvat_email_domain)
-        await progress(ACCOUNT, 1, 1)
-        return made
 
-    # Both run to the end even if one fails, so the clean-up sees every step's outcome.
-    results = await asyncio.gather(
-        account(), _task_with_images(cvat, db, settings, task_set, attempt, progress),
-        return_exceptions=True)
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
-    candidate, task = results  # type: ignore[assignment]
-    await progress(IMAGES, task.size, task.size)
-    job = (await cvat.list_jobs(task.id))[0]
-    assert candidate.cvat_user_id is not None
-    job = await cvat.assign_job(job.id, candidate.cvat_user_id)
-    started = job.assignee_updated_date or datetime.now(UTC)
-    await mark_ready(db, attempt.id, job.id, started)
-    await progress(READY, 1, 1)
+async def _build_round(
+    db: Database, cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet,
+    candidate: Candidate, attempt: Attempt, progress: Progress,
+) -> list[Candidate | CvatJob | BaseException]:
+    """One try at every step: [the candidate with their account, the assigned job], each an
+    exception instead when it failed (both run to the end, so the clean-up sees everything)."""
+    has_account = candidate.cvat_user_id is not None and candidate.cvat_deleted_at is None
+    account = asyncio.create_task(_account(db, cvat, settings, candidate, progress))
+
+    async def assigned() -> CvatJob:
+        job_id = await _job(db, cvat, settings, task_set, attempt, progress)
+        user_id = candidate.cvat_user_id if has_account else (await account).cvat_user_id
+        assert user_id is not None
+        try:
+            return await cvat.assign_job(job_id, user_id)
+        except CvatNotFound:
+            raise _Lost("task") from None
+        except CvatRejected as exc:
+            if isinstance(exc.details, dict) and "assignee" in exc.details:
+                raise _Lost("account") from None  # "Invalid pk": no such user
+            raise
+
+    return await asyncio.gather(account, assigned(), return_exceptions=True)
+
+
+async def _account(db: Database, cvat: AsyncCvatClient, settings: Settings,
+                   candidate: Candidate, progress: Progress) -> Candidate:
+    """The candidate's account: registered now, or a pooled one activated (with their name)."""
+    if candidate.cvat_user_id is not None and candidate.cvat_deleted_at is None:
+        if candidate.cvat_activation_pending:
+            first, _, last = candidate.full_name.partition(" ")
+            try:
+                await cvat.update_user(candidate.cvat_user_id, is_active=True,
+                                       first_name=first, last_name=last)
+            except CvatNotFound:
+                raise _Lost("account") from None
+            await mark_account_activated(db, candidate.id)
+    else:
+        candidate = await ensure_cvat_account(db, cvat, candidate, settings.cvat_email_domain)
+    await progress(ACCOUNT, 1, 1)
     return candidate
+
+
+async def _job(db: Database, cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet,
+               attempt: Attempt, progress: Progress) -> int:
+    """The id of the attempt's annotation job, its task built first unless it came from the
+    pool ready (then the job is known and nothing is asked of CVAT)."""
+    expected = len(attempt.image_subset)
+    if attempt.cvat_task_id is None or attempt.cvat_job_id is None:
+
+        async def remember(task_id: int | None) -> None:
+            await record_step(db, attempt.id, cvat_task_id=task_id)
+
+        assert attempt.cvat_task_name is not None
+        task = await task_with_images(cvat, settings, task_set, name=attempt.cvat_task_name,
+                                      task_id=attempt.cvat_task_id,
+                                      images=attempt.image_subset, remember=remember,
+                                      progress=progress)
+        job_id = (await cvat.list_jobs(task.id))[0].id
+    else:
+        job_id = attempt.cvat_job_id
+    await progress(TASK, 1, 1)
+    await progress(IMAGES, expected, expected)
+    return job_id
 
 
 async def _give_up(db: Database, cvat: AsyncCvatClient, attempt_id: int, exc: CvatError) -> None:

@@ -36,6 +36,7 @@ from tasks_generator.generation import (
     clean_up_failed,
 )
 from tasks_generator.generation import READY as READY_STAGE
+from tasks_generator.pool import PoolCounts, PoolKeeper, pool_counts
 from tasks_generator.task_set import TaskSet, load_task_set
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ __all__ = [
     "READY_STAGE",
     "TASK",
     "Credentials",
+    "PoolCounts",
+    "PoolKeeper",
     "Progress",
     "Stage",
     "TaskRequest",
@@ -53,6 +56,7 @@ __all__ = [
     "Visitor",
     "candidate_stage",
     "load_task_set",
+    "pool_counts",
     "reconcile",
     "request_test_task",
     "resend_credentials",
@@ -97,6 +101,7 @@ async def request_test_task(
         cooldown=timedelta(minutes=settings.attempt_cooldown_minutes),
         task_set=task_set.name, subset_for=task_set.subset_for_attempt, new_attempt=new_attempt,
         lease=timedelta(seconds=settings.build_lease_seconds),
+        pooled_accounts=settings.pool_accounts > 0, pooled_tasks=settings.pool_tasks > 0,
     )
     common = {"attempt": opening.attempt, "used": opening.used, "allowed": opening.allowed}
     if opening.kind == "build":
@@ -194,7 +199,8 @@ async def reconcile(db: Database, cvat: AsyncCvatClient, settings: Settings, tas
             full_name=candidate.full_name, max_attempts=settings.max_attempts,
             cooldown=timedelta(0), task_set=task_set.name,
             subset_for=task_set.subset_for_attempt, new_attempt=False,
-            lease=timedelta(seconds=settings.build_lease_seconds))
+            lease=timedelta(seconds=settings.build_lease_seconds),
+            pooled_accounts=settings.pool_accounts > 0, pooled_tasks=settings.pool_tasks > 0)
         if opening.kind != "build" or opening.attempt is None:
             continue  # another replica took it over meanwhile
         try:

@@ -169,7 +169,11 @@ async def cvat(log_dir: Path) -> AsyncIterator[CvatServer]:
 
 
 def make_settings(**overrides: str) -> Settings:
-    """Settings as production reads them, from an environment mapping."""
+    """Settings as production reads them, from an environment mapping.
+
+    The warm pool is off unless a test turns it on: most tests count, fault or time what the
+    candidate's own build sends to CVAT, and a pool refilling beside it would blur that.
+    test_pool.py, the demo and the benchmark run with it on."""
     environ = {
         "BOT_TOKEN": BOT_TOKEN,
         "CVAT_URL": "http://127.0.0.1:9",
@@ -177,6 +181,8 @@ def make_settings(**overrides: str) -> Settings:
         "CVAT_ADMIN_PASSWORD": CVAT_ADMIN_PASSWORD,
         "HR_ADMIN_IDS": str(HR_ADMIN_ID),
         "LOG_TO_CONSOLE": "false",
+        "POOL_ACCOUNTS": "0",
+        "POOL_TASKS": "0",
     }
     environ.update(overrides)
     return load_settings(environ=environ, env_file=None)

@@ -147,6 +147,8 @@ class CvatServer:
         self.request_ttl = request_ttl
         self.empty_task_failure = False
         self.request_log: list[tuple[str, str, int, str | None]] = []
+        # (method, path, start, end) in time.monotonic(): which calls ran at the same time.
+        self.request_times: list[tuple[str, str, float, float]] = []
         self.schema_violations: list[tuple[str, str, str]] = []
         self.users: dict[int, User] = {}
         self.tasks: dict[int, Task] = {}
@@ -392,6 +394,7 @@ class CvatServer:
     ) -> web.StreamResponse:
         request[USER] = None
         status = 0
+        started = time.monotonic()
         try:
             resp = await handler(request)
             status = resp.status
@@ -401,6 +404,7 @@ class CvatServer:
             raise
         finally:
             user = request.get(USER)
+            self.request_times.append((request.method, request.path, started, time.monotonic()))
             if not request.get(LOGGED):
                 self.request_log.append(
                     (request.method, request.path, status, user.username if user else None)

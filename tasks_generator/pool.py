@@ -1,0 +1,404 @@
+"""The warm pool: CVAT accounts and tasks made before anyone asks for them.
+
+A candidate who confirms their test task takes a ready account and a ready task in the same
+transaction that opens their attempt (`attempts.open_attempt`), and waits only for the job
+assignment (and, for an inactive account, its activation, sent at the same time). The keeper
+here refills the pool in the background, on its own CVAT connections, so its calls never queue
+in front of a candidate's:
+
+- A pooled thing's row (with its name and password) is written before anything is created on
+  CVAT, and new rows are only added under a lock while fewer than the pool's size exist: a crash
+  leaves a row whose lease runs out and whose build is resumed (found by its name), never a
+  second account or task, and never more than the size.
+- Every `POOL_CHECK_INTERVAL_SECONDS` the ready ones are looked up on CVAT; one deleted by hand
+  or lost in a server reset loses its row and is replaced. A hand-out that still meets one (it
+  went between two checks) makes a new one on demand instead (`generation._build_steps`).
+- Rows over the size (the setting was lowered, or set to 0) and tasks of images no attempt gets
+  any more (another task set, another IMAGES_PER_TASK) are deleted from CVAT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from config.env import Settings
+from connection import AsyncCvatClient, CvatError, CvatNotFound, CvatRejected
+from create_users.generation import make_email, make_password, make_pool_username
+from create_users.registration import CANDIDATE_GROUPS, MAX_NAME_TRIES, name_taken
+from db import Cursor, Database, DatabaseUnavailable
+from log import register_secret
+from tasks_generator.generation import heartbeat, task_with_images
+from tasks_generator.task_set import TaskSet
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0  # how often the keeper looks whether the pool needs refilling
+MAX_BACKOFF_SECONDS = 60.0
+BUILD_CONCURRENCY = 4
+RETRY_AFTER_FAILURE = timedelta(seconds=10)  # a failed build is tried again after this
+# pg_advisory_xact_lock keys: one writer at a time decides what each pool needs.
+_LOCK_ACCOUNTS, _LOCK_TASKS = 0x706F6F6C01, 0x706F6F6C02
+ACCOUNTS, TASKS = "pool_accounts", "pool_tasks"
+
+
+@dataclass(frozen=True)
+class PoolCounts:
+    """How many pooled things are ready and being made."""
+
+    accounts_ready: int
+    accounts_creating: int
+    tasks_ready: int
+    tasks_creating: int
+
+
+async def pool_counts(db: Database) -> PoolCounts:
+    """The pool's state now, in one query."""
+    row = await db.fetchone(
+        "SELECT (SELECT count(*) FROM pool_accounts WHERE status = 'ready') AS ar,"
+        " (SELECT count(*) FROM pool_accounts WHERE status = 'creating') AS ac,"
+        " (SELECT count(*) FROM pool_tasks WHERE status = 'ready') AS tr,"
+        " (SELECT count(*) FROM pool_tasks WHERE status = 'creating') AS tc")
+    assert row is not None
+    return PoolCounts(row["ar"], row["ac"], row["tr"], row["tc"])
+
+
+def task_targets(task_set: TaskSet, size: int, max_attempts: int) -> dict[tuple[str, ...], int]:
+    """How many ready tasks to keep of each image subset: the pool's size spread over the
+    subsets attempts 1..max_attempts get, the first attempt's first."""
+    subsets = task_set.subsets[:max(1, min(max_attempts, len(task_set.subsets)))]
+    return {subset: size // len(subsets) + (1 if i < size % len(subsets) else 0)
+            for i, subset in enumerate(subsets)}
+
+
+@dataclass
+class _Work:
+    """Rows one refill pass took (under a lease) to make or to delete."""
+
+    build: list[dict[str, Any]]
+    retire: list[dict[str, Any]]
+
+
+def _lease_rows(cur: Cursor, table: str, ids: list[int], lease: timedelta,
+                status: str | None = None) -> list[dict[str, Any]]:
+    if not ids:
+        return []
+    new_status = ", status = %(status)s" if status else ""
+    cur.execute(f"UPDATE {table} SET lease_until = now() + %(lease)s{new_status}"
+                " WHERE id = ANY(%(ids)s) RETURNING *",
+                {"lease": lease, "ids": ids, "status": status})
+    return sorted(cur.fetchall(), key=lambda r: r["id"])
+
+
+def _free(row: dict[str, Any], now: Any) -> bool:
+    """Nobody is working on the row now (no lease, or its lease ran out)."""
+    return row["lease_until"] is None or row["lease_until"] < now
+
+
+def _take_account_work(cur: Cursor, size: int, below: int, lease: timedelta) -> _Work:
+    """Decide, under the pool's lock, which accounts to make (new rows, or builds a crash
+    interrupted) and which to delete (over the size); lease them to this process."""
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ACCOUNTS,))
+    cur.execute("SELECT now() AS now")
+    now = cur.fetchone()["now"]
+    cur.execute("SELECT id, status, lease_until FROM pool_accounts"
+                " WHERE status IN ('creating', 'ready', 'retiring') ORDER BY id")
+    rows = cur.fetchall()
+    live = [r for r in rows if r["status"] != "retiring"]
+    retire = [r["id"] for r in rows if r["status"] == "retiring" and _free(r, now)]
+    excess = len(live) - size
+    if excess > 0:  # newest first, never one a build holds now
+        spare = [r for r in reversed(live) if _free(r, now)][:excess]
+        retire += [r["id"] for r in spare]
+        live = [r for r in live if r not in spare]
+    resume = [r["id"] for r in live if r["status"] == "creating" and _free(r, now)]
+    new: list[int] = []
+    ready = sum(r["status"] == "ready" for r in live)
+    if ready < min(below, size) and len(live) < size:
+        for _ in range(size - len(live)):
+            cur.execute("INSERT INTO pool_accounts (cvat_username, cvat_password) VALUES"
+                        " (%s, %s) RETURNING id", (make_pool_username(), make_password()))
+            new.append(cur.fetchone()["id"])
+    return _Work(build=_lease_rows(cur, ACCOUNTS, resume + new, lease),
+                 retire=_lease_rows(cur, ACCOUNTS, retire, lease, "retiring"))
+
+
+def _take_task_work(cur: Cursor, task_set: str, targets: dict[tuple[str, ...], int],
+                    below: int, lease: timedelta) -> _Work:
+    """The same for tasks, per image subset: also deletes tasks of images no attempt gets any
+    more (the task set or IMAGES_PER_TASK changed)."""
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_TASKS,))
+    cur.execute("SELECT now() AS now")
+    now = cur.fetchone()["now"]
+    cur.execute("SELECT id, status, task_set, image_subset, lease_until FROM pool_tasks"
+                " WHERE status IN ('creating', 'ready', 'retiring') ORDER BY id")
+    rows = cur.fetchall()
+    retire = [r["id"] for r in rows if r["status"] == "retiring" and _free(r, now)]
+    by_subset: dict[tuple[str, ...], list[dict[str, Any]]] = {s: [] for s in targets}
+    for row in rows:
+        if row["status"] == "retiring":
+            continue
+        key = tuple(row["image_subset"])
+        if row["task_set"] != task_set or key not in by_subset:
+            if _free(row, now) or row["status"] == "ready":
+                retire.append(row["id"])
+            continue
+        by_subset[key].append(row)
+    resume: list[int] = []
+    for key, live in by_subset.items():
+        excess = len(live) - targets[key]
+        if excess > 0:
+            spare = [r for r in reversed(live) if _free(r, now)][:excess]
+            retire += [r["id"] for r in spare]
+            by_subset[key] = live = [r for r in live if r not in spare]
+        resume += [r["id"] for r in live if r["status"] == "creating" and _free(r, now)]
+    ready = sum(r["status"] == "ready" for live in by_subset.values() for r in live)
+    new: list[int] = []
+    if ready < min(below, sum(targets.values())):
+        for key, live in by_subset.items():
+            for _ in range(targets[key] - len(live)):
+                cur.execute("SELECT nextval(pg_get_serial_sequence('pool_tasks', 'id')) AS id")
+                row_id = cur.fetchone()["id"]
+                cur.execute(
+                    "INSERT INTO pool_tasks (id, task_set, image_subset, cvat_task_name)"
+                    " VALUES (%s, %s, %s, %s)",
+                    (row_id, task_set, list(key), f"Annotation test (pooled #{row_id})"))
+                new.append(row_id)
+    return _Work(build=_lease_rows(cur, TASKS, resume + new, lease),
+                 retire=_lease_rows(cur, TASKS, sorted(set(retire)), lease, "retiring"))
+
+
+class PoolKeeper:
+    """Keeps the warm pool full, checked and within its size; one per bot process (several
+    replicas share the work through the rows' leases)."""
+
+    def __init__(self, db: Database, cvat: AsyncCvatClient, settings: Settings,
+                 task_set: TaskSet) -> None:
+        self.db = db
+        self.cvat = cvat
+        self.settings = settings
+        self.task_set = task_set
+        self.lease = timedelta(seconds=settings.build_lease_seconds)
+        self._held: dict[tuple[str, int], None] = {}
+        self._builds = asyncio.Semaphore(BUILD_CONCURRENCY)
+        self._last_check = -float("inf")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any part of the pool is switched on."""
+        return bool(self.settings.pool_accounts or self.settings.pool_tasks)
+
+    async def run(self) -> None:
+        """Refill and check until cancelled; CVAT or the database being away only slows it.
+        With the pool switched off it deletes what an earlier configuration left and stops."""
+        failures = 0
+        try:
+            while True:
+                try:
+                    if time.monotonic() - self._last_check >= \
+                            self.settings.pool_check_interval_seconds:
+                        await self.check()
+                        self._last_check = time.monotonic()
+                    work = await self.refill()
+                    if not self.enabled and not work:
+                        return
+                    if failures:
+                        logger.info("the warm pool is being refilled again")
+                    failures = 0
+                except (DatabaseUnavailable, CvatError) as exc:
+                    failures += 1
+                    if failures == 1:
+                        logger.warning("the warm pool cannot be refilled now: %s", exc)
+                await asyncio.sleep(min(POLL_SECONDS * 2 ** failures, MAX_BACKOFF_SECONDS)
+                                    if failures else POLL_SECONDS)
+        finally:
+            await self._release_leases()
+
+    async def refill(self) -> int:
+        """One pass: make what the pool lacks, delete what it has too much of; the number of
+        things worked on."""
+        settings = self.settings
+        accounts = await self.db.run(lambda cur: _take_account_work(
+            cur, settings.pool_accounts, settings.pool_accounts_refill_below, self.lease))
+        targets = task_targets(self.task_set, settings.pool_tasks, settings.max_attempts)
+        tasks = await self.db.run(lambda cur: _take_task_work(
+            cur, self.task_set.name, targets, settings.pool_tasks_refill_below, self.lease))
+        jobs = ([self._guarded(ACCOUNTS, row, self._build_account) for row in accounts.build]
+                + [self._guarded(TASKS, row, self._build_task) for row in tasks.build]
+                + [self._guarded(ACCOUNTS, row, self._retire_account) for row in accounts.retire]
+                + [self._guarded(TASKS, row, self._retire_task) for row in tasks.retire])
+        if jobs:
+            await asyncio.gather(*jobs)
+        return len(jobs)
+
+    async def _guarded(self, table: str, row: dict[str, Any], work: Any) -> None:
+        """Run one build or deletion under its lease (renewed while it runs); on a failure log
+        it and let the row be tried again a little later."""
+        key = (table, row["id"])
+        self._held[key] = None
+
+        async def renew() -> None:
+            await self.db.execute(f"UPDATE {table} SET lease_until = now() + %s WHERE id = %s",
+                                  (self.lease, row["id"]))
+
+        try:
+            async with self._builds, heartbeat(renew, self.lease.total_seconds() / 3,
+                                               f"{table} {row['id']}"):
+                await work(row)
+        except (CvatError, DatabaseUnavailable) as exc:
+            logger.warning("%s row %s: %s (tried again later)", table, row["id"], exc)
+            with contextlib.suppress(DatabaseUnavailable):
+                await self.db.execute(f"UPDATE {table} SET lease_until = now() + %s"
+                                      " WHERE id = %s", (RETRY_AFTER_FAILURE, row["id"]))
+        finally:
+            self._held.pop(key, None)
+
+    async def _release_leases(self) -> None:
+        """At shutdown: what this process was making is free for the next one at once."""
+        for table in (ACCOUNTS, TASKS):
+            ids = [i for t, i in self._held if t == table]
+            if ids:
+                with contextlib.suppress(DatabaseUnavailable):
+                    await self.db.execute(f"UPDATE {table} SET lease_until = NULL"
+                                          " WHERE id = ANY(%s)", (ids,))
+
+    # --------------------------------------------------------------------------- accounts
+
+    async def _build_account(self, row: dict[str, Any]) -> None:
+        """Register (or find, after a crash) the account, make it a worker that cannot log in
+        yet, and put it in the pool."""
+        user_id, username, password = row["cvat_user_id"], row["cvat_username"], row[
+            "cvat_password"]
+        register_secret(password)
+        if user_id is None:
+            for _ in range(MAX_NAME_TRIES):
+                try:
+                    user = await self.cvat.register_user(
+                        username, password,
+                        make_email(username, self.settings.cvat_email_domain))
+                    break
+                except CvatRejected as exc:
+                    if not name_taken(exc):
+                        raise
+                    logger.warning("CVAT name %s is taken; the pool picks another", username)
+                    username, password = make_pool_username(), make_password()
+                    register_secret(password)
+                    await self.db.execute(
+                        "UPDATE pool_accounts SET cvat_username = %s, cvat_password = %s"
+                        " WHERE id = %s", (username, password, row["id"]))
+            else:
+                raise CvatRejected("CVAT refused every new account name", status=400)
+            user_id = user.id
+            await self.db.execute("UPDATE pool_accounts SET cvat_user_id = %s WHERE id = %s",
+                                  (user_id, row["id"]))
+        inactive = self.settings.pool_inactive_accounts
+        try:
+            await self.cvat.update_user(user_id, groups=list(CANDIDATE_GROUPS),
+                                        is_active=not inactive)
+        except CvatNotFound:
+            logger.warning("pooled account %s vanished while being made; making another",
+                           username)
+            await self.db.execute("DELETE FROM pool_accounts WHERE id = %s", (row["id"],))
+            return
+        await self.db.execute(
+            "UPDATE pool_accounts SET status = 'ready', inactive = %s, ready_at = now(),"
+            " checked_at = now(), lease_until = NULL WHERE id = %s AND status = 'creating'",
+            (inactive, row["id"]))
+        logger.info("pooled account %s (id %s) is ready", username, user_id)
+
+    async def _retire_account(self, row: dict[str, Any]) -> None:
+        """Delete an account the pool no longer needs (found by name if its id was not
+        recorded yet), then its row."""
+        user_id = row["cvat_user_id"]
+        if user_id is None:
+            found = await self.cvat.find_user(row["cvat_username"])
+            user_id = found.id if found else None
+        if user_id is not None:
+            await self.cvat.delete_user(user_id)
+        await self.db.execute("DELETE FROM pool_accounts WHERE id = %s AND status = 'retiring'",
+                              (row["id"],))
+        logger.info("pooled account %s deleted (the pool is smaller now)", row["cvat_username"])
+
+    # ------------------------------------------------------------------------------ tasks
+
+    async def _build_task(self, row: dict[str, Any]) -> None:
+        """Create (or find, after a crash) the task, upload and process its images, and put it
+        in the pool with its job unassigned."""
+
+        async def remember(task_id: int | None) -> None:
+            await self.db.execute("UPDATE pool_tasks SET cvat_task_id = %s WHERE id = %s",
+                                  (task_id, row["id"]))
+
+        task = await task_with_images(
+            self.cvat, self.settings, self.task_set, name=row["cvat_task_name"],
+            task_id=row["cvat_task_id"], images=tuple(row["image_subset"]), remember=remember)
+        job = (await self.cvat.list_jobs(task.id))[0]
+        if job.assignee_id is not None:
+            await self.cvat.assign_job(job.id, None)
+        await self.db.execute(
+            "UPDATE pool_tasks SET status = 'ready', cvat_task_id = %s, cvat_job_id = %s,"
+            " ready_at = now(), checked_at = now(), lease_until = NULL"
+            " WHERE id = %s AND status = 'creating'", (task.id, job.id, row["id"]))
+        logger.info("pooled task %s (id %s) is ready", row["cvat_task_name"], task.id)
+
+    async def _retire_task(self, row: dict[str, Any]) -> None:
+        """Delete a task the pool no longer needs, then its row."""
+        ids = [row["cvat_task_id"]] if row["cvat_task_id"] is not None else [
+            t.id for t in await self.cvat.find_tasks(name=row["cvat_task_name"])]
+        for task_id in ids:
+            await self.cvat.delete_task(task_id)
+        await self.db.execute("DELETE FROM pool_tasks WHERE id = %s AND status = 'retiring'",
+                              (row["id"],))
+        logger.info("pooled task %s deleted (no longer needed)", row["cvat_task_name"])
+
+    # ------------------------------------------------------------------------------ checks
+
+    async def check(self) -> int:
+        """Look every ready pooled thing up on CVAT; drop (and so replace) what is gone or was
+        taken by hand. The number dropped."""
+        dropped = 0
+        for row in await self.db.fetchall(
+                "SELECT id, cvat_username, cvat_user_id FROM pool_accounts"
+                " WHERE status = 'ready' ORDER BY id"):
+            try:
+                await self.cvat.get_user(row["cvat_user_id"])
+            except CvatNotFound:
+                dropped += await self._drop(ACCOUNTS, row["id"],
+                                            f"account {row['cvat_username']} is gone")
+                continue
+            await self.db.execute("UPDATE pool_accounts SET checked_at = now() WHERE id = %s",
+                                  (row["id"],))
+        for row in await self.db.fetchall(
+                "SELECT id, cvat_task_id, cvat_job_id, cvat_task_name FROM pool_tasks"
+                " WHERE status = 'ready' ORDER BY id"):
+            try:
+                job = await self.cvat.get_job(row["cvat_job_id"])
+            except CvatNotFound:
+                with contextlib.suppress(CvatError):
+                    await self.cvat.delete_task(row["cvat_task_id"])  # what is left of it
+                dropped += await self._drop(TASKS, row["id"],
+                                            f"task {row['cvat_task_id']} is gone")
+                continue
+            if job.assignee_id is not None:  # someone assigned it by hand: not ours to give
+                await self.db.execute("UPDATE pool_tasks SET status = 'retiring', lease_until"
+                                      " = NULL WHERE id = %s AND status = 'ready'", (row["id"],))
+                logger.warning("pooled task %s was assigned on CVAT by hand; replacing it",
+                               row["cvat_task_id"])
+                dropped += 1
+                continue
+            await self.db.execute("UPDATE pool_tasks SET checked_at = now() WHERE id = %s",
+                                  (row["id"],))
+        return dropped
+
+    async def _drop(self, table: str, row_id: int, why: str) -> int:
+        done = await self.db.fetchval(
+            f"WITH d AS (DELETE FROM {table} WHERE id = %s AND status = 'ready' RETURNING 1)"
+            " SELECT count(*) FROM d", (row_id,))
+        if done:
+            logger.warning("pooled %s on CVAT; replacing it", why)
+        return int(done)

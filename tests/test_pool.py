@@ -1,0 +1,313 @@
+"""The warm pool: accounts and tasks made in advance, handed out in one CVAT round trip, refilled
+in the background, checked against CVAT, kept across restarts and within their size."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from config.env import Settings
+from connection import AsyncCvatClient, CvatClient
+from db import Database
+from sandbox.cvat import CvatServer
+from sandbox.telegram import TelegramServer, TelegramUser
+from tasks_generator.pool import PoolKeeper, pool_counts
+from tests.conftest import CVAT_ADMIN_PASSWORD, CVAT_ADMIN_USERNAME, BotApp
+from tests.flow import TASK_SET, annotate, get_task
+
+POOL_ON = {"pool_accounts": 3, "pool_tasks": 3, "pool_accounts_refill_below": 3,
+           "pool_tasks_refill_below": 3}
+StartApp = Callable[..., Awaitable[BotApp]]
+
+
+@pytest.fixture
+async def app_with(settings: Settings, db: Database) -> AsyncIterator[StartApp]:
+    """Start the production bot with some settings changed (the pool on unless said)."""
+    apps: list[BotApp] = []
+
+    async def start(**changes: object) -> BotApp:
+        app = BotApp(dataclasses.replace(settings, **{**POOL_ON, **changes}), db)
+        await app.start()
+        apps.append(app)
+        return app
+
+    yield start
+    for app in apps:
+        await app.stop()
+
+
+async def wait_for_pool(db: Database, accounts: int, tasks: int, within: float = 20) -> None:
+    """Until exactly this many accounts and tasks are ready and none is being made."""
+    deadline = time.monotonic() + within
+    while True:
+        counts = await pool_counts(db)
+        if (counts.accounts_ready, counts.tasks_ready, counts.accounts_creating,
+                counts.tasks_creating) == (accounts, tasks, 0, 0):
+            return
+        assert time.monotonic() < deadline, f"pool never reached {accounts}/{tasks}: {counts}"
+        await asyncio.sleep(0.05)
+
+
+def pooled_names(cvat: CvatServer) -> list[str]:
+    return sorted(t.name for t in cvat.tasks.values() if t.name.startswith("Annotation test"))
+
+
+def candidate_users(cvat: CvatServer) -> list[str]:
+    return sorted(u.username for u in cvat.users.values() if u.username.startswith("cand"))
+
+
+def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+@pytest.mark.parametrize("inactive", [True, False], ids=["inactive-accounts", "active-accounts"])
+async def test_warm_pool_gives_credentials_after_one_cvat_round_trip(
+        app_with: StartApp, telegram: TelegramServer, cvat: CvatServer, db: Database,
+        inactive: bool) -> None:
+    # Latency makes the round trips visible; refilling waits until two are taken, so every
+    # CVAT call made between the press and the credentials is the candidate's.
+    cvat.latency = 0.15
+    await app_with(pool_accounts_refill_below=2, pool_tasks_refill_below=2,
+                   pool_inactive_accounts=inactive)
+    await wait_for_pool(db, 3, 3)
+    pooled = await db.fetchone("SELECT cvat_username, cvat_password, cvat_user_id FROM"
+                               " pool_accounts WHERE status = 'ready' ORDER BY id LIMIT 1")
+    admin = AsyncCvatClient(CvatClient(cvat.base_url, CVAT_ADMIN_USERNAME, CVAT_ADMIN_PASSWORD))
+    if inactive:  # nobody can use a pooled account before it is handed out
+        assert await admin.verify_credentials(pooled["cvat_username"],
+                                              pooled["cvat_password"]) is None
+    user = telegram.user(5001, first_name="Maria", last_name="Lopez", language_code="en")
+    await user.send("📝 Get a test task")
+    await user.expect_message("Ready to start?")
+    before = len(cvat.request_times)
+    await user.press("✅ Yes, create my task")
+    credentials = await user.expect_message("Your CVAT login", timeout=10)
+    path = cvat.request_times[before:]
+    assert pooled["cvat_username"] in credentials.text
+    job = next(j for j in cvat.jobs.values() if j.assignee_id == pooled["cvat_user_id"])
+    expected = {("PATCH", f"/api/jobs/{job.id}")}
+    if inactive:
+        expected.add(("PATCH", f"/api/users/{pooled['cvat_user_id']}"))
+    assert {(method, where) for method, where, _, _ in path} == expected
+    assert len(path) == len(expected)
+    if inactive:  # activation and assignment went out together: one round trip
+        assert overlap(path[0][2:], path[1][2:])
+        account = cvat.users[pooled["cvat_user_id"]]
+        assert account.is_active and (account.first_name, account.last_name) == ("Maria",
+                                                                                   "Lopez")
+    await user.expect_message("What to do")
+    # The candidate works and is graded as with a task built for them.
+    login = await admin.verify_credentials(pooled["cvat_username"], pooled["cvat_password"])
+    assert login is not None
+    await annotate_and_submit(user, credentials)
+    await admin.close()
+    counts = await pool_counts(db)
+    assert (counts.accounts_ready, counts.tasks_ready) == (2, 2)
+
+
+async def annotate_and_submit(user: TelegramUser, credentials: object) -> None:
+    from tests.flow import read_login
+
+    await annotate(read_login(credentials))  # type: ignore[arg-type]
+    await user.send("✅ Submit")
+    await user.expect_edit("Thank you!", timeout=20)
+
+
+async def test_twenty_candidates_at_once_drain_and_refill_without_a_double_hand_out(
+        app_with: StartApp, telegram: TelegramServer, cvat: CvatServer, db: Database) -> None:
+    cvat.latency = 0.02
+    await app_with()
+    await wait_for_pool(db, 3, 3)
+    sizes: list[tuple[int, int]] = []
+
+    async def watch() -> None:
+        while True:
+            counts = await pool_counts(db)
+            sizes.append((counts.accounts_ready + counts.accounts_creating,
+                          counts.tasks_ready + counts.tasks_creating))
+            await asyncio.sleep(0.02)
+
+    watcher = asyncio.create_task(watch())
+    users = [telegram.user(6000 + i, first_name=f"Cand{i}", language_code="en")
+             for i in range(20)]
+    logins = await asyncio.gather(*(get_task(u) for u in users))
+    await wait_for_pool(db, 3, 3, within=30)
+    watcher.cancel()
+    assert max(a for a, _ in sizes) <= 3 and max(t for _, t in sizes) <= 3
+    # Twenty different accounts, each assigned exactly one job, none shared.
+    assert len({login.username for login in logins}) == 20
+    handed = await db.fetchall("SELECT candidate_id, cvat_username FROM pool_accounts"
+                               " WHERE status = 'handed_out'")
+    tasks = await db.fetchall("SELECT attempt_id, cvat_task_id FROM pool_tasks"
+                              " WHERE status = 'handed_out'")
+    # The pool served the first comers (its two first-attempt tasks), the rest were built.
+    assert len(handed) >= 3 and len(tasks) >= 2
+    assert len({r["candidate_id"] for r in handed}) == len(handed)
+    assert len({r["attempt_id"] for r in tasks}) == len(tasks)
+    by_name = {u.username: u.id for u in cvat.users.values()}
+    assignees = [j.assignee_id for j in cvat.jobs.values() if j.assignee_id is not None]
+    assert sorted(assignees) == sorted(by_name[login.username] for login in logins)
+    attempts = await db.fetchall("SELECT cvat_task_id FROM attempts WHERE status = 'ready'")
+    assert len({r["cvat_task_id"] for r in attempts}) == 20
+    # On CVAT: the 20 candidates' accounts and tasks plus a full pool, nothing more.
+    assert len(candidate_users(cvat)) == 23
+    assert len(cvat.tasks) == 23
+    assert all(cvat.users[by_name[login.username]].is_active for login in logins)
+
+
+async def test_a_pooled_task_deleted_on_cvat_is_never_handed_out(
+        app_with: StartApp, telegram: TelegramServer, cvat: CvatServer, db: Database) -> None:
+    await app_with()
+    await wait_for_pool(db, 3, 3)
+    # The task next in line, and the account next in line, deleted by hand on CVAT.
+    first = TASK_SET.subset_for_attempt(1)
+    row = await db.fetchone("SELECT cvat_task_id FROM pool_tasks WHERE status = 'ready'"
+                            " AND image_subset = %s::text[] ORDER BY id LIMIT 1", (list(first),))
+    account = await db.fetchone("SELECT cvat_user_id FROM pool_accounts WHERE status = 'ready'"
+                                " ORDER BY id LIMIT 1")
+    admin = AsyncCvatClient(CvatClient(cvat.base_url, CVAT_ADMIN_USERNAME, CVAT_ADMIN_PASSWORD))
+    await admin.delete_task(row["cvat_task_id"])
+    await admin.delete_user(account["cvat_user_id"])
+    await admin.close()
+    user = telegram.user(7001, first_name="Ivan", language_code="en")
+    login = await get_task(user)
+    job_id, frames = await annotate(login)
+    job = cvat.jobs[job_id]
+    assert job.task_id != row["cvat_task_id"] and job.task_id in cvat.tasks
+    assert frames == list(first)
+    assert cvat.users[job.assignee_id].username == login.username
+    await user.send("✅ Submit")
+    await user.expect_edit("Thank you!", timeout=20)
+    attempt = await db.fetchone("SELECT status, cvat_task_id FROM attempts")
+    assert attempt == {"status": "graded", "cvat_task_id": job.task_id}
+
+
+async def test_the_keeper_replaces_what_was_deleted_on_cvat(
+        app_with: StartApp, cvat: CvatServer, db: Database) -> None:
+    await app_with(pool_check_interval_seconds=1)
+    await wait_for_pool(db, 3, 3)
+    tasks = await db.fetchall("SELECT cvat_task_id FROM pool_tasks WHERE status = 'ready'")
+    users = await db.fetchall("SELECT cvat_user_id FROM pool_accounts WHERE status = 'ready'")
+    admin = AsyncCvatClient(CvatClient(cvat.base_url, CVAT_ADMIN_USERNAME, CVAT_ADMIN_PASSWORD))
+    await admin.delete_task(tasks[0]["cvat_task_id"])
+    await admin.delete_user(users[0]["cvat_user_id"])
+    await admin.close()
+    deadline = time.monotonic() + 15
+    while True:
+        now_tasks = {r["cvat_task_id"] for r in await db.fetchall(
+            "SELECT cvat_task_id FROM pool_tasks WHERE status = 'ready'")}
+        now_users = {r["cvat_user_id"] for r in await db.fetchall(
+            "SELECT cvat_user_id FROM pool_accounts WHERE status = 'ready'")}
+        if (len(now_tasks) == 3 and len(now_users) == 3
+                and tasks[0]["cvat_task_id"] not in now_tasks
+                and users[0]["cvat_user_id"] not in now_users):
+            break
+        assert time.monotonic() < deadline, "the gone task and account were not replaced"
+        await asyncio.sleep(0.1)
+    assert now_tasks <= set(cvat.tasks) and now_users <= set(cvat.users)
+
+
+async def test_second_attempt_takes_a_pooled_task_of_its_own_images(
+        app_with: StartApp, telegram: TelegramServer, db: Database) -> None:
+    await app_with()
+    await wait_for_pool(db, 3, 3)
+    subsets = await db.fetchall("SELECT image_subset FROM pool_tasks WHERE status = 'ready'")
+    # Three tasks over the two subsets attempts 1 and 2 get: two of the first, one of the second.
+    assert sorted(tuple(r["image_subset"]) for r in subsets) == sorted(
+        [TASK_SET.subsets[0], TASK_SET.subsets[0], TASK_SET.subsets[1]])
+    user = telegram.user(8001, first_name="Zoe", language_code="en")
+    first = await get_task(user)
+    await annotate(first)
+    await user.send("✅ Submit")
+    await user.expect_edit("Thank you!", timeout=20)
+    second = await get_task(user, new_attempt=True)
+    assert second.username == first.username
+    _, frames = await annotate(second)
+    assert frames == list(TASK_SET.subsets[1])
+    from_pool = await db.fetchall(
+        "SELECT a.number FROM pool_tasks p JOIN attempts a ON a.id = p.attempt_id ORDER BY 1")
+    assert [r["number"] for r in from_pool] == [1, 2]
+
+
+async def test_pool_survives_a_restart_and_a_crash_mid_build_without_growing(
+        settings: Settings, cvat: CvatServer, db: Database) -> None:
+    pool_settings = dataclasses.replace(settings, **POOL_ON, build_lease_seconds=2)
+    admin = AsyncCvatClient(CvatClient(cvat.base_url, CVAT_ADMIN_USERNAME, CVAT_ADMIN_PASSWORD))
+    # A keeper "crashes" while CVAT hangs on every image upload: rows are left half made.
+    cvat.fail_next("POST", r"/api/tasks/\d+/data", hang=True, count=10)
+    keeper = asyncio.create_task(PoolKeeper(db, admin, pool_settings, TASK_SET).run())
+    deadline = time.monotonic() + 10
+    while len(pooled_names(cvat)) < 3 or (await pool_counts(db)).accounts_ready < 3:
+        assert time.monotonic() < deadline, "the pool never started its tasks"
+        await asyncio.sleep(0.05)
+    keeper.cancel()
+    await asyncio.gather(keeper, return_exceptions=True)
+    counts = await pool_counts(db)
+    assert (counts.accounts_ready, counts.tasks_ready, counts.tasks_creating) == (3, 0, 3)
+    # A crash does not release its leases: make them look like a dead process's.
+    await db.execute("UPDATE pool_tasks SET lease_until = now() - interval '1 second'")
+    cvat.clear_faults()
+    users_before = candidate_users(cvat)
+    second = asyncio.create_task(PoolKeeper(db, admin, pool_settings, TASK_SET).run())
+    try:
+        await wait_for_pool(db, 3, 3)
+    finally:
+        second.cancel()
+        await asyncio.gather(second, return_exceptions=True)
+    # The half-made tasks were finished (found by name), not made a second time.
+    assert len(pooled_names(cvat)) == 3 == len(set(pooled_names(cvat)))
+    assert all(len(t.frames) == 12 for t in cvat.tasks.values())
+    assert candidate_users(cvat) == users_before
+    # A restart with the pool full: nothing is made or deleted, the same things are reused.
+    ready = await db.fetchall("SELECT id FROM pool_tasks WHERE status = 'ready' ORDER BY id")
+    third = asyncio.create_task(PoolKeeper(db, admin, pool_settings, TASK_SET).run())
+    await asyncio.sleep(1.5)
+    third.cancel()
+    await asyncio.gather(third, return_exceptions=True)
+    assert await db.fetchall("SELECT id FROM pool_tasks WHERE status = 'ready' ORDER BY id") \
+        == ready
+    assert len(pooled_names(cvat)) == 3
+    await admin.close()
+
+
+async def test_a_smaller_pool_or_none_deletes_what_is_over(
+        settings: Settings, cvat: CvatServer, db: Database) -> None:
+    admin = AsyncCvatClient(CvatClient(cvat.base_url, CVAT_ADMIN_USERNAME, CVAT_ADMIN_PASSWORD))
+
+    async def keep(**sizes: int) -> None:
+        keeper = PoolKeeper(db, admin, dataclasses.replace(settings, **{**POOL_ON, **sizes}),
+                            TASK_SET)
+        for _ in range(3):
+            await keeper.refill()
+
+    await keep()
+    assert (len(candidate_users(cvat)), len(pooled_names(cvat))) == (3, 3)
+    await keep(pool_accounts=1, pool_tasks=1)
+    assert (len(candidate_users(cvat)), len(pooled_names(cvat))) == (1, 1)
+    # Switched off: the keeper deletes the rest and stops by itself.
+    off = dataclasses.replace(settings, pool_accounts=0, pool_tasks=0)
+    await asyncio.wait_for(PoolKeeper(db, admin, off, TASK_SET).run(), 10)
+    assert (candidate_users(cvat), pooled_names(cvat)) == ([], [])
+    assert await db.fetchval("SELECT count(*) FROM pool_tasks") == 0
+    await admin.close()
+
+
+async def test_pool_off_registers_and_creates_the_task_at_the_same_time(
+        app_with: StartApp, telegram: TelegramServer, cvat: CvatServer, db: Database) -> None:
+    cvat.latency = 0.2
+    await app_with(pool_accounts=0, pool_tasks=0)
+    user = telegram.user(9001, first_name="Omar", language_code="en")
+    await get_task(user)
+    times = {(m, p.rstrip("0123456789")): (a, b) for m, p, a, b in cvat.request_times}
+    # The account (register, look up, set the role) and the task (look up its name, create,
+    # upload) are two chains of calls; the task is created while the account is being made.
+    register = times[("POST", "/api/auth/register")]
+    role = times[("PATCH", "/api/users/")]
+    create = times[("POST", "/api/tasks")]
+    assert register[0] < create[0] < role[1]
+    assert await db.fetchval("SELECT count(*) FROM pool_accounts") == 0
+    assert pooled_names(cvat) == []
