@@ -46,6 +46,7 @@ from tasks_generator.to_handlers import (
     PoolKeeper,
     TaskSet,
     load_task_set,
+    pool_counts,
     reconcile,
 )
 from tasks_metrics.to_handlers import regrade_interrupted
@@ -206,7 +207,8 @@ WEBHOOK_PATH = "/telegram/webhook"
 
 
 async def health(db: Database, cvat: AsyncCvatClient) -> tuple[bool, dict[str, str]]:
-    """Ask the database and CVAT right now; (all fine, a word per part)."""
+    """Ask the database and CVAT right now; (both fine, a word per part, and how full the
+    warm pool is, for information)."""
     report: dict[str, str] = {}
     try:
         await asyncio.wait_for(db.ping(), 5)
@@ -218,7 +220,13 @@ async def health(db: Database, cvat: AsyncCvatClient) -> tuple[bool, dict[str, s
         report["cvat"] = "ok"
     except (CvatError, TimeoutError) as exc:
         report["cvat"] = f"down: {exc}"
-    return all(v == "ok" for v in report.values()), report
+    ok = report["database"] == report["cvat"] == "ok"
+    if report["database"] == "ok":
+        with contextlib.suppress(DatabaseUnavailable, TimeoutError):
+            counts = await asyncio.wait_for(pool_counts(db), 5)
+            report["pool"] = (f"{counts.accounts_ready} accounts and {counts.tasks_ready}"
+                              " tasks ready")
+    return ok, report
 
 
 def create_webhook_app(settings: Settings, dp: Dispatcher, bot: Bot, db: Database,

@@ -26,6 +26,7 @@ from db import Database, EmbeddedPostgres, migrate
 from main import create_bot, create_dispatcher
 from sandbox.cvat import CvatServer
 from sandbox.telegram import BotMessage, TelegramServer, TelegramUser
+from tasks_generator.pool import PoolCounts, pool_counts
 from tests.flow import TASK_SET, Login, candidate_client, perfect_shapes, read_login
 
 TOKEN = "7000000001:AAF-demo-token-for-the-sandbox-0123456789"
@@ -140,6 +141,16 @@ async def run_demo() -> int:
     return 0
 
 
+async def _warm_pool(db: Database) -> PoolCounts:
+    """Wait (up to 30 s) until the bot's warm pool is full."""
+    for _ in range(300):
+        counts = await pool_counts(db)
+        if counts.accounts_ready >= 3 and counts.tasks_ready >= 3:
+            break
+        await asyncio.sleep(0.1)
+    return counts
+
+
 async def _story(telegram: TelegramServer, db: Database) -> None:
     maria = telegram.user(1001, first_name="Maria", language_code="en")
     helen = telegram.user(HR_ID, first_name="Helen", language_code="en")
@@ -166,12 +177,19 @@ async def _story(telegram: TelegramServer, db: Database) -> None:
 
     print("— HR opens the bot —")
     await send(helen, "/start", "Hello, Helen")
+    counts = await _warm_pool(db)
+    print(f"\n  (meanwhile the bot made {counts.accounts_ready} CVAT accounts and "
+          f"{counts.tasks_ready} tasks with their images ready: its warm pool)")
     print("\n— A candidate takes the test —")
     await send(maria, "/start", "Hello, Maria")
     await send(maria, "📝 Get a test task", "Ready to start?")
+    started = time.perf_counter()
     await press(maria, "✅ Yes, create my task", "Your CVAT login")
+    waited = time.perf_counter() - started - 0.2  # press() lingers 0.2 s for late messages
     await maria.expect_message("What to do")
     chat.flush(maria)
+    print(f"\n  (the login came {waited:.2f} s after the press: an account and a task from the "
+          "warm pool, which refills behind her)")
     login = read_login(next(m for m in maria.messages if "Your CVAT login" in m.text))
     subset = TASK_SET.subset_for_attempt(1)
     print(f"\n  (Maria logs into CVAT as {login.username} and annotates 8 of {len(subset)} "

@@ -184,7 +184,6 @@ class PoolKeeper:
         self.settings = settings
         self.task_set = task_set
         self.lease = timedelta(seconds=settings.build_lease_seconds)
-        self._held: dict[tuple[str, int], None] = {}
         self._builds = asyncio.Semaphore(BUILD_CONCURRENCY)
         self._last_check = -float("inf")
 
@@ -197,27 +196,24 @@ class PoolKeeper:
         """Refill and check until cancelled; CVAT or the database being away only slows it.
         With the pool switched off it deletes what an earlier configuration left and stops."""
         failures = 0
-        try:
-            while True:
-                try:
-                    if time.monotonic() - self._last_check >= \
-                            self.settings.pool_check_interval_seconds:
-                        await self.check()
-                        self._last_check = time.monotonic()
-                    work = await self.refill()
-                    if not self.enabled and not work:
-                        return
-                    if failures:
-                        logger.info("the warm pool is being refilled again")
-                    failures = 0
-                except (DatabaseUnavailable, CvatError) as exc:
-                    failures += 1
-                    if failures == 1:
-                        logger.warning("the warm pool cannot be refilled now: %s", exc)
-                await asyncio.sleep(min(POLL_SECONDS * 2 ** failures, MAX_BACKOFF_SECONDS)
-                                    if failures else POLL_SECONDS)
-        finally:
-            await self._release_leases()
+        while True:
+            try:
+                if time.monotonic() - self._last_check >= \
+                        self.settings.pool_check_interval_seconds:
+                    await self.check()
+                    self._last_check = time.monotonic()
+                work = await self.refill()
+                if not self.enabled and not work:
+                    return
+                if failures:
+                    logger.info("the warm pool is being refilled again")
+                failures = 0
+            except (DatabaseUnavailable, CvatError) as exc:
+                failures += 1
+                if failures == 1:
+                    logger.warning("the warm pool cannot be refilled now: %s", exc)
+            await asyncio.sleep(min(POLL_SECONDS * 2 ** failures, MAX_BACKOFF_SECONDS)
+                                if failures else POLL_SECONDS)
 
     async def refill(self) -> int:
         """One pass: make what the pool lacks, delete what it has too much of; the number of
@@ -239,9 +235,6 @@ class PoolKeeper:
     async def _guarded(self, table: str, row: dict[str, Any], work: Any) -> None:
         """Run one build or deletion under its lease (renewed while it runs); on a failure log
         it and let the row be tried again a little later."""
-        key = (table, row["id"])
-        self._held[key] = None
-
         async def renew() -> None:
             await self.db.execute(f"UPDATE {table} SET lease_until = now() + %s WHERE id = %s",
                                   (self.lease, row["id"]))
@@ -255,17 +248,13 @@ class PoolKeeper:
             with contextlib.suppress(DatabaseUnavailable):
                 await self.db.execute(f"UPDATE {table} SET lease_until = now() + %s"
                                       " WHERE id = %s", (RETRY_AFTER_FAILURE, row["id"]))
-        finally:
-            self._held.pop(key, None)
-
-    async def _release_leases(self) -> None:
-        """At shutdown: what this process was making is free for the next one at once."""
-        for table in (ACCOUNTS, TASKS):
-            ids = [i for t, i in self._held if t == table]
-            if ids:
-                with contextlib.suppress(DatabaseUnavailable):
-                    await self.db.execute(f"UPDATE {table} SET lease_until = NULL"
-                                          " WHERE id = ANY(%s)", (ids,))
+        except asyncio.CancelledError:
+            # A clean stop: what this process was making is free for the next one at once
+            # (after a crash the lease runs out instead).
+            with contextlib.suppress(DatabaseUnavailable):
+                await self.db.execute(f"UPDATE {table} SET lease_until = NULL WHERE id = %s",
+                                      (row["id"],))
+            raise
 
     # --------------------------------------------------------------------------- accounts
 

@@ -3,10 +3,15 @@ annotation on the CVAT stand-in with the login the bot sent, as a person would."
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from config.env import PROJECT_DIR
 from connection import AsyncCvatClient, CvatClient
 from sandbox.telegram import BotMessage, TelegramUser
 from tasks_generator.task_set import load_task_set
@@ -92,3 +97,25 @@ async def annotate(login: Login, **options: Any) -> tuple[int, list[str]]:
         return job.id, frames
     finally:
         await client.close()
+
+
+def bot_process_env(telegram_url: str, cvat_url: str, database_url: str, tmp_path: Path,
+                    **extra: str) -> dict[str, str]:
+    """The environment of `python main.py` against the stand-ins and this test's database."""
+    from tests.conftest import BOT_TOKEN, CVAT_ADMIN_PASSWORD, CVAT_ADMIN_USERNAME
+
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update({
+        "ENV_FILE": str(tmp_path / "none.env"), "BOT_TOKEN": BOT_TOKEN,
+        "TELEGRAM_API_URL": telegram_url, "CVAT_URL": cvat_url,
+        "CVAT_ADMIN_USERNAME": CVAT_ADMIN_USERNAME, "CVAT_ADMIN_PASSWORD": CVAT_ADMIN_PASSWORD,
+        "DATABASE_URL": database_url, "LOG_DIR": str(tmp_path / "logs"),
+        "LOG_TO_CONSOLE": "false", **extra,
+    })
+    return env
+
+
+async def start_bot_process(env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`python main.py` as production starts it."""
+    return await asyncio.create_subprocess_exec(sys.executable, str(PROJECT_DIR / "main.py"),
+                                                cwd=PROJECT_DIR, env=env)

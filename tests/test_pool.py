@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -17,7 +19,7 @@ from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
 from tasks_generator.pool import PoolKeeper, pool_counts
 from tests.conftest import CVAT_ADMIN_PASSWORD, CVAT_ADMIN_USERNAME, BotApp
-from tests.flow import TASK_SET, annotate, get_task
+from tests.flow import TASK_SET, annotate, bot_process_env, get_task, start_bot_process
 
 POOL_ON = {"pool_accounts": 3, "pool_tasks": 3, "pool_accounts_refill_below": 3,
            "pool_tasks_refill_below": 3}
@@ -237,19 +239,25 @@ async def test_pool_survives_a_restart_and_a_crash_mid_build_without_growing(
         settings: Settings, cvat: CvatServer, db: Database) -> None:
     pool_settings = dataclasses.replace(settings, **POOL_ON, build_lease_seconds=2)
     admin = AsyncCvatClient(CvatClient(cvat.base_url, CVAT_ADMIN_USERNAME, CVAT_ADMIN_PASSWORD))
-    # A keeper "crashes" while CVAT hangs on every image upload: rows are left half made.
+    # A keeper stops while CVAT hangs on every image upload: rows are left half made.
     cvat.fail_next("POST", r"/api/tasks/\d+/data", hang=True, count=10)
-    keeper = asyncio.create_task(PoolKeeper(db, admin, pool_settings, TASK_SET).run())
+    doomed = AsyncCvatClient(CvatClient(cvat.base_url, CVAT_ADMIN_USERNAME, CVAT_ADMIN_PASSWORD,
+                                        timeout=1.0, retries=0))
+    keeper = asyncio.create_task(PoolKeeper(db, doomed, pool_settings, TASK_SET).run())
     deadline = time.monotonic() + 10
     while len(pooled_names(cvat)) < 3 or (await pool_counts(db)).accounts_ready < 3:
         assert time.monotonic() < deadline, "the pool never started its tasks"
         await asyncio.sleep(0.05)
     keeper.cancel()
     await asyncio.gather(keeper, return_exceptions=True)
+    await doomed.close()
     counts = await pool_counts(db)
     assert (counts.accounts_ready, counts.tasks_ready, counts.tasks_creating) == (3, 0, 3)
-    # A crash does not release its leases: make them look like a dead process's.
-    await db.execute("UPDATE pool_tasks SET lease_until = now() - interval '1 second'")
+    # A clean stop frees its half-made rows for the next process at once...
+    assert await db.fetchval("SELECT count(*) FROM pool_tasks WHERE lease_until IS NOT NULL") \
+        == 0
+    # ...a crash does not: its leases have to run out first (2 s here).
+    await db.execute("UPDATE pool_tasks SET lease_until = now() + interval '2 seconds'")
     cvat.clear_faults()
     users_before = candidate_users(cvat)
     second = asyncio.create_task(PoolKeeper(db, admin, pool_settings, TASK_SET).run())
@@ -311,3 +319,32 @@ async def test_pool_off_registers_and_creates_the_task_at_the_same_time(
     assert register[0] < create[0] < role[1]
     assert await db.fetchval("SELECT count(*) FROM pool_accounts") == 0
     assert pooled_names(cvat) == []
+
+
+async def test_a_bot_killed_while_filling_the_pool_never_makes_more_than_its_size(
+        telegram: TelegramServer, cvat: CvatServer, database_url: str, db: Database,
+        tmp_path: Path) -> None:
+    cvat.processing_time = 3.0  # the pool's tasks are mid-processing when the bot dies
+    env = bot_process_env(telegram.base_url, cvat.base_url, database_url, tmp_path,
+                          BUILD_LEASE_SECONDS="2")
+    bot = await start_bot_process(env)
+    try:
+        deadline = time.monotonic() + 30
+        while sum("/data" in path for _, path, *_ in cvat.request_log) < 3:
+            assert time.monotonic() < deadline, "the pool never started uploading"
+            await asyncio.sleep(0.05)
+        bot.send_signal(signal.SIGKILL)
+        await bot.wait()
+        counts = await pool_counts(db)
+        assert counts.tasks_ready == 0 and counts.tasks_creating == 3
+        cvat.processing_time = 0.2
+        bot = await start_bot_process(env)
+        await wait_for_pool(db, 3, 3, within=40)
+    finally:
+        if bot.returncode is None:
+            bot.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(bot.wait(), 30)
+    # The interrupted tasks were finished under their names, not made again; no extra account.
+    assert len(pooled_names(cvat)) == 3 == len(set(pooled_names(cvat)))
+    assert len(cvat.tasks) == 3 and all(len(t.frames) == 12 for t in cvat.tasks.values())
+    assert len(candidate_users(cvat)) == 3

@@ -4,28 +4,22 @@ Telegram limiting us, floods, and bad input in every state. Nothing may be lost 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from config.env import PROJECT_DIR
 from db import Database
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
 from tests.conftest import (
-    BOT_TOKEN,
-    CVAT_ADMIN_PASSWORD,
-    CVAT_ADMIN_USERNAME,
     BotApp,
     PgServer,
 )
-from tests.flow import annotate, get_task
+from tests.flow import annotate, bot_process_env, get_task, start_bot_process
 
 GENERIC_ERROR = "something went wrong on my side"
 
@@ -91,19 +85,13 @@ async def test_bot_killed_mid_build_finishes_after_restart(
     tmp_path: Path,
 ) -> None:
     cvat.processing_time = 3.0
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env.update({
-        "ENV_FILE": str(tmp_path / "none.env"), "BOT_TOKEN": BOT_TOKEN,
-        "TELEGRAM_API_URL": telegram.base_url, "CVAT_URL": cvat.base_url,
-        "CVAT_ADMIN_USERNAME": CVAT_ADMIN_USERNAME, "CVAT_ADMIN_PASSWORD": CVAT_ADMIN_PASSWORD,
-        "DATABASE_URL": database_url, "LOG_DIR": str(tmp_path / "logs"),
-        "LOG_TO_CONSOLE": "false", "BUILD_LEASE_SECONDS": "3",
-        "RECONCILE_INTERVAL_SECONDS": "1",
-    })
+    # The candidate's own build is killed here; the pool's builds: test_pool.py.
+    env = bot_process_env(telegram.base_url, cvat.base_url, database_url, tmp_path,
+                          BUILD_LEASE_SECONDS="3", RECONCILE_INTERVAL_SECONDS="1",
+                          POOL_ACCOUNTS="0", POOL_TASKS="0")
 
     async def start() -> asyncio.subprocess.Process:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(PROJECT_DIR / "main.py"), cwd=PROJECT_DIR, env=env)
+        proc = await start_bot_process(env)
         await telegram.wait_polling(timeout=30)
         return proc
 

@@ -73,7 +73,8 @@ async def test_healthz_reports_the_truth(webhook_bot: str, cvat: CvatServer) -> 
     async with aiohttp.ClientSession() as http:
         async with http.get(webhook_bot + "/healthz") as answer:
             assert answer.status == 200
-            assert await answer.json() == {"database": "ok", "cvat": "ok"}
+            assert await answer.json() == {"database": "ok", "cvat": "ok",
+                                           "pool": "0 accounts and 0 tasks ready"}
         await cvat.stop()
         async with http.get(webhook_bot + "/healthz") as answer:
             assert answer.status == 503

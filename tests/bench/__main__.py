@@ -91,6 +91,12 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("  injected CVAT delays", f("credentials_injected_ms", " ms"), ""),
         ("Credentials: bot's own overhead", f("credentials_own_overhead_ms", " ms"), "< 100 ms"),
         ("Credentials with zero injected delay", f("credentials_raw_zero_delay_ms", " ms"), ""),
+        (f"Credentials, warm pool (CVAT {f('pool_cvat_latency_s', ' s')}/call, "
+         f"{f('pool_cvat_processing_s', ' s')} processing)",
+         f("pool_warm_credentials_ms", " ms"), "< 500 ms"),
+        ("  CVAT calls on the candidate's path, warm / off",
+         f"{f('pool_warm_cvat_calls')} / {f('pool_off_cvat_calls')}", ""),
+        ("Credentials, pool off (same delays)", f("pool_off_credentials_ms", " ms"), ""),
     ]
     if r.get("hr_export_missing"):
         rows.append(("HR export", "not wired: tests/bench/hr_export.py missing", "< 3 s"))

@@ -249,6 +249,7 @@ class Stage:
         self.cvat = CvatServer(admin=CVAT_ADMIN, validate_schema=False, latency=latency,
                                processing_time=processing_time)
         self.bot: BotProcess | None = None
+        self.database_url = ""
         self.driver_monitor = LoopMonitor(warn_after=math.inf)
         self._next_user = 1_000_000
 
@@ -260,6 +261,7 @@ class Stage:
 
     async def start_bot(self, **extra_env: str) -> BotProcess:
         """`python main.py` with its own database, as production starts it."""
+        self.database_url = await asyncio.to_thread(self.postgres.new_database, self.scenario)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CVAT_", "BOT_"))}
         env.update({
             "BOT_TOKEN": BOT_TOKEN,
@@ -267,7 +269,7 @@ class Stage:
             "CVAT_URL": self.cvat.base_url,
             "CVAT_ADMIN_USERNAME": CVAT_ADMIN[0],
             "CVAT_ADMIN_PASSWORD": CVAT_ADMIN[1],
-            "DATABASE_URL": await asyncio.to_thread(self.postgres.new_database, self.scenario),
+            "DATABASE_URL": self.database_url,
             "LOG_DIR": str(self.workdir / "bot-logs"),
             "LOG_TO_CONSOLE": "false",
             "ENV_FILE": "/nonexistent",

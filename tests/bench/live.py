@@ -18,12 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg2
+
+from sandbox.telegram import TelegramUser
 from tests.bench.harness import (
     ECHO_TOKEN,
     CpuWindow,
     Postgres,
     Prober,
     RssSampler,
+    Stage,
     bounded,
     get_task,
     latency_figures,
@@ -38,6 +42,10 @@ logger = logging.getLogger(__name__)
 
 REALISTIC_LATENCY = 0.1  # seconds added to every CVAT call
 REALISTIC_PROCESSING = 2.0  # seconds CVAT takes to process a task's images
+# Measured on a real CVAT 2.73 on loopback with 12 images: about 0.3 s a call, 0.6 s processing.
+SERVER_LATENCY = 0.3
+SERVER_PROCESSING = 0.6
+POOL_OFF = {"POOL_ACCOUNTS": "0", "POOL_TASKS": "0"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,7 @@ class LiveSizes:
     throughput_users: int = 800
     throughput_seconds: float = 8.0
     credential_candidates: int = 5
+    pool_candidates: int = 5
     memory_candidates: int = 1000
     memory_concurrency: int = 40
 
@@ -57,14 +66,16 @@ class LiveSizes:
     def quick(cls) -> LiveSizes:
         """Smaller counts: the whole --quick run stays under a minute."""
         return cls(load_candidates=15, idle_probes=30, throughput_users=800,
-                   throughput_seconds=2.0, credential_candidates=1, memory_candidates=60,
+                   throughput_seconds=2.0, credential_candidates=1, pool_candidates=2,
+                   memory_candidates=60,
                    memory_concurrency=20)
 
     @classmethod
     def tiny(cls) -> LiveSizes:
         """The smoke test's counts: every code path, no meaningful figure."""
         return cls(load_candidates=2, idle_probes=3, probe_interval=0.02, throughput_users=2,
-                   throughput_seconds=0.5, credential_candidates=1, memory_candidates=2,
+                   throughput_seconds=0.5, credential_candidates=1, pool_candidates=1,
+                   memory_candidates=2,
                    memory_concurrency=2)
 
 
@@ -170,7 +181,7 @@ async def bench_credentials(postgres: Postgres, workdir: Path, sizes: LiveSizes)
     with realistic CVAT delays minus those delays (the bot's own overhead), and raw with none."""
     async with stage(postgres, workdir, "credentials", latency=REALISTIC_LATENCY,
                      processing_time=REALISTIC_PROCESSING) as s:
-        await s.start_bot()
+        await s.start_bot(**POOL_OFF)  # the build itself is measured here; the pool: below
         totals, overheads, calls = [], [], []
         for user in s.users(sizes.credential_candidates):
             await user.send("📝 Get a test task")
@@ -209,6 +220,67 @@ async def bench_credentials(postgres: Postgres, workdir: Path, sizes: LiveSizes)
         "credentials_own_overhead_ms": ms(statistics.median(overheads)),
         "credentials_raw_zero_delay_ms": ms(statistics.median(raw)),
     }
+
+
+async def _pool_ready(database_url: str, accounts: int, tasks: int, within: float) -> None:
+    """Wait until the bot's warm pool holds this many ready accounts and tasks."""
+
+    def counts() -> tuple[int, int]:
+        conn = psycopg2.connect(database_url, connect_timeout=10)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT (SELECT count(*) FROM pool_accounts WHERE status = 'ready'),"
+                            " (SELECT count(*) FROM pool_tasks WHERE status = 'ready')")
+                return cur.fetchone()
+        finally:
+            conn.close()
+
+    deadline = time.monotonic() + within
+    while True:
+        ready_accounts, ready_tasks = await asyncio.to_thread(counts)
+        if ready_accounts >= accounts and ready_tasks >= tasks:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the warm pool did not fill to {accounts}/{tasks}")
+        await asyncio.sleep(0.1)
+
+
+async def _time_to_credentials(s: Stage, user: TelegramUser) -> tuple[float, int]:
+    """Seconds from pressing "Yes, create my task" to the credentials, and the CVAT calls made
+    meanwhile."""
+    await user.send("📝 Get a test task")
+    await user.expect_message("Ready to start?")
+    before = len(s.cvat.request_log)
+    start = time.perf_counter()
+    await user.press("✅ Yes, create my task")
+    await user.expect_message("Your CVAT login", timeout=120)
+    seconds = time.perf_counter() - start
+    calls = len(s.cvat.request_log) - before
+    await user.expect_message("What to do")
+    return seconds, calls
+
+
+async def bench_pool(postgres: Postgres, workdir: Path, sizes: LiveSizes) -> dict[str, Any]:
+    """Time to credentials with the warm pool off and warm (default sizes, refilled between
+    candidates), against a CVAT stand-in with a real server's delays."""
+    figures: dict[str, Any] = {"pool_candidates": sizes.pool_candidates,
+                               "pool_cvat_latency_s": SERVER_LATENCY,
+                               "pool_cvat_processing_s": SERVER_PROCESSING}
+    for mode, env in (("off", POOL_OFF), ("warm", {})):
+        async with stage(postgres, workdir, f"pool_{mode}", latency=SERVER_LATENCY,
+                         processing_time=SERVER_PROCESSING) as s:
+            await s.start_bot(**env)
+            seconds, calls = [], []
+            for user in s.users(sizes.pool_candidates):
+                if mode == "warm":
+                    await _pool_ready(s.database_url, 3, 3, within=120)
+                taken, made = await _time_to_credentials(s, user)
+                seconds.append(taken)
+                calls.append(made)
+        figures[f"pool_{mode}_credentials_ms"] = ms(statistics.median(seconds))
+        figures[f"pool_{mode}_credentials_max_ms"] = ms(max(seconds))
+        figures[f"pool_{mode}_cvat_calls"] = statistics.median(calls)
+    return figures
 
 
 async def bench_memory(postgres: Postgres, workdir: Path, sizes: LiveSizes) -> dict[str, Any]:
@@ -250,7 +322,7 @@ def _self_pid() -> int:
 
 
 async def run_live(sizes: LiveSizes, sections: tuple[str, ...] = (
-        "throughput", "credentials", "responsiveness", "memory")) -> dict[str, Any]:
+        "throughput", "credentials", "pool", "responsiveness", "memory")) -> dict[str, Any]:
     """The live sections, one PostgreSQL server for all, a fresh database each."""
     keep = os.environ.get("BENCH_KEEP_DIR")  # keep the bots' logs (and profiles) here
     workdir = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="cbt-bench-"))
@@ -258,6 +330,7 @@ async def run_live(sizes: LiveSizes, sections: tuple[str, ...] = (
     await postgres.start()
     results: dict[str, Any] = {}
     functions = {"throughput": bench_throughput, "credentials": bench_credentials,
+                 "pool": bench_pool,
                  "responsiveness": bench_responsiveness, "memory": bench_memory}
     try:
         for name in sections:
