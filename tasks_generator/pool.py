@@ -100,22 +100,29 @@ def _free(row: dict[str, Any], now: Any) -> bool:
     return row["lease_until"] is None or row["lease_until"] < now
 
 
+def _locked_rows(cur: Cursor, lock: int, table: str) -> tuple[Any, list[dict[str, Any]]]:
+    """Under the pool's lock (until COMMIT): the database's now and the rows not handed out."""
+    cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+    cur.execute("SELECT now() AS now")
+    now = cur.fetchone()["now"]
+    cur.execute(f"SELECT * FROM {table} WHERE status IN ('creating', 'ready', 'retiring')"
+                " ORDER BY id")
+    return now, cur.fetchall()
+
+
+def _trim(live: list[dict[str, Any]], size: int, now: Any) -> tuple[list[dict[str, Any]],
+                                                                   list[int]]:
+    """(rows kept, ids to delete): the newest beyond `size`, never one a build holds now."""
+    spare = [r for r in reversed(live) if _free(r, now)][:max(0, len(live) - size)]
+    return [r for r in live if r not in spare], [r["id"] for r in spare]
+
+
 def _take_account_work(cur: Cursor, size: int, below: int, lease: timedelta) -> _Work:
     """Decide, under the pool's lock, which accounts to make (new rows, or builds a crash
     interrupted) and which to delete (over the size); lease them to this process."""
-    cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ACCOUNTS,))
-    cur.execute("SELECT now() AS now")
-    now = cur.fetchone()["now"]
-    cur.execute("SELECT id, status, lease_until FROM pool_accounts"
-                " WHERE status IN ('creating', 'ready', 'retiring') ORDER BY id")
-    rows = cur.fetchall()
-    live = [r for r in rows if r["status"] != "retiring"]
+    now, rows = _locked_rows(cur, _LOCK_ACCOUNTS, ACCOUNTS)
     retire = [r["id"] for r in rows if r["status"] == "retiring" and _free(r, now)]
-    excess = len(live) - size
-    if excess > 0:  # newest first, never one a build holds now
-        spare = [r for r in reversed(live) if _free(r, now)][:excess]
-        retire += [r["id"] for r in spare]
-        live = [r for r in live if r not in spare]
+    live, spare = _trim([r for r in rows if r["status"] != "retiring"], size, now)
     resume = [r["id"] for r in live if r["status"] == "creating" and _free(r, now)]
     new: list[int] = []
     ready = sum(r["status"] == "ready" for r in live)
@@ -125,19 +132,14 @@ def _take_account_work(cur: Cursor, size: int, below: int, lease: timedelta) -> 
                         " (%s, %s) RETURNING id", (make_pool_username(), make_password()))
             new.append(cur.fetchone()["id"])
     return _Work(build=_lease_rows(cur, ACCOUNTS, resume + new, lease),
-                 retire=_lease_rows(cur, ACCOUNTS, retire, lease, "retiring"))
+                 retire=_lease_rows(cur, ACCOUNTS, retire + spare, lease, "retiring"))
 
 
 def _take_task_work(cur: Cursor, task_set: str, targets: dict[tuple[str, ...], int],
                     below: int, lease: timedelta) -> _Work:
     """The same for tasks, per image subset: also deletes tasks of images no attempt gets any
     more (the task set or IMAGES_PER_TASK changed)."""
-    cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_TASKS,))
-    cur.execute("SELECT now() AS now")
-    now = cur.fetchone()["now"]
-    cur.execute("SELECT id, status, task_set, image_subset, lease_until FROM pool_tasks"
-                " WHERE status IN ('creating', 'ready', 'retiring') ORDER BY id")
-    rows = cur.fetchall()
+    now, rows = _locked_rows(cur, _LOCK_TASKS, TASKS)
     retire = [r["id"] for r in rows if r["status"] == "retiring" and _free(r, now)]
     by_subset: dict[tuple[str, ...], list[dict[str, Any]]] = {s: [] for s in targets}
     for row in rows:
@@ -150,13 +152,11 @@ def _take_task_work(cur: Cursor, task_set: str, targets: dict[tuple[str, ...], i
             continue
         by_subset[key].append(row)
     resume: list[int] = []
-    for key, live in by_subset.items():
-        excess = len(live) - targets[key]
-        if excess > 0:
-            spare = [r for r in reversed(live) if _free(r, now)][:excess]
-            retire += [r["id"] for r in spare]
-            by_subset[key] = live = [r for r in live if r not in spare]
-        resume += [r["id"] for r in live if r["status"] == "creating" and _free(r, now)]
+    for key in by_subset:
+        by_subset[key], spare = _trim(by_subset[key], targets[key], now)
+        retire += spare
+        resume += [r["id"] for r in by_subset[key]
+                   if r["status"] == "creating" and _free(r, now)]
     ready = sum(r["status"] == "ready" for live in by_subset.values() for r in live)
     new: list[int] = []
     if ready < min(below, sum(targets.values())):

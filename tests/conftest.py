@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -247,6 +248,23 @@ async def bot_app(settings: Settings, db: Database) -> AsyncIterator[BotApp]:
     try:
         yield app
     finally:
+        await app.stop()
+
+
+@pytest.fixture
+async def app_with(settings: Settings,
+                   db: Database) -> AsyncIterator[Callable[..., Awaitable[BotApp]]]:
+    """Start the production bot with some settings changed."""
+    apps: list[BotApp] = []
+
+    async def start(**changes: object) -> BotApp:
+        app = BotApp(dataclasses.replace(settings, **changes), db)
+        await app.start()
+        apps.append(app)
+        return app
+
+    yield start
+    for app in apps:
         await app.stop()
 
 

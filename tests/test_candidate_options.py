@@ -2,33 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import AsyncIterator
-
-import pytest
-
-from config.env import PROJECT_DIR, Settings
-from db import Database
+from config.env import PROJECT_DIR
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
-from tests.conftest import BotApp
 from tests.flow import annotate, get_task
-
-
-@pytest.fixture
-async def app_with(settings: Settings, db: Database) -> AsyncIterator:
-    """Start the production bot with some settings changed."""
-    apps: list[BotApp] = []
-
-    async def start(**changes: object) -> BotApp:
-        app = BotApp(dataclasses.replace(settings, **changes), db)
-        await app.start()
-        apps.append(app)
-        return app
-
-    yield start
-    for app in apps:
-        await app.stop()
 
 
 async def test_cooldown_and_score_shown(app_with, telegram: TelegramServer) -> None:

@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -27,19 +27,13 @@ StartApp = Callable[..., Awaitable[BotApp]]
 
 
 @pytest.fixture
-async def app_with(settings: Settings, db: Database) -> AsyncIterator[StartApp]:
-    """Start the production bot with some settings changed (the pool on unless said)."""
-    apps: list[BotApp] = []
+def pool_app(app_with: StartApp) -> StartApp:
+    """Start the production bot with the warm pool on (3 and 3) and some settings changed."""
 
     async def start(**changes: object) -> BotApp:
-        app = BotApp(dataclasses.replace(settings, **{**POOL_ON, **changes}), db)
-        await app.start()
-        apps.append(app)
-        return app
+        return await pool_app(**{**POOL_ON, **changes})
 
-    yield start
-    for app in apps:
-        await app.stop()
+    return start
 
 
 async def wait_for_pool(db: Database, accounts: int, tasks: int, within: float = 20) -> None:
@@ -68,12 +62,12 @@ def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
 
 @pytest.mark.parametrize("inactive", [True, False], ids=["inactive-accounts", "active-accounts"])
 async def test_warm_pool_gives_credentials_after_one_cvat_round_trip(
-        app_with: StartApp, telegram: TelegramServer, cvat: CvatServer, db: Database,
+        pool_app: StartApp, telegram: TelegramServer, cvat: CvatServer, db: Database,
         inactive: bool) -> None:
     # Latency makes the round trips visible; refilling waits until two are taken, so every
     # CVAT call made between the press and the credentials is the candidate's.
     cvat.latency = 0.15
-    await app_with(pool_accounts_refill_below=2, pool_tasks_refill_below=2,
+    await pool_app(pool_accounts_refill_below=2, pool_tasks_refill_below=2,
                    pool_inactive_accounts=inactive)
     await wait_for_pool(db, 3, 3)
     pooled = await db.fetchone("SELECT cvat_username, cvat_password, cvat_user_id FROM"
@@ -120,9 +114,9 @@ async def annotate_and_submit(user: TelegramUser, credentials: object) -> None:
 
 
 async def test_twenty_candidates_at_once_drain_and_refill_without_a_double_hand_out(
-        app_with: StartApp, telegram: TelegramServer, cvat: CvatServer, db: Database) -> None:
+        pool_app: StartApp, telegram: TelegramServer, cvat: CvatServer, db: Database) -> None:
     cvat.latency = 0.02
-    await app_with()
+    await pool_app()
     await wait_for_pool(db, 3, 3)
     sizes: list[tuple[int, int]] = []
 
@@ -162,8 +156,8 @@ async def test_twenty_candidates_at_once_drain_and_refill_without_a_double_hand_
 
 
 async def test_a_pooled_task_deleted_on_cvat_is_never_handed_out(
-        app_with: StartApp, telegram: TelegramServer, cvat: CvatServer, db: Database) -> None:
-    await app_with()
+        pool_app: StartApp, telegram: TelegramServer, cvat: CvatServer, db: Database) -> None:
+    await pool_app()
     await wait_for_pool(db, 3, 3)
     # The task next in line, and the account next in line, deleted by hand on CVAT.
     first = TASK_SET.subset_for_attempt(1)
@@ -189,8 +183,8 @@ async def test_a_pooled_task_deleted_on_cvat_is_never_handed_out(
 
 
 async def test_the_keeper_replaces_what_was_deleted_on_cvat(
-        app_with: StartApp, cvat: CvatServer, db: Database) -> None:
-    await app_with(pool_check_interval_seconds=1)
+        pool_app: StartApp, cvat: CvatServer, db: Database) -> None:
+    await pool_app(pool_check_interval_seconds=1)
     await wait_for_pool(db, 3, 3)
     tasks = await db.fetchall("SELECT cvat_task_id FROM pool_tasks WHERE status = 'ready'")
     users = await db.fetchall("SELECT cvat_user_id FROM pool_accounts WHERE status = 'ready'")
@@ -214,8 +208,8 @@ async def test_the_keeper_replaces_what_was_deleted_on_cvat(
 
 
 async def test_second_attempt_takes_a_pooled_task_of_its_own_images(
-        app_with: StartApp, telegram: TelegramServer, db: Database) -> None:
-    await app_with()
+        pool_app: StartApp, telegram: TelegramServer, db: Database) -> None:
+    await pool_app()
     await wait_for_pool(db, 3, 3)
     subsets = await db.fetchall("SELECT image_subset FROM pool_tasks WHERE status = 'ready'")
     # Three tasks over the two subsets attempts 1 and 2 get: two of the first, one of the second.
@@ -305,9 +299,9 @@ async def test_a_smaller_pool_or_none_deletes_what_is_over(
 
 
 async def test_pool_off_registers_and_creates_the_task_at_the_same_time(
-        app_with: StartApp, telegram: TelegramServer, cvat: CvatServer, db: Database) -> None:
+        pool_app: StartApp, telegram: TelegramServer, cvat: CvatServer, db: Database) -> None:
     cvat.latency = 0.2
-    await app_with(pool_accounts=0, pool_tasks=0)
+    await pool_app(pool_accounts=0, pool_tasks=0)
     user = telegram.user(9001, first_name="Omar", language_code="en")
     await get_task(user)
     times = {(m, p.rstrip("0123456789")): (a, b) for m, p, a, b in cvat.request_times}
