@@ -31,7 +31,7 @@ def pool_app(app_with: StartApp) -> StartApp:
     """Start the production bot with the warm pool on (3 and 3) and some settings changed."""
 
     async def start(**changes: object) -> BotApp:
-        return await pool_app(**{**POOL_ON, **changes})
+        return await app_with(**{**POOL_ON, **changes})
 
     return start
 
