@@ -147,7 +147,7 @@ def _take_task_work(cur: Cursor, task_set: str, targets: dict[tuple[str, ...], i
             continue
         key = tuple(row["image_subset"])
         if row["task_set"] != task_set or key not in by_subset:
-            if _free(row, now) or row["status"] == "ready":
+            if _free(row, now):  # a build under way (an older configuration's) finishes first
                 retire.append(row["id"])
             continue
         by_subset[key].append(row)
