@@ -18,6 +18,7 @@ from db import Database
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
 from tasks_generator.pool import PoolKeeper, pool_counts
+from tasks_generator.task_set import load_task_set
 from tests.conftest import CVAT_ADMIN_PASSWORD, CVAT_ADMIN_USERNAME, BotApp
 from tests.flow import TASK_SET, annotate, bot_process_env, get_task, start_bot_process
 
@@ -342,3 +343,17 @@ async def test_a_bot_killed_while_filling_the_pool_never_makes_more_than_its_siz
     assert len(pooled_names(cvat)) == 3 == len(set(pooled_names(cvat)))
     assert len(cvat.tasks) == 3 and all(len(t.frames) == 12 for t in cvat.tasks.values())
     assert len(candidate_users(cvat)) == 3
+
+
+async def test_tasks_of_images_no_attempt_gets_any_more_are_replaced(
+        settings: Settings, cvat: CvatServer, db: Database) -> None:
+    admin = AsyncCvatClient(CvatClient(cvat.base_url, CVAT_ADMIN_USERNAME, CVAT_ADMIN_PASSWORD))
+    pool_settings = dataclasses.replace(settings, **POOL_ON)
+    for task_set in (TASK_SET, load_task_set(TASK_SET.folder, 8)):  # IMAGES_PER_TASK changed
+        keeper = PoolKeeper(db, admin, pool_settings, task_set)
+        for _ in range(3):
+            await keeper.refill()
+    await admin.close()
+    assert sorted(len(t.frames) for t in cvat.tasks.values()) == [8, 8, 8]
+    subsets = await db.fetchall("SELECT image_subset FROM pool_tasks WHERE status = 'ready'")
+    assert all(len(r["image_subset"]) == 8 for r in subsets) and len(subsets) == 3
