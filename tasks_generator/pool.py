@@ -351,6 +351,7 @@ class PoolKeeper:
         """Look every ready pooled thing up on CVAT; drop (and so replace) what is gone or was
         taken by hand. The number dropped."""
         dropped = 0
+        seen: list[int] = []
         for row in await self.db.fetchall(
                 "SELECT id, cvat_username, cvat_user_id FROM pool_accounts"
                 " WHERE status = 'ready' ORDER BY id"):
@@ -360,8 +361,9 @@ class PoolKeeper:
                 dropped += await self._drop(ACCOUNTS, row["id"],
                                             f"account {row['cvat_username']} is gone")
                 continue
-            await self.db.execute("UPDATE pool_accounts SET checked_at = now() WHERE id = %s",
-                                  (row["id"],))
+            seen.append(row["id"])
+        await self._checked(ACCOUNTS, seen)
+        seen = []
         for row in await self.db.fetchall(
                 "SELECT id, cvat_task_id, cvat_job_id, cvat_task_name FROM pool_tasks"
                 " WHERE status = 'ready' ORDER BY id"):
@@ -380,9 +382,15 @@ class PoolKeeper:
                                row["cvat_task_id"])
                 dropped += 1
                 continue
-            await self.db.execute("UPDATE pool_tasks SET checked_at = now() WHERE id = %s",
-                                  (row["id"],))
+            seen.append(row["id"])
+        await self._checked(TASKS, seen)
         return dropped
+
+    async def _checked(self, table: str, ids: list[int]) -> None:
+        """Record that these rows were just seen on CVAT (one statement for all)."""
+        if ids:
+            await self.db.execute(f"UPDATE {table} SET checked_at = now() WHERE id = ANY(%s)",
+                                  (ids,))
 
     async def _drop(self, table: str, row_id: int, why: str) -> int:
         done = await self.db.fetchval(
