@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg2
-
+from db import Database
 from sandbox.telegram import TelegramUser
+from tasks_generator.pool import pool_counts
 from tests.bench.harness import (
     ECHO_TOKEN,
     CpuWindow,
@@ -202,15 +202,8 @@ async def bench_credentials(postgres: Postgres, workdir: Path, sizes: LiveSizes)
             calls.append(n_calls)
             await user.expect_message("What to do")
         s.cvat.latency, s.cvat.processing_time = 0.0, 0.0
-        raw = []
-        for user in s.users(sizes.credential_candidates, prefix="Raw"):
-            await user.send("📝 Get a test task")
-            await user.expect_message("Ready to start?")
-            start = time.perf_counter()
-            await user.press("✅ Yes, create my task")
-            await user.expect_message("Your CVAT login", timeout=120)
-            raw.append(time.perf_counter() - start)
-            await user.expect_message("What to do")
+        raw = [(await _time_to_credentials(s, user))[0]
+               for user in s.users(sizes.credential_candidates, prefix="Raw")]
     return {
         "credentials_candidates": sizes.credential_candidates,
         "credentials_total_ms": ms(statistics.median(totals)),
@@ -224,25 +217,18 @@ async def bench_credentials(postgres: Postgres, workdir: Path, sizes: LiveSizes)
 
 async def _pool_ready(database_url: str, accounts: int, tasks: int, within: float) -> None:
     """Wait until the bot's warm pool holds this many ready accounts and tasks."""
-
-    def counts() -> tuple[int, int]:
-        conn = psycopg2.connect(database_url, connect_timeout=10)
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT (SELECT count(*) FROM pool_accounts WHERE status = 'ready'),"
-                            " (SELECT count(*) FROM pool_tasks WHERE status = 'ready')")
-                return cur.fetchone()
-        finally:
-            conn.close()
-
-    deadline = time.monotonic() + within
-    while True:
-        ready_accounts, ready_tasks = await asyncio.to_thread(counts)
-        if ready_accounts >= accounts and ready_tasks >= tasks:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the warm pool did not fill to {accounts}/{tasks}")
-        await asyncio.sleep(0.1)
+    db = Database(database_url)
+    try:
+        deadline = time.monotonic() + within
+        while True:
+            counts = await pool_counts(db)
+            if counts.accounts_ready >= accounts and counts.tasks_ready >= tasks:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the warm pool did not fill to {accounts}/{tasks}")
+            await asyncio.sleep(0.1)
+    finally:
+        await db.close()
 
 
 async def _time_to_credentials(s: Stage, user: TelegramUser) -> tuple[float, int]:
