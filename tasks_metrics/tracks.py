@@ -10,6 +10,7 @@ keyframe is ``outside``; frames where the object is ``outside`` carry no object.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -66,12 +67,14 @@ def _offsets(pts: Sequence[tuple[float, float]]) -> list[float]:
 
 
 def _nearest(value: float, curve: Sequence[float]) -> int:
-    best, best_d = 0, abs(value - curve[0])
-    for i in range(1, len(curve)):
-        d = abs(value - curve[i])
-        if d < best_d:
-            best, best_d = i, d
-    return best
+    """The first index of the value in `curve` (relative arc lengths, non-decreasing) nearest
+    to `value`: what a linear scan keeping the first strict minimum finds, in O(log n)."""
+    if math.isnan(curve[-1]):
+        return 0  # a curve of zero length: every offset but the first is NaN
+    i = bisect.bisect_left(curve, value)
+    candidates = [j for j in (i - 1, i) if 0 <= j < len(curve)]
+    best = min(candidates, key=lambda j: (abs(value - curve[j]), j))
+    return bisect.bisect_left(curve, curve[best])  # the first of equal values
 
 
 def _interpolate_curve(
@@ -145,9 +148,9 @@ def _pairs(points: Sequence[float]) -> list[tuple[float, float]]:
     return [(points[i], points[i + 1]) for i in range(0, len(points) - 1, 2)]
 
 
-def _interpolate(k0: Keyframe, k1: Keyframe) -> list[Keyframe]:
-    """Shapes strictly between two keyframes."""
-    frames = range(k0.frame + 1, k1.frame)
+def _interpolate(k0: Keyframe, k1: Keyframe, start: int, stop: int) -> list[Keyframe]:
+    """Shapes strictly between two keyframes, on frames ``[start, stop)`` only."""
+    frames = range(max(k0.frame + 1, start), min(k1.frame, stop))
     if k0.kind != k1.kind:
         return []
     if k0.kind in (RECTANGLE, ELLIPSE, "cuboid", "skeleton") or (
@@ -172,12 +175,15 @@ def _interpolate(k0: Keyframe, k1: Keyframe) -> list[Keyframe]:
     return [replace(k0, frame=f) for f in frames]
 
 
-def expand_track(keyframes: Iterable[Keyframe], end_frame: int) -> dict[int, Keyframe]:
-    """Per-frame visible shapes of one track on frames ``[first keyframe, end_frame)``."""
+def expand_track(keyframes: Iterable[Keyframe], end_frame: int,
+                 start_frame: int = 0) -> dict[int, Keyframe]:
+    """Per-frame visible shapes of one track on frames ``[first keyframe, end_frame)`` that are
+    at or after ``start_frame``: the work is bounded by the task's frames, wherever the
+    keyframes are."""
     ordered = sorted(keyframes, key=lambda k: k.frame)
     if not ordered:
         return {}
-    first = ordered[0].frame
+    first = max(ordered[0].frame, start_frame)
     out: list[Keyframe] = []
     prev: Keyframe | None = None
     for key in ordered:
@@ -190,11 +196,12 @@ def expand_track(keyframes: Iterable[Keyframe], end_frame: int) -> dict[int, Key
                 prev = key
                 continue
             if not prev.outside:
-                out.extend(_interpolate(prev, key))
+                out.extend(_interpolate(prev, key, start_frame, end_frame))
         out.append(key)
         prev = key
         if key.frame >= end_frame:
             break
     if prev is not None and not prev.outside:
-        out.extend(replace(prev, frame=f) for f in range(prev.frame + 1, end_frame))
+        out.extend(replace(prev, frame=f)
+                   for f in range(max(prev.frame + 1, start_frame), end_frame))
     return {k.frame: k for k in out if first <= k.frame < end_frame and not k.outside}
