@@ -13,6 +13,7 @@ and after an ambiguous failure look again before reporting it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import functools
 import http.cookiejar
@@ -135,6 +136,15 @@ class CvatMisconfigured(CvatError):
 
 class CvatAuthError(CvatMisconfigured):
     """CVAT did not accept the username/password (401)."""
+
+
+class CvatResponseTooLarge(CvatError):
+    """CVAT's answer is larger than the caller accepts (`size` bytes, or more; `limit`)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"CVAT's answer is over {limit} bytes ({size} read)")
+        self.size = size
+        self.limit = limit
 
 
 class CvatTaskProcessingError(CvatError):
@@ -489,8 +499,10 @@ class CvatClient:
         anonymous: bool = False,
         auth: tuple[str, str] | None = None,
         timeout: float | None = None,
+        stream: bool = False,
     ) -> requests.Response:
-        """Send one call; retry if idempotent; raise the matching CvatError on failure."""
+        """Send one call; retry if idempotent; raise the matching CvatError on failure
+        (with `stream`, the body is left to the caller to read)."""
         method = method.upper()
         if retry is None:
             retry = method in IDEMPOTENT_METHODS
@@ -506,7 +518,7 @@ class CvatClient:
                 response = session.request(
                     method, self._url(path), params=params, json=json_body, files=files,
                     headers=dict(headers or {}), auth=request_auth,
-                    timeout=(min(limit, 10.0), limit), allow_redirects=False,
+                    timeout=(min(limit, 10.0), limit), allow_redirects=False, stream=stream,
                 )
             except (requests.ConnectionError, requests.Timeout,
                     requests.exceptions.ChunkedEncodingError) as exc:
@@ -1071,6 +1083,29 @@ class CvatClient:
         """The job's annotations: {version, tags, shapes, tracks[, intervals]}."""
         return self._json("GET", PATH_JOB_ANNOTATIONS.format(id=job_id))
 
+    def get_job_annotations_raw(self, job_id: int, max_bytes: int) -> bytes:
+        """The job's annotations as the JSON bytes CVAT sent, read up to `max_bytes`
+        (CvatResponseTooLarge past it): a candidate's work is untrusted, so it is measured
+        before anything parses it."""
+        response = self._request("GET", PATH_JOB_ANNOTATIONS.format(id=job_id), stream=True)
+        with contextlib.closing(response):
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise CvatResponseTooLarge(int(declared), max_bytes)
+            chunks: list[bytes] = []
+            size = 0
+            try:
+                for chunk in response.iter_content(64 * 1024):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise CvatResponseTooLarge(size, max_bytes)
+                    chunks.append(chunk)
+            except (requests.ConnectionError, requests.Timeout,
+                    requests.exceptions.ChunkedEncodingError) as exc:
+                raise CvatUnavailable(f"CVAT at {self.base_url} broke off the annotations of "
+                                      f"job {job_id} ({type(exc).__name__})") from exc
+        return b"".join(chunks)
+
     def put_job_annotations(self, job_id: int, data: Mapping[str, Any]) -> dict[str, Any]:
         """Replace all annotations of a job (as the acting account) and return CVAT's echo."""
         body = {"version": 0, "tags": [], "shapes": [], "tracks": [], **dict(data)}
@@ -1346,6 +1381,10 @@ class AsyncCvatClient:
     async def get_job_annotations(self, job_id: int) -> dict[str, Any]:
         """See CvatClient.get_job_annotations."""
         return await self._run(self.client.get_job_annotations, job_id)
+
+    async def get_job_annotations_raw(self, job_id: int, max_bytes: int) -> bytes:
+        """See CvatClient.get_job_annotations_raw."""
+        return await self._run(self.client.get_job_annotations_raw, job_id, max_bytes)
 
     async def put_job_annotations(self, job_id: int, data: Mapping[str, Any]) -> dict[str, Any]:
         """See CvatClient.put_job_annotations."""

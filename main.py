@@ -49,7 +49,12 @@ from tasks_generator.to_handlers import (
     pool_counts,
     reconcile,
 )
-from tasks_metrics.to_handlers import regrade_interrupted
+from tasks_metrics.to_handlers import (
+    GradingProcesses,
+    ensure_rule,
+    regrade_interrupted,
+    reopen_abandoned_checks,
+)
 
 logger = logging.getLogger("bot")
 
@@ -99,12 +104,13 @@ async def on_error(event: ErrorEvent, bot: Bot) -> bool:
 
 def create_dispatcher(settings: Settings, db: Database, cvat: AsyncCvatClient) -> Dispatcher:
     """The Dispatcher with FSM state in PostgreSQL and every router; long-lived dependencies
-    (settings, database, CVAT client, task set, broadcast pacer) injected into handlers by
-    name."""
+    (settings, database, CVAT client, task set, grading processes, broadcast pacer) injected
+    into handlers by name."""
     task_set = load_task_set(settings.task_set, settings.images_per_task)
     isolation = PostgresEventIsolation(db) if settings.replicas else None
     dp = Dispatcher(storage=PostgresStorage(db), events_isolation=isolation, settings=settings,
-                    db=db, cvat=cvat, task_set=task_set, pacer=Pacer())
+                    db=db, cvat=cvat, task_set=task_set, pacer=Pacer(),
+                    grader=GradingProcesses.from_settings(settings))
     # First: a flood is dropped before it costs any database work.
     dp.update.outer_middleware(ThrottlingMiddleware(settings.throttle_rate,
                                                     settings.throttle_burst))
@@ -117,23 +123,34 @@ def create_dispatcher(settings: Settings, db: Database, cvat: AsyncCvatClient) -
 
 
 async def start_background_work(dispatcher: Dispatcher, bot: Bot, db: Database,
-                                cvat: AsyncCvatClient, settings: Settings,
-                                task_set: TaskSet) -> None:
-    """From start on, periodically: finish what a crash interrupted (builds, gradings), and keep
-    the warm pool of accounts and tasks full; all off the update path."""
+                                cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet,
+                                grader: GradingProcesses) -> None:
+    """Put the pass rule of the settings in force (unless HR set one), then from start on,
+    periodically: finish what a crash interrupted (builds, checks, gradings), and keep the warm
+    pool of accounts and tasks full; all off the update path."""
+    try:
+        await ensure_rule(db, settings.pass_rule)
+    except DatabaseUnavailable as exc:
+        logger.warning("pass rule not checked at start: %s", exc)
 
     async def deliver(telegram_id: int, credentials: Credentials) -> None:
         await deliver_credentials(bot, db, telegram_id, credentials)
 
     async def recover() -> None:
+        # Each step handles its items one by one (an item's failure is recorded on it and the
+        # others go on); an error here is one no item explains, and the next pass tries again.
         while True:
             try:
                 counts = await reconcile(db, cvat, settings, task_set, deliver)
-                regraded = await regrade_interrupted(db, settings, task_set)
-                if any(counts.values()) or regraded:
-                    logger.info("reconciled: %s, %d graded", counts, regraded)
+                reopened = await reopen_abandoned_checks(db, cvat)
+                regraded = await regrade_interrupted(db, grader)
+                if any(counts.values()) or reopened or regraded:
+                    logger.info("reconciled: %s, %d jobs reopened, %d graded", counts,
+                                reopened, regraded)
             except (DatabaseUnavailable, CvatError, TelegramAPIError) as exc:
                 logger.warning("reconciliation stopped for now: %s", exc)
+            except Exception:
+                logger.exception("reconciliation pass failed; the next one tries again")
             await asyncio.sleep(settings.reconcile_interval_seconds)
 
     dispatcher["background"] = asyncio.create_task(recover(), name="reconcile")
@@ -146,9 +163,9 @@ async def start_background_work(dispatcher: Dispatcher, bot: Bot, db: Database,
                                              name="warm-pool")
 
 
-async def stop_background_work(dispatcher: Dispatcher) -> None:
+async def stop_background_work(dispatcher: Dispatcher, grader: GradingProcesses) -> None:
     """Stop reconciliation and the pool keeper if they are still running (both resume at the
-    next start); log the event loop's largest stall."""
+    next start), and the grading processes; log the event loop's largest stall."""
     monitor = dispatcher.get("loop_monitor")
     if monitor is not None:
         await monitor.stop()
@@ -161,6 +178,7 @@ async def stop_background_work(dispatcher: Dispatcher) -> None:
     pool_cvat = dispatcher.get("pool_cvat")
     if pool_cvat is not None:
         await pool_cvat.close()
+    await grader.close()
 
 
 async def set_commands(bot: Bot) -> None:

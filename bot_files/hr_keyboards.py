@@ -11,7 +11,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot_files.texts import Raw, Texts
 
-HR_PREFIXES = frozenset({"h1", "h1c", "h1s", "h1w"})
+HR_PREFIXES = frozenset({"h1", "h1c", "h1s", "h1w", "h1r"})
 MAX_LABEL = 40  # characters of a person's name on a button
 
 
@@ -23,6 +23,7 @@ class MenuAct(StrEnum):
     FIND = "f"
     WHITELIST = "w"
     NOTIFY = "n"
+    RULE = "r"
 
 
 class HrMenu(CallbackData, prefix="h1"):
@@ -79,6 +80,24 @@ class HrWhitelist(CallbackData, prefix="h1w"):
     page: int = 0
 
 
+class RuleAct(StrEnum):
+    """Buttons of the pass rule editor."""
+
+    EDIT = "e"
+    MORE = "m"
+    DEFAULTS = "df"
+    APPLY = "a"
+    DISCARD = "d"
+    HISTORY = "h"
+
+
+class HrRule(CallbackData, prefix="h1r"):
+    """"h1r:e:car_recall": the pass rule editor (m: the measure to change)."""
+
+    act: RuleAct
+    m: str = ""
+
+
 def is_hr_callback(data: str | None) -> bool:
     """True for callback data shaped like an HR button (to log forged presses)."""
     return bool(data) and data.split(":", 1)[0] in HR_PREFIXES
@@ -96,8 +115,40 @@ def hr_menu_keyboard(t: Texts, notifications: bool) -> InlineKeyboardMarkup:
     builder.button(text=t("hr.btn_export"), callback_data=HrMenu(act=MenuAct.EXPORT))
     builder.button(text=t("hr.btn_find"), callback_data=HrMenu(act=MenuAct.FIND))
     builder.button(text=t("hr.btn_whitelist"), callback_data=HrMenu(act=MenuAct.WHITELIST))
+    builder.button(text=t("hr.btn_rule"), callback_data=HrMenu(act=MenuAct.RULE))
     builder.button(text=t("hr.btn_notify_on" if notifications else "hr.btn_notify_off"),
                    callback_data=HrMenu(act=MenuAct.NOTIFY))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def rule_keyboard(t: Texts, measures: list[tuple[str, str]], *,
+                  draft: bool) -> InlineKeyboardMarkup:
+    """A button per measure (value, label) to change it; then Apply/Discard for a draft, or
+    History and the shipped defaults for the rule in force; back to the menu."""
+    builder = InlineKeyboardBuilder()
+    for measure, label in measures:
+        builder.button(text=label, callback_data=HrRule(act=RuleAct.EDIT, m=measure))
+    if draft:
+        builder.button(text=t("hr.btn_rule_apply"), callback_data=HrRule(act=RuleAct.APPLY))
+        builder.button(text=t("hr.btn_rule_discard"),
+                       callback_data=HrRule(act=RuleAct.DISCARD))
+    else:
+        builder.button(text=t("hr.btn_rule_history"),
+                       callback_data=HrRule(act=RuleAct.HISTORY))
+        builder.button(text=t("hr.btn_rule_defaults"),
+                       callback_data=HrRule(act=RuleAct.DEFAULTS))
+    builder.button(text=t("hr.btn_menu"), callback_data=HrMenu(act=MenuAct.MENU))
+    builder.adjust(*([2] * (len(measures) // 2)), *([1] * (len(measures) % 2)), 2, 1)
+    return builder.as_markup()
+
+
+def rule_preview_keyboard(t: Texts) -> InlineKeyboardMarkup:
+    """Apply / Change another measure / Discard under a draft's preview."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=t("hr.btn_rule_apply"), callback_data=HrRule(act=RuleAct.APPLY))
+    builder.button(text=t("hr.btn_rule_edit"), callback_data=HrRule(act=RuleAct.MORE))
+    builder.button(text=t("hr.btn_rule_discard"), callback_data=HrRule(act=RuleAct.DISCARD))
     builder.adjust(1)
     return builder.as_markup()
 

@@ -82,6 +82,20 @@ class Texts:
         return {catalog(lang)[key] for lang in LANGUAGES}
 
 
+def number_text(t: Texts, value: Any) -> str:
+    """A whole number with thousands grouped as the language writes them (12,345 / 12 345)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return str(value)
+    grouped = f"{value:,}"
+    return grouped.replace(",", "\u00a0") if t.language == "ru" else grouped
+
+
+def limit_text(t: Texts, limit: Any) -> str:
+    """What a submission is over (tasks_metrics.limits.OverLimit) in the user's language."""
+    return t(f"limits.{limit.code}", image=limit.image or "", value=number_text(t, limit.value),
+             limit=number_text(t, limit.limit))
+
+
 def problem_text(t: Texts, code: str, params: Mapping[str, Any]) -> str:
     """A completeness problem (tasks_metrics.checker) in the user's language."""
     values = dict(params)

@@ -11,6 +11,14 @@ from typing import Any
 
 from dotenv import dotenv_values
 
+from tasks_metrics.pass_rule import (
+    DEFAULT_THRESHOLDS,
+    Measure,
+    PassRule,
+    RuleError,
+    parse_thresholds,
+)
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 TELEGRAM_DEFAULT_API = "https://api.telegram.org"
 _TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{20,}$")
@@ -130,6 +138,20 @@ def _bool(raw: str) -> bool:
     raise ValueError(f"must be true or false, got {raw!r}")
 
 
+def _gate(raw: str) -> tuple[float, float] | None:
+    if raw.strip().lower() == "off":
+        return None
+    try:
+        return parse_thresholds(raw)
+    except RuleError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _gate_default(measure: Measure) -> str:
+    pass_at, borderline_at = DEFAULT_THRESHOLDS[measure]
+    return f"{pass_at:g}/{borderline_at:g}"
+
+
 def _meta(env: str, parse: Callable[[str], Any], doc: str, default: str | None = None) -> Any:
     """Field metadata: the variable's name, parser, description and default (None = required)."""
     return field(metadata={"env": env, "parse": parse, "doc": doc, "default": default})
@@ -188,16 +210,43 @@ class Settings:
         "IMAGES_PER_TASK", _number(int, 0, 1000),
         "Images in one test task; 0 = the task set's own number.", "0",
     )
-    pass_score: float = _meta(
-        "PASS_SCORE", _number(float, 0, 1), "Score (0..1) from which a candidate passes.", "0.8"
+    gate_car_recall: tuple[float, float] | None = _meta(
+        "GATE_CAR_RECALL", _gate,
+        "Pass rule: share of the cars found, as pass/borderline (fractions or percentages;"
+        " off = not judged).", _gate_default(Measure.CAR_RECALL),
     )
-    borderline_score: float = _meta(
-        "BORDERLINE_SCORE", _number(float, 0, 1),
-        "Score from which a candidate is borderline (below it: fail).", "0.65",
+    gate_plate_recall: tuple[float, float] | None = _meta(
+        "GATE_PLATE_RECALL", _gate, "Pass rule: share of the plates found.",
+        _gate_default(Measure.PLATE_RECALL),
+    )
+    gate_car_precision: tuple[float, float] | None = _meta(
+        "GATE_CAR_PRECISION", _gate,
+        "Pass rule: share of the candidate's car boxes that are real cars (extra boxes"
+        " lower it).", _gate_default(Measure.CAR_PRECISION),
+    )
+    gate_plate_precision: tuple[float, float] | None = _meta(
+        "GATE_PLATE_PRECISION", _gate,
+        "Pass rule: share of the candidate's plate boxes that are real plates.",
+        _gate_default(Measure.PLATE_PRECISION),
+    )
+    gate_car_fit: tuple[float, float] | None = _meta(
+        "GATE_CAR_FIT", _gate,
+        "Pass rule: box fit of the cars found (mean IoU of matched pairs).",
+        _gate_default(Measure.CAR_FIT),
+    )
+    gate_plate_fit: tuple[float, float] | None = _meta(
+        "GATE_PLATE_FIT", _gate, "Pass rule: box fit of the plates found.",
+        _gate_default(Measure.PLATE_FIT),
+    )
+    gate_plate_text: tuple[float, float] | None = _meta(
+        "GATE_PLATE_TEXT", _gate,
+        "Pass rule: share of the plates whose text is exactly right.",
+        _gate_default(Measure.PLATE_TEXT),
     )
     show_score: bool = _meta(
         "SHOW_SCORE_TO_CANDIDATE", _bool,
-        "Tell candidates their score and the pass mark after grading.", "false",
+        "Tell candidates their result (the band and how each measure fared) after grading.",
+        "false",
     )
     cvat_image_source: str = _meta(
         "CVAT_IMAGE_SOURCE", _choice("upload", "share"),
@@ -267,10 +316,39 @@ class Settings:
         "Pooled accounts cannot log in until handed out (activated in parallel with the job"
         " assignment).", "true",
     )
+    submission_max_mb: int = _meta(
+        "SUBMISSION_MAX_MB", _number(int, 1, 100),
+        "Largest submission (CVAT's annotations of one job) the bot reads, in MB.", "10",
+    )
+    submission_max_shapes_per_image: int = _meta(
+        "SUBMISSION_MAX_SHAPES_PER_IMAGE", _number(int, 10, 10000),
+        "Most shapes a submission may have on one image.", "100",
+    )
+    submission_max_points_per_shape: int = _meta(
+        "SUBMISSION_MAX_POINTS_PER_SHAPE", _number(int, 4, 100000),
+        "Most vertices one polygon, polyline or points shape may have.", "1000",
+    )
+    grading_processes: int = _meta(
+        "GRADING_PROCESSES", _number(int, 1, 64),
+        "Processes that check, grade and draw submissions, one job each at a time.", "2",
+    )
+    grading_cpu_seconds: int = _meta(
+        "GRADING_CPU_SECONDS", _number(int, 1, 3600),
+        "CPU time one check, grading or set of pictures may take before it is stopped.", "30",
+    )
+    grading_memory_mb: int = _meta(
+        "GRADING_MEMORY_MB", _number(int, 64, 65536),
+        "Memory a grading process may take beyond its own code, in MB.", "1024",
+    )
     pool_check_interval_seconds: int = _meta(
         "POOL_CHECK_INTERVAL_SECONDS", _number(int, 1, 86400),
         "How often pooled accounts and tasks are checked to still exist on CVAT.", "300",
     )
+
+    @property
+    def pass_rule(self) -> PassRule:
+        """The pass rule the settings describe (the first rule; HR may change it in the bot)."""
+        return PassRule.from_dict({str(m): getattr(self, f"gate_{m}") for m in Measure})
 
     @property
     def cvat_link(self) -> str:
@@ -313,8 +391,6 @@ def load_settings(
             parsed[f.name] = parse(raw)
         except ValueError as exc:
             problems.append(f"{name} {exc}")
-    if not problems and parsed["borderline_score"] > parsed["pass_score"]:
-        problems.append("BORDERLINE_SCORE must not be above PASS_SCORE")
     if not problems and parsed["cvat_image_source"] == "share" and not parsed["cvat_share_dir"]:
         problems.append("CVAT_SHARE_DIR is needed when CVAT_IMAGE_SOURCE=share")
     if not problems and parsed["webhook_url"] and not parsed["webhook_secret"]:

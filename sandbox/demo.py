@@ -79,7 +79,8 @@ async def _annotate(login: Login, *, only: set[str] | None = None,
         labels = await client.get_labels(job_id=job.id)
         plates = [s.text for n in frames for s in TASK_SET.ground_truth.images[n].shapes
                   if s.label == "plate"]
-        typo = {plates[1]: CYRILLIC[plates[1][0]] + plates[1][1:]} if mistakes else {}
+        typo = {plates[1]: CYRILLIC[plates[1][0]] + plates[1][1:],
+                plates[2]: plates[2].lower()} if mistakes else {}
         shapes = perfect_shapes(frames, labels, only=only, plate_texts=typo)
         if mistakes:
             plate_id = next(lb["id"] for lb in labels if lb["name"] == "plate")
@@ -199,7 +200,7 @@ async def _story(telegram: TelegramServer, db: Database) -> None:
     await maria.expect_edit("Almost there", timeout=20)
     chat.flush(maria)
     print("\n  (she finishes every image, with realistic mistakes: a loose box, a missed plate, "
-          "a Cyrillic letter in a plate)")
+          "a Cyrillic letter in a plate, a plate typed in lower case)")
     await _annotate(login, mistakes=True)
     await send(maria, "✅ Submit", "Checking")
     await maria.expect_edit("Thank you!", timeout=20)

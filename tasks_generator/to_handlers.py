@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from config.env import Settings
 from connection import AsyncCvatClient, CvatError
 from create_users.db_operations import get_candidate, get_candidate_by_id
-from db import Database
+from db import Database, DatabaseUnavailable
 from log import logged_action, record_action
 from tasks_generator.attempts import (
     CREATING,
@@ -22,6 +22,7 @@ from tasks_generator.attempts import (
     Attempt,
     interrupted_attempts,
     latest_attempt,
+    mark_failed,
     open_attempt,
     stage_row,
     visit_row,
@@ -186,30 +187,47 @@ async def reconcile(db: Database, cvat: AsyncCvatClient, settings: Settings, tas
                     deliver: Deliver) -> dict[str, int]:
     """Finish attempts whose builder stopped (a crash: its lease ran out) and send their
     credentials, and delete tasks that failed attempts left on CVAT. Run at start and then
-    periodically; safe on every replica (taking over an attempt is one locked transaction)."""
+    periodically; safe on every replica (taking over an attempt is one locked transaction).
+    An attempt that raises anything unexpected is marked failed with the error (the
+    candidate's next press rebuilds it) and the others go on."""
     counts = {"resumed": 0, "cleaned": 0, "failed": 0}
     for attempt in await interrupted_attempts(db):
-        if attempt.status == FAILED:
-            counts["cleaned"] += await clean_up_failed(db, cvat, attempt)
-            continue
-        candidate = await get_candidate_by_id(db, attempt.candidate_id)
-        assert candidate is not None
-        opening = await open_attempt(
-            db, telegram_id=candidate.telegram_id, username=candidate.telegram_username,
-            full_name=candidate.full_name, max_attempts=settings.max_attempts,
-            cooldown=timedelta(0), task_set=task_set.name,
-            subset_for=task_set.subset_for_attempt, new_attempt=False,
-            lease=timedelta(seconds=settings.build_lease_seconds),
-            pooled_accounts=settings.pool_accounts > 0, pooled_tasks=settings.pool_tasks > 0)
-        if opening.kind != "build" or opening.attempt is None:
-            continue  # another replica took it over meanwhile
         try:
-            credentials = await build_attempt(db, cvat, settings, task_set, opening.candidate,
-                                              opening.attempt)
-        except CvatError as exc:
-            logger.warning("interrupted attempt %s could not be finished: %s", attempt.id, exc)
-            counts["failed"] += 1
-            continue
-        await deliver(candidate.telegram_id, credentials)
-        counts["resumed"] += 1
+            outcome = await _reconcile_one(db, cvat, settings, task_set, deliver, attempt)
+        except DatabaseUnavailable:
+            raise
+        except Exception as exc:  # one attempt's fault must not stop the others
+            logger.exception("attempt %s: reconciliation raised", attempt.id)
+            await mark_failed(db, attempt.id, f"reconciliation: {type(exc).__name__}: {exc}",
+                              task_deleted=False)
+            outcome = "failed"
+        if outcome:
+            counts[outcome] += 1
     return counts
+
+
+async def _reconcile_one(db: Database, cvat: AsyncCvatClient, settings: Settings,
+                         task_set: TaskSet, deliver: Deliver, attempt: Attempt) -> str | None:
+    """One interrupted attempt: "resumed", "cleaned", "failed" or None (nothing done)."""
+    if attempt.status == FAILED:
+        return "cleaned" if await clean_up_failed(db, cvat, attempt) else None
+    candidate = await get_candidate_by_id(db, attempt.candidate_id)
+    if candidate is None:
+        return None  # deleted by HR meanwhile
+    opening = await open_attempt(
+        db, telegram_id=candidate.telegram_id, username=candidate.telegram_username,
+        full_name=candidate.full_name, max_attempts=settings.max_attempts,
+        cooldown=timedelta(0), task_set=task_set.name,
+        subset_for=task_set.subset_for_attempt, new_attempt=False,
+        lease=timedelta(seconds=settings.build_lease_seconds),
+        pooled_accounts=settings.pool_accounts > 0, pooled_tasks=settings.pool_tasks > 0)
+    if opening.kind != "build" or opening.attempt is None:
+        return None  # another replica took it over meanwhile
+    try:
+        credentials = await build_attempt(db, cvat, settings, task_set, opening.candidate,
+                                          opening.attempt)
+    except CvatError as exc:
+        logger.warning("interrupted attempt %s could not be finished: %s", attempt.id, exc)
+        return "failed"
+    await deliver(candidate.telegram_id, credentials)
+    return "resumed"

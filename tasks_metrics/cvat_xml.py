@@ -27,6 +27,15 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from pathlib import Path
 
+from tasks_metrics.limits import (
+    FRAME_OUTSIDE,
+    IMAGE_SIZE,
+    OBJECTS,
+    SHAPES_PER_IMAGE,
+    Limits,
+    OverLimit,
+    PointBudget,
+)
 from tasks_metrics.tracks import Keyframe, expand_track
 from tasks_metrics.types import (
     CAR,
@@ -70,7 +79,12 @@ def _float(el: ET.Element, key: str, where: str) -> float:
     try:
         return float(raw)
     except ValueError as exc:
-        raise AnnotationFormatError(f"{where}: <{el.tag}> {key}={raw!r} is not a number") from exc
+        raise AnnotationFormatError(f"{where}: <{el.tag}> {key}={raw[:40]!r} is not a "
+                                    "number") from exc
+
+
+def _rotation(el: ET.Element, where: str) -> float:
+    return _float(el, "rotation", where) if el.get("rotation") else 0.0
 
 
 def _geometry(el: ET.Element, where: str) -> tuple[str, tuple[float, ...]]:
@@ -116,13 +130,20 @@ def _int_attr(el: ET.Element, key: str, where: str, default: int | None = None) 
         return default
     try:
         return int(float(raw))
-    except ValueError as exc:
-        raise AnnotationFormatError(f"{where}: <{el.tag}> {key}={raw!r} is not a number") from exc
+    except (ValueError, OverflowError) as exc:
+        raise AnnotationFormatError(f"{where}: <{el.tag}> {key}={raw[:40]!r} is not a whole "
+                                    "number") from exc
 
 
-def parse_cvat_xml(source: bytes | str | Path) -> TaskAnnotations:
-    """Parse a "CVAT for images 1.1" XML export (bytes, XML text or a file path)."""
+def parse_cvat_xml(source: bytes | str | Path, limits: Limits | None = None) -> TaskAnnotations:
+    """Parse a "CVAT for images 1.1" XML export (bytes, XML text or a file path).
+
+    With ``limits`` the file is untrusted: image sizes, shapes, vertices, coordinates, mask
+    boxes and track keyframes are held to them (OverLimit) before anything is expanded."""
     data = _read_source(source)
+    if limits is not None and len(data) > limits.max_bytes:
+        raise OverLimit("payload", value=len(data), limit=limits.max_bytes)
+    budget = PointBudget(limits) if limits is not None else None
     try:
         root = ET.fromstring(data)
     except ET.ParseError as exc:
@@ -145,6 +166,10 @@ def parse_cvat_xml(source: bytes | str | Path) -> TaskAnnotations:
         frame = _int_attr(image_el, "id", where, default=-1 - len(images))
         width = _int_attr(image_el, "width", where)
         height = _int_attr(image_el, "height", where)
+        if limits is not None and not (0 < width <= limits.max_image_side
+                                       and 0 < height <= limits.max_image_side):
+            raise OverLimit(IMAGE_SIZE, image=name, value=f"{width}x{height}",
+                            limit=f"{limits.max_image_side}x{limits.max_image_side}")
         images[name] = (frame, ImageAnnotations(name, width, height))
         by_frame[frame] = name
         shapes[name] = []
@@ -153,19 +178,25 @@ def parse_cvat_xml(source: bytes | str | Path) -> TaskAnnotations:
                 continue
             order += 1
             kind, points = _geometry(el, where)
+            if budget is not None:
+                _measure(budget, kind, points, name, width, height)
             shapes[name].append(Shape(
                 label=el.get("label", ""),
                 kind=kind,
                 points=points,
-                rotation=float(el.get("rotation") or 0.0),
+                rotation=_rotation(el, where),
                 attributes=_attributes(el),
                 z_order=_int_attr(el, "z_order", where, default=0),
                 occluded=el.get("occluded") == "1",
                 ref=f"xml #{order}",
             ))
 
+    if limits is not None:
+        objects = order + sum(1 for track_el in root.iter("track") for _ in track_el)
+        if objects > limits.objects_allowed(len(images)):
+            raise OverLimit(OBJECTS, value=objects, limit=limits.objects_allowed(len(images)))
     if by_frame:
-        end_frame = max(by_frame) + 1
+        start_frame, end_frame = min(by_frame), max(by_frame) + 1
         for track_el in root.iter("track"):
             track_id = track_el.get("id", "?")
             where = f"<track {track_id}>"
@@ -174,17 +205,26 @@ def parse_cvat_xml(source: bytes | str | Path) -> TaskAnnotations:
                 if el.tag not in _SHAPE_TAGS or el.get("keyframe", "1") != "1":
                     continue
                 kind, points = _geometry(el, where)
+                frame = _int_attr(el, "frame", where)
+                if budget is not None:
+                    if not start_frame <= frame < end_frame:
+                        raise OverLimit(FRAME_OUTSIDE, value=frame,
+                                        limit=f"{start_frame}-{end_frame - 1}",
+                                        detail=f" (track {track_id})")
+                    if frame in by_frame:
+                        image = images[by_frame[frame]][1]
+                        _measure(budget, kind, points, image.name, image.width, image.height)
                 keys.append(Keyframe(
-                    frame=_int_attr(el, "frame", where),
+                    frame=frame,
                     kind=kind,
                     points=points,
-                    rotation=float(el.get("rotation") or 0.0),
+                    rotation=_rotation(el, where),
                     outside=el.get("outside") == "1",
                     occluded=el.get("occluded") == "1",
                     z_order=_int_attr(el, "z_order", where, default=0),
                     attributes=_attributes(el),
                 ))
-            for frame, key in expand_track(keys, end_frame).items():
+            for frame, key in expand_track(keys, end_frame, start_frame).items():
                 name = by_frame.get(frame)
                 if name is None:
                     continue
@@ -199,10 +239,23 @@ def parse_cvat_xml(source: bytes | str | Path) -> TaskAnnotations:
                     ref=f"track {track_id}",
                 ))
 
+    if limits is not None:
+        for name, found in shapes.items():
+            if len(found) > limits.max_shapes_per_image:
+                raise OverLimit(SHAPES_PER_IMAGE, image=name, value=len(found),
+                                limit=limits.max_shapes_per_image)
     return TaskAnnotations({
         name: ImageAnnotations(name, image.width, image.height, tuple(shapes[name]))
         for name, (_, image) in images.items()
     })
+
+
+def _measure(budget: PointBudget, kind: str, points: tuple[float, ...], image: str,
+             width: int, height: int) -> None:
+    """One XML shape or keyframe against the limits (a mask's box against its image)."""
+    budget.check(kind, points[:4] if kind == MASK else points, image)
+    if kind == MASK and len(points) >= 4:
+        budget.check_mask(points[2], points[3], width, height, image)
 
 
 def _num(value: float) -> str:

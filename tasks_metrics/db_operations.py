@@ -1,62 +1,275 @@
-"""SQL for the `metrics` table: one row per graded attempt (a re-grade replaces it)."""
+"""SQL for the `metrics` table (one row per graded attempt; a re-grade replaces it) and for
+`pass_rules` (the rule in force is the newest row; older rows are its history).
+
+A band is always the newest rule's verdict on the stored figures. Storing a grading and
+applying a rule both take one advisory lock (shared for a grading, exclusive for a rule), so
+an attempt graded while HR apply a new rule can never keep the old rule's band.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from db import Database
-from tasks_metrics.metrics import GradeReport
+from psycopg2.extras import execute_values
+
+from db import Cursor, Database
+from tasks_metrics.pass_rule import MEASURES, PassRule, RuleError, Verdict
+
+logger = logging.getLogger(__name__)
+
+# pg_advisory_xact_lock key of the pass rule ("rule" in ASCII).
+RULE_LOCK = 0x72756C65
 
 _COLUMNS = (
-    "car_iou", "plate_iou", "plate_accuracy", "score", "band",
+    "car_iou", "plate_iou", "plate_accuracy", "score",
     "car_precision", "car_recall", "car_matched_iou", "car_missed", "car_extra",
     "plate_precision", "plate_recall", "plate_matched_iou", "plate_missed", "plate_extra",
     "plate_cer",
 )
+_MEASURE_COLUMNS = ", ".join(m.column for m in MEASURES)
 
 
-def metric_values(report: GradeReport) -> dict[str, Any]:
-    """The report's headline and object-level figures under their column names."""
-    values: dict[str, Any] = {
-        "car_iou": report.car_iou, "plate_iou": report.plate_iou,
-        "plate_accuracy": report.plate_accuracy, "score": report.score, "band": report.band,
-        "plate_cer": report.plate_cer,
-    }
-    for label, figures in report.per_class.items():
-        values[f"{label}_precision"] = figures.precision
-        values[f"{label}_recall"] = figures.recall
-        values[f"{label}_matched_iou"] = figures.matched_iou
-        values[f"{label}_missed"] = len(figures.missed)
-        values[f"{label}_extra"] = len(figures.extra)
-    return values
+@dataclass(frozen=True)
+class RuleVersion:
+    """A pass rule as stored: its id, when, by whom, and how many attempts it re-banded."""
+
+    id: int | None
+    rule: PassRule
+    source: str
+    created_by: int | None
+    created_at: datetime | None
+    changed: int | None = None
+    created_by_name: str = ""
+
+
+class StaleRule(Exception):
+    """The rule in force is not the one a draft was made from (someone changed it since)."""
+
+
+@dataclass(frozen=True)
+class BandChanges:
+    """What a rule would change: moves of candidates' counting (latest graded) attempts
+    between bands, and how many graded attempts in all would change band."""
+
+    candidates: int
+    moves: dict[tuple[str, str], int]
+    attempts_changed: int
+
+    @property
+    def candidates_changed(self) -> int:
+        """Candidates whose band would change."""
+        return sum(self.moves.values())
+
+
+def _rule_row(row: dict[str, Any] | None) -> RuleVersion | None:
+    if row is None:
+        return None
+    try:
+        rule = PassRule.from_dict(row["gates"])
+    except RuleError as exc:
+        logger.error("pass rule %s in the database is unreadable (%s); using the defaults",
+                     row["id"], exc)
+        rule = PassRule.default()
+    return RuleVersion(row["id"], rule, row["source"], row["created_by"], row["created_at"],
+                       row.get("changed"), row.get("created_by_name") or "")
+
+
+_RULES_SQL = (
+    "SELECT r.id, r.gates, r.source, r.created_by, r.created_at, r.changed,"
+    " coalesce(nullif(u.full_name, ''), '@' || u.username, r.created_by::text)"
+    " AS created_by_name"
+    " FROM pass_rules r LEFT JOIN telegram_users u ON u.telegram_id = r.created_by"
+    " ORDER BY r.id DESC LIMIT %s")
+
+
+def _newest_rule(cur: Cursor) -> RuleVersion | None:
+    cur.execute(_RULES_SQL, (1,))
+    row = cur.fetchone()
+    return _rule_row(dict(row) if row else None)
+
+
+async def current_rule(db: Database) -> RuleVersion:
+    """The rule in force (the shipped defaults, unsaved, before the first start saved one)."""
+
+    def work(cur: Cursor) -> RuleVersion:
+        return _newest_rule(cur) or RuleVersion(None, PassRule.default(), "settings", None,
+                                                None)
+
+    return await db.run(work)
+
+
+async def rule_history(db: Database, limit: int = 10) -> list[RuleVersion]:
+    """The newest rules, newest first."""
+    rows = await db.fetchall(_RULES_SQL, (limit,))
+    return [v for v in map(_rule_row, rows) if v is not None]
+
+
+def _rebanded(cur: Cursor, rule: PassRule) -> list[tuple[int, int, str, str, Verdict]]:
+    """(attempt id, candidate id, old band, new band, verdict) of every graded attempt under
+    `rule`, from the stored figures."""
+    cur.execute(f"SELECT attempt_id, candidate_id, band, {_MEASURE_COLUMNS} FROM metrics"
+                " ORDER BY attempt_id")
+    out = []
+    for row in cur.fetchall():
+        verdict = rule.evaluate(row)
+        out.append((row["attempt_id"], row["candidate_id"], row["band"], verdict.band, verdict))
+    return out
+
+
+def _counting_attempts(cur: Cursor) -> set[int]:
+    """The attempt that counts for each graded candidate: the latest graded one."""
+    cur.execute("SELECT DISTINCT ON (candidate_id) attempt_id FROM metrics"
+                " ORDER BY candidate_id, times_attempted DESC")
+    return {row["attempt_id"] for row in cur.fetchall()}
+
+
+def _changes(cur: Cursor, rule: PassRule) -> tuple[BandChanges, list[Any]]:
+    rows = _rebanded(cur, rule)
+    counting = _counting_attempts(cur)
+    moves: Counter[tuple[str, str]] = Counter(
+        (old, new) for attempt_id, _, old, new, _ in rows
+        if attempt_id in counting and old != new)
+    changed = sum(1 for _, _, old, new, _ in rows if old != new)
+    return BandChanges(len(counting), dict(moves), changed), rows
+
+
+async def preview_rule(db: Database, rule: PassRule) -> BandChanges:
+    """What applying `rule` would change, computed from the stored figures (no writes)."""
+
+    def work(cur: Cursor) -> BandChanges:
+        return _changes(cur, rule)[0]
+
+    return await db.run(work)
+
+
+def _write_bands(cur: Cursor, rows: list[Any], rule_id: int) -> None:
+    """Store each (attempt, ..., new band, verdict) of `_rebanded` under rule `rule_id`."""
+    if not rows:
+        return
+    execute_values(
+        cur,
+        "UPDATE metrics m SET band = v.band, gates = v.gates::jsonb, rule_id = v.rule_id,"
+        " report = jsonb_set(jsonb_set(m.report, '{band}', to_jsonb(v.band)),"
+        " '{gates}', v.gates::jsonb)"
+        " FROM (VALUES %s) AS v (attempt_id, band, gates, rule_id)"
+        " WHERE m.attempt_id = v.attempt_id",
+        [(attempt_id, new, json.dumps(verdict.gates_dicts()), rule_id)
+         for attempt_id, _, _, new, verdict in rows],
+        template="(%s, %s, %s, %s)", page_size=1000)
+
+
+def _apply(cur: Cursor, rule: PassRule, source: str, actor: int | None) -> tuple[int,
+                                                                               BandChanges]:
+    """Insert the rule and re-band every attempt (the caller holds the rule lock)."""
+    changes, rows = _changes(cur, rule)
+    cur.execute("INSERT INTO pass_rules (gates, source, created_by, changed)"
+                " VALUES (%s::jsonb, %s, %s, %s) RETURNING id",
+                (json.dumps(rule.to_dict()), source, actor, changes.attempts_changed))
+    rule_id = cur.fetchone()["id"]
+    _write_bands(cur, rows, rule_id)
+    return rule_id, changes
+
+
+async def apply_rule(db: Database, rule: PassRule, *, actor: int,
+                     based_on: int | None) -> tuple[int, BandChanges]:
+    """Put `rule` in force (HR's change): keep it in the history and re-band every graded
+    attempt from its stored figures, in one transaction. `based_on` is the rule the draft was
+    made from: if another rule came into force since, StaleRule and nothing changes. Returns
+    the new rule's number and what changed."""
+
+    def work(cur: Cursor) -> tuple[int, BandChanges]:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (RULE_LOCK,))
+        newest = _newest_rule(cur)
+        if (newest.id if newest else None) != based_on:
+            raise StaleRule(f"rule {based_on} is no longer in force")
+        return _apply(cur, rule, "hr", actor)
+
+    return await db.run(work)
+
+
+async def ensure_rule(db: Database, from_settings: PassRule) -> RuleVersion:
+    """At start: the settings' rule is the first rule; while HR have not changed it in the
+    bot, a change of the settings puts the new settings in force. Attempts banded by another
+    rule than the one in force (graded before this version) are re-banded."""
+
+    def work(cur: Cursor) -> RuleVersion:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (RULE_LOCK,))
+        newest = _newest_rule(cur)
+        if newest is None or (newest.source == "settings" and newest.rule != from_settings):
+            _, changes = _apply(cur, from_settings, "settings", None)
+            logger.info("pass rule from the settings in force (%s); %d attempts changed band",
+                        from_settings.describe(), changes.attempts_changed)
+            newest = _newest_rule(cur)
+            assert newest is not None
+            return newest
+        if newest.rule != from_settings:
+            logger.info("the GATE_* settings differ from the pass rule HR set in the bot on %s;"
+                        " HR's rule stays in force", newest.created_at)
+        _restamp(cur, newest)
+        return newest
+
+    return await db.run(work)
+
+
+def _restamp(cur: Cursor, version: RuleVersion) -> None:
+    """Re-band, under the rule in force, the attempts some other rule banded."""
+    assert version.id is not None
+    cur.execute("SELECT attempt_id FROM metrics WHERE rule_id IS DISTINCT FROM %s",
+                (version.id,))
+    stale = {row["attempt_id"] for row in cur.fetchall()}
+    if not stale:
+        return
+    _write_bands(cur, [r for r in _rebanded(cur, version.rule) if r[0] in stale], version.id)
 
 
 async def save_metrics(
     db: Database,
     attempt_id: int,
-    report: GradeReport,
+    values: dict[str, Any],
+    report: dict[str, Any],
     *,
     task_started: datetime | None,
     task_ended: datetime | None,
-) -> None:
-    """Store (or replace, on a re-grade) the metrics of one attempt."""
-    values = metric_values(report)
+) -> Verdict:
+    """Store (or replace, on a re-grade) the metrics of one attempt, banded by the rule in
+    force, and mark the attempt graded: one transaction. Returns the verdict."""
     columns = ", ".join(_COLUMNS)
     placeholders = ", ".join(f"%({c})s" for c in _COLUMNS)
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS)
-    await db.execute(
-        f"INSERT INTO metrics (attempt_id, candidate_id, times_attempted, task_started,"
-        f" task_ended, report, {columns})"
-        f" SELECT a.id, a.candidate_id, a.number, %(task_started)s, %(task_ended)s,"
-        f" %(report)s::jsonb, {placeholders} FROM attempts a WHERE a.id = %(attempt_id)s"
-        f" ON CONFLICT (attempt_id) DO UPDATE SET task_started = EXCLUDED.task_started,"
-        f" task_ended = EXCLUDED.task_ended, report = EXCLUDED.report, graded_at = now(),"
-        f" {updates}",
-        {**values, "attempt_id": attempt_id, "task_started": task_started,
-         "task_ended": task_ended, "report": json.dumps(report.to_dict(), ensure_ascii=False)},
-    )
+
+    def work(cur: Cursor) -> Verdict:
+        cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (RULE_LOCK,))
+        version = _newest_rule(cur)
+        rule = version.rule if version else PassRule.default()
+        verdict = rule.evaluate(values)
+        stored = {**report, "band": verdict.band, "gates": verdict.gates_dicts()}
+        cur.execute(
+            f"INSERT INTO metrics (attempt_id, candidate_id, times_attempted, task_started,"
+            f" task_ended, report, band, gates, rule_id, {columns})"
+            f" SELECT a.id, a.candidate_id, a.number, %(task_started)s, %(task_ended)s,"
+            f" %(report)s::jsonb, %(band)s, %(gates)s::jsonb, %(rule_id)s, {placeholders}"
+            f" FROM attempts a WHERE a.id = %(attempt_id)s"
+            f" ON CONFLICT (attempt_id) DO UPDATE SET task_started = EXCLUDED.task_started,"
+            f" task_ended = EXCLUDED.task_ended, report = EXCLUDED.report, graded_at = now(),"
+            f" band = EXCLUDED.band, gates = EXCLUDED.gates, rule_id = EXCLUDED.rule_id,"
+            f" {updates}",
+            {**{c: values.get(c) for c in _COLUMNS}, "attempt_id": attempt_id,
+             "task_started": task_started, "task_ended": task_ended,
+             "report": json.dumps(stored, ensure_ascii=False), "band": verdict.band,
+             "gates": json.dumps(verdict.gates_dicts()),
+             "rule_id": version.id if version else None},
+        )
+        cur.execute("UPDATE attempts SET status = 'graded', grading_error = NULL,"
+                    " grading_failures = 0, grading_retry_at = NULL, updated_at = now()"
+                    " WHERE id = %s", (attempt_id,))
+        return verdict
+
+    return await db.run(work)
 
 
 async def load_metrics(db: Database, attempt_id: int) -> dict[str, Any] | None:

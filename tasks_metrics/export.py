@@ -10,8 +10,10 @@ of each column. Floats are written with `repr`, so the file holds the stored num
 from __future__ import annotations
 
 import io
+import json
 import re
 import zipfile
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 from xml.sax.saxutils import escape
@@ -29,16 +31,18 @@ from tasks_metrics.export_data import (
     CANDIDATE_COLUMNS,
     DATE,
     FLOAT,
+    GATES,
     INT,
     TEXT,
+    DescribeGates,
     ExportRows,
     Exports,
     Summary,
 )
 from tasks_metrics.generation import get_font
 
-_WIDTHS = {TEXT: 18, DATE: 17, INT: 10, FLOAT: 11}
-_NUMBER_FORMATS = {INT: "0", FLOAT: "0.000", DATE: "yyyy-mm-dd hh:mm", TEXT: "@"}
+_WIDTHS = {TEXT: 18, DATE: 17, INT: 10, FLOAT: 11, GATES: 40}
+_NUMBER_FORMATS = {INT: "0", FLOAT: "0.000", DATE: "yyyy-mm-dd hh:mm", TEXT: "@", GATES: "@"}
 _SPECIAL_FORMATS = {"time_spent_min": "0.0", "telegram_id": "0", "candidate_id": "0"}
 _SPECIAL_WIDTHS = {"full_name": 24, "band": 11, "telegram_id": 13}
 _HEADER_FILL = PatternFill("solid", fgColor="1F4E78")
@@ -65,16 +69,40 @@ def _typed(frame: pd.DataFrame, columns: tuple[tuple[str, str], ...]) -> pd.Data
             series = pd.to_numeric(series, errors="coerce").astype("Int64")
         elif kind == DATE:
             series = pd.to_datetime(series, utc=True)
+        elif kind == GATES:
+            series = series.map(_gates_list).astype(object)
         else:
             series = series.astype(object).where(series.notna(), None)
         out[name] = series.reset_index(drop=True)
     return pd.DataFrame(out)
 
 
+def _gates_list(value: Any) -> list[dict[str, Any]]:
+    """The stored gates of an attempt (jsonb arrives parsed, or as text from a plain cursor)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    return [g for g in value if isinstance(g, dict)] if isinstance(value, list) else []
+
+
+def describe_gates_plain(band: Any, gates: Any) -> str:
+    """The gates below pass in the machine's words ("car_recall 0.692 < 0.95"), worst first:
+    the default when no reader's language is given."""
+    below = [g for g in _gates_list(gates) if g.get("band") in ("fail", "borderline")]
+    below.sort(key=lambda g: g.get("band") != "fail")
+    return "; ".join(f"{g.get('measure')} {g.get('value', 0):.3f} < {g.get('pass_at')}"
+                     for g in below if isinstance(g.get("value"), int | float))
+
+
 def summarize(candidates: pd.DataFrame) -> Summary:
-    """Counts and medians for the summary message."""
+    """Counts, medians and gates below pass for the summary message."""
     band = candidates["band"]
     graded = candidates[band.notna()]
+    below: Counter[str] = Counter(
+        str(g.get("measure")) for gates in graded["failed_gates"] for g in _gates_list(gates)
+        if g.get("band") in ("fail", "borderline"))
     medians: dict[str, float | None] = {}
     for name in ("score", "car_iou", "plate_iou", "plate_accuracy", "time_spent_min"):
         value = graded[name].median() if len(graded) else None
@@ -87,17 +115,25 @@ def summarize(candidates: pd.DataFrame) -> Summary:
         borderline=int((band == "borderline").sum()),
         failed=int((band == "fail").sum()),
         medians=medians,
+        below_pass=dict(below.most_common()),
     )
 
 
-def build_exports(rows: ExportRows) -> Exports:
-    """XLSX, CSV and summary from the export rows (blocking: run in a thread)."""
+def build_exports(rows: ExportRows, describe_gates: DescribeGates | None = None) -> Exports:
+    """XLSX, CSV and summary from the export rows (blocking: run in a thread); the failed
+    gates are put in words by `describe_gates(band, gates)` (the reader's language)."""
     candidates, attempts = frames(rows)
+    summary = summarize(candidates)
+    describe = describe_gates or describe_gates_plain
+    for frame in (candidates, attempts):
+        frame["failed_gates"] = [describe(b, g) if b else None
+                                 for b, g in zip(frame["band"], frame["failed_gates"],
+                                                 strict=True)]
     xlsx = build_xlsx({"Candidates": (candidates, CANDIDATE_COLUMNS),
                        "Attempts": (attempts, ATTEMPT_COLUMNS)})
-    scores = candidates["score"].dropna().tolist()
-    return Exports(xlsx=xlsx, csv=build_csv(candidates), summary=summarize(candidates),
-                   scores=scores)
+    graded = candidates[candidates["score"].notna()]
+    scores = list(zip(graded["score"].tolist(), graded["band"].tolist(), strict=True))
+    return Exports(xlsx=xlsx, csv=build_csv(candidates), summary=summary, scores=scores)
 
 
 # --- CSV -----------------------------------------------------------------------------------
@@ -108,7 +144,7 @@ def build_csv(candidates: pd.DataFrame) -> bytes:
     text that a spreadsheet would run as a formula is prefixed with an apostrophe."""
     frame = candidates.copy()
     for name, kind in CANDIDATE_COLUMNS:
-        if kind == TEXT:
+        if kind in (TEXT, GATES):
             frame[name] = frame[name].map(_csv_safe)
     return frame.to_csv(index=False).encode("utf-8-sig")
 
@@ -173,7 +209,8 @@ def _layout_sheet(wb: Workbook, title: str, columns: tuple[tuple[str, str], ...]
                         fill=PatternFill("solid", fgColor=colour, bgColor=colour)))
 
 
-_PROTOTYPE_VALUES: dict[str, Any] = {INT: 0, FLOAT: 0.5, TEXT: "x", DATE: datetime(2000, 1, 1)}
+_PROTOTYPE_VALUES: dict[str, Any] = {INT: 0, FLOAT: 0.5, TEXT: "x", GATES: "x",
+                                     DATE: datetime(2000, 1, 1)}
 _ROW2 = re.compile(r'<row r="2"[^>]*>.*?</row>', re.S)
 _CELL_STYLE = re.compile(r'<c r="([A-Z]+)2"(?: s="(\d+)")?')
 _DIMENSION = re.compile(r'<dimension ref="[^"]*"/>')
@@ -200,7 +237,7 @@ def _fill_sheet(xml: str, frame: pd.DataFrame, columns: tuple[tuple[str, str], .
 def _column_cells(series: pd.Series, kind: str, letter: str, style: str) -> list[str]:
     """The XML of one column's cells, row 2 on (empty string for a missing value)."""
     start = 2
-    if kind == TEXT:
+    if kind in (TEXT, GATES):
         return [
             "" if value is None else
             f'<c r="{letter}{row}" s="{style}" t="inlineStr"><is><t xml:space="preserve">'
@@ -226,44 +263,60 @@ def _column_cells(series: pd.Series, kind: str, letter: str, style: str) -> list
 # --- the chart -----------------------------------------------------------------------------
 
 
-def score_histogram(scores: list[float], *, title: str, x_label: str, y_label: str,
-                    pass_score: float, borderline_score: float, bins: int = 10) -> bytes:
-    """PNG bar chart of the score distribution, bars coloured fail / borderline / pass."""
+_BAND_COLOURS = {"pass": (99, 190, 123), "borderline": (255, 204, 0), "fail": (230, 90, 90)}
+
+
+def score_histogram(scores: list[tuple[float, str]], *, title: str, x_label: str,
+                    y_label: str, legend: dict[str, str] | None = None, bins: int = 10) -> bytes:
+    """PNG bar chart of the score distribution; each bar is stacked by the candidates' bands
+    (the band comes from the pass rule's gates, not from the score), with a legend."""
     width, height = 900, 560
     left, right, top, bottom = 80, 30, 70, 90
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     title_font, font, small = get_font(26), get_font(18), get_font(15)
-    counts, edges = np.histogram(np.clip(np.asarray(scores, dtype=float), 0.0, 1.0),
-                                 bins=bins, range=(0.0, 1.0))
-    peak = max(int(counts.max()) if len(scores) else 0, 1)
+    values = np.clip(np.asarray([s for s, _ in scores], dtype=float), 0.0, 1.0)
+    bands = [b if b in _BAND_COLOURS else "fail" for _, b in scores]
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.minimum((values * bins).astype(int), bins - 1) if len(scores) else values
+    stacks: list[Counter[str]] = [Counter() for _ in range(bins)]
+    for i, band in zip(np.asarray(index, dtype=int).tolist(), bands, strict=True):
+        stacks[i][band] += 1
+    peak = max([sum(c.values()) for c in stacks] + [1])
     plot_w, plot_h = width - left - right, height - top - bottom
     draw.text((width / 2, 28), title, fill="black", font=title_font, anchor="mm")
     draw.line([(left, top), (left, top + plot_h), (left + plot_w, top + plot_h)],
               fill="black", width=2)
-    for step in range(5):
-        value = round(peak * step / 4)
+    for value in sorted({round(peak * step / 4) for step in range(5)}):
         y = top + plot_h - plot_h * value / peak
         draw.line([(left - 5, y), (left + plot_w, y)], fill=(225, 225, 225), width=1)
         draw.text((left - 10, y), str(value), fill="black", font=small, anchor="rm")
     bar_w = plot_w / bins
-    for index, count in enumerate(counts.tolist()):
-        low = edges[index]
-        middle = (low + edges[index + 1]) / 2
-        colour = ((99, 190, 123) if middle >= pass_score else
-                  (255, 204, 0) if middle >= borderline_score else (230, 90, 90))
-        x0 = left + index * bar_w + 4
-        x1 = left + (index + 1) * bar_w - 4
-        y0 = top + plot_h - plot_h * count / peak
-        if count:
-            draw.rectangle((x0, y0, x1, top + plot_h - 1), fill=colour, outline=(60, 60, 60))
-            draw.text(((x0 + x1) / 2, y0 - 12), str(count), fill="black", font=small,
-                      anchor="mm")
-        draw.text((left + index * bar_w, top + plot_h + 16), f"{low:.1f}", fill="black",
+    for i, stack in enumerate(stacks):
+        x0 = left + i * bar_w + 4
+        x1 = left + (i + 1) * bar_w - 4
+        base = top + plot_h - 1
+        for band in ("fail", "borderline", "pass"):
+            if stack[band]:
+                y0 = base - plot_h * stack[band] / peak
+                draw.rectangle((x0, y0, x1, base), fill=_BAND_COLOURS[band],
+                               outline=(60, 60, 60))
+                base = y0
+        if stack:
+            draw.text(((x0 + x1) / 2, base - 12), str(sum(stack.values())), fill="black",
+                      font=small, anchor="mm")
+        draw.text((left + i * bar_w, top + plot_h + 16), f"{edges[i]:.1f}", fill="black",
                   font=small, anchor="mm")
     draw.text((left + plot_w, top + plot_h + 16), "1.0", fill="black", font=small, anchor="mm")
     draw.text((left + plot_w / 2, height - 30), x_label, fill="black", font=font, anchor="mm")
     draw.text((16, top - 30), y_label, fill="black", font=font, anchor="lm")
+    x = left + 20
+    for band, label in (legend or {}).items():
+        if band in _BAND_COLOURS:
+            draw.rectangle((x, top + 6, x + 16, top + 22), fill=_BAND_COLOURS[band],
+                           outline=(60, 60, 60))
+            draw.text((x + 22, top + 14), label, fill="black", font=small, anchor="lm")
+            x += 40 + draw.textlength(label, font=small)
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=False)
     return out.getvalue()

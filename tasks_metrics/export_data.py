@@ -4,6 +4,7 @@ first asks for an export (see tasks_metrics/export.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -11,10 +12,14 @@ from typing import Any
 from db import Cursor, Database
 
 INT, FLOAT, TEXT, DATE = "int", "float", "text", "date"
+# The gates of the pass rule below pass, as words ("cars found 66% < 95%"); the rows hold the
+# stored gates (JSON) and `DescribeGates` turns them into the reader's language.
+GATES = "gates"
+DescribeGates = Callable[[Any, Any], str]
 
 _METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("score", FLOAT), ("band", TEXT), ("car_iou", FLOAT), ("plate_iou", FLOAT),
-    ("plate_accuracy", FLOAT), ("task_started", DATE), ("task_ended", DATE),
+    ("score", FLOAT), ("band", TEXT), ("failed_gates", GATES), ("car_iou", FLOAT),
+    ("plate_iou", FLOAT), ("plate_accuracy", FLOAT), ("task_started", DATE), ("task_ended", DATE),
     ("time_spent_min", FLOAT), ("times_attempted", INT), ("wrong_plates", INT),
     ("car_precision", FLOAT), ("car_recall", FLOAT), ("car_matched_iou", FLOAT),
     ("car_missed", INT), ("car_extra", INT),
@@ -38,7 +43,8 @@ ATTEMPT_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 _METRIC_SQL = """
-    m.score, m.band, m.car_iou, m.plate_iou, m.plate_accuracy, m.task_started, m.task_ended,
+    m.score, m.band, m.gates AS failed_gates, m.car_iou, m.plate_iou, m.plate_accuracy,
+    m.task_started, m.task_ended,
     (extract(epoch FROM m.task_completed) / 60)::float8 AS time_spent_min, m.times_attempted,
     (SELECT count(*) FROM jsonb_array_elements(
         CASE WHEN jsonb_typeof(m.report -> 'plates') = 'array' THEN m.report -> 'plates'
@@ -89,6 +95,7 @@ class Summary:
     borderline: int
     failed: int
     medians: dict[str, float | None] = field(default_factory=dict)
+    below_pass: dict[str, int] = field(default_factory=dict)  # measure: candidates below pass
 
 
 @dataclass(frozen=True)
@@ -98,7 +105,7 @@ class Exports:
     xlsx: bytes
     csv: bytes
     summary: Summary
-    scores: list[float]
+    scores: list[tuple[float, str]]  # (score, band) of each graded candidate
 
 
 async def export_rows(db: Database) -> ExportRows:

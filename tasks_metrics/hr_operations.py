@@ -5,20 +5,17 @@ original design). Every action goes to the action log."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from config.env import Settings
 from connection import AsyncCvatClient, CvatError
 from db import Database
 from log import record_action
-from tasks_generator.task_set import TaskSet
-from tasks_metrics.generation import render_overlays
-from tasks_metrics.metrics import GradeReport, grade
-from tasks_metrics.submission import Work, grade_attempt
+from tasks_metrics.grading_process import GradingProcesses
+from tasks_metrics.pass_rule import Verdict
+from tasks_metrics.submission import GradedAttempt, GradingError, grade_attempt
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +70,8 @@ class AttemptCard:
     metrics: dict[str, Any] | None
     wrong_plates: list[dict[str, Any]] = field(default_factory=list)
     has_work: bool = False
+    verdict: Verdict | None = None
+    grading_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,7 +137,9 @@ async def candidate_card(db: Database, candidate_id: int) -> CandidateCard | Non
         " m.car_iou, m.plate_iou, m.plate_accuracy, m.score, m.band, m.task_completed,"
         " m.car_precision, m.car_recall, m.car_matched_iou, m.car_missed, m.car_extra,"
         " m.plate_precision, m.plate_recall, m.plate_matched_iou, m.plate_missed,"
-        " m.plate_extra, m.plate_cer, m.graded_at, m.report -> 'plates' AS plates"
+        " m.plate_extra, m.plate_cer, m.graded_at, m.report -> 'plates' AS plates, m.gates,"
+        " m.rule_id,"
+        " a.grading_error"
         " FROM attempts a LEFT JOIN metrics m ON m.attempt_id = a.id"
         " WHERE a.candidate_id = %s ORDER BY a.number", (candidate_id,))
     attempts = []
@@ -149,7 +150,7 @@ async def candidate_card(db: Database, candidate_id: int) -> CandidateCard | Non
                 "car_iou", "plate_iou", "plate_accuracy", "score", "band", "car_precision",
                 "car_recall", "car_matched_iou", "car_missed", "car_extra", "plate_precision",
                 "plate_recall", "plate_matched_iou", "plate_missed", "plate_extra", "plate_cer",
-                "graded_at")}
+                "graded_at", "rule_id")}
         plates = row["plates"] if isinstance(row["plates"], list) else []
         spent = row["task_completed"]
         if spent is None and row["task_started"] and row["task_ended"]:
@@ -159,7 +160,9 @@ async def candidate_card(db: Database, candidate_id: int) -> CandidateCard | Non
             task_started=row["task_started"], task_ended=row["task_ended"],
             submitted_at=row["submitted_at"], time_spent=spent, metrics=metrics,
             wrong_plates=[p for p in plates if isinstance(p, dict) and not p.get("correct")],
-            has_work=row["has_work"]))
+            has_work=row["has_work"],
+            verdict=Verdict.from_stored(row["band"], row["gates"]) if metrics else None,
+            grading_error=row["grading_error"] if row["status"] == "submitted" else None))
     return CandidateCard(candidate, attempts)
 
 
@@ -176,24 +179,24 @@ async def grant_extra_attempt(db: Database, actor_id: int, candidate_id: int) ->
     return extra
 
 
-async def regrade_candidate(db: Database, actor_id: int, candidate_id: int, settings: Settings,
-                            task_set: TaskSet) -> list[tuple[int, GradeReport | None]]:
-    """Grade again every submitted attempt from its stored copy: (number, report or None if
-    it could not be graded)."""
+async def regrade_candidate(db: Database, grader: GradingProcesses, actor_id: int,
+                            candidate_id: int) -> list[tuple[int, GradedAttempt | None]]:
+    """Grade again every submitted attempt from its stored copy: (number, result or None if
+    it could not be graded; the reason is then on the attempt, for the card)."""
     rows = await db.fetchall(
         "SELECT id, number FROM attempts WHERE candidate_id = %s"
         " AND submitted_annotations IS NOT NULL AND status IN ('submitted', 'graded')"
         " ORDER BY number", (candidate_id,))
-    results: list[tuple[int, GradeReport | None]] = []
+    results: list[tuple[int, GradedAttempt | None]] = []
     for row in rows:
         try:
-            report = await grade_attempt(db, settings, task_set, row["id"])
-        except (ValueError, KeyError) as exc:
+            result: GradedAttempt | None = await grade_attempt(db, grader, row["id"])
+        except GradingError as exc:
             logger.warning("attempt %s not re-graded: %s", row["id"], exc)
-            report = None
-        results.append((row["number"], report))
+            result = None
+        results.append((row["number"], result))
     await record_action(db, actor_id, "hr.regrade", candidate_id,
-                        {"attempts": [{"number": n, "score": r.score if r else None}
+                        {"attempts": [{"number": n, "band": r.band if r else None}
                                       for n, r in results]},
                         ok=all(r is not None for _, r in results))
     return results
@@ -242,24 +245,16 @@ async def delete_candidate_data(db: Database, actor_id: int, candidate_id: int) 
     return row is not None
 
 
-async def error_pictures(db: Database, settings: Settings, task_set: TaskSet,
+async def error_pictures(db: Database, grader: GradingProcesses,
                          attempt_id: int) -> list[tuple[str, bytes]]:
     """JPEG pictures of the errors of one submitted attempt, (image name, bytes), images with
-    errors only, at most MAX_PICTURES; empty when there is nothing wrong or nothing stored."""
+    errors only, at most MAX_PICTURES; empty when there is nothing wrong or nothing stored.
+    Drawn by a grading process (the stored work is the candidate's, and untrusted), which
+    raises GradingFailed or AnnotationFormatError when it cannot."""
     row = await db.fetchone(
-        "SELECT image_subset, submitted_annotations FROM attempts WHERE id = %s", (attempt_id,))
-    if row is None or row["submitted_annotations"] is None:
+        "SELECT image_subset, submitted_annotations::text AS stored FROM attempts"
+        " WHERE id = %s", (attempt_id,))
+    if row is None or row["stored"] is None:
         return []
-    subset = [name for name in row["image_subset"] if name in task_set.ground_truth.images]
-
-    def render() -> list[tuple[str, bytes]]:
-        ground_truth = task_set.ground_truth_for(subset)
-        # Named as the task set names the images (CVAT may report share paths).
-        candidate = Work.from_stored(row["submitted_annotations"]).as_task(row["image_subset"])
-        report = grade(ground_truth, candidate, pass_score=settings.pass_score,
-                       borderline_score=settings.borderline_score)
-        pictures = render_overlays(ground_truth, candidate, report,
-                                   lambda name: task_set.image_path(name).read_bytes())
-        return list(pictures.items())[:MAX_PICTURES]
-
-    return await asyncio.to_thread(render)
+    return await grader.pictures(row["stored"].encode("utf-8"), row["image_subset"],
+                                 MAX_PICTURES)

@@ -8,7 +8,10 @@
   of matched pairs, missed (ground truth) and extra (candidate) objects.
 * ``plate_accuracy``: ground-truth plates whose matched plate has exactly the same text
   (surrounding whitespace stripped, nothing else) / all ground-truth plates.
-* ``score``: the mean of the defined values among the three; ``band`` from the thresholds.
+* ``score``: the mean of the defined values among the three, kept as an overall figure; it does
+  not decide anything.
+* ``verdict``: the band (pass, borderline, fail) from the gates of a pass rule over the
+  object-level figures (``tasks_metrics.pass_rule``).
 
 Shapes are put in a canonical order before matching, so the result does not depend on the
 order of shapes or images in the input.
@@ -16,6 +19,7 @@ order of shapes or images in the input.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from tasks_metrics.differences import Raster, iou_matrix, rasterize, shape_bbox, union_counts
+from tasks_metrics.pass_rule import PASS, PassRule, Verdict
 from tasks_metrics.types import (
     AREA_KINDS,
     CAR,
@@ -35,10 +40,6 @@ from tasks_metrics.types import (
     Shape,
     TaskAnnotations,
 )
-
-PASS = "pass"
-BORDERLINE = "borderline"
-FAIL = "fail"
 
 MISSING = "missing"
 EMPTY = "empty"
@@ -149,14 +150,12 @@ class GradeReport:
     plate_iou: float | None
     plate_accuracy: float | None
     score: float | None
-    band: str
+    verdict: Verdict
     car: ClassReport
     plate: ClassReport
     plates: tuple[PlateResult, ...]
     per_image: tuple[ImageReport, ...]
     plate_cer: float | None
-    pass_score: float = 0.8
-    borderline_score: float = 0.65
     match_iou: float = 0.5
     per_class: Mapping[str, ClassReport] = field(default_factory=dict, compare=False)
 
@@ -165,6 +164,27 @@ class GradeReport:
 
     def __hash__(self) -> int:
         return hash((self.car_iou, self.plate_iou, self.plate_accuracy, self.score, self.band))
+
+    @property
+    def band(self) -> str:
+        """pass, borderline or fail: the worst gate of the pass rule."""
+        return self.verdict.band
+
+    def metric_values(self) -> dict[str, Any]:
+        """The headline and object-level figures under their `metrics` column names (what
+        the pass rule judges; the band is stored beside them)."""
+        values: dict[str, Any] = {
+            "car_iou": self.car_iou, "plate_iou": self.plate_iou,
+            "plate_accuracy": self.plate_accuracy, "score": self.score,
+            "plate_cer": self.plate_cer,
+        }
+        for label, figures in self.per_class.items():
+            values[f"{label}_precision"] = figures.precision
+            values[f"{label}_recall"] = figures.recall
+            values[f"{label}_matched_iou"] = figures.matched_iou
+            values[f"{label}_missed"] = len(figures.missed)
+            values[f"{label}_extra"] = len(figures.extra)
+        return values
 
     def wrong_plates(self) -> tuple[PlateResult, ...]:
         """Plates whose text was not exactly right."""
@@ -181,8 +201,7 @@ class GradeReport:
         return {
             "car_iou": self.car_iou, "plate_iou": self.plate_iou,
             "plate_accuracy": self.plate_accuracy, "score": self.score, "band": self.band,
-            "pass_score": self.pass_score, "borderline_score": self.borderline_score,
-            "match_iou": self.match_iou,
+            "gates": self.verdict.gates_dicts(), "match_iou": self.match_iou,
             "per_class": {CAR: self.car.to_dict(), PLATE: self.plate.to_dict()},
             "plates": [p.to_dict() for p in self.plates],
             "plate_cer": self.plate_cer,
@@ -283,11 +302,11 @@ def grade(
     ground_truth: TaskAnnotations,
     candidate: TaskAnnotations,
     *,
-    pass_score: float = 0.8,
-    borderline_score: float = 0.65,
+    rule: PassRule | None = None,
     match_iou: float = 0.5,
 ) -> GradeReport:
-    """Grade ``candidate`` against ``ground_truth``."""
+    """Grade ``candidate`` against ``ground_truth``; the band comes from ``rule`` (the
+    shipped defaults when None)."""
     unknown = sorted(set(candidate.images) - set(ground_truth.images))
     if unknown:
         shown = ", ".join(repr(n) for n in unknown[:5])
@@ -356,16 +375,11 @@ def grade(
     total_chars = sum(len(p.expected) for p in plates)
     plate_cer = sum(plate_edits) / total_chars if total_chars else None
     defined = [v for v in (car_iou, plate_iou, plate_accuracy) if v is not None]
-    score = _mean(defined)
-    if score is not None and score >= pass_score:
-        band = PASS
-    elif score is not None and score >= borderline_score:
-        band = BORDERLINE
-    else:
-        band = FAIL
-    return GradeReport(
-        car_iou=car_iou, plate_iou=plate_iou, plate_accuracy=plate_accuracy, score=score,
-        band=band, car=acc[CAR].report(CAR), plate=acc[PLATE].report(PLATE),
-        plates=tuple(plates), per_image=tuple(per_image), plate_cer=plate_cer,
-        pass_score=pass_score, borderline_score=borderline_score, match_iou=match_iou,
+    report = GradeReport(
+        car_iou=car_iou, plate_iou=plate_iou, plate_accuracy=plate_accuracy,
+        score=_mean(defined), verdict=Verdict(PASS, ()), car=acc[CAR].report(CAR),
+        plate=acc[PLATE].report(PLATE), plates=tuple(plates), per_image=tuple(per_image),
+        plate_cer=plate_cer, match_iou=match_iou,
     )
+    verdict = (rule or PassRule.default()).evaluate(report.metric_values())
+    return dataclasses.replace(report, verdict=verdict)

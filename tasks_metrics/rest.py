@@ -5,6 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from tasks_metrics.limits import (
+    FRAME_OUTSIDE,
+    OBJECTS,
+    SHAPES_PER_IMAGE,
+    Limits,
+    OverLimit,
+    PointBudget,
+)
 from tasks_metrics.tracks import Keyframe, expand_track
 from tasks_metrics.types import (
     ELLIPSE,
@@ -69,25 +77,54 @@ def from_cvat_rest(
     frames: Sequence[Mapping[str, Any]],
     deleted_frames: Iterable[int] = (),
     start_frame: int = 0,
+    limits: Limits | None = None,
 ) -> TaskAnnotations:
-    """Build per-image annotations from REST annotations, labels and ``data/meta`` frames."""
+    """Build per-image annotations from REST annotations, labels and ``data/meta`` frames.
+
+    With ``limits`` the work is measured before it is expanded or drawn, and OverLimit says
+    which limit it is over (the untrusted path: a candidate's submission)."""
     try:
         names, specs = _label_maps(labels)
         deleted = {int(f) for f in deleted_frames}
         end_frame = start_frame + len(frames)
         per_frame: dict[int, list[Shape]] = {}
+        raw_shapes = annotations.get("shapes") or ()
+        raw_tracks = annotations.get("tracks") or ()
+        budget = PointBudget(limits) if limits is not None else None
+        if limits is not None:
+            objects = len(raw_shapes) + sum(len(t.get("shapes") or ()) for t in raw_tracks)
+            if objects > limits.objects_allowed(len(frames)):
+                raise OverLimit(OBJECTS, value=objects, limit=limits.objects_allowed(len(frames)))
 
         def label_name(label_id: Any) -> str:
             return names.get(int(label_id), f"label_{label_id}")
 
-        for raw in annotations.get("shapes") or ():
+        def points_of(raw: Mapping[str, Any], where: str) -> tuple[int, str, tuple[float, ...]]:
+            """The frame, kind and model points of a shape or keyframe, within the limits."""
+            frame, kind = int(raw["frame"]), str(raw["type"])
+            points = raw.get("points") or ()
+            if budget is not None:
+                index = frame - start_frame
+                if not 0 <= index < len(frames):
+                    raise OverLimit(FRAME_OUTSIDE, value=frame,
+                                    limit=f"{start_frame}-{end_frame - 1}", detail=f" ({where})")
+                meta = frames[index]
+                budget.check(kind, points[-4:] if kind == MASK else points, str(meta["name"]))
+            model = rest_points_to_model(kind, points)
+            if budget is not None and kind == MASK and len(model) >= 4:
+                meta = frames[frame - start_frame]
+                budget.check_mask(model[2], model[3], int(meta["width"]), int(meta["height"]),
+                                  str(meta["name"]))
+            return frame, kind, model
+
+        for raw in raw_shapes:
+            frame, kind, points = points_of(raw, f"shape {raw.get('id', '?')}")
             if raw.get("outside"):
                 continue
-            kind = str(raw["type"])
-            per_frame.setdefault(int(raw["frame"]), []).append(Shape(
+            per_frame.setdefault(frame, []).append(Shape(
                 label=label_name(raw["label_id"]),
                 kind=kind,
-                points=rest_points_to_model(kind, raw.get("points") or ()),
+                points=points,
                 rotation=float(raw.get("rotation") or 0.0),
                 attributes=_attrs(raw.get("attributes"), specs),
                 z_order=int(raw.get("z_order") or 0),
@@ -95,15 +132,15 @@ def from_cvat_rest(
                 ref=f"shape {raw.get('id', '?')}",
             ))
 
-        for track in annotations.get("tracks") or ():
+        for track in raw_tracks:
             track_attrs = _attrs(track.get("attributes"), specs)
             keys = []
             for raw in track.get("shapes") or ():
-                kind = str(raw["type"])
+                frame, kind, points = points_of(raw, f"track {track.get('id', '?')}")
                 keys.append(Keyframe(
-                    frame=int(raw["frame"]),
+                    frame=frame,
                     kind=kind,
-                    points=rest_points_to_model(kind, raw.get("points") or ()),
+                    points=points,
                     rotation=float(raw.get("rotation") or 0.0),
                     outside=bool(raw.get("outside")),
                     occluded=bool(raw.get("occluded")),
@@ -111,7 +148,7 @@ def from_cvat_rest(
                     attributes=_attrs(raw.get("attributes"), specs),
                 ))
             label = label_name(track["label_id"])
-            for frame, key in expand_track(keys, end_frame).items():
+            for frame, key in expand_track(keys, end_frame, start_frame).items():
                 per_frame.setdefault(frame, []).append(Shape(
                     label=label,
                     kind=key.kind,
@@ -128,14 +165,18 @@ def from_cvat_rest(
             frame = start_frame + index
             if frame in deleted:
                 continue
+            shapes = per_frame.get(frame, ())
+            if limits is not None and len(shapes) > limits.max_shapes_per_image:
+                raise OverLimit(SHAPES_PER_IMAGE, image=str(meta["name"]), value=len(shapes),
+                                limit=limits.max_shapes_per_image)
             images.append(ImageAnnotations(
                 name=str(meta["name"]),
                 width=int(meta["width"]),
                 height=int(meta["height"]),
-                shapes=tuple(per_frame.get(frame, ())),
+                shapes=tuple(shapes),
             ))
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
         if isinstance(exc, AnnotationFormatError):
             raise
-        raise AnnotationFormatError(f"malformed CVAT REST annotations: {exc!r}") from exc
+        raise AnnotationFormatError(f"malformed CVAT REST annotations: {exc!r}"[:300]) from exc
     return TaskAnnotations.from_images(images)

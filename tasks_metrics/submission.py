@@ -1,19 +1,24 @@
-"""Submit: check the candidate's work is complete, lock the job, keep a copy, grade it."""
+"""Submit: lock the job, read the work once, check that read, store it, grade that copy.
+
+The candidate's work is untrusted: the bot reads its bytes (at most SUBMISSION_MAX_MB) and
+hands them to a grading process (`tasks_metrics.grading_process`), which checks them against
+the limits and for completeness. What is stored and graded is exactly the read that was
+checked: the job is unassigned before it is read, so CVAT refuses any edit in between.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from config.env import Settings
-from connection import AsyncCvatClient
-from create_users.db_operations import get_candidate
-from db import Cursor, Database
+from connection import AsyncCvatClient, CvatError, CvatResponseTooLarge
+from create_users.db_operations import Candidate, get_candidate
+from db import Database, DatabaseUnavailable
 from tasks_generator.attempts import (
     CREATING,
     FAILED,
@@ -24,64 +29,85 @@ from tasks_generator.attempts import (
     get_attempt,
     latest_attempt,
 )
-from tasks_generator.task_set import TaskSet
-from tasks_metrics.checker import Problem, check_completeness
+from tasks_metrics.checker import Problem
 from tasks_metrics.db_operations import save_metrics
-from tasks_metrics.metrics import GradeReport, grade
-from tasks_metrics.rest import from_cvat_rest
+from tasks_metrics.grading_process import GradingFailed, GradingProcesses
+from tasks_metrics.limits import PAYLOAD, OverLimit
+from tasks_metrics.pass_rule import Verdict
 from tasks_metrics.timing import candidate_last_change
-from tasks_metrics.types import TaskAnnotations
+from tasks_metrics.types import AnnotationFormatError
 
 logger = logging.getLogger(__name__)
+
+# How long one Submit may hold an attempt for its check; after a crash the claim runs out and
+# reconciliation gives the job back to the candidate.
+CHECK_CLAIM = timedelta(minutes=5)
+# A grading that failed is tried again after these pauses, then left to HR (re-grade).
+GRADING_RETRIES = (timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=3))
+
+
+@dataclass(frozen=True)
+class GradedAttempt:
+    """A stored grading: the figures (by `metrics` column), the verdict and the report."""
+
+    values: dict[str, Any]
+    verdict: Verdict
+    report: dict[str, Any]
+
+    @property
+    def band(self) -> str:
+        """pass, borderline or fail."""
+        return self.verdict.band
+
+    @property
+    def score(self) -> float | None:
+        """The overall figure (the mean of car IoU, plate IoU and plate accuracy)."""
+        return self.values.get("score")
 
 
 @dataclass(frozen=True)
 class SubmitOutcome:
     """What pressing Submit led to.
 
-    kind: "no_task", "not_ready" (still being built), "already_submitted", "incomplete"
-    (see `problems`; the attempt stays open), "graded" (see `report`).
+    kind: "no_task", "not_ready" (still being built), "already_submitted", "checking" (an
+    earlier press is still being checked), "incomplete" (see `problems`), "over_limit" (see
+    `limit`), "unreadable" (the check ran out of time or memory: `reason`); the attempt stays
+    open after these three. "graded" (see `result`), or "grading_failed" (stored, but the
+    grading did not finish: HR see it, and it is tried again).
     """
 
     kind: str
     attempt: Attempt | None = None
     problems: tuple[Problem, ...] = ()
-    report: GradeReport | None = None
+    result: GradedAttempt | None = None
     attempts_left: int = 0
+    limit: OverLimit | None = None
+    reason: str = ""
 
 
-@dataclass(frozen=True)
-class Work:
-    """The candidate's annotations as read from CVAT, with what is needed to read them again."""
-
-    annotations: dict[str, Any]
-    labels: list[dict[str, Any]]
-    meta: dict[str, Any]
-
-    def as_task(self, image_names: Iterable[str]) -> TaskAnnotations:
-        """Per-image annotations under the task set's image names (blocking: CPU work)."""
-        task = from_cvat_rest(self.annotations, self.labels, self.meta["frames"],
-                              self.meta.get("deleted_frames") or (),
-                              self.meta.get("start_frame") or 0)
-        return task.named_as(image_names)
-
-    def to_json(self) -> str:
-        """The stored copy (attempts.submitted_annotations)."""
-        return json.dumps({"annotations": self.annotations, "labels": self.labels,
-                           "meta": self.meta}, ensure_ascii=False)
-
-    @classmethod
-    def from_stored(cls, stored: dict[str, Any]) -> Work:
-        """Back from the stored copy."""
-        return cls(stored["annotations"], stored["labels"], stored["meta"])
+class GradingError(Exception):
+    """A stored submission could not be graded (the reason is kept on the attempt)."""
 
 
-async def read_work(cvat: AsyncCvatClient, job_id: int) -> Work:
-    """Annotations, labels and frame names of a job, fetched in parallel."""
-    annotations, labels, meta = await asyncio.gather(
-        cvat.get_job_annotations(job_id), cvat.get_labels(job_id=job_id),
-        cvat.get_job_meta(job_id))
-    return Work(annotations, labels, meta)
+def stored_copy(annotations: bytes, labels: list[dict[str, Any]],
+                meta: dict[str, Any]) -> bytes:
+    """The stored form (attempts.submitted_annotations) of a checked read: CVAT's bytes are
+    put in as they are, never parsed by the bot."""
+    return (b'{"annotations": ' + annotations
+            + b', "labels": ' + json.dumps(labels, ensure_ascii=False).encode("utf-8")
+            + b', "meta": ' + json.dumps(meta, ensure_ascii=False).encode("utf-8") + b"}")
+
+
+async def read_work(cvat: AsyncCvatClient, job_id: int,
+                    max_bytes: int) -> tuple[bytes, list[dict[str, Any]], dict[str, Any]]:
+    """Annotations (raw bytes, capped), labels and frame names of a job, in parallel."""
+    try:
+        return await asyncio.gather(cvat.get_job_annotations_raw(job_id, max_bytes),
+                                    cvat.get_labels(job_id=job_id), cvat.get_job_meta(job_id))
+    except CvatResponseTooLarge as exc:
+        mb = 1024 * 1024
+        raise OverLimit(PAYLOAD, value=f"{exc.size / mb:.1f} MB",
+                        limit=f"{exc.limit / mb:.0f} MB") from None
 
 
 async def _attempts_left(db: Database, settings: Settings, attempt: Attempt) -> int:
@@ -91,86 +117,184 @@ async def _attempts_left(db: Database, settings: Settings, attempt: Attempt) -> 
     return max(0, settings.max_attempts + (extra or 0) - used)
 
 
+async def claim_check(db: Database, attempt_id: int) -> bool:
+    """Take the attempt for one check (False: another press, on any replica, has it)."""
+    return await db.execute(
+        "UPDATE attempts SET checking_until = now() + %s WHERE id = %s AND status = 'ready'"
+        " AND (checking_until IS NULL OR checking_until < now())",
+        (CHECK_CLAIM, attempt_id)) == 1
+
+
+async def release_check(db: Database, attempt_id: int, *, job_open: bool) -> None:
+    """The check is over. With the job still closed (CVAT failed to reopen it) the claim is
+    left expired, so that reconciliation gives the job back."""
+    await db.execute(
+        "UPDATE attempts SET checking_until = CASE WHEN %s THEN NULL ELSE now() END"
+        " WHERE id = %s AND checking_until IS NOT NULL", (job_open, attempt_id))
+
+
+async def _reopen(cvat: AsyncCvatClient, attempt: Attempt, candidate: Candidate) -> bool:
+    """Give the job back to the candidate after a check that found something to fix."""
+    if attempt.cvat_job_id is None or not candidate.cvat_user_id:
+        return False
+    try:
+        await cvat.assign_job(attempt.cvat_job_id, candidate.cvat_user_id)
+    except CvatError as exc:
+        logger.warning("job %s of attempt %s not reopened now: %s", attempt.cvat_job_id,
+                       attempt.id, exc)
+        return False
+    return True
+
+
 async def submit_work(
-    db: Database, cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet,
+    db: Database, cvat: AsyncCvatClient, grader: GradingProcesses, settings: Settings,
     telegram_id: int,
 ) -> SubmitOutcome:
-    """The whole Submit: completeness first (nothing is used up while work is missing), then
-    the job is closed (unassigned: CVAT then refuses the candidate's edits), the final work is
-    stored, and graded."""
+    """The whole Submit: the job is locked (unassigned: CVAT then refuses the candidate's
+    edits), read once and checked; incomplete or over-limit work reopens the job and uses up
+    nothing; complete work is stored as read and that copy is graded."""
     candidate = await get_candidate(db, telegram_id)
     attempt = await latest_attempt(db, candidate.id) if candidate else None
-    if attempt is None or attempt.status == FAILED:
+    if candidate is None or attempt is None or attempt.status == FAILED:
         return SubmitOutcome("no_task", attempt)
     if attempt.status == CREATING:
         return SubmitOutcome("not_ready", attempt)
     if attempt.status in (SUBMITTED, GRADED):
         return SubmitOutcome("already_submitted", attempt,
                              attempts_left=await _attempts_left(db, settings, attempt))
+    if not await claim_check(db, attempt.id):
+        return SubmitOutcome("checking", attempt)
+    job_open = True
+    try:
+        outcome = await _check_and_store(db, cvat, grader, settings, candidate, attempt)
+        if outcome.kind in ("incomplete", "over_limit", "unreadable"):
+            job_open = await _reopen(cvat, attempt, candidate)
+        return outcome
+    except (CvatError, AnnotationFormatError):
+        job_open = await _reopen(cvat, attempt, candidate)
+        raise
+    finally:
+        await release_check(db, attempt.id, job_open=job_open)
+
+
+async def _check_and_store(db: Database, cvat: AsyncCvatClient, grader: GradingProcesses,
+                           settings: Settings, candidate: Candidate,
+                           attempt: Attempt) -> SubmitOutcome:
     assert attempt.cvat_job_id is not None
-    job = await cvat.get_job(attempt.cvat_job_id)
-    work = await read_work(cvat, attempt.cvat_job_id)
-    candidate_task = await asyncio.to_thread(work.as_task, attempt.image_subset)
-    problems = await asyncio.to_thread(check_completeness, candidate_task, attempt.image_subset)
+    job = await cvat.get_job(attempt.cvat_job_id)  # its dates, before the bot's PATCH moves them
+    ended = candidate_last_change(job.updated_date, job.assignee_updated_date) or job.updated_date
+    if job.assignee_id is not None:
+        await cvat.assign_job(attempt.cvat_job_id, None)  # from here on the work cannot change
+    try:
+        annotations, labels, meta = await read_work(cvat, attempt.cvat_job_id,
+                                                    settings.submission_max_mb * 1024 * 1024)
+        problems = await grader.check(annotations, labels, meta, attempt.image_subset)
+    except OverLimit as exc:
+        logger.info("attempt %s over the %s limit: %s", attempt.id, exc.code, exc)
+        return SubmitOutcome("over_limit", attempt, limit=exc)
+    except GradingFailed as exc:
+        logger.warning("attempt %s could not be checked: %s", attempt.id, exc)
+        return SubmitOutcome("unreadable", attempt, reason=exc.reason)
     if problems:
-        if job.assignee_id is None and candidate is not None and candidate.cvat_user_id:
-            # An earlier Submit closed the job and then failed: open it again for the fixes.
-            await cvat.assign_job(attempt.cvat_job_id, candidate.cvat_user_id)
         return SubmitOutcome("incomplete", attempt, tuple(problems))
 
-    ended = candidate_last_change(job.updated_date, job.assignee_updated_date) or job.updated_date
-    await cvat.assign_job(attempt.cvat_job_id, None)  # from here on the work cannot change
-    final = await read_work(cvat, attempt.cvat_job_id)
-
-    def record(cur: Cursor) -> bool:
-        cur.execute(
-            "UPDATE attempts SET status = 'submitted', submitted_at = now(), task_ended = %s,"
-            " submitted_annotations = %s::jsonb, updated_at = now()"
-            " WHERE id = %s AND status = 'ready'",
-            (ended, final.to_json(), attempt.id))
-        return cur.rowcount == 1
-
-    if not await db.run(record):
-        return SubmitOutcome("already_submitted", attempt)  # a parallel press got there first
-    report = await grade_attempt(db, settings, task_set, attempt.id)
+    stored = stored_copy(annotations, labels, meta)
+    recorded = await db.execute(
+        "UPDATE attempts SET status = 'submitted', submitted_at = now(), task_ended = %s,"
+        " submitted_annotations = %s::jsonb, updated_at = now()"
+        " WHERE id = %s AND status = 'ready'",
+        (ended, stored.decode("utf-8"), attempt.id))
+    if recorded != 1:
+        return SubmitOutcome("already_submitted", attempt)
+    try:
+        result = await grade_attempt(db, grader, attempt.id)
+    except GradingError as exc:
+        return SubmitOutcome("grading_failed", await get_attempt(db, attempt.id),
+                             reason=str(exc), attempts_left=await _attempts_left(
+                                 db, settings, attempt))
     graded = await get_attempt(db, attempt.id)
-    return SubmitOutcome("graded", graded, report=report,
+    return SubmitOutcome("graded", graded, result=result,
                          attempts_left=await _attempts_left(db, settings, graded))
 
 
-async def grade_attempt(
-    db: Database, settings: Settings, task_set: TaskSet, attempt_id: int
-) -> GradeReport:
-    """Grade the stored copy of a submitted attempt and store the metrics (also a re-grade)."""
-    attempt = await get_attempt(db, attempt_id)
-    stored = await db.fetchval("SELECT submitted_annotations FROM attempts WHERE id = %s",
-                               (attempt_id,))
-    if stored is None:
-        raise ValueError(f"attempt {attempt_id} has no submitted work to grade")
-    work = Work.from_stored(stored)
-    ground_truth = task_set.ground_truth_for(attempt.image_subset)
+async def grade_attempt(db: Database, grader: GradingProcesses,
+                        attempt_id: int) -> GradedAttempt:
+    """Grade the stored copy of a submitted attempt and store the metrics (also a re-grade).
 
-    def compute() -> GradeReport:
-        return grade(ground_truth, work.as_task(attempt.image_subset),
-                     pass_score=settings.pass_score,
-                     borderline_score=settings.borderline_score)
+    A grading that fails (over its time or memory budget, or work the grader cannot read) is
+    recorded on the attempt, with when to try again, and raised as GradingError."""
+    row = await db.fetchone(
+        "SELECT image_subset, task_started, task_ended, submitted_annotations::text AS stored"
+        " FROM attempts WHERE id = %s", (attempt_id,))
+    if row is None or row["stored"] is None:
+        raise GradingError(f"attempt {attempt_id} has no submitted work to grade")
+    try:
+        graded = await grader.grade(row["stored"].encode("utf-8"), row["image_subset"])
+    except (GradingFailed, AnnotationFormatError) as exc:
+        reason = getattr(exc, "reason", "malformed")
+        await _record_grading_failure(db, attempt_id, f"{reason}: {exc}")
+        raise GradingError(f"{reason}: {exc}") from exc
+    verdict = await save_metrics(db, attempt_id, graded.values, graded.report,
+                                 task_started=row["task_started"], task_ended=row["task_ended"])
+    logger.info("attempt %s graded: band %s%s", attempt_id, verdict.band,
+                "".join(f", {g.measure} {g.value:.3f}" for g in verdict.failing
+                        if g.value is not None))
+    return GradedAttempt(graded.values, verdict, graded.report)
 
-    report = await asyncio.to_thread(compute)
-    await save_metrics(db, attempt.id, report, task_started=attempt.task_started,
-                       task_ended=attempt.task_ended)
-    await db.execute("UPDATE attempts SET status = %s, updated_at = now() WHERE id = %s",
-                     (GRADED, attempt.id))
-    logger.info("attempt %s graded: score %s, band %s", attempt.id, report.score, report.band)
-    return report
+
+async def _record_grading_failure(db: Database, attempt_id: int, error: str) -> None:
+    """Keep why grading failed (HR see it on the card) and when to try again, if ever."""
+    await db.execute(
+        "UPDATE attempts SET grading_error = %s, grading_failures = grading_failures + 1,"
+        " grading_retry_at = now() + (%s::interval[])[least(grading_failures + 1, %s)],"
+        " updated_at = now() WHERE id = %s",
+        (error[:500], [str(pause) for pause in GRADING_RETRIES], len(GRADING_RETRIES),
+         attempt_id))
+    logger.warning("attempt %s not graded: %s", attempt_id, error)
 
 
-async def regrade_interrupted(db: Database, settings: Settings, task_set: TaskSet,
-                             older_than: timedelta = timedelta(minutes=2)) -> int:
-    """Grade attempts stored at Submit whose grading did not finish (a crash), leaving alone
-    those submitted so recently that their grading may still be running; return how many."""
-    rows = await db.fetchall("SELECT id FROM attempts WHERE status = %s"
-                             " AND updated_at < now() - %s ORDER BY id", (SUBMITTED, older_than))
+async def reopen_abandoned_checks(db: Database, cvat: AsyncCvatClient) -> int:
+    """Give candidates back the jobs a Submit closed and could not reopen (CVAT failed, or the
+    bot stopped mid-check): attempts still open whose check claim ran out. Returns how many."""
+    rows = await db.fetchall(
+        "SELECT a.id, c.telegram_id FROM attempts a JOIN candidates c ON c.id = a.candidate_id"
+        " WHERE a.status = 'ready' AND a.checking_until < now() ORDER BY a.id")
+    reopened = 0
     for row in rows:
-        await grade_attempt(db, settings, task_set, row["id"])
-    return len(rows)
+        if not await claim_check(db, row["id"]):
+            continue  # a Submit took it meanwhile
+        job_open = False
+        try:
+            candidate = await get_candidate(db, row["telegram_id"])
+            attempt = await get_attempt(db, row["id"])
+            if candidate is not None and attempt.status == "ready":
+                job_open = await _reopen(cvat, attempt, candidate)
+                reopened += job_open
+        finally:
+            await release_check(db, row["id"], job_open=job_open)
+    return reopened
 
+
+async def regrade_interrupted(db: Database, grader: GradingProcesses,
+                              older_than: timedelta = timedelta(minutes=2)) -> int:
+    """Grade attempts stored at Submit whose grading did not finish (a crash, or a failure
+    whose pause is over), leaving alone those submitted so recently that their grading may
+    still be running, and those that failed every retry; return how many were graded.
+    One attempt's failure never stops the others."""
+    rows = await db.fetchall(
+        "SELECT id FROM attempts WHERE status = %s AND updated_at < now() - %s"
+        " AND grading_failures <= %s AND (grading_retry_at IS NULL OR grading_retry_at < now())"
+        " ORDER BY id", (SUBMITTED, older_than, len(GRADING_RETRIES)))
+    graded = 0
+    for row in rows:
+        try:
+            await grade_attempt(db, grader, row["id"])
+            graded += 1
+        except GradingError:
+            continue  # recorded on the attempt, with when to try again
+        except DatabaseUnavailable:
+            raise  # nothing can be graded now: the next pass tries again
+        except Exception as exc:  # one attempt's fault must not stop the rest
+            logger.exception("attempt %s: grading raised", row["id"])
+            await _record_grading_failure(db, row["id"], f"{type(exc).__name__}: {exc}")
+    return graded

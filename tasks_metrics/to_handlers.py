@@ -1,7 +1,18 @@
 """What the handlers use from tasks_metrics."""
 
 from tasks_metrics.checker import Problem
+from tasks_metrics.db_operations import (
+    BandChanges,
+    RuleVersion,
+    StaleRule,
+    apply_rule,
+    current_rule,
+    ensure_rule,
+    preview_rule,
+    rule_history,
+)
 from tasks_metrics.export_data import ExportRows, Exports, Summary, export_file_name, export_rows
+from tasks_metrics.grading_process import GradingFailed, GradingProcesses
 from tasks_metrics.hr_operations import (
     AttemptCard,
     CandidateCard,
@@ -15,33 +26,92 @@ from tasks_metrics.hr_operations import (
     regrade_candidate,
     search_candidates,
 )
-from tasks_metrics.metrics import GradeReport
+from tasks_metrics.limits import OverLimit
+from tasks_metrics.pass_rule import (
+    BORDERLINE,
+    FAIL,
+    MEASURES,
+    PASS,
+    GateResult,
+    Measure,
+    PassRule,
+    RuleError,
+    Verdict,
+    parse_thresholds,
+)
 from tasks_metrics.submission import (
+    GradedAttempt,
     SubmitOutcome,
     grade_attempt,
     regrade_interrupted,
+    reopen_abandoned_checks,
     submit_work,
 )
+from tasks_metrics.types import AnnotationFormatError
 
 
-def build_exports(rows: ExportRows) -> Exports:
+def build_exports(rows: ExportRows, language: str = "en") -> Exports:
     """XLSX, CSV, summary and scores (blocking: run in a thread). pandas and openpyxl load here
     on the first export rather than at start: about 90 MB the bot need not hold until then."""
     from tasks_metrics.export import build_exports as build
 
-    return build(rows)
+    return build(rows, language)
 
 
-def score_histogram(scores: list[float], **labels: str) -> bytes:
-    """The score distribution as a PNG (blocking: run in a thread)."""
+def band_histogram(scores: list[tuple[float, str]], **labels: str) -> bytes:
+    """The score distribution, each candidate coloured by their band, as a PNG (blocking:
+    run in a thread)."""
     from tasks_metrics.export import score_histogram as draw
 
     return draw(scores, **labels)
 
 
-__all__ = ["AttemptCard", "CandidateCard", "CandidateSummary", "ExportRows", "Exports",
-           "GradeReport", "Problem", "SubmitOutcome", "Summary", "build_exports",
-           "candidate_card", "candidate_summary", "delete_candidate_data", "delete_cvat_account",
-           "error_pictures", "export_file_name", "export_rows", "grade_attempt",
-           "grant_extra_attempt", "regrade_candidate", "regrade_interrupted", "score_histogram",
-           "search_candidates", "submit_work"]
+__all__ = [
+    "BORDERLINE",
+    "FAIL",
+    "MEASURES",
+    "PASS",
+    "AnnotationFormatError",
+    "AttemptCard",
+    "BandChanges",
+    "CandidateCard",
+    "CandidateSummary",
+    "ExportRows",
+    "Exports",
+    "GateResult",
+    "GradedAttempt",
+    "GradingFailed",
+    "GradingProcesses",
+    "Measure",
+    "OverLimit",
+    "PassRule",
+    "Problem",
+    "RuleError",
+    "RuleVersion",
+    "StaleRule",
+    "SubmitOutcome",
+    "Summary",
+    "Verdict",
+    "apply_rule",
+    "band_histogram",
+    "build_exports",
+    "candidate_card",
+    "candidate_summary",
+    "current_rule",
+    "delete_candidate_data",
+    "delete_cvat_account",
+    "ensure_rule",
+    "error_pictures",
+    "export_file_name",
+    "export_rows",
+    "grade_attempt",
+    "grant_extra_attempt",
+    "parse_thresholds",
+    "preview_rule",
+    "regrade_candidate",
+    "regrade_interrupted",
+    "reopen_abandoned_checks",
+    "rule_history",
+    "search_candidates",
+    "submit_work",
+]

@@ -135,8 +135,11 @@ async def test_graded_submission_notifies_hr_and_the_card_shows_everything(
 
     cvat_username = await submit_with_wrong_plates(user)
     notice = await hr_user.expect_message("New result", timeout=10)
-    assert "Anna Smith @anna_s, attempt 1: ✅ pass, score 0.95" in notice.text
-    assert "Новый результат" in (await listening.expect_message(timeout=10)).text
+    # 3 of 21 plates mistyped: only the plate text gate is below pass (85.7% < 90%).
+    assert ("Anna Smith @anna_s, attempt 1: 🟡 borderline: plate texts right 85.7% < 90%"
+            in notice.text)
+    assert ("попытка 1: 🟡 пограничный: верно прочитанные номера 85,7% < 90%"
+            in (await listening.expect_message("Новый результат", timeout=10)).text)
     await quiet.expect_nothing(0.5)
     await bystander.expect_nothing(0.1)
     await user.expect_nothing(0.1)
@@ -148,7 +151,10 @@ async def test_graded_submission_notifies_hr_and_the_card_shows_everything(
     assert "Anna Smith" in card.text and f"CVAT: {cvat_username}" in card.text
     assert "Telegram id: 1001" in card.text and "graded, 12 images" in card.text
     assert "Wrong plates (3):" in card.text and "(different text)" in card.text
-    assert "Cars: precision 1.000, recall 1.000" in card.text and "time spent" in card.text
+    assert "🟡 borderline: plate texts right 85.7% < 90%" in card.text
+    assert "✅ cars found: 100% (pass ≥ 95%, borderline ≥ 85%)" in card.text
+    assert "🟡 plate texts right: 85.7% (pass ≥ 90%, borderline ≥ 75%)" in card.text
+    assert "Banded by pass rule #1." in card.text and "time spent" in card.text
     assert "given <code>" in card.html and "X</code>" in card.html
 
     # Error pictures: an album (three images with a wrong plate each).
@@ -175,7 +181,7 @@ async def test_graded_submission_notifies_hr_and_the_card_shows_everything(
     await hr_user.expect_message("again, from the stored work?")
     await hr_user.press("✅ Yes, re-grade")
     regraded = await hr_user.expect_edit("Re-graded", timeout=20)
-    assert f"Attempt 1: score {before['score']:.3f}" in regraded.text
+    assert "Attempt 1: 🟡 borderline: plate texts right 85.7% < 90%" in regraded.text
     after = await db.fetchone("SELECT score, graded_at FROM metrics")
     assert after["score"] == before["score"] and after["graded_at"] > before["graded_at"]
     actions = {r["action"] for r in await db.fetchall(

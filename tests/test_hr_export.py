@@ -146,7 +146,7 @@ async def test_export_files_hold_the_stored_metrics_exactly(db: Database) -> Non
     assert (summary.candidates, summary.submitted, summary.graded) == (4, 3, 3)
     assert (summary.passed, summary.borderline, summary.failed) == (1, 1, 1)
     assert summary.medians["score"] == 0.7
-    assert sorted(exports.scores) == [0.1, 0.7, 0.91234567]
+    assert sorted(exports.scores) == [(0.1, "fail"), (0.7, "borderline"), (0.91234567, "pass")]
 
 
 async def test_workbook_is_formatted(db: Database) -> None:
@@ -176,12 +176,12 @@ async def test_no_candidates_still_builds_valid_files(db: Database) -> None:
 
 
 def test_score_histogram_is_a_png() -> None:
-    png = score_histogram([0.1, 0.5, 0.5, 0.82, 0.99, 1.0], title="Scores", x_label="score",
-                          y_label="n", pass_score=0.8, borderline_score=0.65)
+    png = score_histogram([(0.1, "fail"), (0.5, "fail"), (0.5, "borderline"), (0.82, "pass"),
+                           (0.99, "fail"), (1.0, "pass")], title="Scores", x_label="score",
+                          y_label="n", legend={"pass": "pass", "fail": "fail"})
     with Image.open(io.BytesIO(png)) as image:
         assert image.format == "PNG" and image.width >= 600
-    assert score_histogram([], title="t", x_label="x", y_label="y", pass_score=0.8,
-                           borderline_score=0.65)
+    assert score_histogram([], title="t", x_label="x", y_label="y")
 
 
 async def test_bench_seed_and_export_agree(database_url: str, db: Database) -> None:

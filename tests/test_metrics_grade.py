@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tasks_metrics.metrics import classify_plate, grade, levenshtein
+from tasks_metrics.pass_rule import Measure, PassRule
 from tasks_metrics.types import AnnotationFormatError, ImageAnnotations, Shape, TaskAnnotations
 
 
@@ -138,11 +139,22 @@ def test_unknown_candidate_images_are_an_error() -> None:
         grade(gt, task(a=[], zzz=[]))
 
 
-def test_bands() -> None:
+def test_bands_come_from_the_gates_not_the_score() -> None:
     gt = task(a=[car(0, 0, 100, 100)])
-    assert grade(gt, task(a=[car(0, 0, 100, 70)])).band == "borderline"  # 0.7
-    assert grade(gt, task(a=[car(0, 0, 100, 70)]), borderline_score=0.75).band == "fail"
-    assert grade(gt, task(a=[car(0, 0, 100, 70)]), pass_score=0.7).band == "pass"
+    loose = task(a=[car(0, 0, 100, 80)])  # one car, found, box fit 0.8
+    report = grade(gt, loose)
+    assert report.band == "borderline" and report.score == pytest.approx(0.8)
+    (below,) = report.verdict.failing
+    assert (below.measure, below.value, below.band) == ("car_fit", pytest.approx(0.8),
+                                                        "borderline")
+    assert grade(gt, loose, rule=PassRule.default().with_gate(
+        Measure.CAR_FIT, (0.9, 0.85))).band == "fail"
+    assert grade(gt, loose, rule=PassRule.default().with_gate(Measure.CAR_FIT, None)).band \
+        == "pass"
+    # Boxing every car twice leaves every overlap figure at 1.0 but halves the precision.
+    twice = grade(gt, task(a=[car(0, 0, 100, 100), car(1, 1, 99, 99)]))
+    assert twice.car_iou == 1.0 and twice.band == "fail"
+    assert [g.measure for g in twice.verdict.failing] == ["car_precision"]
 
 
 def test_to_dict_has_the_contract_keys() -> None:

@@ -32,8 +32,9 @@ async def test_metrics_are_stored_and_a_regrade_replaces_them(db: Database) -> N
     attempt = await _attempt(db, number=2)
     started = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
     report = grade(gt, partial)
-    await save_metrics(db, attempt, report, task_started=started,
-                       task_ended=started + timedelta(minutes=37))
+    verdict = await save_metrics(db, attempt, report.metric_values(), report.to_dict(),
+                                 task_started=started, task_ended=started + timedelta(minutes=37))
+    assert verdict.band == "fail" and verdict.failing[0].measure == "car_recall"
     row = await load_metrics(db, attempt)
     assert row is not None
     assert row["car_iou"] == report.car_iou and row["plate_accuracy"] == 0.0
@@ -41,11 +42,14 @@ async def test_metrics_are_stored_and_a_regrade_replaces_them(db: Database) -> N
     assert row["task_completed"] == timedelta(minutes=37)
     assert row["car_missed"] == report.car.gt_count - sum(
         1 for s in first.shapes if s.label == "car")
-    assert row["band"] == "fail"
+    assert row["band"] == "fail" and row["report"]["band"] == "fail"
+    assert row["gates"] == verdict.gates_dicts() == row["report"]["gates"]
     assert row["report"]["per_class"]["plate"]["recall"] == 0.0
+    assert await db.fetchval("SELECT status FROM attempts WHERE id = %s", (attempt,)) == "graded"
 
     full = grade(gt, gt)
-    await save_metrics(db, attempt, full, task_started=started, task_ended=None)
+    await save_metrics(db, attempt, full.metric_values(), full.to_dict(), task_started=started,
+                       task_ended=None)
     row = await load_metrics(db, attempt)
     assert row["car_iou"] == 1.0 and row["band"] == "pass" and row["task_completed"] is None
     assert await db.fetchval("SELECT count(*) FROM metrics") == 1

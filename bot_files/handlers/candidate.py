@@ -19,7 +19,8 @@ from bot_files.keyboards import (
     new_attempt_keyboard,
     retry_keyboard,
 )
-from bot_files.texts import Texts, pick_language, problem_text
+from bot_files.texts import Texts, limit_text, pick_language, problem_text
+from bot_files.verdicts import verdict_line
 from config.env import Settings
 from connection import AsyncCvatClient, CvatError, CvatNotFound, CvatUnavailable
 from create_users.to_handlers import user_language
@@ -36,7 +37,7 @@ from tasks_generator.to_handlers import (
     request_test_task,
     resend_credentials,
 )
-from tasks_metrics.to_handlers import SubmitOutcome, submit_work
+from tasks_metrics.to_handlers import GradingProcesses, SubmitOutcome, submit_work
 from tasks_new.to_handlers import request_new_attempt
 
 logger = logging.getLogger(__name__)
@@ -252,8 +253,9 @@ async def show_credentials(event: Message | CallbackQuery, t: Texts, db: Databas
 
 
 async def submit(event: Message | CallbackQuery, t: Texts, db: Database, cvat: AsyncCvatClient,
-                 settings: Settings, task_set: TaskSet) -> None:
-    """Submit: checks first; complete work is locked, stored and graded."""
+                 grader: GradingProcesses, settings: Settings) -> None:
+    """Submit: the job is locked and read once; complete work is stored and graded, anything
+    else reopens the job with the reason."""
     target = _answer_target(event)
     if isinstance(event, CallbackQuery):
         await event.answer()
@@ -261,7 +263,7 @@ async def submit(event: Message | CallbackQuery, t: Texts, db: Database, cvat: A
         return
     status = await target.answer(t("submit.checking"))
     try:
-        outcome = await submit_work(db, cvat, settings, task_set, event.from_user.id)
+        outcome = await submit_work(db, cvat, grader, settings, event.from_user.id)
     except CvatError as exc:
         await _cvat_trouble(status, t, exc, TaskStep.SUBMIT, edit=True)
         return
@@ -280,11 +282,13 @@ async def _report_submission(status: Message, t: Texts, outcome: SubmitOutcome,
             lines.append(t("submit.more", count=len(outcome.problems) - MAX_PROBLEM_LINES))
         await status.edit_text("\n".join(lines))
         return
-    if outcome.kind == "graded" and outcome.attempt is not None and outcome.report is not None:
+    if outcome.kind == "over_limit" and outcome.limit is not None:
+        await status.edit_text(t("submit.over_limit", problem=limit_text(t, outcome.limit)))
+        return
+    if outcome.kind in ("graded", "grading_failed") and outcome.attempt is not None:
         lines = [t("submit.thanks", number=outcome.attempt.number)]
-        if settings.show_score and outcome.report.score is not None:
-            lines.append(t("submit.score", score=f"{outcome.report.score:.2f}",
-                           pass_mark=f"{settings.pass_score:.2f}"))
+        if settings.show_score and outcome.result is not None:
+            lines.append(t("submit.result", verdict=verdict_line(t, outcome.result.verdict)))
         if outcome.attempts_left == 1:
             lines.append(t("submit.one_more"))
         elif outcome.attempts_left > 1:
@@ -295,7 +299,8 @@ async def _report_submission(status: Message, t: Texts, outcome: SubmitOutcome,
                             reply_markup=main_menu(t, "done", outcome.attempts_left))
         return
     key = {"no_task": "task.no_task", "not_ready": "task.not_ready",
-           "already_submitted": "submit.already"}[outcome.kind]
+           "already_submitted": "submit.already", "checking": "submit.checking_already",
+           "unreadable": "submit.unreadable"}[outcome.kind]
     await status.edit_text(t(key))
 
 

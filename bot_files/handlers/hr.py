@@ -8,8 +8,10 @@ lets them fall through to the ordinary fallback answers, so nothing HR-like is s
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,7 +24,6 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import (
     BufferedInputFile,
     CallbackQuery,
-    InaccessibleMessage,
     InputMediaPhoto,
     Message,
     MessageOriginHiddenUser,
@@ -58,18 +59,24 @@ from bot_files.hr_keyboards import (
     whitelist_confirm_keyboard,
     whitelist_keyboard,
 )
+from bot_files.replies import edit_or_send, target_of, when_text
 from bot_files.telegram_limits import Pacer
 from bot_files.texts import Raw, Texts, pick_language
+from bot_files.verdicts import band_text, failing_gates, gate_name, gate_row, plain, verdict_line
 from config.env import Settings
 from connection import AsyncCvatClient, CvatError
 from create_users.to_handlers import user_language
 from db import Database, DatabaseUnavailable
 from log import record_action
-from tasks_generator.to_handlers import TaskSet
 from tasks_metrics.to_handlers import (
+    AnnotationFormatError,
     CandidateCard,
     CandidateSummary,
+    GradingFailed,
+    GradingProcesses,
     SubmitOutcome,
+    Verdict,
+    band_histogram,
     build_exports,
     candidate_card,
     candidate_summary,
@@ -80,7 +87,6 @@ from tasks_metrics.to_handlers import (
     export_rows,
     grant_extra_attempt,
     regrade_candidate,
-    score_histogram,
     search_candidates,
 )
 
@@ -90,6 +96,8 @@ PAGE_SIZE = 8
 WHITELIST_PAGE_SIZE = 10
 MAX_PLATES_SHOWN = 8
 MESSAGE_LIMIT = 3900      # under Telegram's 4096, leaving room for entities
+USER_TEXT_LIMIT = 64      # characters of a name a candidate chose, as shown to HR
+PLATE_TEXT_LIMIT = 24     # characters of a plate text (real plates have about 8-10)
 ALBUM_SIZE = 10           # sendMediaGroup takes 2..10 items
 NOTIFY_PAUSE = 0.05       # without the shared pacer: at most ~20 notifications a second
 ALBUM_PAUSE = 1.0         # about one album a second in one chat
@@ -105,19 +113,11 @@ class HrStates(StatesGroup):
 # --- small helpers ---------------------------------------------------------------------------
 
 
-def _target(event: Message | CallbackQuery) -> Message | None:
-    if isinstance(event, Message):
-        return event
-    if event.message is None or isinstance(event.message, InaccessibleMessage):
-        return None
-    return event.message
-
-
-async def _edit_or_send(message: Message, text: str, **kwargs: Any) -> None:
-    try:
-        await message.edit_text(text, **kwargs)
-    except TelegramBadRequest:
-        await message.answer(text, **kwargs)
+def cut(text: str, limit: int = USER_TEXT_LIMIT) -> str:
+    """A value someone typed, on one line and at most `limit` characters (then "…"), before
+    it goes into a text: a name or plate text can then never break a message."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[:limit - 1] + "…"
 
 
 def _number(t: Texts, value: float | None, digits: int = 3) -> str:
@@ -128,27 +128,18 @@ def _count(t: Texts, value: int | None) -> str:
     return t("hr.no_value") if value is None else str(value)
 
 
-def _when(t: Texts, value: datetime | None) -> str:
-    return t("hr.no_value") if value is None else value.astimezone(UTC).strftime(
-        "%Y-%m-%d %H:%M UTC")
-
-
 def _spent(t: Texts, value: timedelta | None) -> str:
     if value is None:
         return t("hr.no_value")
     return t("hr.minutes", minutes=round(value.total_seconds() / 60))
 
 
-def _band(t: Texts, band: str | None) -> str:
-    return t(f"hr.band_{band}") if band in ("pass", "borderline", "fail") else t("hr.no_value")
-
-
 def _name(candidate: CandidateSummary) -> str:
-    return candidate.full_name.strip() or f"id {candidate.telegram_id}"
+    return cut(candidate.full_name) or f"id {candidate.telegram_id}"
 
 
 def _username(candidate: CandidateSummary) -> str:
-    return f"@{candidate.telegram_username}" if candidate.telegram_username else ""
+    return f"@{cut(candidate.telegram_username)}" if candidate.telegram_username else ""
 
 
 def _label(candidate: CandidateSummary) -> str:
@@ -161,12 +152,34 @@ def _label(candidate: CandidateSummary) -> str:
     return " · ".join(parts)
 
 
+def _whole_lines(block: str, limit: int) -> list[str]:
+    """A block as pieces under the limit, split only between lines (no tag of ours spans
+    lines, and values are cut to one line), so no piece ends inside a tag. A line that alone
+    is too long (never, with values cut) loses its markup rather than break it."""
+    if len(block) <= limit:
+        return [block]
+    pieces: list[str] = []
+    part = ""
+    for line in block.split("\n"):
+        if len(line) > limit:
+            text = html.unescape(re.sub(r"<[^>]*>", "", line))
+            line = html.escape(text[:limit // 2 - 1] + "…", quote=False)
+        if part and len(part) + 1 + len(line) > limit:
+            pieces.append(part)
+            part = line
+        else:
+            part = f"{part}\n{line}" if part else line
+    if part:
+        pieces.append(part)
+    return pieces
+
+
 def _chunks(blocks: list[str], limit: int = MESSAGE_LIMIT) -> list[str]:
-    """Join text blocks into messages under the limit (a block is never split)."""
+    """Join text blocks into messages under the limit (a block is split only if it alone is
+    too long, and then between lines)."""
     messages: list[str] = []
     current = ""
-    for block in blocks:
-        block = block[:limit]
+    for block in (piece for b in blocks for piece in _whole_lines(b, limit)):
         if current and len(current) + 2 + len(block) > limit:
             messages.append(current)
             current = block
@@ -192,7 +205,7 @@ async def open_menu(message: Message, state: FSMContext, t: Texts, db: Database)
 async def menu_pressed(callback: CallbackQuery, callback_data: HrMenu, state: FSMContext,
                        t: Texts, db: Database, settings: Settings) -> None:
     """A button of the HR menu."""
-    target = _target(callback)
+    target = target_of(callback)
     user_id = callback.from_user.id
     if callback_data.act == MenuAct.NOTIFY:
         on = not await notifications_on(db, user_id)
@@ -243,24 +256,31 @@ async def export_all(target: Message, t: Texts, db: Database, settings: Settings
     status = await target.answer(t("hr.export_working"))
     rows = await export_rows(db)
     if not rows.candidates:
-        await _edit_or_send(status, t("hr.export_empty"), reply_markup=back_to_menu_keyboard(t))
+        await edit_or_send(status, t("hr.export_empty"), reply_markup=back_to_menu_keyboard(t))
         return
-    exports = await asyncio.to_thread(build_exports, rows)
+    def describe(band: Any, gates: Any) -> str:
+        return plain(failing_gates(t, Verdict.from_stored(band, gates), limit=len(gates or ())))
+
+    exports = await asyncio.to_thread(build_exports, rows, describe)
     summary = exports.summary
     medians = summary.medians
     minutes = medians.get("time_spent_min")
-    await _edit_or_send(status, t(
+    below = ", ".join(t("hr.summary_gate", name=gate_name(t, measure), count=count)
+                      for measure, count in summary.below_pass.items())
+    await edit_or_send(status, t(
         "hr.summary", candidates=summary.candidates, submitted=summary.submitted,
         graded=summary.graded, passed=summary.passed, borderline=summary.borderline,
         failed=summary.failed, score=_number(t, medians.get("score")),
         car_iou=_number(t, medians.get("car_iou")), plate_iou=_number(t, medians.get("plate_iou")),
         plate_accuracy=_number(t, medians.get("plate_accuracy")),
-        minutes=t("hr.no_value") if minutes is None else round(minutes)))
+        minutes=t("hr.no_value") if minutes is None else round(minutes),
+        gates=Raw(below or t("hr.no_value"))))
     if exports.scores:
+        legend = {band: plain(band_text(t, band)).split(" ", 1)[-1]
+                  for band in ("pass", "borderline", "fail")}
         chart = await asyncio.to_thread(
-            score_histogram, exports.scores, title=t("hr.chart_title"), x_label=t("hr.chart_x"),
-            y_label=t("hr.chart_y"), pass_score=settings.pass_score,
-            borderline_score=settings.borderline_score)
+            band_histogram, exports.scores, title=t("hr.chart_title"), x_label=t("hr.chart_x"),
+            y_label=t("hr.chart_y"), legend=legend)
         await target.answer_photo(BufferedInputFile(chart, filename="scores.png"),
                                   caption=t("hr.chart_caption", count=len(exports.scores)))
     now = datetime.now(UTC)
@@ -318,17 +338,17 @@ async def results_page(callback: CallbackQuery, callback_data: HrSearchPage, sta
                        t: Texts, db: Database) -> None:
     """Another page of the last search's results."""
     query = (await state.get_data()).get("hr_query")
-    target = _target(callback)
+    target = target_of(callback)
     if not query or target is None:
         await callback.answer(t("fallback.callback"))
         return
     await callback.answer()
     found = await search_candidates(db, query)
     if not found:
-        await _edit_or_send(target, t("hr.find_none", query=query))
+        await edit_or_send(target, t("hr.find_none", query=query))
         return
     text, markup = _results_page(t, query, found, callback_data.page)
-    await _edit_or_send(target, text, reply_markup=markup)
+    await edit_or_send(target, text, reply_markup=markup)
 
 
 # --- the card --------------------------------------------------------------------------------
@@ -340,39 +360,42 @@ def render_card(t: Texts, card: CandidateCard) -> list[str]:
     if c.cvat_username is None:
         cvat = t("hr.cvat_none")
     elif c.cvat_deleted_at is not None:
-        cvat = t("hr.cvat_deleted", username=c.cvat_username, date=_when(t, c.cvat_deleted_at))
+        cvat = t("hr.cvat_deleted", username=cut(c.cvat_username),
+                 date=when_text(t, c.cvat_deleted_at))
     else:
-        cvat = t("hr.cvat_active", username=c.cvat_username)
+        cvat = t("hr.cvat_active", username=cut(c.cvat_username))
     blocks = [t("hr.card_head", name=_name(c), username=_username(c),
-                telegram_id=c.telegram_id, cvat=Raw(cvat), created=_when(t, c.created_at),
+                telegram_id=c.telegram_id, cvat=Raw(cvat), created=when_text(t, c.created_at),
                 extra=c.extra_attempts)]
     if not card.attempts:
         blocks.append(t("hr.card_no_attempts"))
     for attempt in card.attempts:
         lines = [t("hr.attempt_head", number=attempt.number,
                    status=t(f"hr.status_{attempt.status}"), images=attempt.images),
-                 t("hr.attempt_times", started=_when(t, attempt.task_started),
-                   ended=_when(t, attempt.task_ended), spent=_spent(t, attempt.time_spent))]
+                 t("hr.attempt_times", started=when_text(t, attempt.task_started),
+                   ended=when_text(t, attempt.task_ended), spent=_spent(t, attempt.time_spent))]
+        if attempt.grading_error:
+            lines.append(t("hr.attempt_not_graded", error=cut(attempt.grading_error, 200)))
         m = attempt.metrics
-        if m is not None:
-            lines.append(t("hr.attempt_result", score=_number(t, m["score"]),
-                           band=_band(t, m["band"]), car_iou=_number(t, m["car_iou"]),
-                           plate_iou=_number(t, m["plate_iou"]),
-                           plate_accuracy=_number(t, m["plate_accuracy"])))
-            lines.append(t("hr.attempt_objects", **{
+        if m is not None and attempt.verdict is not None:
+            lines.append(t("hr.attempt_result", verdict=verdict_line(t, attempt.verdict)))
+            lines += [gate_row(t, gate) for gate in attempt.verdict.gates]
+            lines.append(t("hr.attempt_figures", **{
                 key: _number(t, m[key]) for key in (
-                    "car_precision", "car_recall", "car_matched_iou", "plate_precision",
-                    "plate_recall", "plate_matched_iou", "plate_cer")}, **{
+                    "car_iou", "plate_iou", "plate_accuracy", "plate_cer", "score")}, **{
                 key: _count(t, m[key]) for key in (
                     "car_missed", "car_extra", "plate_missed", "plate_extra")}))
+            if m.get("rule_id"):
+                lines.append(t("hr.attempt_rule", rule=m["rule_id"]))
             if attempt.wrong_plates:
                 lines.append(t("hr.wrong_plates", count=len(attempt.wrong_plates)))
                 for plate in attempt.wrong_plates[:MAX_PLATES_SHOWN]:
                     reason = plate.get("reason")
+                    given = plate.get("given")
                     lines.append(t(
-                        "hr.wrong_plate", image=plate.get("image", ""),
-                        expected=plate.get("expected") or "",
-                        given=plate.get("given") if plate.get("given") is not None else "—",
+                        "hr.wrong_plate", image=cut(plate.get("image", "")),
+                        expected=cut(plate.get("expected") or "", PLATE_TEXT_LIMIT),
+                        given="—" if given is None else cut(given, PLATE_TEXT_LIMIT),
                         reason=t(f"hr.reason_{reason}") if reason in (
                             "missing", "empty", "case", "lookalike", "other") else "?"))
                 if len(attempt.wrong_plates) > MAX_PLATES_SHOWN:
@@ -409,70 +432,71 @@ _CONFIRM_TEXTS = {
 
 
 async def card_pressed(callback: CallbackQuery, callback_data: HrCard, t: Texts, db: Database,
-                       cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet,
+                       cvat: AsyncCvatClient, grader: GradingProcesses, settings: Settings,
                        bot: Bot) -> None:
     """A button on a card, a confirmation, or a notification."""
     await callback.answer()
-    target = _target(callback)
+    target = target_of(callback)
     if target is None:
         return
     act, cid, actor = callback_data.act, callback_data.cid, callback.from_user.id
     if act == CardAct.OPEN:
         await send_card(target, t, db, cid, actor)
     elif act == CardAct.PICTURES:
-        await send_pictures(target, t, db, settings, task_set, bot, cid, callback_data.arg, actor)
+        await send_pictures(target, t, db, grader, bot, cid, callback_data.arg, actor)
     elif act == CardAct.CANCEL:
-        await _edit_or_send(target, t("hr.cancelled"))
+        await edit_or_send(target, t("hr.cancelled"))
     elif act in _CONFIRM_TEXTS:
         candidate = await candidate_summary(db, cid)
         if candidate is None:
             await target.answer(t("hr.not_found"))
             return
         await target.answer(
-            t(_CONFIRM_TEXTS[act], name=_name(candidate), cvat=candidate.cvat_username or ""),
+            t(_CONFIRM_TEXTS[act], name=_name(candidate),
+              cvat=cut(candidate.cvat_username or "")),
             reply_markup=card_confirm_keyboard(t, act, cid))
     else:
-        await _confirmed_action(target, t, db, cvat, settings, task_set, bot, act, cid, actor)
+        await _confirmed_action(target, t, db, cvat, grader, settings, bot, act, cid, actor)
 
 
 async def _confirmed_action(target: Message, t: Texts, db: Database, cvat: AsyncCvatClient,
-                            settings: Settings, task_set: TaskSet, bot: Bot, act: CardAct,
-                            cid: int, actor: int) -> None:
+                            grader: GradingProcesses, settings: Settings, bot: Bot,
+                            act: CardAct, cid: int, actor: int) -> None:
     """The second press: do it, and show the result in place of the confirmation."""
     candidate = await candidate_summary(db, cid)
     if candidate is None:
-        await _edit_or_send(target, t("hr.not_found"))
+        await edit_or_send(target, t("hr.not_found"))
         return
     name = _name(candidate)
     if act == confirmed(CardAct.EXTRA):
         extra = await grant_extra_attempt(db, actor, cid)
-        await _edit_or_send(target, t("hr.extra_done", name=name, extra=extra))
+        await edit_or_send(target, t("hr.extra_done", name=name, extra=extra))
         await _tell_candidate(bot, db, settings, candidate.telegram_id)
     elif act == confirmed(CardAct.REGRADE):
-        await _edit_or_send(target, t("hr.regrade_working"))
-        results = await regrade_candidate(db, actor, cid, settings, task_set)
+        await edit_or_send(target, t("hr.regrade_working"))
+        results = await regrade_candidate(db, grader, actor, cid)
         if not results:
-            await _edit_or_send(target, t("hr.regrade_nothing", name=name))
+            await edit_or_send(target, t("hr.regrade_nothing", name=name))
             return
         lines = [t("hr.regrade_done", name=name)]
-        for number, report in results:
-            lines.append(t("hr.regrade_failed_line", number=number) if report is None else
-                         t("hr.regrade_line", number=number, score=_number(t, report.score),
-                           band=_band(t, report.band)))
-        await _edit_or_send(target, "\n".join(lines))
+        for number, result in results:
+            lines.append(t("hr.regrade_failed_line", number=number) if result is None else
+                         t("hr.regrade_line", number=number,
+                           verdict=verdict_line(t, result.verdict)))
+        await edit_or_send(target, "\n".join(lines))
     elif act == confirmed(CardAct.DELETE_CVAT):
         try:
             outcome = await delete_cvat_account(db, cvat, actor, cid)
         except CvatError as exc:
             logger.warning("CVAT account of candidate %s not deleted: %s", cid, exc)
-            await _edit_or_send(target, t("hr.cvat_trouble"))
+            await edit_or_send(target, t("hr.cvat_trouble"))
             return
         key = {"deleted": "hr.delete_cvat_done", "already_gone": "hr.delete_cvat_gone",
                "no_account": "hr.delete_cvat_none"}.get(outcome, "hr.not_found")
-        await _edit_or_send(target, t(key, name=name, cvat=candidate.cvat_username or ""))
+        await edit_or_send(target, t(key, name=name, cvat=cut(candidate.cvat_username or "")))
     elif act == confirmed(CardAct.DELETE_DATA):
         deleted = await delete_candidate_data(db, actor, cid)
-        await _edit_or_send(target, t("hr.delete_data_done" if deleted else "hr.not_found",
+        await edit_or_send(target, t("hr.delete_data_done" if deleted else "hr.not_found",
                                       name=name))
 
 
@@ -486,9 +510,8 @@ async def _tell_candidate(bot: Bot, db: Database, settings: Settings, telegram_i
         logger.warning("candidate %s not told about the extra attempt: %s", telegram_id, exc)
 
 
-async def send_pictures(target: Message, t: Texts, db: Database, settings: Settings,
-                        task_set: TaskSet, bot: Bot, candidate_id: int, number: int,
-                        actor: int) -> None:
+async def send_pictures(target: Message, t: Texts, db: Database, grader: GradingProcesses,
+                        bot: Bot, candidate_id: int, number: int, actor: int) -> None:
     """The error pictures of one attempt as albums of at most ten."""
     card = await candidate_card(db, candidate_id)
     attempt = next((a for a in card.attempts if a.number == number), None) if card else None
@@ -499,13 +522,18 @@ async def send_pictures(target: Message, t: Texts, db: Database, settings: Setti
         await target.answer(t("hr.pictures_unavailable", number=number))
         return
     status = await target.answer(t("hr.pictures_working"))
-    pictures = await error_pictures(db, settings, task_set, attempt.id)
+    try:
+        pictures = await error_pictures(db, grader, attempt.id)
+    except (GradingFailed, AnnotationFormatError) as exc:
+        logger.warning("pictures of attempt %s not drawn: %s", attempt.id, exc)
+        await edit_or_send(status, t("hr.pictures_failed", number=number))
+        return
     await record_action(db, actor, "hr.pictures", candidate_id,
                         {"attempt": number, "pictures": len(pictures)})
     if not pictures:
-        await _edit_or_send(status, t("hr.pictures_none", number=number))
+        await edit_or_send(status, t("hr.pictures_none", number=number))
         return
-    await _edit_or_send(status, t("hr.pictures_legend", number=number, count=len(pictures)))
+    await edit_or_send(status, t("hr.pictures_legend", number=number, count=len(pictures)))
     chat_id = target.chat.id
     albums = math.ceil(len(pictures) / ALBUM_SIZE)
     size = math.ceil(len(pictures) / albums)  # even albums: never a lone picture at the end
@@ -542,7 +570,7 @@ async def show_whitelist(target: Message, t: Texts, db: Database, settings: Sett
                   or str(m.telegram_id)) for m in shown if m.on_whitelist]
     markup = whitelist_keyboard(t, removable, page, pages)
     if edit:
-        await _edit_or_send(target, "\n".join(lines), reply_markup=markup)
+        await edit_or_send(target, "\n".join(lines), reply_markup=markup)
     else:
         await target.answer("\n".join(lines), reply_markup=markup)
 
@@ -552,7 +580,7 @@ async def whitelist_pressed(callback: CallbackQuery, callback_data: HrWhitelist,
                             settings: Settings) -> None:
     """Paging, Add, Remove and its confirmation."""
     await callback.answer()
-    target = _target(callback)
+    target = target_of(callback)
     if target is None:
         return
     act, tid, page = callback_data.act, callback_data.tid, callback_data.page
@@ -573,10 +601,10 @@ async def whitelist_pressed(callback: CallbackQuery, callback_data: HrWhitelist,
                                               settings.hr_admin_ids)
         key = {"removed": "hr.wl_removed", "last": "hr.wl_last", "settings": "hr.wl_settings"
                }.get(outcome, "hr.wl_not_found")
-        await _edit_or_send(target, t(key, telegram_id=tid))
+        await edit_or_send(target, t(key, telegram_id=tid))
         await show_whitelist(target, t, db, settings, page)
     else:
-        await _edit_or_send(target, t("hr.cancelled"))
+        await edit_or_send(target, t("hr.cancelled"))
 
 
 async def whitelist_add_received(message: Message, state: FSMContext, t: Texts, db: Database,
@@ -611,9 +639,10 @@ async def whitelist_add_received(message: Message, state: FSMContext, t: Texts, 
 
 async def notify_hr(bot: Bot | None, db: Database, settings: Settings,
                     outcome: SubmitOutcome, pacer: Pacer | None = None) -> int:
-    """After a graded submission: a short message to every HR user with notifications on;
-    paced, and one failed send never stops the others. Returns how many were sent."""
-    if bot is None or outcome.kind != "graded" or outcome.attempt is None:
+    """After a submission: the band and the gates that made it (or, if the grading failed,
+    that it did) to every HR user with notifications on; paced, and one failed send never
+    stops the others. Returns how many were sent."""
+    if bot is None or outcome.kind not in ("graded", "grading_failed") or outcome.attempt is None:
         return 0
     try:
         candidate = await candidate_summary(db, outcome.attempt.candidate_id)
@@ -623,15 +652,16 @@ async def notify_hr(bot: Bot | None, db: Database, settings: Settings,
         return 0
     if candidate is None:
         return 0
-    report = outcome.report
     sent = 0
     for hr_id, language in recipients:
         ht = Texts(pick_language(language, None))
         who = f"{_name(candidate)} {_username(candidate)}".strip()
-        text = ht("hr.notice", who=who,
-                  number=outcome.attempt.number,
-                  band=_band(ht, report.band if report else None),
-                  score=_number(ht, report.score if report else None, 2))
+        if outcome.result is not None:
+            text = ht("hr.notice", who=who, number=outcome.attempt.number,
+                      verdict=verdict_line(ht, outcome.result.verdict))
+        else:
+            text = ht("hr.notice_not_graded", who=who, number=outcome.attempt.number,
+                      error=cut(outcome.reason, 200))
         if pacer is not None:
             await pacer.wait(hr_id)
         elif sent:

@@ -1888,8 +1888,10 @@ class CvatServer:
 
     def _norm_shape(self, task: Task, raw: dict[str, Any], start: int, stop: int) -> dict[str, Any]:
         label = self._label_of(task, raw)
+        # CVAT 2.73 stores a shape or a keyframe at any frame, inside the job or not (tried on
+        # a real server: frame 500 of a 3-frame job, a keyframe at 1,000,000), and a mask of
+        # any size: what it saves is the bot's to bound (tasks_metrics.limits).
         geo = self._norm_geometry(raw, "shapes")
-        self._check_frame(geo["frame"], start, stop)
         shape = {
             **geo,
             "id": raw.get("id"),
@@ -1906,8 +1908,7 @@ class CvatServer:
         label = self._label_of(task, raw)
         shapes = []
         for s in raw.get("shapes") or []:
-            geo = self._norm_geometry(s, "tracks")
-            self._check_frame(geo["frame"], start, stop)
+            geo = self._norm_geometry(s, "tracks")  # at any frame, as in _norm_shape
             shapes.append(
                 {
                     **geo,

@@ -1,0 +1,37 @@
+"""Small helpers every handler module uses to answer: where to reply, edit-or-send, dates."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import CallbackQuery, InaccessibleMessage, Message
+
+from bot_files.texts import Texts
+
+logger = logging.getLogger(__name__)
+
+
+def target_of(event: Message | CallbackQuery) -> Message | None:
+    """The message to reply under: the user's own, or the one whose button was pressed."""
+    if isinstance(event, Message):
+        return event
+    if event.message is None or isinstance(event.message, InaccessibleMessage):
+        return None
+    return event.message
+
+
+async def edit_or_send(message: Message, text: str, **kwargs: Any) -> None:
+    """Replace the text of one of the bot's messages, or send a new one if it cannot be."""
+    try:
+        await message.edit_text(text, **kwargs)
+    except TelegramBadRequest:
+        await message.answer(text, **kwargs)
+
+
+def when_text(t: Texts, value: datetime | None) -> str:
+    """A moment as HR read it: "2026-11-30 14:05 UTC", or a dash."""
+    return t("hr.no_value") if value is None else value.astimezone(UTC).strftime(
+        "%Y-%m-%d %H:%M UTC")
