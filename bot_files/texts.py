@@ -90,10 +90,11 @@ def number_text(t: Texts, value: Any) -> str:
     return grouped.replace(",", "\u00a0") if t.language == "ru" else grouped
 
 
-def limit_text(t: Texts, limit: Any) -> str:
-    """What a submission is over (tasks_metrics.limits.OverLimit) in the user's language."""
-    return t(f"limits.{limit.code}", image=limit.image or "", value=number_text(t, limit.value),
-             limit=number_text(t, limit.limit))
+def limit_text(t: Texts, limit: Any) -> Raw:
+    """What a submission is over (tasks_metrics.limits.OverLimit) in the user's language
+    (HTML, with the values escaped)."""
+    return Raw(t(f"limits.{limit.code}", image=limit.image or "",
+                 value=number_text(t, limit.value), limit=number_text(t, limit.limit)))
 
 
 def problem_text(t: Texts, code: str, params: Mapping[str, Any]) -> str:

@@ -103,6 +103,21 @@ class _Fault:
     after: bool
 
 
+@dataclass
+class Hold:
+    """A call paused on its way in (`CvatServer.hold_next`): `reached` is set when it arrives;
+    it goes on (and is answered as usual) once `release()` is called."""
+
+    method: str
+    path_re: re.Pattern[str]
+    reached: asyncio.Event
+    released: asyncio.Event
+
+    def release(self) -> None:
+        """Let the held call go on."""
+        self.released.set()
+
+
 def _parse_version(version: str) -> tuple[int, int, int]:
     parts = [int(p) for p in re.findall(r"\d+", version)[:3]]
     while len(parts) < 3:
@@ -156,6 +171,7 @@ class CvatServer:
         self.requests: dict[str, RqRequest] = {}
         self.sessions: dict[str, tuple[int, str]] = {}
         self._faults: list[_Fault] = []
+        self._holds: list[Hold] = []
         self.delay_log: list[tuple[float, float]] = []
         self._counters: dict[str, int] = {}
         self._bg: set[asyncio.Task[Any]] = set()
@@ -251,6 +267,13 @@ class CvatServer:
             _Fault(method.upper(), re.compile(path_regex), status, count, drop, hang, after)
         )
 
+    def hold_next(self, method: str, path_regex: str) -> Hold:
+        """Pause the next matching call until the returned hold is released: a test can then
+        act in exactly the window between two calls of a client (a race, staged)."""
+        hold = Hold(method.upper(), re.compile(path_regex), asyncio.Event(), asyncio.Event())
+        self._holds.append(hold)
+        return hold
+
     async def _injected_sleep(self, seconds: float) -> None:
         """A delay the knobs asked for, recorded in `delay_log` as (start, end) monotonic times so
         a benchmark can subtract exactly the time a client spent waiting on injected delays."""
@@ -338,6 +361,8 @@ class CvatServer:
 
     async def stop(self) -> None:
         """Stop the server and its background jobs."""
+        for hold in self._holds:
+            hold.release()
         for fut in list(self._hangs):
             fut.cancel()
         for task in list(self._bg):
@@ -416,6 +441,12 @@ class CvatServer:
     ) -> web.StreamResponse:
         if self.latency > 0:
             await self._injected_sleep(self.latency)
+        hold = next((h for h in self._holds if not h.reached.is_set()
+                     and h.method in ("*", request.method)
+                     and h.path_re.search(request.path_qs)), None)
+        if hold is not None:
+            hold.reached.set()
+            await hold.released.wait()
         fault = self._match_fault(request)
         if fault is not None and not fault.after:
             return await self._apply_fault(request, fault)

@@ -1,0 +1,381 @@
+"""The verdict end to end, through the production bot, both stand-ins and real PostgreSQL:
+the gates named to HR, the graded copy being the checked copy, a hostile submission, poisoned
+items in the background loops, a card that survives anything a candidate typed, and HR
+tuning the pass rule in the bot."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import math
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.env import Settings
+from connection import CvatForbidden
+from db import Database
+from sandbox.cvat import CvatServer
+from sandbox.telegram import TelegramServer, TelegramUser
+from tasks_metrics.submission import stored_copy
+from tests.conftest import BotApp
+from tests.flow import (
+    TASK_SET,
+    Login,
+    annotate,
+    bot_process_env,
+    candidate_client,
+    get_task,
+    perfect_shapes,
+    start_bot_process,
+)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """HR press many buttons in a row here, faster than a person."""
+    return dataclasses.replace(settings, throttle_burst=1000)
+
+
+async def save_work(login: Login, edit: Callable[[list[dict[str, Any]], list[dict[str, Any]]],
+                                                 list[dict[str, Any]]]) -> tuple[int, Any]:
+    """Save the ground truth changed by `edit(shapes, labels)` as the candidate; (job id,
+    the candidate's client, still open)."""
+    client = candidate_client(login)
+    job = (await client.visible_jobs())[0]
+    meta = await client.get_job_meta(job.id)
+    frames = [f["name"].rsplit("/", 1)[-1] for f in meta["frames"]]
+    labels = await client.get_labels(job_id=job.id)
+    shapes = edit(perfect_shapes(frames, labels), labels)
+    await client.put_job_annotations(job.id, {"version": 0, "tags": [], "shapes": shapes,
+                                              "tracks": []})
+    return job.id, client
+
+
+def label_id(labels: list[dict[str, Any]], name: str) -> int:
+    return next(lb["id"] for lb in labels if lb["name"] == name)
+
+
+async def test_hr_notification_names_the_gate_a_missing_third_of_cars_fails(
+    user: TelegramUser, hr_user: TelegramUser, db: Database
+) -> None:
+    await user.send("/start")
+    login = await get_task(user)
+
+    def drop_every_third_car(shapes: list[dict[str, Any]],
+                             labels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        car = label_id(labels, "car")
+        cars = [s for s in shapes if s["label_id"] == car]
+        # One car kept on every image, so the work is complete; a third of all cars gone.
+        keep = {id(next(c for c in cars if c["frame"] == f)) for f in {c["frame"] for c in cars}}
+        dropped = [c for c in cars if id(c) not in keep][: len(cars) // 3]
+        return [s for s in shapes if all(s is not d for d in dropped)]
+
+    _, client = await save_work(login, drop_every_third_car)
+    await client.close()
+    await user.send("✅ Submit")
+    await user.expect_edit("Thank you!", timeout=30)
+    notice = await hr_user.expect_message("New result", timeout=10)
+    assert "Anna Smith @anna_s, attempt 1: ❌ fail: cars found 69.2% < 95%" in notice.text
+    assert await db.fetchval("SELECT band FROM metrics") == "fail"
+
+
+async def test_the_graded_copy_is_the_copy_that_was_checked(
+    user: TelegramUser, hr_user: TelegramUser, cvat: CvatServer, db: Database
+) -> None:
+    await user.send("/start")
+    login = await get_task(user)
+    job_id, client = await save_work(login, lambda shapes, labels: shapes)
+    try:
+        # The bot reads the work only once the job is closed to the candidate: hold that read
+        # and let the candidate try to swap in other work in exactly that window.
+        hold = cvat.hold_next("GET", rf"/api/jobs/{job_id}/annotations")
+        await user.send("✅ Submit")
+        await asyncio.wait_for(hold.reached.wait(), 30)
+        assert cvat.jobs[job_id].assignee_id is None
+        with pytest.raises(CvatForbidden):
+            await client.put_job_annotations(job_id, {"shapes": [], "tracks": [], "tags": []})
+        hold.release()
+    finally:
+        await client.close()
+    await user.expect_edit("Thank you!", timeout=30)
+    stored = await db.fetchval("SELECT submitted_annotations FROM attempts")
+    assert stored["annotations"]["shapes"] == cvat.annotations(job_id)["shapes"]
+    assert len(stored["annotations"]["shapes"]) > 40
+    assert await db.fetchval("SELECT band FROM metrics") == "pass"
+    await hr_user.expect_message("attempt 1: ✅ pass", timeout=10)
+
+
+async def test_incomplete_work_reopens_the_job_and_uses_up_nothing(
+    user: TelegramUser, cvat: CvatServer, db: Database
+) -> None:
+    await user.send("/start")
+    login = await get_task(user)
+    job_id, client = await save_work(login, lambda shapes, labels: [
+        s for s in shapes if s["frame"] != 0])
+    await client.close()
+    candidate_id = cvat.jobs[job_id].assignee_id
+    await user.send("✅ Submit")
+    incomplete = await user.expect_edit("Almost there", timeout=30)
+    assert TASK_SET.subset_for_attempt(1)[0] in incomplete.text
+    assert cvat.jobs[job_id].assignee_id == candidate_id  # the candidate can fix it
+    row = await db.fetchone("SELECT status, checking_until, submitted_annotations FROM attempts")
+    assert row == {"status": "ready", "checking_until": None, "submitted_annotations": None}
+    await annotate(login)
+    await user.send("✅ Submit")
+    await user.expect_edit("Thank you!", timeout=30)
+
+
+def _memory_kb(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(f"{field}:"))
+
+
+def _reset_peak_memory(pid: int) -> None:
+    """From now on VmHWM counts the process's peak from its present size."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+async def test_a_hostile_submission_costs_only_its_own_attempt(
+    telegram: TelegramServer, cvat: CvatServer, database_url: str, db: Database,
+    tmp_path: Path,
+) -> None:
+    """A 100,000-vertex polygon (3.9 MB) and a mask whose box is 20,000 x 20,000 px, Submit
+    pressed three times, against `python main.py`: the candidate is told which image and
+    which limit, the attempt stays open, another user is answered meanwhile, and the bot
+    process's peak memory stays within 50 MB of what it was before."""
+    env = bot_process_env(telegram.base_url, cvat.base_url, database_url, tmp_path,
+                          POOL_ACCOUNTS="0", POOL_TASKS="0", THROTTLE_BURST="100")
+    bot = await start_bot_process(env)
+    try:
+        await telegram.wait_polling(timeout=60)
+        mallory = telegram.user(6101, first_name="Mallory", language_code="en")
+        bystander = telegram.user(6102, first_name="Bob", language_code="en")
+        login = await get_task(mallory)
+        n = 100_000
+        polygon = [v for i in range(n) for v in (400 + 250 * math.cos(2 * math.pi * i / n),
+                                                  300 + 200 * math.sin(2 * math.pi * i / n))]
+
+        def hostile(shapes: list[dict[str, Any]],
+                    labels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            car = label_id(labels, "car")
+            return [*shapes,
+                    {"type": "polygon", "frame": 0, "label_id": car, "points": polygon},
+                    {"type": "mask", "frame": 1, "label_id": car,
+                     "points": [0, 20_000 * 20_000, 0, 0, 19_999, 19_999]}]
+
+        # A 4 MB body keeps the stand-in's schema validator (on this test's own event loop)
+        # busy for seconds; every other test checks the traffic's shape.
+        cvat.validate_schema = False
+        job_id, client = await save_work(login, hostile)
+        await client.close()
+        await bystander.send("/help")
+        await bystander.expect_message("How this works", timeout=30)
+
+        before_kb = _memory_kb(bot.pid, "VmRSS")
+        _reset_peak_memory(bot.pid)
+        for _ in range(3):
+            await mallory.send("✅ Submit")
+        await bystander.send("/help")
+        await bystander.expect_message("How this works", timeout=30)
+        answers = [await mallory.expect_edit(timeout=60) for _ in range(3)]
+        await bystander.send("/help")
+        await bystander.expect_message("How this works", timeout=30)
+        peak_kb = _memory_kb(bot.pid, "VmHWM")
+    finally:
+        if bot.returncode is None:
+            bot.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(bot.wait(), 60)
+    texts = [a.text for a in answers]
+    over = [t for t in texts if t.startswith("I cannot check this work")]
+    assert over, texts
+    image = TASK_SET.subset_for_attempt(1)[0]
+    assert f"on image {image} a shape has 100,000 points; at most 1,000 are allowed" in over[0]
+    assert all(t in over or "still checking your work" in t for t in texts), texts
+    assert not any("went wrong" in t for t in texts)
+    print(f"bot RSS before {before_kb / 1024:.1f} MB, peak after {peak_kb / 1024:.1f} MB")
+    assert (peak_kb - before_kb) / 1024 <= 50, (before_kb, peak_kb)
+    row = await db.fetchone("SELECT status, submitted_annotations, checking_until FROM attempts")
+    assert row == {"status": "ready", "submitted_annotations": None, "checking_until": None}
+    assert cvat.jobs[job_id].assignee_id is not None  # given back to fix
+
+
+async def _submitted(db: Database, telegram_id: int, *, subset: list[str] | None = None,
+                     stored: str | None = None) -> int:
+    """A candidate whose attempt was stored at Submit some minutes ago and never graded (the
+    bot stopped), as reconciliation finds it."""
+    images = list(TASK_SET.subset_for_attempt(1))
+    labels = [{"id": 1, "name": "car", "attributes": []},
+              {"id": 2, "name": "plate", "attributes": [{"id": 3, "name": "plate"}]}]
+    meta = {"start_frame": 0, "frames": [{"name": n, "width": 800, "height": 600}
+                                         for n in images]}
+    shapes = perfect_shapes(images, labels)
+    work = stored or stored_copy(json.dumps({"version": 0, "tags": [], "shapes": shapes,
+                                             "tracks": []}).encode(), labels, meta).decode()
+    candidate = await db.fetchval(
+        "INSERT INTO candidates (telegram_id, full_name) VALUES (%s, %s) RETURNING id",
+        (telegram_id, f"Candidate {telegram_id}"))
+    return await db.fetchval(
+        "INSERT INTO attempts (candidate_id, number, status, image_subset, submitted_at,"
+        " submitted_annotations, updated_at) VALUES (%s, 1, 'submitted', %s,"
+        " now() - interval '10 minutes', %s::jsonb, now() - interval '10 minutes')"
+        " RETURNING id", (candidate, subset or images, work))
+
+
+async def _interrupted_build(db: Database, telegram_id: int, subset: list[str]) -> int:
+    """A candidate whose task build stopped half-way (its lease ran out)."""
+    candidate = await db.fetchval(
+        "INSERT INTO candidates (telegram_id, full_name) VALUES (%s, %s) RETURNING id",
+        (telegram_id, f"Builder {telegram_id}"))
+    return await db.fetchval(
+        "INSERT INTO attempts (candidate_id, number, status, image_subset, cvat_task_name,"
+        " lease_until) VALUES (%s, 1, 'creating', %s, %s, now() - interval '1 minute')"
+        " RETURNING id", (candidate, subset, f"Interrupted build {telegram_id}"))
+
+
+async def _until(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Wait for the bot's background work (a bound only for a hang)."""
+    for _ in range(600):
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"still waiting for {what}")
+
+
+async def test_a_poisoned_item_never_stops_the_background_loop(
+    app_with: Callable[..., Awaitable[BotApp]], telegram: TelegramServer, db: Database,
+    hr_user: TelegramUser,
+) -> None:
+    images = list(TASK_SET.subset_for_attempt(1))
+    # Poisons: a submission on an image the task set no longer has, a stored copy that is
+    # not annotations at all, and a build of such an image (each once crashed the loop).
+    gone = await _submitted(db, 7001, subset=[*images[:-1], "gone.jpg"])
+    garbage = await _submitted(db, 7002, stored='{"annotations": 5}')
+    bad_build = await _interrupted_build(db, 7003, [*images[:-1], "gone.jpg"])
+    honest = [await _submitted(db, 7004), await _submitted(db, 7005)]
+    honest_build = await _interrupted_build(db, 7006, images)
+    builder = telegram.user(7006, first_name="Builder", language_code="en")
+
+    app = await app_with(reconcile_interval_seconds=1)
+
+    async def graded(ids: list[int]) -> bool:
+        return await db.fetchval("SELECT count(*) FROM attempts WHERE id = ANY(%s) AND"
+                                 " status = 'graded'", (ids,)) == len(ids)
+
+    await _until(lambda: graded(honest), "the honest submissions to be graded")
+    await builder.expect_message("Your CVAT login", timeout=60)
+    assert await db.fetchval("SELECT status FROM attempts WHERE id = %s",
+                             (honest_build,)) == "ready"
+    failed = await db.fetchall(
+        "SELECT id, status, grading_error, grading_failures, grading_retry_at > now() AS later,"
+        " error FROM attempts WHERE id = ANY(%s) ORDER BY id", ([gone, garbage, bad_build],))
+    assert [(r["id"], r["status"]) for r in failed] == [
+        (gone, "submitted"), (garbage, "submitted"), (bad_build, "failed")]
+    assert "no image 'gone.jpg'" in failed[0]["grading_error"]
+    assert "not a JSON object" in failed[1]["grading_error"]
+    assert all(r["grading_failures"] == 1 and r["later"] for r in failed[:2])
+    assert "gone.jpg" in failed[2]["error"]
+    assert not app.dp["background"].done()
+
+    # After a restart the loop runs again, the poisons wait for their retry time, and new
+    # work is still graded.
+    await app.restart()
+    newer = await _submitted(db, 7007)
+    await _until(lambda: graded([newer]), "a submission made after the restart")
+    assert not app.dp["background"].done()
+    assert await db.fetchval("SELECT sum(grading_failures) FROM attempts WHERE id = ANY(%s)",
+                             ([gone, garbage],)) == 2
+
+    # HR see why on the card.
+    await hr_user.send("/hr")
+    await hr_user.expect_message("HR menu")
+    await hr_user.press("🔎 Find a candidate")
+    await hr_user.expect_message("Send the candidate's")
+    await hr_user.send("7001")
+    card = await hr_user.expect_message("Attempt 1", timeout=10)
+    assert "⚠️ Not graded: malformed: the task set 'default' has no image 'gone.jpg'" \
+        in card.text
+
+
+async def test_a_candidates_text_cannot_break_the_card(
+    user: TelegramUser, hr_user: TelegramUser
+) -> None:
+    await user.send("/start")
+    login = await get_task(user)
+    plate = next(s.text for n in TASK_SET.subset_for_attempt(1)
+                 for s in TASK_SET.ground_truth.images[n].shapes if s.label == "plate")
+    await annotate(login, plate_texts={plate: "<" * 1000})
+    await user.send("✅ Submit")
+    await user.expect_edit("Thank you!", timeout=30)
+    await hr_user.expect_message("New result", timeout=10)
+    await hr_user.press("📇 Open card")
+    card = await hr_user.expect_message("Attempt 1", timeout=10)
+    assert "<" * 23 + "…" in card.text and "<" * 25 not in card.text
+    assert card.buttons and card.buttons[0] == ["🖼 Errors of attempt 1"]
+    assert ["🔄 Re-grade"] in card.buttons
+
+
+async def test_hr_tune_the_pass_rule_with_a_preview(
+    user: TelegramUser, hr_user: TelegramUser, telegram: TelegramServer, db: Database
+) -> None:
+    await user.send("/start")
+    login = await get_task(user)
+    plates = [s.text for n in TASK_SET.subset_for_attempt(1)
+              for s in TASK_SET.ground_truth.images[n].shapes if s.label == "plate"]
+    await annotate(login, plate_texts={text: text + "X" for text in plates[:3]})  # 85.7%
+    await user.send("✅ Submit")
+    await user.expect_edit("Thank you!", timeout=30)
+    await hr_user.expect_message("🟡 borderline: plate texts right 85.7% < 90%", timeout=10)
+
+    ira = telegram.user(900_005, first_name="Ира", language_code="ru")
+    await db.execute("INSERT INTO trainingdata_whitelist (telegram_id) VALUES (900005)")
+    await ira.send("/hr")
+    await ira.expect_message("Меню HR")
+    await ira.press("⚖️ Правило оценки")
+    rule = await ira.expect_message("Правило оценки", timeout=10)
+    assert "№1" in rule.text and "из настроек" in rule.text
+    assert "• верно прочитанные номера: проход ≥ 90%, пограничный ≥ 75%" in rule.text
+    await ira.press("верно прочитанные номера")
+    await ira.expect_message("пришлите два процента")
+    await ira.send_sticker()
+    await ira.expect_message("Пришлите пороги текстом")
+    await ira.send("восемьдесят")
+    await ira.expect_message("Не получилось прочитать")
+    await ira.send("80 70")
+    preview = await ira.expect_message("Черновик правила оценки", timeout=10)
+    assert "• верно прочитанные номера: проход ≥ 80%, пограничный ≥ 70% ✏️" in preview.text
+    assert "Кандидатов, у которых изменится результат: 1 из 1" in preview.text
+    assert "• 🟡 пограничный → ✅ прошёл: 1" in preview.text
+    assert await db.fetchval("SELECT band FROM metrics") == "borderline"  # nothing applied yet
+
+    # Helen starts a draft from rule #1 too; Ира applies first.
+    await hr_user.send("/hr")
+    await hr_user.expect_message("HR menu")
+    await hr_user.press("⚖️ Pass rule")
+    await hr_user.expect_message("Pass rule", timeout=10)
+    await hr_user.press("↩️ Shipped defaults")
+    await hr_user.expect_message("Draft pass rule", timeout=10)
+
+    await ira.press("✅ Применить")
+    applied = await ira.expect_edit("Действует правило оценки №2", timeout=10)
+    assert "Попыток с изменившимся результатом: 1" in applied.text
+    assert await db.fetchval("SELECT band FROM metrics") == "pass"
+    assert await db.fetchval("SELECT rule_id FROM metrics") == 2
+    logged = await db.fetchone("SELECT details FROM action_log WHERE action = 'hr.pass_rule'")
+    assert logged["details"]["rule"] == 2 and logged["details"]["attempts_changed"] == 1
+    assert logged["details"]["to"]["plate_text"] == [0.8, 0.7]
+
+    await hr_user.press("✅ Apply")
+    await hr_user.expect_edit("changed by someone else", timeout=10)
+    assert await db.fetchval("SELECT count(*) FROM pass_rules") == 2
+
+    await hr_user.press_data("h1r:e:no_such_measure")  # a forged button
+    await hr_user.expect_message("out of date", timeout=10)
+    await hr_user.press_data("h1r:h:")
+    history = await hr_user.expect_message("Pass rule history", timeout=10)
+    assert "#2" in history.text and "set by Ира" in history.text and "from the settings" \
+        in history.text
