@@ -11,6 +11,7 @@ import pytest
 from bot_files.loop_monitor import LoopMonitor
 from tests.bench.__main__ import print_table
 from tests.bench.grading import bench_grading
+from tests.bench.hostile import bench_grading_processes
 from tests.bench.live import LiveSizes, run_live
 
 
@@ -22,6 +23,8 @@ def test_grading_bench_runs_and_agrees_with_the_reference() -> None:
     figures = bench_grading(images=2, repeats=1, reference_repeats=1)
     assert figures["grading_images"] == 2
     assert figures["grading_metrics_equal"] is True
+    isolated = asyncio.run(bench_grading_processes(1))
+    assert isolated["grading_submission_processes_ms"] > 0
 
 
 async def test_loop_monitor_sees_a_blocked_loop_and_reports_at_stop(
@@ -49,6 +52,8 @@ def test_live_sections_run_with_tiny_counts(capsys: pytest.CaptureFixture[str]) 
     assert figures["credentials_cvat_calls"] > 0
     assert figures["memory_tasks_built"] == figures["memory_burst_answered"] == 2
     assert figures["memory_peak_rss_mb"] > 0
+    assert figures["hostile_submits_answered"] >= 1 and figures["hostile_samples"] == 3
+    assert figures["hostile_peak_rss_mb"] >= figures["hostile_rss_before_mb"] > 0
     print_table({**figures, "machine": {"cores": 1, "memory_gb": 1, "python": "3"},
                  "grading_ms": 1, "grading_reference_ms": 1, "grading_speedup": 1,
                  "grading_max_metric_difference": 0, "hr_export_missing": True})

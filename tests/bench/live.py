@@ -37,6 +37,7 @@ from tests.bench.harness import (
     timed_reply,
     whole_flow,
 )
+from tests.bench.hostile import bench_hostile
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ class LiveSizes:
     pool_candidates: int = 5
     memory_candidates: int = 1000
     memory_concurrency: int = 40
+    hostile_candidates: int = 3      # with work over the limits, and as many with slow work
+    hostile_probes: int = 300
+    hostile_pause: float = 2.0       # seconds between one candidate's Submit presses
 
     @classmethod
     def quick(cls) -> LiveSizes:
@@ -68,7 +72,7 @@ class LiveSizes:
         return cls(load_candidates=15, idle_probes=30, throughput_users=800,
                    throughput_seconds=2.0, credential_candidates=1, pool_candidates=2,
                    memory_candidates=60,
-                   memory_concurrency=20)
+                   memory_concurrency=20, hostile_candidates=1, hostile_probes=60)
 
     @classmethod
     def tiny(cls) -> LiveSizes:
@@ -76,7 +80,8 @@ class LiveSizes:
         return cls(load_candidates=2, idle_probes=3, probe_interval=0.02, throughput_users=2,
                    throughput_seconds=0.5, credential_candidates=1, pool_candidates=1,
                    memory_candidates=2,
-                   memory_concurrency=2)
+                   memory_concurrency=2, hostile_candidates=1, hostile_probes=3,
+                   hostile_pause=0.5)
 
 
 async def bench_responsiveness(postgres: Postgres, workdir: Path,
@@ -308,7 +313,8 @@ def _self_pid() -> int:
 
 
 async def run_live(sizes: LiveSizes, sections: tuple[str, ...] = (
-        "throughput", "credentials", "pool", "responsiveness", "memory")) -> dict[str, Any]:
+        "throughput", "credentials", "pool", "responsiveness", "memory", "hostile",
+)) -> dict[str, Any]:
     """The live sections, one PostgreSQL server for all, a fresh database each."""
     keep = os.environ.get("BENCH_KEEP_DIR")  # keep the bots' logs (and profiles) here
     workdir = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="cbt-bench-"))
@@ -317,7 +323,8 @@ async def run_live(sizes: LiveSizes, sections: tuple[str, ...] = (
     results: dict[str, Any] = {}
     functions = {"throughput": bench_throughput, "credentials": bench_credentials,
                  "pool": bench_pool,
-                 "responsiveness": bench_responsiveness, "memory": bench_memory}
+                 "responsiveness": bench_responsiveness, "memory": bench_memory,
+                 "hostile": bench_hostile}
     try:
         for name in sections:
             started = time.perf_counter()
