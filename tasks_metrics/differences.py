@@ -147,6 +147,10 @@ def _rows_to_raster(
     starts, ends, valid = starts[top:bottom], ends[top:bottom], valid[top:bottom]
     x0 = int(starts[valid].min())
     x1 = int(ends[valid].max())
+    if starts.shape[1] == 1:  # one span a row (every convex shape): a single comparison
+        cols = np.arange(x0, x1)[None, :]
+        mask = (cols >= starts) & (cols < ends)
+        return Raster(x0, row0 + top, x1, row0 + bottom, mask)
     # Each span adds +1 at its start and -1 at its end; a running sum along the row is then
     # above zero exactly on the pixels some span covers. O(rows x (spans + width)), where
     # painting span after span over the whole row was O(rows x spans x width).
@@ -350,8 +354,10 @@ def union_counts(gt: Sequence[Raster], cand: Sequence[Raster]) -> tuple[int, int
         r.paint(g, x0, y0)
     for r in cand:
         r.paint(c, x0, y0)
-    return (int(np.count_nonzero(g)), int(np.count_nonzero(c)),
-            int(np.count_nonzero(g & c)), int(np.count_nonzero(g | c)))
+    g_count, c_count = int(np.count_nonzero(g)), int(np.count_nonzero(c))
+    g &= c
+    inter = int(np.count_nonzero(g))
+    return (g_count, c_count, inter, g_count + c_count - inter)
 
 
 def union_iou(gt: Sequence[Raster], cand: Sequence[Raster]) -> float | None:

@@ -358,7 +358,7 @@ def grade(
                     j = gt_to_cand.get(i)
                     given = cands[j].text.strip() if j is not None else None
                     reason, chars = classify_plate(expected, given)
-                    dist = levenshtein(given or "", expected)
+                    dist = 0 if reason is None else levenshtein(given or "", expected)
                     plate_edits.append(dist)
                     if expected:
                         cer: float | None = dist / len(expected)
