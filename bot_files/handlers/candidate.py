@@ -7,7 +7,7 @@ import time
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
-from aiogram.types import CallbackQuery, InaccessibleMessage, Message, User
+from aiogram.types import CallbackQuery, Message, User
 
 from bot_files.handlers.hr import notify_hr
 from bot_files.keyboards import (
@@ -19,6 +19,7 @@ from bot_files.keyboards import (
     new_attempt_keyboard,
     retry_keyboard,
 )
+from bot_files.replies import target_of
 from bot_files.texts import Texts, limit_text, pick_language, problem_text
 from bot_files.verdicts import verdict_line
 from config.env import Settings
@@ -104,15 +105,6 @@ class ProgressMessage:
         self._shown, self._last_edit = text, now
 
 
-def _answer_target(event: Message | CallbackQuery) -> Message | None:
-    """The message to reply under: the user's own, or the one whose button was pressed."""
-    if isinstance(event, Message):
-        return event
-    if event.message is None or isinstance(event.message, InaccessibleMessage):
-        return None
-    return event.message
-
-
 async def _send_credentials(target: Message, t: Texts, credentials: Credentials,
                             intro_key: str | None = None) -> None:
     if intro_key:
@@ -166,7 +158,7 @@ async def offer_task(event: Message | CallbackQuery, t: Texts, db: Database,
     the confirmation of a first task or of the next attempt, the login again, or why not."""
     if isinstance(event, CallbackQuery):
         await event.answer()
-    target = _answer_target(event)
+    target = target_of(event)
     if target is None:
         return
     stage = await candidate_stage(db, settings, event.from_user.id)
@@ -193,7 +185,7 @@ async def build_task(callback: CallbackQuery, callback_data: TaskAction, t: Text
                      cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet) -> None:
     """Confirmed: build the task with a progress message, then send the login."""
     await callback.answer()
-    target = _answer_target(callback)
+    target = target_of(callback)
     if target is None:
         return
     user: User = callback.from_user
@@ -225,7 +217,7 @@ async def build_task(callback: CallbackQuery, callback_data: TaskAction, t: Text
 async def not_now(callback: CallbackQuery, t: Texts) -> None:
     """The candidate is not ready yet."""
     await callback.answer()
-    target = _answer_target(callback)
+    target = target_of(callback)
     if target is not None:
         try:
             await target.edit_text(t("task.later"))
@@ -236,7 +228,7 @@ async def not_now(callback: CallbackQuery, t: Texts) -> None:
 async def show_credentials(event: Message | CallbackQuery, t: Texts, db: Database,
                            settings: Settings) -> None:
     """My credentials: the login again (recorded in the action log)."""
-    target = _answer_target(event)
+    target = target_of(event)
     if isinstance(event, CallbackQuery):
         await event.answer()
     if target is None:
@@ -256,7 +248,7 @@ async def submit(event: Message | CallbackQuery, t: Texts, db: Database, cvat: A
                  grader: GradingProcesses, settings: Settings) -> None:
     """Submit: the job is locked and read once; complete work is stored and graded, anything
     else reopens the job with the reason."""
-    target = _answer_target(event)
+    target = target_of(event)
     if isinstance(event, CallbackQuery):
         await event.answer()
     if target is None:

@@ -12,6 +12,7 @@ import html
 import logging
 import math
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -152,42 +153,38 @@ def _label(candidate: CandidateSummary) -> str:
     return " · ".join(parts)
 
 
-def _whole_lines(block: str, limit: int) -> list[str]:
-    """A block as pieces under the limit, split only between lines (no tag of ours spans
-    lines, and values are cut to one line), so no piece ends inside a tag. A line that alone
-    is too long (never, with values cut) loses its markup rather than break it."""
-    if len(block) <= limit:
-        return [block]
-    pieces: list[str] = []
-    part = ""
-    for line in block.split("\n"):
-        if len(line) > limit:
-            text = html.unescape(re.sub(r"<[^>]*>", "", line))
-            line = html.escape(text[:limit // 2 - 1] + "…", quote=False)
-        if part and len(part) + 1 + len(line) > limit:
-            pieces.append(part)
-            part = line
+def _pack(parts: Iterable[str], separator: str, limit: int) -> list[str]:
+    """Join parts with `separator` into as few texts under `limit` as they fit in."""
+    texts: list[str] = []
+    current = ""
+    for part in parts:
+        if current and len(current) + len(separator) + len(part) > limit:
+            texts.append(current)
+            current = part
         else:
-            part = f"{part}\n{line}" if part else line
-    if part:
-        pieces.append(part)
-    return pieces
+            current = f"{current}{separator}{part}" if current else part
+    if current:
+        texts.append(current)
+    return texts
+
+
+def _whole_line(line: str, limit: int) -> str:
+    """A line as it is, or (too long for a message alone: never, with values cut) without its
+    markup and cut, rather than broken inside a tag."""
+    if len(line) <= limit:
+        return line
+    text = html.unescape(re.sub(r"<[^>]*>", "", line))
+    return html.escape(text[:limit // 2 - 1] + "…", quote=False)
 
 
 def _chunks(blocks: list[str], limit: int = MESSAGE_LIMIT) -> list[str]:
-    """Join text blocks into messages under the limit (a block is split only if it alone is
-    too long, and then between lines)."""
-    messages: list[str] = []
-    current = ""
-    for block in (piece for b in blocks for piece in _whole_lines(b, limit)):
-        if current and len(current) + 2 + len(block) > limit:
-            messages.append(current)
-            current = block
-        else:
-            current = f"{current}\n\n{block}" if current else block
-    if current:
-        messages.append(current)
-    return messages
+    """Join text blocks into messages under the limit. A block too long alone is split between
+    its lines: no tag of ours spans lines and values are cut to one line, so no message ends
+    inside a tag."""
+    pieces = [piece for block in blocks for piece in (
+        [block] if len(block) <= limit else
+        _pack((_whole_line(line, limit) for line in block.split("\n")), "\n", limit))]
+    return _pack(pieces, "\n\n", limit)
 
 
 # --- the menu --------------------------------------------------------------------------------
