@@ -170,9 +170,13 @@ async def submit_work(
         if outcome.kind in ("incomplete", "over_limit", "unreadable"):
             job_open = await _reopen(cvat, attempt, candidate)
         return outcome
-    except (CvatError, AnnotationFormatError):
+    except CvatError:
         job_open = await _reopen(cvat, attempt, candidate)
         raise
+    except AnnotationFormatError as exc:  # CVAT's answer was not annotations: CVAT's fault
+        job_open = await _reopen(cvat, attempt, candidate)
+        raise CvatError(f"CVAT sent annotations of job {attempt.cvat_job_id} that cannot be "
+                        f"read: {exc}") from exc
     finally:
         await release_check(db, attempt.id, job_open=job_open)
 
