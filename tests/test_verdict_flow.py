@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
 import json
 import math
 import signal
@@ -14,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 
 from config.env import Settings
@@ -82,6 +84,23 @@ async def test_hr_notification_names_the_gate_a_missing_third_of_cars_fails(
     notice = await hr_user.expect_message("New result", timeout=10)
     assert "Anna Smith @anna_s, attempt 1: ❌ fail: cars found 69.2% < 95%" in notice.text
     assert await db.fetchval("SELECT band FROM metrics") == "fail"
+
+    # The summary counts the gate, and the export names it, in the reader's language.
+    await db.execute("INSERT INTO telegram_users (telegram_id, language) VALUES (%s, 'ru')"
+                     " ON CONFLICT (telegram_id) DO UPDATE SET language = 'ru'", (hr_user.id,))
+    await hr_user.send("/hr")
+    await hr_user.expect_message("Меню HR")
+    await hr_user.press("📊 Все кандидаты")
+    summary = await hr_user.expect_edit("Все кандидаты", timeout=10)
+    assert "Ниже порога прохода</b> (последние проверенные попытки): найдено машин: 1" \
+        in summary.html
+    xlsx = await hr_user.expect_message(".xlsx", timeout=10)
+    csv = await hr_user.expect_message(".csv", timeout=10)
+    sheet = openpyxl.load_workbook(io.BytesIO(xlsx.document.data))["Candidates"]
+    header = [c.value for c in sheet[1]]
+    assert sheet.cell(row=2, column=header.index("failed_gates") + 1).value == \
+        "найдено машин 69,2% < 95%"
+    assert "найдено машин 69,2% < 95%" in csv.document.data.decode("utf-8-sig")
 
 
 async def test_the_graded_copy_is_the_copy_that_was_checked(
