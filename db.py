@@ -17,6 +17,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -296,13 +297,47 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
-def _postgres_bin_dir() -> Path:
-    """PostgreSQL binaries shipped in the pgserver wheel (found without importing it: its
-    import has side effects we do not need)."""
+def _postgres_install_dir() -> Path:
+    """PostgreSQL as shipped in the pgserver wheel (bin/, lib/, share/), found without importing
+    it: its import has side effects we do not need."""
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the pgserver package is not installed: run ./run.sh once to set up")
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+
+
+# Where a server started by root keeps its cluster when DATA_DIR lies in a folder its own user
+# cannot pass through (a clone under /root, a `mktemp -d` folder): one folder per DATA_DIR.
+SERVER_HOMES = Path("/var/lib/candidate-bot")
+_INSTALL_PARTS = ("bin", "lib", "share")
+
+
+def reachable_temp_dir(prefix: str) -> Path:
+    """A new temporary folder for an embedded server (tests, demo, benchmark): mode 0711, so that
+    a server run as its own user when we are root can pass through it. The folder is ours, made
+    just now; no other folder's mode is touched."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o711)
+    return folder
+
+
+def _write_new_file(path: Path, text: str, owner: str | None = None) -> None:
+    """Create a file that must not exist yet, readable by its owner only from the first byte."""
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    try:
+        if owner is not None:
+            shutil.chown(path, owner, owner)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _copy_readable(source: str, target: str) -> None:
+    """Copy one file of the PostgreSQL install so that any user can read it (and run it, if it
+    is a program): the copy exists for a user who could not reach the original."""
+    shutil.copyfile(source, target)
+    executable = os.stat(source).st_mode & 0o111
+    os.chmod(target, 0o755 if executable else 0o644)
 
 
 class EmbeddedPostgres:
@@ -311,15 +346,19 @@ class EmbeddedPostgres:
     It listens on 127.0.0.1 only, with a random password kept in the folder, on a port that is
     remembered so a restart comes back at the same address. Start and stop are guarded by a file
     lock, so two processes sharing the folder never start two servers.
+
+    Run as root, the server runs as the system user `pgserver`, which must reach its binaries
+    and its cluster. Nothing's mode is changed for that: where the wheel's binaries are out of
+    its reach (the project under /root or in a 0700 folder), the server gets a copy of them
+    beside its cluster; where DATA_DIR itself is out of its reach, the cluster lives in a folder
+    of its own under SERVER_HOMES, named in DATA_DIR/postgres/server_home.
     """
 
     SYSTEM_USER = "pgserver"  # PostgreSQL refuses to run as root
 
     def __init__(self, data_dir: Path, database: str = "candidate_bot") -> None:
         self.root = Path(data_dir).resolve() / "postgres"
-        self.pgdata = self.root / "pgdata"
         self.database = database
-        self.bin = _postgres_bin_dir()
         self._user = self._system_user()
 
     # ---- helpers
@@ -337,6 +376,24 @@ class EmbeddedPostgres:
             )
         return self.SYSTEM_USER
 
+    @property
+    def home(self) -> Path:
+        """The folder of the cluster (pgdata/), the server's log and, if needed, its binaries:
+        DATA_DIR/postgres, or the server's own folder named in DATA_DIR/postgres/server_home."""
+        pointer = self.root / "server_home"
+        return Path(pointer.read_text().strip()) if pointer.is_file() else self.root
+
+    @property
+    def pgdata(self) -> Path:
+        """The cluster's folder."""
+        return self.home / "pgdata"
+
+    @property
+    def bin(self) -> Path:
+        """The binaries the server runs: its own copy when it has one, else the wheel's."""
+        copy = self.home / "pginstall" / "bin"
+        return copy if copy.is_dir() else _postgres_install_dir() / "bin"
+
     def _run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(self.bin / args[0]), *args[1:]], check=False, capture_output=True, text=True,
@@ -348,6 +405,14 @@ class EmbeddedPostgres:
         if self._user is None:
             return {}
         return {"user": self._user, "group": self._user, "extra_groups": []}
+
+    def _server_can(self, test: str, path: Path) -> bool:
+        """Whether the server's own user passes `test -<test> path` (every folder on the way
+        must let it through); always true when we are not root."""
+        if self._user is None:
+            return True
+        return subprocess.run(["test", f"-{test}", str(path)], check=False, cwd="/",
+                              **self._as_user()).returncode == 0
 
     def _chown(self, path: Path) -> None:
         if self._user is not None:
@@ -378,28 +443,83 @@ class EmbeddedPostgres:
         return (f"postgresql://postgres:{quote(self.password, safe='')}@127.0.0.1:{self.port}/"
                 f"{database or self.database}")
 
+    # ---- where the server's files go (root only)
+    def _choose_home(self) -> None:
+        """Before the first initdb as root: keep the cluster in DATA_DIR/postgres if the server's
+        user can pass every folder above it, else give it a folder of its own (recorded)."""
+        if self._user is None or (self.root / "server_home").is_file():
+            return
+        if self._server_can("x", self.root.parent):
+            self._chown(self.root)
+            return
+        if (self.root / "pgdata" / "PG_VERSION").exists():
+            raise RuntimeError(
+                f"the embedded PostgreSQL runs as user {self._user}, which cannot reach its "
+                f"cluster in {self.root}: let it pass through the folders above "
+                f"(e.g. chmod o+x), or move DATA_DIR; the bot changes no folder's mode itself")
+        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
+        if not SERVER_HOMES.exists():
+            SERVER_HOMES.mkdir(parents=True)
+            SERVER_HOMES.chmod(0o755)  # made by us just now, whatever the umask
+        home = SERVER_HOMES / digest
+        home.mkdir(mode=0o700, exist_ok=True)
+        self._chown(home)
+        if not self._server_can("w", home):
+            raise RuntimeError(
+                f"the embedded PostgreSQL runs as user {self._user} and cannot reach {home}: "
+                f"let {self._user} pass through {SERVER_HOMES} and the folders above it, or set "
+                "DATABASE_URL to a server of your own")
+        (self.root / "server_home").write_text(f"{home}\n")
+        logger.info("DATA_DIR %s is out of reach of user %s: the cluster lives in %s",
+                    self.root.parent, self._user, home)
+
+    def _provide_binaries(self) -> None:
+        """As root, when the wheel's binaries are out of the server user's reach: copy bin/,
+        lib/ and share/ into the server's folder (again after the wheel changed)."""
+        source = _postgres_install_dir()
+        copy = self.home / "pginstall"
+        if self._user is None or self._server_can("x", source / "bin" / "postgres"):
+            if copy.exists():
+                shutil.rmtree(copy)  # the wheel is reachable now: no stale copy to run
+            return
+        stamp = f"{source}\n{(source / 'bin' / 'postgres').stat().st_mtime_ns}\n"
+        if (copy / ".source").is_file() and (copy / ".source").read_text() == stamp:
+            return
+        if copy.exists():
+            shutil.rmtree(copy)
+        copy.mkdir(mode=0o755)
+        for part in _INSTALL_PARTS:
+            if (source / part).is_dir():
+                shutil.copytree(source / part, copy / part, symlinks=True,
+                                copy_function=_copy_readable)
+        for folder in [copy, *(p for p in copy.rglob("*") if p.is_dir() and not p.is_symlink())]:
+            folder.chmod(0o755)  # copytree copies the folders' modes, which may be 0700
+        (copy / ".source").write_text(stamp)
+        logger.info("PostgreSQL binaries copied to %s, where user %s can run them", copy,
+                    self._user)
+
     # ---- life cycle
     def _init(self) -> None:
         if (self.pgdata / "PG_VERSION").exists():
             return
         if self.pgdata.exists():
             shutil.rmtree(self.pgdata)  # a half-made cluster from an interrupted initdb
-        # Folders above the cluster must be passable for the server's own user.
-        if self._user is not None:
-            for parent in self.root.parents:
-                mode = parent.stat().st_mode
-                if parent != Path("/") and not mode & 0o001:
-                    parent.chmod(mode | 0o001)
-        self._chown(self.root)
-        password = secrets.token_urlsafe(24)
-        pwfile = self.root / "password"
-        pwfile.write_text(password)
-        pwfile.chmod(0o600)
-        self._chown(pwfile)
-        result = self._run(
-            "initdb", "-D", str(self.pgdata), "-U", "postgres", "--pwfile", str(pwfile),
-            "--auth=scram-sha-256", "-E", "UTF8", "--no-locale",
-        )
+        password_file = self.root / "password"
+        if password_file.exists():  # an earlier initdb was interrupted: keep its password
+            password = password_file.read_text().strip()
+        else:
+            password = secrets.token_urlsafe(24)
+            _write_new_file(password_file, password)
+        # initdb reads the password from a file of the server's own, deleted right after.
+        pwfile = self.home / f"initdb-{secrets.token_hex(4)}.pw"
+        _write_new_file(pwfile, password, owner=self._user)
+        try:
+            result = self._run(
+                "initdb", "-D", str(self.pgdata), "-U", "postgres", "--pwfile", str(pwfile),
+                "--auth=scram-sha-256", "-E", "UTF8", "--no-locale",
+            )
+        finally:
+            pwfile.unlink()
         if result.returncode != 0:
             raise RuntimeError(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
 
@@ -417,17 +537,19 @@ class EmbeddedPostgres:
     def start(self) -> str:
         """Initialise (first time) and start the server if needed; return the database URL."""
         with self._file_lock():
+            self._choose_home()
+            running = self._running_pid() is not None
+            if not running:
+                self._provide_binaries()
             self._init()
             register_secret(self.password)
-            if self._running_pid() is None:
+            if not running:
                 port_file = self.root / "port"
                 port = int(port_file.read_text()) if port_file.exists() else 0
                 if not port or not _port_is_free(port):
                     port = free_port()
                 port_file.write_text(str(port))
-                log_file = self.root / "server.log"
-                log_file.touch()
-                self._chown(log_file)
+                log_file = self.home / "server.log"  # written by the server's own user
                 result = self._run(
                     "pg_ctl", "-D", str(self.pgdata), "-l", str(log_file), "-w", "-t", "60",
                     "-o", f"-h 127.0.0.1 -p {port} -k '' -c max_connections=200", "start",
@@ -449,6 +571,15 @@ class EmbeddedPostgres:
             if result.returncode != 0:
                 raise RuntimeError(f"embedded PostgreSQL did not stop: {result.stderr.strip()}")
             logger.info("embedded PostgreSQL stopped")
+
+    def remove(self) -> None:
+        """Stop the server and delete everything it kept (for temporary servers: tests, the
+        demo, the benchmark)."""
+        self.stop()
+        home = self.home
+        if home != self.root:
+            shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(self.root, ignore_errors=True)
 
     @property
     def running(self) -> bool:

@@ -17,7 +17,6 @@ import dataclasses
 import os
 import re
 import shutil
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ import pytest
 import log
 from config.env import Settings, load_settings
 from connection import AsyncCvatClient
-from db import Database, EmbeddedPostgres, migrate
+from db import Database, EmbeddedPostgres, migrate, reachable_temp_dir
 from main import create_bot, create_dispatcher
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
@@ -98,7 +97,7 @@ def pg_server(log_dir: Path) -> Iterator[PgServer]:
     if external:
         server = PgServer(external, None)
     else:
-        folder = Path(tempfile.mkdtemp(prefix="cbt-test-pg-"))
+        folder = reachable_temp_dir("cbt-test-pg-")
         embedded = EmbeddedPostgres(folder, database="postgres")
         server = PgServer(embedded.start(), embedded)
     server.admin(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
@@ -111,7 +110,7 @@ def pg_server(log_dir: Path) -> Iterator[PgServer]:
             if embedded is None or embedded.running:
                 server.admin(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
         if embedded is not None:
-            embedded.stop()
+            embedded.remove()
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
 

@@ -52,7 +52,12 @@ async def _wait_for_line(proc: asyncio.subprocess.Process, needle: str, seen: li
 async def test_process_with_embedded_database_answers_and_stops_on_sigterm(
     telegram: TelegramServer, tmp_path: Path
 ) -> None:
-    env = _environment(telegram, tmp_path)
+    # DATA_DIR inside a 0700 folder, as in a clone under /root: run as root, the server's own
+    # user cannot pass it.
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    env = _environment(telegram, tmp_path, DATA_DIR=str(closed / "data"))
+    modes_above = {folder: folder.stat().st_mode for folder in (closed, *closed.parents)}
     proc = await _start(env)
     seen: list[str] = []
     try:
@@ -72,13 +77,20 @@ async def test_process_with_embedded_database_answers_and_stops_on_sigterm(
     seen.append((await proc.stdout.read()).decode())
     output = "".join(seen)
     assert "bot stopped" in output
-    # The embedded server was stopped with the bot, and its data is kept for the next start.
-    server = EmbeddedPostgres(tmp_path / "data")
-    assert not server.running
-    assert (tmp_path / "data" / "postgres" / "pgdata" / "PG_VERSION").exists()
-    for log_file in (tmp_path / "logs").glob("*.log"):
-        text = log_file.read_text()
-        assert BOT_TOKEN not in text and server.password not in text
+    # The embedded server was stopped with the bot, and its data is kept for the next start
+    # (as root, where the server's user could not pass a folder above DATA_DIR, in a folder of
+    # its own); no folder above was opened up for it.
+    server = EmbeddedPostgres(closed / "data")
+    try:
+        assert not server.running
+        assert (server.pgdata / "PG_VERSION").exists()
+        assert {folder: folder.stat().st_mode for folder in (closed, *closed.parents)} == \
+            modes_above
+        for log_file in (tmp_path / "logs").glob("*.log"):
+            text = log_file.read_text()
+            assert BOT_TOKEN not in text and server.password not in text
+    finally:
+        server.remove()
 
 
 async def test_process_refuses_a_rejected_token_with_a_clear_message(
