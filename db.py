@@ -310,6 +310,8 @@ def _postgres_install_dir() -> Path:
 # cannot pass through (a clone under /root, a `mktemp -d` folder): one folder per DATA_DIR.
 SERVER_HOMES = Path("/var/lib/candidate-bot")
 _INSTALL_PARTS = ("bin", "lib", "share")
+_INSTALL_IN_WHEEL = Path("pgserver") / "pginstall"  # the copy keeps the wheel's layout
+_COPY = "postgres-binaries"
 
 
 def reachable_temp_dir(prefix: str) -> Path:
@@ -391,7 +393,7 @@ class EmbeddedPostgres:
     @property
     def bin(self) -> Path:
         """The binaries the server runs: its own copy when it has one, else the wheel's."""
-        copy = self.home / "pginstall" / "bin"
+        copy = self.home / _COPY / _INSTALL_IN_WHEEL / "bin"
         return copy if copy.is_dir() else _postgres_install_dir() / "bin"
 
     def _run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -474,10 +476,11 @@ class EmbeddedPostgres:
                     self.root.parent, self._user, home)
 
     def _provide_binaries(self) -> None:
-        """As root, when the wheel's binaries are out of the server user's reach: copy bin/,
-        lib/ and share/ into the server's folder (again after the wheel changed)."""
+        """As root, when the wheel's binaries are out of the server user's reach: copy them
+        (bin/, lib/, share/, and the wheel's own shared libraries, which the programs find
+        relative to themselves) into the server's folder; again after the wheel changed."""
         source = _postgres_install_dir()
-        copy = self.home / "pginstall"
+        copy = self.home / _COPY
         if self._user is None or self._server_can("x", source / "bin" / "postgres"):
             if copy.exists():
                 shutil.rmtree(copy)  # the wheel is reachable now: no stale copy to run
@@ -487,11 +490,11 @@ class EmbeddedPostgres:
             return
         if copy.exists():
             shutil.rmtree(copy)
-        copy.mkdir(mode=0o755)
-        for part in _INSTALL_PARTS:
-            if (source / part).is_dir():
-                shutil.copytree(source / part, copy / part, symlinks=True,
-                                copy_function=_copy_readable)
+        wheel_libs = source.parent.parent / "pgserver.libs"
+        for part, target in [*((source / p, copy / _INSTALL_IN_WHEEL / p) for p in _INSTALL_PARTS),
+                             (wheel_libs, copy / "pgserver.libs")]:
+            if part.is_dir():
+                shutil.copytree(part, target, symlinks=True, copy_function=_copy_readable)
         for folder in [copy, *(p for p in copy.rglob("*") if p.is_dir() and not p.is_symlink())]:
             folder.chmod(0o755)  # copytree copies the folders' modes, which may be 0700
         (copy / ".source").write_text(stamp)
