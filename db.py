@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +39,17 @@ T = TypeVar("T")
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_LOCK_ID = 7_240_311_001  # pg_advisory lock key for migrations
 _CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
-Cursor = psycopg2.extras.RealDictCursor
+
+
+class Cursor(psycopg2.extras.RealDictCursor):
+    """Rows as dicts; counts the statements it sends (Database.statements adds them up)."""
+
+    sent = 0
+
+    def execute(self, query: Any, vars: Any = None) -> None:
+        """Send one statement."""
+        self.sent += 1
+        super().execute(query, vars)
 
 
 class DatabaseUnavailable(Exception):
@@ -72,6 +82,7 @@ class Database:
         self._slots = threading.BoundedSemaphore(max_connections)
         self._executor = ThreadPoolExecutor(max_connections, thread_name_prefix="db")
         self._closed = False
+        self._statements = 0
 
     # --- connections -------------------------------------------------------------------------
 
@@ -129,7 +140,10 @@ class Database:
                 with self._connection() as conn:
                     try:
                         with conn.cursor(cursor_factory=Cursor) as cur:
-                            result = work(cur)
+                            try:
+                                result = work(cur)
+                            finally:
+                                self.count_statements(cur.sent)
                         conn.commit()
                         return result
                     except _CONNECTION_ERRORS:
@@ -147,6 +161,17 @@ class Database:
                 logger.warning("database connection lost (%s); retrying", _first_line(exc))
                 time.sleep(delays[attempt])
                 attempt += 1
+
+    @property
+    def statements(self) -> int:
+        """Statements sent to the server since this object was made (every process keeps its
+        own count): what a piece of work costs the database, e.g. a flood of updates."""
+        return self._statements
+
+    def count_statements(self, number: int) -> None:
+        """Add statements sent outside run_sync (the advisory-lock connections)."""
+        with self._lock:
+            self._statements += number
 
     async def run(self, work: Callable[[Cursor], T], *, retry: bool = True) -> T:
         """Run work(cursor) in one transaction in the database thread pool."""
@@ -202,6 +227,135 @@ class Database:
         self._closed = True
         self._drop_idle()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class AdvisoryLocks:
+    """PostgreSQL session-level advisory locks, each held while something runs.
+
+    A free lock is taken on one dedicated connection with pg_try_advisory_lock: one round trip,
+    no waiting. A lock another process holds is waited for inside PostgreSQL: pg_advisory_lock,
+    on a connection of its own, returns when the holder releases it, or when the holder's
+    session ends (a crashed process releases its locks at once). Nothing polls. Session locks
+    are re-entrant, so the caller must not ask for one key twice at once within a process.
+    Every statement counts in the Database's `statements`.
+    """
+
+    IDLE_WAITERS = 4  # connections kept open for the next wait
+
+    def __init__(self, db: Database, *, max_waiting: int = 16) -> None:
+        self._db = db
+        self._main: psycopg2.extensions.connection | None = None
+        self._main_thread = ThreadPoolExecutor(1, thread_name_prefix="db-locks")
+        self._waiting = ThreadPoolExecutor(max_waiting, thread_name_prefix="db-lock-wait")
+        self._idle: list[psycopg2.extensions.connection] = []
+        self._idle_lock = threading.Lock()
+
+    def _connect(self) -> psycopg2.extensions.connection:
+        conn = self._db._connect()
+        conn.autocommit = True  # session locks, no transaction left open
+        return conn
+
+    def _ask(self, conn: psycopg2.extensions.connection, sql: str, key: int) -> Any:
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, (key,))
+                row = cur.fetchone()
+        except _CONNECTION_ERRORS as exc:
+            with contextlib.suppress(Exception):
+                conn.close()
+            raise DatabaseUnavailable(f"database unavailable: {_first_line(exc)}") from exc
+        finally:
+            self._db.count_statements(1)
+        return row[0] if row else None
+
+    def _on_main(self, sql: str, key: int) -> Any:
+        if self._main is None or self._main.closed:
+            if self._main is not None:
+                logger.warning("the advisory-lock connection was lost; locks taken through it "
+                               "were released by the server")
+            self._main = self._connect()
+        return self._ask(self._main, sql, key)
+
+    def _waiter(self) -> psycopg2.extensions.connection:
+        with self._idle_lock:
+            while self._idle:
+                conn = self._idle.pop()
+                if not conn.closed:
+                    return conn
+        return self._connect()
+
+    def _give_back(self, conn: psycopg2.extensions.connection) -> None:
+        with self._idle_lock:
+            if not conn.closed and len(self._idle) < self.IDLE_WAITERS:
+                self._idle.append(conn)
+                return
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    async def _wait_for(self, key: int) -> psycopg2.extensions.connection:
+        """A connection whose session now holds the lock (after waiting inside PostgreSQL)."""
+        loop = asyncio.get_running_loop()
+        conn = await loop.run_in_executor(self._waiting, self._waiter)
+        waiting = loop.run_in_executor(self._waiting, self._ask, conn,
+                                       "SELECT pg_advisory_lock(%s)", key)
+        try:
+            await asyncio.shield(waiting)
+        except asyncio.CancelledError:
+            # End the wait inside PostgreSQL; closing the session drops the lock if the wait
+            # ended in it anyway.
+            await asyncio.to_thread(conn.cancel)
+            with contextlib.suppress(Exception):
+                await waiting
+            await asyncio.to_thread(conn.close)
+            raise
+        return conn
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: int) -> AsyncIterator[None]:
+        """Hold the lock `key` (a signed 64-bit number) for the body, waiting for it if needed."""
+        if self._db._closed:
+            raise DatabaseUnavailable("database is closed")
+        loop = asyncio.get_running_loop()
+        if await loop.run_in_executor(self._main_thread, self._on_main,
+                                      "SELECT pg_try_advisory_lock(%s)", key):
+            try:
+                yield
+            finally:
+                try:
+                    await loop.run_in_executor(self._main_thread, self._on_main,
+                                               "SELECT pg_advisory_unlock(%s)", key)
+                except DatabaseUnavailable as exc:
+                    logger.warning("advisory lock %s not released (its session is gone): %s",
+                                   key, exc)
+            return
+        conn = await self._wait_for(key)
+        try:
+            yield
+        finally:
+            try:
+                await loop.run_in_executor(self._waiting, self._ask, conn,
+                                           "SELECT pg_advisory_unlock(%s)", key)
+                self._give_back(conn)
+            except DatabaseUnavailable as exc:
+                logger.warning("advisory lock %s not released (its session is gone): %s",
+                               key, exc)
+
+    async def close(self) -> None:
+        """Close every connection (which releases any lock still held) and the threads."""
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for conn in [*idle, *([self._main] if self._main is not None else [])]:
+            with contextlib.suppress(Exception):
+                conn.close()
+        self._main = None
+        self._main_thread.shutdown(wait=False, cancel_futures=True)
+        self._waiting.shutdown(wait=False, cancel_futures=True)
+
+
+def lock_key(name: str) -> int:
+    """A 64-bit advisory-lock key for a name (a hash: names need no registry)."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -34,7 +34,7 @@ from bot_files.handlers import get_routers
 from bot_files.handlers.candidate import deliver_credentials
 from bot_files.isolation import PostgresEventIsolation
 from bot_files.loop_monitor import LoopMonitor
-from bot_files.middlewares import UserContextMiddleware
+from bot_files.middlewares import PrivateChatsOnly, UserContextMiddleware
 from bot_files.telegram_limits import Pacer, RetryAfterMiddleware, ThrottlingMiddleware
 from bot_files.texts import LANGUAGES, Texts, pick_language
 from config.env import Settings, SettingsError, load_settings
@@ -104,10 +104,14 @@ def create_dispatcher(settings: Settings, db: Database, cvat: AsyncCvatClient) -
     task_set = load_task_set(settings.task_set, settings.images_per_task)
     isolation = PostgresEventIsolation(db) if settings.replicas else None
     dp = Dispatcher(storage=PostgresStorage(db), events_isolation=isolation, settings=settings,
-                    db=db, cvat=cvat, task_set=task_set, pacer=Pacer())
-    # First: a flood is dropped before it costs any database work.
+                    db=db, cvat=cvat, task_set=task_set, pacer=Pacer(),
+                    disable_fsm=True)  # registered below, after the throttle
+    # First: updates from groups and floods are dropped before they cost any database work;
+    # aiogram's FSM middleware (a state read, and with replicas the per-user lock) comes after.
+    dp.update.outer_middleware(PrivateChatsOnly())
     dp.update.outer_middleware(ThrottlingMiddleware(settings.throttle_rate,
                                                     settings.throttle_burst))
+    dp.update.outer_middleware(dp.fsm)
     dp.update.outer_middleware(UserContextMiddleware(db, settings))
     dp.errors.register(on_error)
     dp.include_routers(*get_routers())

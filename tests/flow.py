@@ -4,6 +4,7 @@ annotation on the CVAT stand-in with the login the bot sent, as a person would."
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import sys
@@ -48,6 +49,18 @@ async def get_task(user: TelegramUser, *, new_attempt: bool = False) -> Login:
     login = read_login(await user.expect_message("Your CVAT login", timeout=10))
     await user.expect_message("What to do")
     return login
+
+
+def text_update(user: TelegramUser, text: str) -> dict[str, Any]:
+    """A Bot API update with a text message from this user in their private chat, as Telegram
+    would post it (for feeding the dispatcher directly)."""
+    number = next(_update_ids)
+    return {"update_id": number, "message": {
+        "message_id": number, "date": 0, "chat": user.as_chat(), "from": user.as_user(),
+        "text": text}}
+
+
+_update_ids = itertools.count(1_000_000)
 
 
 def candidate_client(login: Login) -> AsyncCvatClient:
