@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bot_files.telegram_limits import ThrottlingMiddleware
 from config.env import Settings
 from connection import AsyncCvatClient
 from db import Database
@@ -207,6 +208,45 @@ async def test_a_flood_costs_the_database_nothing(telegram: TelegramServer,
     assert len(notices) == 1
     assert len([m for m in calm.messages if "did not understand" in m.text]) == 4
     assert cost == (len(answered) + 3) * per_update  # a dropped update cost nothing
+
+
+async def test_a_flood_of_button_presses_gets_one_notice(telegram: TelegramServer,
+                                                       settings: Settings, db: Database) -> None:
+    """60 presses of a stale button at once: the burst is answered ("out of date"), the rest
+    costs one notice in all, not an answerCallbackQuery each (the updates come from the
+    stand-in through getUpdates, as polling gets them)."""
+    presser = telegram.user(7003, first_name="Presser")
+    bot = create_bot(settings)
+    cvat = AsyncCvatClient.from_settings(settings)
+    dp = create_dispatcher(settings, db, cvat)
+    try:
+        await dp.feed_raw_update(bot, text_update(presser, "hello"))
+        for _ in range(60):
+            await presser.press_data("t1:stale")
+        updates = await bot.get_updates(timeout=0)
+        await asyncio.gather(*(dp.feed_update(bot, update) for update in updates))
+    finally:
+        await bot.session.close()
+        await cvat.close()
+    assert len(updates) == 60
+    answers = [a.get("text") or "" for a in presser.answers]
+    out_of_date = [a for a in answers if "out of date" in a]
+    assert settings.throttle_burst - 1 <= len(out_of_date) < 20
+    assert len(answers) == len(out_of_date) + 1
+    assert sum("very fast" in a for a in answers) == 1
+
+
+def test_the_throttle_forgets_users_whose_bucket_is_full_again() -> None:
+    """A million users over days keep only the recently active ones in memory."""
+    throttle = ThrottlingMiddleware(rate=1, burst=8, max_users=50_000)
+    for user in range(100_000):
+        throttle.allow(user, now=user / 1000)  # a thousand new users a second
+    assert throttle.users_tracked <= 10 * 1000 + 1  # the last ten seconds' users
+    crowd = ThrottlingMiddleware(rate=1, burst=8, max_users=5_000)
+    for user in range(100_000):
+        crowd.allow(user, now=0.0)  # all at once: the cap holds
+    assert crowd.users_tracked == 5_000
+    assert crowd.allow(99_999, now=0.0) == (True, False)  # the newest are kept
 
 
 async def test_three_hundred_users_pressing_at_once_are_all_answered(
