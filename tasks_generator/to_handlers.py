@@ -20,6 +20,7 @@ from tasks_generator.attempts import (
     READY,
     SUBMITTED,
     Attempt,
+    LeaseLost,
     interrupted_attempts,
     latest_attempt,
     open_attempt,
@@ -69,8 +70,9 @@ class TaskRequest:
     """The answer to "give me a test task".
 
     kind: "created" (built now: `credentials`), "ready" (it already exists: `credentials`),
-    "busy" (being built by another press), "done" (submitted; a new attempt is a separate
-    request), "no_attempts_left", "cooldown" (`available_at`).
+    "busy" (being built by another press), "taken_over" (this process was cut off too long
+    and another finished the build: it sends the login), "done" (submitted; a new attempt is
+    a separate request), "no_attempts_left", "cooldown" (`available_at`).
     """
 
     kind: str
@@ -106,8 +108,14 @@ async def request_test_task(
     common = {"attempt": opening.attempt, "used": opening.used, "allowed": opening.allowed}
     if opening.kind == "build":
         assert opening.attempt is not None
-        credentials = await build_attempt(db, cvat, settings, task_set, opening.candidate,
-                                          opening.attempt, progress)
+        try:
+            credentials = await build_attempt(db, cvat, settings, task_set, opening.candidate,
+                                              opening.attempt, progress)
+        except LeaseLost:
+            # This process was cut off for longer than the lease; the builder that took over
+            # sends the login.
+            logger.warning("attempt %s was taken over by another builder", opening.attempt.id)
+            return TaskRequest("taken_over", **common)
         await record_action(db, telegram_id, "task.created", opening.candidate.id,
                             {"attempt": opening.attempt.number,
                              "cvat_task_name": opening.attempt.cvat_task_name})
@@ -190,7 +198,8 @@ async def reconcile(db: Database, cvat: AsyncCvatClient, settings: Settings, tas
     counts = {"resumed": 0, "cleaned": 0, "failed": 0}
     for attempt in await interrupted_attempts(db):
         if attempt.status == FAILED:
-            counts["cleaned"] += await clean_up_failed(db, cvat, attempt)
+            counts["cleaned"] += await clean_up_failed(
+                db, cvat, attempt, timedelta(seconds=settings.build_lease_seconds))
             continue
         candidate = await get_candidate_by_id(db, attempt.candidate_id)
         assert candidate is not None
@@ -210,6 +219,8 @@ async def reconcile(db: Database, cvat: AsyncCvatClient, settings: Settings, tas
             logger.warning("interrupted attempt %s could not be finished: %s", attempt.id, exc)
             counts["failed"] += 1
             continue
+        except LeaseLost:
+            continue  # another replica took it over in turn
         await deliver(candidate.telegram_id, credentials)
         counts["resumed"] += 1
     return counts

@@ -19,11 +19,19 @@ from db import Database
 from main import create_bot, create_dispatcher
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
+from tasks_generator.to_handlers import Credentials, load_task_set, reconcile
 from tests.conftest import (
     BotApp,
     PgServer,
 )
-from tests.flow import annotate, bot_process_env, get_task, start_bot_process, text_update
+from tests.flow import (
+    Login,
+    annotate,
+    bot_process_env,
+    get_task,
+    start_bot_process,
+    text_update,
+)
 
 GENERIC_ERROR = "something went wrong on my side"
 
@@ -123,6 +131,69 @@ async def test_bot_killed_mid_build_finishes_after_restart(
     assert len(cvat.tasks) == 1
     assert len([u for u in cvat.users.values() if u.username.startswith("cand")]) == 1
 
+
+
+async def test_a_stale_builder_changes_nothing_after_a_takeover(
+    telegram: TelegramServer, cvat: CvatServer, database_url: str, db: Database,
+    settings: Settings, tmp_path: Path,
+) -> None:
+    """A bot process building a task is paused (SIGSTOP) past its lease; another builder takes
+    the attempt over and hands the task out; then CVAT fails the paused builder's next calls
+    and it is resumed. It must neither delete the task nor mark the attempt failed."""
+    cvat.processing_time = 3.0
+    env = bot_process_env(telegram.base_url, cvat.base_url, database_url, tmp_path,
+                          BUILD_LEASE_SECONDS="2", RECONCILE_INTERVAL_SECONDS="3600",
+                          POOL_ACCOUNTS="0", POOL_TASKS="0")
+    person = telegram.user(6002, first_name="Petra", language_code="en")
+    stale = await start_bot_process(env)
+    delivered: list[Credentials] = []
+
+    async def deliver(telegram_id: int, credentials: Credentials) -> None:
+        delivered.append(credentials)
+
+    taker = AsyncCvatClient.from_settings(settings)
+    try:
+        await telegram.wait_polling(timeout=30)
+        await person.send("📝 Get a test task")
+        await person.expect_message("Ready to start?", timeout=15)
+        await person.press("✅ Yes, create my task")
+        await _wait_for(lambda: bool(cvat.requests), 60)  # uploaded; CVAT is processing it
+        stale.send_signal(signal.SIGSTOP)
+        await _wait_until_db(db, "SELECT lease_until < now() FROM attempts")
+        assert await db.fetchval("SELECT status FROM attempts") == "creating"
+        task_set = load_task_set(settings.task_set, settings.images_per_task)
+        counts = await reconcile(db, taker, settings, task_set, deliver)
+        assert counts["resumed"] == 1 and len(delivered) == 1
+        handed_out = await db.fetchone("SELECT cvat_task_id, cvat_job_id FROM attempts")
+        seen = len(person.chat_history)
+        cvat.fail_next("GET", "/api/", status=500, count=8)  # the stale one's next poll
+        stale.send_signal(signal.SIGCONT)
+        await _wait_for(lambda: len(person.chat_history) > seen, 60)  # it has given up
+    finally:
+        await taker.close()
+        if stale.returncode is None:
+            stale.send_signal(signal.SIGCONT)
+            stale.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(stale.wait(), 30)
+        cvat.clear_faults()
+    row = await db.fetchone("SELECT status, cvat_task_id, cvat_job_id FROM attempts")
+    assert row["status"] == "ready"
+    assert (row["cvat_task_id"], row["cvat_job_id"]) == (handed_out["cvat_task_id"],
+                                                         handed_out["cvat_job_id"])
+    assert row["cvat_task_id"] in cvat.tasks
+    # The candidate can work with the login the new builder sent.
+    job_id, _ = await annotate(Login(delivered[0].url, delivered[0].username,
+                                     delivered[0].password))
+    assert job_id == row["cvat_job_id"]
+    assert not any("went wrong" in m.text or ("CVAT" in m.text and "problem" in m.text)
+                   for m in person.messages)
+
+
+async def _wait_until_db(db: Database, sql: str, within: float = 60.0) -> None:
+    deadline = time.monotonic() + within
+    while not await db.fetchval(sql):
+        assert time.monotonic() < deadline, f"{sql!r} did not become true in time"
+        await asyncio.sleep(0.1)
 
 # --- Telegram's limits ---------------------------------------------------------------------
 

@@ -140,6 +140,8 @@ async def deliver_credentials(bot: Bot, db: Database, telegram_id: int,
 
 async def _explain_request(target: Message, t: Texts, result: TaskRequest) -> None:
     """Every outcome of asking for a task except a fresh build."""
+    if result.kind == "taken_over":
+        return  # the builder that took over sends the login
     if result.kind == "ready" and result.credentials is not None:
         await _send_credentials(target, t, result.credentials, "task.already")
     elif result.kind == "busy":
