@@ -271,6 +271,11 @@ class Settings:
         "POOL_CHECK_INTERVAL_SECONDS", _number(int, 1, 86400),
         "How often pooled accounts and tasks are checked to still exist on CVAT.", "300",
     )
+    health_check_interval_seconds: int = _meta(
+        "HEALTH_CHECK_INTERVAL_SECONDS", _number(int, 1, 3600),
+        "How often the database and CVAT are checked for /healthz (webhook mode); a call to"
+        " /healthz itself checks nothing.", "10",
+    )
 
     @property
     def cvat_link(self) -> str:
