@@ -20,7 +20,6 @@ from create_users.db_operations import (
 )
 from create_users.registration import ensure_cvat_account
 from db import Database, DatabaseUnavailable
-from log import register_secret
 from tasks_generator.attempts import (
     Attempt,
     LeaseLost,
@@ -259,8 +258,6 @@ async def _account(db: Database, cvat: AsyncCvatClient, settings: Settings,
     """The candidate's account: registered now, or a pooled one activated (with their name)."""
     if candidate.cvat_user_id is not None and candidate.cvat_deleted_at is None:
         if candidate.cvat_activation_pending:
-            if candidate.cvat_password:  # made by another process: unknown to this one's logs
-                register_secret(candidate.cvat_password)
             first, _, last = candidate.full_name.partition(" ")
             try:
                 await cvat.update_user(candidate.cvat_user_id, is_active=True,
