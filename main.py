@@ -40,6 +40,7 @@ from bot_files.telegram_limits import Pacer, RetryAfterMiddleware, ThrottlingMid
 from bot_files.texts import LANGUAGES, Texts, pick_language
 from config.env import Settings, SettingsError, load_settings
 from connection import AsyncCvatClient, CvatError, CvatMisconfigured
+from create_users.to_handlers import AccountKeeper
 from db import Database, DatabaseUnavailable, EmbeddedPostgres, database_url_for
 from health import HealthMonitor
 from log import register_secret, setup_logging
@@ -149,6 +150,8 @@ async def start_background_work(dispatcher: Dispatcher, bot: Bot, db: Database,
     dispatcher["pool_cvat"] = pool_cvat
     dispatcher["pool"] = asyncio.create_task(PoolKeeper(db, pool_cvat, settings, task_set).run(),
                                              name="warm-pool")
+    dispatcher["accounts"] = asyncio.create_task(AccountKeeper(db, pool_cvat, settings).run(),
+                                                 name="finished-accounts")
 
 
 async def stop_background_work(dispatcher: Dispatcher) -> None:
@@ -157,7 +160,7 @@ async def stop_background_work(dispatcher: Dispatcher) -> None:
     monitor = dispatcher.get("loop_monitor")
     if monitor is not None:
         await monitor.stop()
-    for name in ("background", "pool"):
+    for name in ("background", "pool", "accounts"):
         task = dispatcher.get(name)
         if task is not None and not task.done():
             task.cancel()

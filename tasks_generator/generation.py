@@ -20,6 +20,7 @@ from create_users.db_operations import (
 )
 from create_users.registration import ensure_cvat_account
 from db import Database, DatabaseUnavailable
+from log import record_action
 from tasks_generator.attempts import (
     Attempt,
     LeaseLost,
@@ -255,7 +256,15 @@ async def _build_round(
 
 async def _account(db: Database, cvat: AsyncCvatClient, settings: Settings,
                    candidate: Candidate, progress: Progress) -> Candidate:
-    """The candidate's account: registered now, or a pooled one activated (with their name)."""
+    """The candidate's account: registered now, or a pooled one activated (with their name).
+    An account whose password was forgotten after the candidate's last graded attempt (HR
+    allowed one more since) is deleted and replaced: its login can no longer be shown."""
+    if candidate.password_forgotten:
+        assert candidate.cvat_user_id is not None
+        await cvat.delete_user(candidate.cvat_user_id)
+        await record_action(db, None, "cvat.account_replaced", candidate.id,
+                            {"old_cvat_username": candidate.cvat_username})
+        candidate = await forget_lost_account(db, candidate.id)
     if candidate.cvat_user_id is not None and candidate.cvat_deleted_at is None:
         if candidate.cvat_activation_pending:
             first, _, last = candidate.full_name.partition(" ")

@@ -8,7 +8,6 @@ from tasks_metrics.hr_operations import (
     CandidateSummary,
     candidate_card,
     candidate_summary,
-    delete_candidate_data,
     delete_cvat_account,
     error_pictures,
     grant_extra_attempt,
@@ -41,7 +40,7 @@ def score_histogram(scores: list[float], **labels: str) -> bytes:
 
 __all__ = ["AttemptCard", "CandidateCard", "CandidateSummary", "ExportRows", "Exports",
            "GradeReport", "Problem", "SubmitOutcome", "Summary", "build_exports",
-           "candidate_card", "candidate_summary", "delete_candidate_data", "delete_cvat_account",
+           "candidate_card", "candidate_summary", "delete_cvat_account",
            "error_pictures", "export_file_name", "export_rows", "grade_attempt",
            "grant_extra_attempt", "regrade_candidate", "regrade_interrupted", "score_histogram",
            "search_candidates", "submit_work"]

@@ -22,7 +22,7 @@ from tests.conftest import PgServer
 
 EXPECTED_TABLES = {"telegram_users", "candidates", "attempts", "metrics", "trainingdata_whitelist",
                    "hr_preferences", "action_log", "fsm_storage", "schema_migrations",
-                   "event_locks", "pool_accounts", "pool_tasks"}
+                   "pool_accounts", "pool_tasks", "tombstone_key", "deleted_candidates"}
 
 
 @pytest.fixture

@@ -137,8 +137,10 @@ async def test_twenty_candidates_at_once_drain_and_refill_without_a_double_hand_
     assert max(a for a, _ in sizes) <= 3 and max(t for _, t in sizes) <= 3
     # Twenty different accounts, each assigned exactly one job, none shared.
     assert len({login.username for login in logins}) == 20
-    handed = await db.fetchall("SELECT candidate_id, cvat_username FROM pool_accounts"
-                               " WHERE status = 'handed_out'")
+    handed = await db.fetchall("SELECT candidate_id, cvat_username, cvat_password"
+                               " FROM pool_accounts WHERE status = 'handed_out'")
+    # The pool forgets a password at hand-out: the candidate's row has it from then on.
+    assert all(r["cvat_password"] is None for r in handed)
     tasks = await db.fetchall("SELECT attempt_id, cvat_task_id FROM pool_tasks"
                               " WHERE status = 'handed_out'")
     # The pool served the first comers (its two first-attempt tasks), the rest were built.

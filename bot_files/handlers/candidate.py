@@ -244,7 +244,9 @@ async def show_credentials(event: Message | CallbackQuery, t: Texts, db: Databas
         return
     credentials = await resend_credentials(db, event.from_user.id, settings)
     if credentials is None:
-        await target.answer(t("task.no_task"))
+        stage = await candidate_stage(db, settings, event.from_user.id)
+        finished = stage.kind == "done" and stage.attempts_left <= 0
+        await target.answer(t("credentials.finished" if finished else "task.no_task"))
         return
     await target.answer(
         t("credentials.text", number=credentials.attempt_number, url=credentials.url,
