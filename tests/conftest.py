@@ -39,6 +39,10 @@ CVAT_ADMIN_USERNAME = "bot-admin"
 CVAT_ADMIN_PASSWORD = "Sandbox-Adm1n-Passw0rd"
 HR_ADMIN_ID = 900_001
 TEMPLATE_DB = "cbt_template"
+# Seconds a test waits for something the bot does before calling it a hang. The waits return
+# as soon as the event happens; only a hang (or a bug) ever reaches this bound, however busy
+# the machine is, so it is the same for every wait.
+HANG = 90.0
 
 
 # --- the database server ---------------------------------------------------------------------
@@ -147,6 +151,7 @@ async def telegram() -> AsyncIterator[TelegramServer]:
     """The Telegram Bot API stand-in on a free port, with the test bot registered."""
     server = TelegramServer()
     server.add_bot(BOT_TOKEN, username="candidate_test_bot", first_name="Candidate Test")
+    server.expect_at_least = HANG
     await server.start(host="127.0.0.1", port=0)
     try:
         yield server
@@ -223,7 +228,7 @@ class BotApp:
             self.dp.start_polling(self.bot, handle_signals=False, close_bot_session=False,
                                   polling_timeout=5)
         )
-        await asyncio.wait_for(started.wait(), 10)
+        await asyncio.wait_for(started.wait(), HANG)
 
     async def stop(self) -> None:
         """Stop polling and close the bot's HTTP session (the database stays)."""
@@ -231,7 +236,7 @@ class BotApp:
             return
         with contextlib.suppress(RuntimeError):
             await self.dp.stop_polling()
-        await asyncio.wait_for(self._task, 10)
+        await asyncio.wait_for(self._task, HANG)
         await self.bot.session.close()
         await self.cvat.close()
         self._task = None

@@ -11,13 +11,13 @@ from collections.abc import Awaitable, Callable
 from db import Database
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
-from tests.conftest import HR_ADMIN_ID, BotApp
+from tests.conftest import HANG, HR_ADMIN_ID, BotApp
 from tests.flow import annotate, get_task
 from tests.test_hr import find
 
 
 async def _until(condition: Callable[[], Awaitable[bool]], what: str,
-                 within: float = 60.0) -> None:
+                 within: float = HANG) -> None:
     """Wait for something the bot does in the background; the bound is only for a hang."""
     deadline = time.monotonic() + within
     while not await condition():
@@ -36,7 +36,7 @@ async def test_after_the_last_graded_attempt_the_login_is_retired_step_by_step(
     login = await get_task(person)
     await annotate(login)
     await person.send("✅ Submit")
-    await person.expect_edit("Thank you!", timeout=60)
+    await person.expect_edit("Thank you!")
 
     # Graded and no attempt left: the password is forgotten...
     async def password_forgotten() -> bool:

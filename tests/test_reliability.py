@@ -21,6 +21,7 @@ from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
 from tasks_generator.to_handlers import Credentials, load_task_set, reconcile
 from tests.conftest import (
+    HANG,
     BotApp,
     PgServer,
 )
@@ -41,7 +42,7 @@ def _needs_embedded(pg_server: PgServer) -> None:
         pytest.skip("needs the embedded server to stop and start it")
 
 
-async def _wait_for(predicate: Callable[[], bool], within: float = 20.0) -> None:
+async def _wait_for(predicate: Callable[[], bool], within: float = HANG) -> None:
     deadline = time.monotonic() + within
     while not predicate():
         assert time.monotonic() < deadline, "condition not met in time"
@@ -126,7 +127,7 @@ async def test_bot_killed_mid_build_finishes_after_restart(
     finally:
         if bot.returncode is None:
             bot.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(bot.wait(), 30)
+            await asyncio.wait_for(bot.wait(), HANG)
     assert [r["status"] for r in await db.fetchall("SELECT status FROM attempts")] == ["ready"]
     assert len(cvat.tasks) == 1
     assert len([u for u in cvat.users.values() if u.username.startswith("cand")]) == 1
@@ -157,7 +158,7 @@ async def test_a_stale_builder_changes_nothing_after_a_takeover(
         await person.send("📝 Get a test task")
         await person.expect_message("Ready to start?", timeout=15)
         await person.press("✅ Yes, create my task")
-        await _wait_for(lambda: bool(cvat.requests), 60)  # uploaded; CVAT is processing it
+        await _wait_for(lambda: bool(cvat.requests))  # uploaded; CVAT is processing it
         stale.send_signal(signal.SIGSTOP)
         await _wait_until_db(db, "SELECT lease_until < now() FROM attempts")
         assert await db.fetchval("SELECT status FROM attempts") == "creating"
@@ -168,13 +169,13 @@ async def test_a_stale_builder_changes_nothing_after_a_takeover(
         seen = len(person.chat_history)
         cvat.fail_next("GET", "/api/", status=500, count=8)  # the stale one's next poll
         stale.send_signal(signal.SIGCONT)
-        await _wait_for(lambda: len(person.chat_history) > seen, 60)  # it has given up
+        await _wait_for(lambda: len(person.chat_history) > seen)  # it has given up
     finally:
         await taker.close()
         if stale.returncode is None:
             stale.send_signal(signal.SIGCONT)
             stale.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(stale.wait(), 30)
+            await asyncio.wait_for(stale.wait(), HANG)
         cvat.clear_faults()
     row = await db.fetchone("SELECT status, cvat_task_id, cvat_job_id FROM attempts")
     assert row["status"] == "ready"
@@ -189,7 +190,7 @@ async def test_a_stale_builder_changes_nothing_after_a_takeover(
                    for m in person.messages)
 
 
-async def _wait_until_db(db: Database, sql: str, within: float = 60.0) -> None:
+async def _wait_until_db(db: Database, sql: str, within: float = HANG) -> None:
     deadline = time.monotonic() + within
     while not await db.fetchval(sql):
         assert time.monotonic() < deadline, f"{sql!r} did not become true in time"

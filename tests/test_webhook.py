@@ -17,7 +17,7 @@ from db import Database, free_port
 from main import WEBHOOK_PATH, create_bot, create_dispatcher, create_webhook_app
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer
-from tests.conftest import make_settings
+from tests.conftest import HANG, make_settings
 
 SECRET = "webhook-Secret_42"
 
@@ -101,7 +101,7 @@ async def test_healthz_says_only_ok_or_unavailable_and_costs_no_cvat_call(
         assert len(cvat.request_log) - asked <= 1
         await cvat.stop()
         # The monitor notices within its interval (1 s here); the bound is only for a hang.
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + HANG
         while True:
             async with http.get(webhook_bot + "/healthz") as answer:
                 status, body = answer.status, await answer.text()

@@ -508,6 +508,7 @@ class TelegramUser:
         cursor_name = f"_cursor_{what}"
         start = getattr(self, cursor_name)
         idx = start
+        timeout = max(timeout, self._server.expect_at_least)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
