@@ -311,7 +311,7 @@ async def run_bot(settings: Settings) -> None:
         await db.close()
         if embedded is not None:
             await asyncio.to_thread(_stop_embedded, embedded)
-        logger.info("bot stopped")
+        logger.info("bot stopped (%d database statements since start)", db.statements)
 
 
 def _stop_embedded(server: EmbeddedPostgres) -> None:

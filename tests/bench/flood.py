@@ -19,9 +19,10 @@ from typing import Any
 
 from config.env import load_settings
 from connection import AsyncCvatClient
-from db import Database, EmbeddedPostgres, migrate, reachable_temp_dir
+from db import Database, migrate
 from main import create_bot, create_dispatcher
 from sandbox.telegram import TelegramServer
+from tests.bench.harness import Postgres
 
 TOKEN = "7000000002:AAF-bench-token-for-the-sandbox-0123456789"
 
@@ -90,20 +91,18 @@ async def _scenario(url: str, replicas: bool) -> dict[str, Any]:
 
 async def main() -> None:
     """Both scenarios on one embedded PostgreSQL; a table, then one JSON object."""
-    folder = reachable_temp_dir("cbt-bench-flood-")
-    server = EmbeddedPostgres(folder, database="postgres")
-    base = await asyncio.to_thread(server.start)
+    postgres = Postgres()
+    await postgres.start()
     figures: dict[str, Any] = {}
     try:
         for replicas in (False, True):
-            url = base.rsplit("/", 1)[0] + f"/flood_{int(replicas)}"
-            await asyncio.to_thread(_create_database, base, f"flood_{int(replicas)}")
+            url = postgres.new_database(f"flood_{int(replicas)}")
             await asyncio.to_thread(migrate, url)
             figures.update(await _scenario(url, replicas))
     finally:
-        await asyncio.to_thread(server.remove)
+        await postgres.stop()
     for key, value in figures.items():
-        print(f"{key:32} {value}")
+        print(f"{key:40} {value}")
     print(json.dumps(figures))
 
 
@@ -118,18 +117,6 @@ def _transactions(url: str) -> int:
             cur.execute("SELECT xact_commit FROM pg_stat_database"
                         " WHERE datname = current_database()")
             return int(cur.fetchone()[0])
-    finally:
-        conn.close()
-
-
-def _create_database(url: str, name: str) -> None:
-    import psycopg2
-
-    conn = psycopg2.connect(url, connect_timeout=10)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
     finally:
         conn.close()
 
