@@ -85,7 +85,7 @@ class PrivateChatsOnly(BaseMiddleware):
             bot: Bot = data["bot"]
             me = await bot.me()
             await message.answer(t("private.only", bot=f"@{me.username}"))
-        logger.info("update %s from a %s chat ignored: the bot works in private chats only",
+        logger.debug("update %s from a %s chat ignored: the bot works in private chats only",
                     event.update_id if isinstance(event, Update) else "?",
                     chat.type if chat is not None else "unknown")
         return None
