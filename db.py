@@ -17,9 +17,10 @@ import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,17 @@ T = TypeVar("T")
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 _MIGRATION_LOCK_ID = 7_240_311_001  # pg_advisory lock key for migrations
 _CONNECTION_ERRORS = (psycopg2.OperationalError, psycopg2.InterfaceError)
-Cursor = psycopg2.extras.RealDictCursor
+
+
+class Cursor(psycopg2.extras.RealDictCursor):
+    """Rows as dicts; counts the statements it sends (Database.statements adds them up)."""
+
+    sent = 0
+
+    def execute(self, query: Any, vars: Any = None) -> None:
+        """Send one statement."""
+        self.sent += 1
+        super().execute(query, vars)
 
 
 class DatabaseUnavailable(Exception):
@@ -71,6 +82,7 @@ class Database:
         self._slots = threading.BoundedSemaphore(max_connections)
         self._executor = ThreadPoolExecutor(max_connections, thread_name_prefix="db")
         self._closed = False
+        self._statements = 0
 
     # --- connections -------------------------------------------------------------------------
 
@@ -128,7 +140,10 @@ class Database:
                 with self._connection() as conn:
                     try:
                         with conn.cursor(cursor_factory=Cursor) as cur:
-                            result = work(cur)
+                            try:
+                                result = work(cur)
+                            finally:
+                                self.count_statements(cur.sent)
                         conn.commit()
                         return result
                     except _CONNECTION_ERRORS:
@@ -146,6 +161,17 @@ class Database:
                 logger.warning("database connection lost (%s); retrying", _first_line(exc))
                 time.sleep(delays[attempt])
                 attempt += 1
+
+    @property
+    def statements(self) -> int:
+        """Statements sent to the server since this object was made (every process keeps its
+        own count): what a piece of work costs the database, e.g. a flood of updates."""
+        return self._statements
+
+    def count_statements(self, number: int) -> None:
+        """Add statements sent outside run_sync (the advisory-lock connections)."""
+        with self._lock:
+            self._statements += number
 
     async def run(self, work: Callable[[Cursor], T], *, retry: bool = True) -> T:
         """Run work(cursor) in one transaction in the database thread pool."""
@@ -201,6 +227,135 @@ class Database:
         self._closed = True
         self._drop_idle()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class AdvisoryLocks:
+    """PostgreSQL session-level advisory locks, each held while something runs.
+
+    A free lock is taken on one dedicated connection with pg_try_advisory_lock: one round trip,
+    no waiting. A lock another process holds is waited for inside PostgreSQL: pg_advisory_lock,
+    on a connection of its own, returns when the holder releases it, or when the holder's
+    session ends (a crashed process releases its locks at once). Nothing polls. Session locks
+    are re-entrant, so the caller must not ask for one key twice at once within a process.
+    Every statement counts in the Database's `statements`.
+    """
+
+    IDLE_WAITERS = 4  # connections kept open for the next wait
+
+    def __init__(self, db: Database, *, max_waiting: int = 16) -> None:
+        self._db = db
+        self._main: psycopg2.extensions.connection | None = None
+        self._main_thread = ThreadPoolExecutor(1, thread_name_prefix="db-locks")
+        self._waiting = ThreadPoolExecutor(max_waiting, thread_name_prefix="db-lock-wait")
+        self._idle: list[psycopg2.extensions.connection] = []
+        self._idle_lock = threading.Lock()
+
+    def _connect(self) -> psycopg2.extensions.connection:
+        conn = self._db._connect()
+        conn.autocommit = True  # session locks, no transaction left open
+        return conn
+
+    def _ask(self, conn: psycopg2.extensions.connection, sql: str, key: int) -> Any:
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, (key,))
+                row = cur.fetchone()
+        except _CONNECTION_ERRORS as exc:
+            with contextlib.suppress(Exception):
+                conn.close()
+            raise DatabaseUnavailable(f"database unavailable: {_first_line(exc)}") from exc
+        finally:
+            self._db.count_statements(1)
+        return row[0] if row else None
+
+    def _on_main(self, sql: str, key: int) -> Any:
+        if self._main is None or self._main.closed:
+            if self._main is not None:
+                logger.warning("the advisory-lock connection was lost; locks taken through it "
+                               "were released by the server")
+            self._main = self._connect()
+        return self._ask(self._main, sql, key)
+
+    def _waiter(self) -> psycopg2.extensions.connection:
+        with self._idle_lock:
+            while self._idle:
+                conn = self._idle.pop()
+                if not conn.closed:
+                    return conn
+        return self._connect()
+
+    def _give_back(self, conn: psycopg2.extensions.connection) -> None:
+        with self._idle_lock:
+            if not conn.closed and len(self._idle) < self.IDLE_WAITERS:
+                self._idle.append(conn)
+                return
+        with contextlib.suppress(Exception):
+            conn.close()
+
+    async def _wait_for(self, key: int) -> psycopg2.extensions.connection:
+        """A connection whose session now holds the lock (after waiting inside PostgreSQL)."""
+        loop = asyncio.get_running_loop()
+        conn = await loop.run_in_executor(self._waiting, self._waiter)
+        waiting = loop.run_in_executor(self._waiting, self._ask, conn,
+                                       "SELECT pg_advisory_lock(%s)", key)
+        try:
+            await asyncio.shield(waiting)
+        except asyncio.CancelledError:
+            # End the wait inside PostgreSQL; closing the session drops the lock if the wait
+            # ended in it anyway.
+            await asyncio.to_thread(conn.cancel)
+            with contextlib.suppress(Exception):
+                await waiting
+            await asyncio.to_thread(conn.close)
+            raise
+        return conn
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: int) -> AsyncIterator[None]:
+        """Hold the lock `key` (a signed 64-bit number) for the body, waiting for it if needed."""
+        if self._db._closed:
+            raise DatabaseUnavailable("database is closed")
+        loop = asyncio.get_running_loop()
+        if await loop.run_in_executor(self._main_thread, self._on_main,
+                                      "SELECT pg_try_advisory_lock(%s)", key):
+            try:
+                yield
+            finally:
+                try:
+                    await loop.run_in_executor(self._main_thread, self._on_main,
+                                               "SELECT pg_advisory_unlock(%s)", key)
+                except DatabaseUnavailable as exc:
+                    logger.warning("advisory lock %s not released (its session is gone): %s",
+                                   key, exc)
+            return
+        conn = await self._wait_for(key)
+        try:
+            yield
+        finally:
+            try:
+                await loop.run_in_executor(self._waiting, self._ask, conn,
+                                           "SELECT pg_advisory_unlock(%s)", key)
+                self._give_back(conn)
+            except DatabaseUnavailable as exc:
+                logger.warning("advisory lock %s not released (its session is gone): %s",
+                               key, exc)
+
+    async def close(self) -> None:
+        """Close every connection (which releases any lock still held) and the threads."""
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for conn in [*idle, *([self._main] if self._main is not None else [])]:
+            with contextlib.suppress(Exception):
+                conn.close()
+        self._main = None
+        self._main_thread.shutdown(wait=False, cancel_futures=True)
+        self._waiting.shutdown(wait=False, cancel_futures=True)
+
+
+def lock_key(name: str) -> int:
+    """A 64-bit advisory-lock key for a name (a hash: names need no registry)."""
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -296,13 +451,49 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
-def _postgres_bin_dir() -> Path:
-    """PostgreSQL binaries shipped in the pgserver wheel (found without importing it: its
-    import has side effects we do not need)."""
+def _postgres_install_dir() -> Path:
+    """PostgreSQL as shipped in the pgserver wheel (bin/, lib/, share/), found without importing
+    it: its import has side effects we do not need."""
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the pgserver package is not installed: run ./run.sh once to set up")
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall"
+
+
+# Where a server started by root keeps its cluster when DATA_DIR lies in a folder its own user
+# cannot pass through (a clone under /root, a `mktemp -d` folder): one folder per DATA_DIR.
+SERVER_HOMES = Path("/var/lib/candidate-bot")
+_INSTALL_PARTS = ("bin", "lib", "share")
+_INSTALL_IN_WHEEL = Path("pgserver") / "pginstall"  # the copy keeps the wheel's layout
+_COPY = "postgres-binaries"
+
+
+def reachable_temp_dir(prefix: str) -> Path:
+    """A new temporary folder for an embedded server (tests, demo, benchmark): mode 0711, so that
+    a server run as its own user when we are root can pass through it. The folder is ours, made
+    just now; no other folder's mode is touched."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    folder.chmod(0o711)
+    return folder
+
+
+def _write_new_file(path: Path, text: str, owner: str | None = None) -> None:
+    """Create a file that must not exist yet, readable by its owner only from the first byte."""
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    try:
+        if owner is not None:
+            shutil.chown(path, owner, owner)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _copy_readable(source: str, target: str) -> None:
+    """Copy one file of the PostgreSQL install so that any user can read it (and run it, if it
+    is a program): the copy exists for a user who could not reach the original."""
+    shutil.copyfile(source, target)
+    executable = os.stat(source).st_mode & 0o111
+    os.chmod(target, 0o755 if executable else 0o644)
 
 
 class EmbeddedPostgres:
@@ -311,15 +502,19 @@ class EmbeddedPostgres:
     It listens on 127.0.0.1 only, with a random password kept in the folder, on a port that is
     remembered so a restart comes back at the same address. Start and stop are guarded by a file
     lock, so two processes sharing the folder never start two servers.
+
+    Run as root, the server runs as the system user `pgserver`, which must reach its binaries
+    and its cluster. Nothing's mode is changed for that: where the wheel's binaries are out of
+    its reach (the project under /root or in a 0700 folder), the server gets a copy of them
+    beside its cluster; where DATA_DIR itself is out of its reach, the cluster lives in a folder
+    of its own under SERVER_HOMES, named in DATA_DIR/postgres/server_home.
     """
 
     SYSTEM_USER = "pgserver"  # PostgreSQL refuses to run as root
 
     def __init__(self, data_dir: Path, database: str = "candidate_bot") -> None:
         self.root = Path(data_dir).resolve() / "postgres"
-        self.pgdata = self.root / "pgdata"
         self.database = database
-        self.bin = _postgres_bin_dir()
         self._user = self._system_user()
 
     # ---- helpers
@@ -337,6 +532,24 @@ class EmbeddedPostgres:
             )
         return self.SYSTEM_USER
 
+    @property
+    def home(self) -> Path:
+        """The folder of the cluster (pgdata/), the server's log and, if needed, its binaries:
+        DATA_DIR/postgres, or the server's own folder named in DATA_DIR/postgres/server_home."""
+        pointer = self.root / "server_home"
+        return Path(pointer.read_text().strip()) if pointer.is_file() else self.root
+
+    @property
+    def pgdata(self) -> Path:
+        """The cluster's folder."""
+        return self.home / "pgdata"
+
+    @property
+    def bin(self) -> Path:
+        """The binaries the server runs: its own copy when it has one, else the wheel's."""
+        copy = self.home / _COPY / _INSTALL_IN_WHEEL / "bin"
+        return copy if copy.is_dir() else _postgres_install_dir() / "bin"
+
     def _run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(self.bin / args[0]), *args[1:]], check=False, capture_output=True, text=True,
@@ -348,6 +561,14 @@ class EmbeddedPostgres:
         if self._user is None:
             return {}
         return {"user": self._user, "group": self._user, "extra_groups": []}
+
+    def _server_can(self, test: str, path: Path) -> bool:
+        """Whether the server's own user passes `test -<test> path` (every folder on the way
+        must let it through); always true when we are not root."""
+        if self._user is None:
+            return True
+        return subprocess.run(["test", f"-{test}", str(path)], check=False, cwd="/",
+                              **self._as_user()).returncode == 0
 
     def _chown(self, path: Path) -> None:
         if self._user is not None:
@@ -378,28 +599,84 @@ class EmbeddedPostgres:
         return (f"postgresql://postgres:{quote(self.password, safe='')}@127.0.0.1:{self.port}/"
                 f"{database or self.database}")
 
+    # ---- where the server's files go (root only)
+    def _choose_home(self) -> None:
+        """Before the first initdb as root: keep the cluster in DATA_DIR/postgres if the server's
+        user can pass every folder above it, else give it a folder of its own (recorded)."""
+        if self._user is None or (self.root / "server_home").is_file():
+            return
+        if self._server_can("x", self.root.parent):
+            self._chown(self.root)
+            return
+        if (self.root / "pgdata" / "PG_VERSION").exists():
+            raise RuntimeError(
+                f"the embedded PostgreSQL runs as user {self._user}, which cannot reach its "
+                f"cluster in {self.root}: let it pass through the folders above "
+                f"(e.g. chmod o+x), or move DATA_DIR; the bot changes no folder's mode itself")
+        digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
+        if not SERVER_HOMES.exists():
+            SERVER_HOMES.mkdir(parents=True)
+            SERVER_HOMES.chmod(0o755)  # made by us just now, whatever the umask
+        home = SERVER_HOMES / digest
+        home.mkdir(mode=0o700, exist_ok=True)
+        self._chown(home)
+        if not self._server_can("w", home):
+            raise RuntimeError(
+                f"the embedded PostgreSQL runs as user {self._user} and cannot reach {home}: "
+                f"let {self._user} pass through {SERVER_HOMES} and the folders above it, or set "
+                "DATABASE_URL to a server of your own")
+        (self.root / "server_home").write_text(f"{home}\n")
+        logger.info("DATA_DIR %s is out of reach of user %s: the cluster lives in %s",
+                    self.root.parent, self._user, home)
+
+    def _provide_binaries(self) -> None:
+        """As root, when the wheel's binaries are out of the server user's reach: copy them
+        (bin/, lib/, share/, and the wheel's own shared libraries, which the programs find
+        relative to themselves) into the server's folder; again after the wheel changed."""
+        source = _postgres_install_dir()
+        copy = self.home / _COPY
+        if self._user is None or self._server_can("x", source / "bin" / "postgres"):
+            if copy.exists():
+                shutil.rmtree(copy)  # the wheel is reachable now: no stale copy to run
+            return
+        stamp = f"{source}\n{(source / 'bin' / 'postgres').stat().st_mtime_ns}\n"
+        if (copy / ".source").is_file() and (copy / ".source").read_text() == stamp:
+            return
+        if copy.exists():
+            shutil.rmtree(copy)
+        wheel_libs = source.parent.parent / "pgserver.libs"
+        for part, target in [*((source / p, copy / _INSTALL_IN_WHEEL / p) for p in _INSTALL_PARTS),
+                             (wheel_libs, copy / "pgserver.libs")]:
+            if part.is_dir():
+                shutil.copytree(part, target, symlinks=True, copy_function=_copy_readable)
+        for folder in [copy, *(p for p in copy.rglob("*") if p.is_dir() and not p.is_symlink())]:
+            folder.chmod(0o755)  # copytree copies the folders' modes, which may be 0700
+        (copy / ".source").write_text(stamp)
+        logger.info("PostgreSQL binaries copied to %s, where user %s can run them", copy,
+                    self._user)
+
     # ---- life cycle
     def _init(self) -> None:
         if (self.pgdata / "PG_VERSION").exists():
             return
         if self.pgdata.exists():
             shutil.rmtree(self.pgdata)  # a half-made cluster from an interrupted initdb
-        # Folders above the cluster must be passable for the server's own user.
-        if self._user is not None:
-            for parent in self.root.parents:
-                mode = parent.stat().st_mode
-                if parent != Path("/") and not mode & 0o001:
-                    parent.chmod(mode | 0o001)
-        self._chown(self.root)
-        password = secrets.token_urlsafe(24)
-        pwfile = self.root / "password"
-        pwfile.write_text(password)
-        pwfile.chmod(0o600)
-        self._chown(pwfile)
-        result = self._run(
-            "initdb", "-D", str(self.pgdata), "-U", "postgres", "--pwfile", str(pwfile),
-            "--auth=scram-sha-256", "-E", "UTF8", "--no-locale",
-        )
+        password_file = self.root / "password"
+        if password_file.exists():  # an earlier initdb was interrupted: keep its password
+            password = password_file.read_text().strip()
+        else:
+            password = secrets.token_urlsafe(24)
+            _write_new_file(password_file, password)
+        # initdb reads the password from a file of the server's own, deleted right after.
+        pwfile = self.home / f"initdb-{secrets.token_hex(4)}.pw"
+        _write_new_file(pwfile, password, owner=self._user)
+        try:
+            result = self._run(
+                "initdb", "-D", str(self.pgdata), "-U", "postgres", "--pwfile", str(pwfile),
+                "--auth=scram-sha-256", "-E", "UTF8", "--no-locale",
+            )
+        finally:
+            pwfile.unlink()
         if result.returncode != 0:
             raise RuntimeError(f"initdb failed: {result.stderr.strip() or result.stdout.strip()}")
 
@@ -417,17 +694,19 @@ class EmbeddedPostgres:
     def start(self) -> str:
         """Initialise (first time) and start the server if needed; return the database URL."""
         with self._file_lock():
+            self._choose_home()
+            running = self._running_pid() is not None
+            if not running:
+                self._provide_binaries()
             self._init()
             register_secret(self.password)
-            if self._running_pid() is None:
+            if not running:
                 port_file = self.root / "port"
                 port = int(port_file.read_text()) if port_file.exists() else 0
                 if not port or not _port_is_free(port):
                     port = free_port()
                 port_file.write_text(str(port))
-                log_file = self.root / "server.log"
-                log_file.touch()
-                self._chown(log_file)
+                log_file = self.home / "server.log"  # written by the server's own user
                 result = self._run(
                     "pg_ctl", "-D", str(self.pgdata), "-l", str(log_file), "-w", "-t", "60",
                     "-o", f"-h 127.0.0.1 -p {port} -k '' -c max_connections=200", "start",
@@ -449,6 +728,15 @@ class EmbeddedPostgres:
             if result.returncode != 0:
                 raise RuntimeError(f"embedded PostgreSQL did not stop: {result.stderr.strip()}")
             logger.info("embedded PostgreSQL stopped")
+
+    def remove(self) -> None:
+        """Stop the server and delete everything it kept (for temporary servers: tests, the
+        demo, the benchmark)."""
+        self.stop()
+        home = self.home
+        if home != self.root:
+            shutil.rmtree(home, ignore_errors=True)
+        shutil.rmtree(self.root, ignore_errors=True)
 
     @property
     def running(self) -> bool:

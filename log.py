@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import inspect
 import json
 import logging
+import os
+import queue
 import re
 import threading
 from collections.abc import Awaitable, Callable
-from logging.handlers import RotatingFileHandler
+from logging.handlers import QueueHandler, QueueListener, RotatingFileHandler
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -32,6 +35,15 @@ _PATTERNS = [
                r"(?:basic|bearer|token)\s+[A-Za-z0-9+/=._-]+"),
     re.compile(r"(?i)(['\"]?password[12]?['\"]?\s*[:=]\s*['\"]?)[^'\"\s,}&]+"),
 ]
+# A candidate's CVAT password (create_users.generation.make_password), wherever it appears: a
+# run of 12-64 of these characters holding a lowercase and an uppercase letter, a digit and
+# one of ! _ -. Masked by its shape, candidates' passwords need no registry: one that grew
+# with every candidate cost 42 ms a log line at 20,000 candidates.
+_CHARS = "A-Za-z0-9!_-"
+_PASSWORD_SHAPE = re.compile(
+    rf"(?<![{_CHARS}])(?=[{_CHARS}]{{12,64}}(?![{_CHARS}]))(?=[{_CHARS}]*?[a-z])"
+    rf"(?=[{_CHARS}]*?[A-Z])(?=[{_CHARS}]*?[0-9])(?=[{_CHARS}]*?[!_-])[{_CHARS}]{{12,64}}")
+MAX_SECRETS = 256  # the bot token, the CVAT admin password, the webhook secret and the like
 
 _secrets: set[str] = set()
 _secrets_re: re.Pattern[str] | None = None
@@ -40,25 +52,42 @@ _secrets_lock = threading.Lock()
 action_logger = logging.getLogger("actions")
 
 
+def _mask_shapes(text: str) -> str:
+    # The token first: a password-shaped piece inside a token must not break the token's shape.
+    text = _PATTERNS[0].sub(REDACTED, text)
+    for pat in _PATTERNS[1:]:
+        text = pat.sub(lambda m: m.group(1) + REDACTED, text)
+    return _PASSWORD_SHAPE.sub(REDACTED, text)
+
+
 def register_secret(value: str | None) -> None:
-    """Never write this value to any log from now on."""
+    """Never write this value to any log from now on. A value the shapes above already mask
+    (every candidate's password, a bot token) is not kept: the registry stays small."""
     global _secrets_re
-    if not value or len(value) < 4:
+    if not value or len(value) < 4 or _mask_shapes(value) == REDACTED:
         return
     with _secrets_lock:
         if value in _secrets:
+            return
+        if len(_secrets) >= MAX_SECRETS:
+            # A bound on what every log line costs; per-user secrets belong in a shape.
+            logging.getLogger(__name__).warning(
+                "secret not registered: %d are registered already", MAX_SECRETS)
             return
         _secrets.add(value)
         ordered = sorted(_secrets, key=len, reverse=True)
         _secrets_re = re.compile("|".join(re.escape(s) for s in ordered))
 
 
+def registered_secrets() -> list[str]:
+    """The registered values (for checking log files for leaks)."""
+    with _secrets_lock:
+        return sorted(_secrets)
+
+
 def redact(text: str) -> str:
     """Replace registered secrets and secret-shaped substrings with ***."""
-    # Shapes first: a registered value inside a token must not break the token's shape.
-    text = _PATTERNS[0].sub(REDACTED, text)
-    for pat in _PATTERNS[1:]:
-        text = pat.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _mask_shapes(text)
     pattern = _secrets_re
     if pattern is not None:
         text = pattern.sub(REDACTED, text)
@@ -72,39 +101,82 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+class PrivateRotatingFileHandler(RotatingFileHandler):
+    """A rotating log file readable by its owner only (0600), after every rotation too: the
+    logs hold names, search queries and support messages."""
+
+    def _open(self) -> Any:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)  # a file an older version made 0644
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
+class _Enqueue(QueueHandler):
+    """Hands records to the logging thread; on the caller's thread (often the event loop) only
+    the message is put together, and redaction runs in the logging thread."""
+
+
+_queue: queue.Queue[logging.LogRecord] = queue.Queue()
+_listener: QueueListener | None = None
+
+
+def flush() -> None:
+    """Wait until every record logged so far is written (tests, shutdown)."""
+    if _listener is not None:
+        _queue.join()
+        for handler in _listener.handlers:
+            handler.flush()
+
+
+def _stop_listener() -> None:
+    global _listener
+    if _listener is not None:
+        _listener.stop()  # writes what is queued first
+        for handler in _listener.handlers:
+            handler.close()
+        _listener = None
+
+
+atexit.register(_stop_listener)
+
+
 def setup_logging(level: str = "INFO", log_dir: Path | None = None, console: bool = True) -> None:
-    """Configure the root logger: console, info.log, error.log, and actions.log."""
+    """Configure the root logger: console, info.log, error.log, and actions.log, all written
+    (and redacted) by one logging thread, off the event loop."""
+    global _listener
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_ours", False):
             root.removeHandler(handler)
             handler.close()
-    for handler in list(action_logger.handlers):
-        action_logger.removeHandler(handler)
-        handler.close()
+    _stop_listener()
     root.setLevel(level)
     formatter = RedactingFormatter(_FORMAT)
     handlers: list[logging.Handler] = []
     if console:
         handlers.append(logging.StreamHandler())
     if log_dir is not None:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        info = RotatingFileHandler(log_dir / "info.log", maxBytes=_MAX_BYTES,
-                                   backupCount=_BACKUPS, encoding="utf-8")
+        log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = PrivateRotatingFileHandler(log_dir / "info.log", maxBytes=_MAX_BYTES,
+                                          backupCount=_BACKUPS, encoding="utf-8")
         info.setLevel(logging.INFO)
-        error = RotatingFileHandler(log_dir / "error.log", maxBytes=_MAX_BYTES,
-                                    backupCount=_BACKUPS, encoding="utf-8")
+        error = PrivateRotatingFileHandler(log_dir / "error.log", maxBytes=_MAX_BYTES,
+                                           backupCount=_BACKUPS, encoding="utf-8")
         error.setLevel(logging.ERROR)
         handlers += [info, error]
-        actions = RotatingFileHandler(log_dir / "actions.log", maxBytes=_MAX_BYTES,
-                                      backupCount=_BACKUPS, encoding="utf-8")
-        actions.setFormatter(RedactingFormatter("%(asctime)s %(message)s"))
-        actions._ours = True  # type: ignore[attr-defined]
-        action_logger.addHandler(actions)
     for handler in handlers:
         handler.setFormatter(formatter)
-        handler._ours = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
+    if log_dir is not None:
+        actions = PrivateRotatingFileHandler(log_dir / "actions.log", maxBytes=_MAX_BYTES,
+                                             backupCount=_BACKUPS, encoding="utf-8")
+        actions.setFormatter(RedactingFormatter("%(asctime)s %(message)s"))
+        actions.addFilter(logging.Filter(action_logger.name))
+        handlers.append(actions)
+    enqueue = _Enqueue(_queue)
+    enqueue._ours = True  # type: ignore[attr-defined]
+    root.addHandler(enqueue)
+    _listener = QueueListener(_queue, *handlers, respect_handler_level=True)
+    _listener.start()
     # aiohttp's access log would print Bot API paths; they carry the token (redacted anyway).
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 

@@ -11,6 +11,7 @@ import contextlib
 import ctypes
 import gc
 import logging
+import secrets
 import signal
 import sys
 
@@ -34,19 +35,20 @@ from bot_files.handlers import get_routers
 from bot_files.handlers.candidate import deliver_credentials
 from bot_files.isolation import PostgresEventIsolation
 from bot_files.loop_monitor import LoopMonitor
-from bot_files.middlewares import UserContextMiddleware
+from bot_files.middlewares import PrivateChatsOnly, UserContextMiddleware
 from bot_files.telegram_limits import Pacer, RetryAfterMiddleware, ThrottlingMiddleware
 from bot_files.texts import LANGUAGES, Texts, pick_language
 from config.env import Settings, SettingsError, load_settings
 from connection import AsyncCvatClient, CvatError, CvatMisconfigured
+from create_users.to_handlers import AccountKeeper
 from db import Database, DatabaseUnavailable, EmbeddedPostgres, database_url_for
+from health import HealthMonitor
 from log import register_secret, setup_logging
 from tasks_generator.to_handlers import (
     Credentials,
     PoolKeeper,
     TaskSet,
     load_task_set,
-    pool_counts,
     reconcile,
 )
 from tasks_metrics.to_handlers import (
@@ -110,10 +112,14 @@ def create_dispatcher(settings: Settings, db: Database, cvat: AsyncCvatClient) -
     isolation = PostgresEventIsolation(db) if settings.replicas else None
     dp = Dispatcher(storage=PostgresStorage(db), events_isolation=isolation, settings=settings,
                     db=db, cvat=cvat, task_set=task_set, pacer=Pacer(),
-                    grader=GradingProcesses.from_settings(settings))
-    # First: a flood is dropped before it costs any database work.
+                    grader=GradingProcesses.from_settings(settings),
+                    disable_fsm=True)  # registered below, after the throttle
+    # First: updates from groups and floods are dropped before they cost any database work;
+    # aiogram's FSM middleware (a state read, and with replicas the per-user lock) comes after.
+    dp.update.outer_middleware(PrivateChatsOnly())
     dp.update.outer_middleware(ThrottlingMiddleware(settings.throttle_rate,
                                                     settings.throttle_burst))
+    dp.update.outer_middleware(dp.fsm)
     dp.update.outer_middleware(UserContextMiddleware(db, settings))
     dp.errors.register(on_error)
     dp.include_routers(*get_routers())
@@ -161,6 +167,8 @@ async def start_background_work(dispatcher: Dispatcher, bot: Bot, db: Database,
     dispatcher["pool_cvat"] = pool_cvat
     dispatcher["pool"] = asyncio.create_task(PoolKeeper(db, pool_cvat, settings, task_set).run(),
                                              name="warm-pool")
+    dispatcher["accounts"] = asyncio.create_task(AccountKeeper(db, pool_cvat, settings).run(),
+                                                 name="finished-accounts")
 
 
 async def stop_background_work(dispatcher: Dispatcher, grader: GradingProcesses) -> None:
@@ -169,7 +177,7 @@ async def stop_background_work(dispatcher: Dispatcher, grader: GradingProcesses)
     monitor = dispatcher.get("loop_monitor")
     if monitor is not None:
         await monitor.stop()
-    for name in ("background", "pool"):
+    for name in ("background", "pool", "accounts"):
         task = dispatcher.get(name)
         if task is not None and not task.done():
             task.cancel()
@@ -224,40 +232,31 @@ async def preflight(bot: Bot, db: Database, settings: Settings,
 WEBHOOK_PATH = "/telegram/webhook"
 
 
-async def health(db: Database, cvat: AsyncCvatClient) -> tuple[bool, dict[str, str]]:
-    """Ask the database and CVAT right now; (both fine, a word per part, and how full the
-    warm pool is, for information)."""
-    report: dict[str, str] = {}
-    try:
-        await asyncio.wait_for(db.ping(), 5)
-        report["database"] = "ok"
-    except (DatabaseUnavailable, TimeoutError) as exc:
-        report["database"] = f"down: {exc}"
-    try:
-        await asyncio.wait_for(cvat.about(), 5)
-        report["cvat"] = "ok"
-    except (CvatError, TimeoutError) as exc:
-        report["cvat"] = f"down: {exc}"
-    ok = report["database"] == report["cvat"] == "ok"
-    if report["database"] == "ok":
-        with contextlib.suppress(DatabaseUnavailable, TimeoutError):
-            counts = await asyncio.wait_for(pool_counts(db), 5)
-            report["pool"] = (f"{counts.accounts_ready} accounts and {counts.tasks_ready}"
-                              " tasks ready")
-    return ok, report
+class TelegramRequestHandler(SimpleRequestHandler):
+    """aiogram's webhook handler with the secret compared as bytes: a header holding non-ASCII
+    bytes is refused with 401 like any wrong secret (str comparison raised, which gave 500)."""
+
+    def verify_secret(self, telegram_secret_token: str, bot: Bot) -> bool:
+        """Whether the request carries our secret (constant-time)."""
+        if not self.secret_token:
+            return True
+        given = telegram_secret_token.encode("utf-8", "surrogateescape")
+        return secrets.compare_digest(given, self.secret_token.encode())
 
 
 def create_webhook_app(settings: Settings, dp: Dispatcher, bot: Bot, db: Database,
                        cvat: AsyncCvatClient) -> web.Application:
     """aiohttp app for webhook mode: updates at WEBHOOK_PATH, refused (401) without the secret
-    token; /healthz answers 200 or 503 after asking the database and CVAT."""
+    token; /healthz answers "ok" (200) or "unavailable" (503) from a state a HealthMonitor
+    refreshes in the background (what is down goes to the log, not to the caller)."""
     app = web.Application()
-    SimpleRequestHandler(dispatcher=dp, bot=bot, handle_in_background=True,
-                         secret_token=settings.webhook_secret).register(app, path=WEBHOOK_PATH)
+    TelegramRequestHandler(dispatcher=dp, bot=bot, handle_in_background=True,
+                           secret_token=settings.webhook_secret).register(app, path=WEBHOOK_PATH)
+    monitor = HealthMonitor(db, settings)
 
     async def healthz(request: web.Request) -> web.Response:
-        ok, report = await health(db, cvat)
-        return web.json_response(report, status=200 if ok else 503)
+        return (web.Response(text="ok") if monitor.ok
+                else web.Response(text="unavailable", status=503))
 
     app.router.add_get("/healthz", healthz)
 
@@ -266,7 +265,12 @@ def create_webhook_app(settings: Settings, dp: Dispatcher, bot: Bot, db: Databas
         await bot.set_webhook(settings.webhook_url, secret_token=settings.webhook_secret,
                               allowed_updates=dp.resolve_used_update_types())
 
+    async def stop_monitor(app: web.Application) -> None:
+        await monitor.stop()
+
+    app.on_startup.append(lambda app: monitor.start())
     app.on_startup.append(register_webhook)
+    app.on_cleanup.append(stop_monitor)
     setup_application(app, dp, bot=bot)
     return app
 
@@ -325,7 +329,7 @@ async def run_bot(settings: Settings) -> None:
         await db.close()
         if embedded is not None:
             await asyncio.to_thread(_stop_embedded, embedded)
-        logger.info("bot stopped")
+        logger.info("bot stopped (%d database statements since start)", db.statements)
 
 
 def _stop_embedded(server: EmbeddedPostgres) -> None:

@@ -63,6 +63,8 @@ case "$command" in
         setup_venv
         if pid="$(bot_pid)"; then echo "The bot is already running (pid $pid)."; exit 0; fi
         mkdir -p run logs
+        # The output may hold what the log files hold: readable by the owner only.
+        (umask 077 && touch logs/nohup.out) && chmod 600 logs/nohup.out
         nohup "$PY" main.py "$@" >> logs/nohup.out 2>&1 &
         echo $! > "$PID_FILE"
         sleep 2

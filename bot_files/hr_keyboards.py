@@ -44,7 +44,9 @@ class CardAct(StrEnum):
     DELETE_CVAT = "dc"
     DELETE_CVAT_OK = "dc!"
     DELETE_DATA = "dd"
-    DELETE_DATA_OK = "dd!"
+    DELETE_DATA_OK = "dd!"  # the data, and the CVAT account deactivated
+    DELETE_ALL_OK = "da!"  # the data and the CVAT account
+    REACTIVATE = "ra"  # the CVAT account the bot deactivated after the test
     CANCEL = "no"
 
 
@@ -185,8 +187,10 @@ def search_results_keyboard(t: Texts, items: list[tuple[int, str]], page: int,
 
 
 def card_keyboard(t: Texts, candidate_id: int, picture_attempts: list[int], *,
-                  can_regrade: bool, has_cvat_account: bool) -> InlineKeyboardMarkup:
-    """Pictures per attempt, one more attempt, re-grade, delete account, delete data."""
+                  can_regrade: bool, has_cvat_account: bool,
+                  deactivated: bool = False) -> InlineKeyboardMarkup:
+    """Pictures per attempt, one more attempt, re-grade, reactivate or delete the account,
+    delete data."""
     builder = InlineKeyboardBuilder()
     for number in picture_attempts:
         builder.button(text=t("hr.btn_pictures", number=number),
@@ -196,6 +200,9 @@ def card_keyboard(t: Texts, candidate_id: int, picture_attempts: list[int], *,
     if can_regrade:
         builder.button(text=t("hr.btn_regrade"),
                        callback_data=HrCard(act=CardAct.REGRADE, cid=candidate_id))
+    if has_cvat_account and deactivated:
+        builder.button(text=t("hr.btn_reactivate"),
+                       callback_data=HrCard(act=CardAct.REACTIVATE, cid=candidate_id))
     if has_cvat_account:
         builder.button(text=t("hr.btn_delete_cvat"),
                        callback_data=HrCard(act=CardAct.DELETE_CVAT, cid=candidate_id))
@@ -219,10 +226,21 @@ def confirmed(act: CardAct) -> CardAct:
     return _CONFIRMATIONS[act][0]
 
 
-def card_confirm_keyboard(t: Texts, act: CardAct, candidate_id: int) -> InlineKeyboardMarkup:
-    """Yes / Cancel under a confirmation: the second press does it."""
-    ok, label = _CONFIRMATIONS[act]
+def card_confirm_keyboard(t: Texts, act: CardAct, candidate_id: int, *,
+                          with_account: bool = False) -> InlineKeyboardMarkup:
+    """Yes / Cancel under a confirmation: the second press does it. Deleting the data of a
+    candidate with a CVAT account asks what becomes of the account: deleted or deactivated."""
     builder = InlineKeyboardBuilder()
+    if act == CardAct.DELETE_DATA and with_account:
+        builder.button(text=t("hr.btn_yes_delete_all"),
+                       callback_data=HrCard(act=CardAct.DELETE_ALL_OK, cid=candidate_id))
+        builder.button(text=t("hr.btn_yes_delete_deactivate"),
+                       callback_data=HrCard(act=CardAct.DELETE_DATA_OK, cid=candidate_id))
+        builder.button(text=t("hr.btn_cancel"),
+                       callback_data=HrCard(act=CardAct.CANCEL, cid=candidate_id))
+        builder.adjust(1)
+        return builder.as_markup()
+    ok, label = _CONFIRMATIONS[act]
     builder.button(text=t(label), callback_data=HrCard(act=ok, cid=candidate_id))
     builder.button(text=t("hr.btn_cancel"),
                    callback_data=HrCard(act=CardAct.CANCEL, cid=candidate_id))

@@ -5,67 +5,47 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-import secrets
 from collections.abc import AsyncGenerator
-from datetime import timedelta
 
 from aiogram.fsm.storage.base import BaseEventIsolation, StorageKey
 
-from db import Database, DatabaseUnavailable
-
-logger = logging.getLogger(__name__)
+from db import AdvisoryLocks, Database, lock_key
 
 
 class PostgresEventIsolation(BaseEventIsolation):
-    """A lease row per user in `event_locks`: taken when free or expired, renewed while the
-    handler runs, released at its end. A crashed replica's lease simply runs out."""
+    """One user's updates one at a time: within this process an asyncio lock per user, across
+    processes a PostgreSQL advisory lock per user.
 
-    def __init__(self, db: Database, lease: timedelta = timedelta(seconds=30),
-                 poll: float = 0.05) -> None:
-        self.db = db
-        self.lease = lease
-        self.poll = poll
+    The advisory lock costs two statements per update (take, release). When another replica
+    holds it, the wait happens inside PostgreSQL (no polling), and a replica that dies releases
+    its users at once, with its session."""
 
-    async def _acquire(self, key: str, owner: str) -> bool:
-        taken = await self.db.fetchval(
-            "INSERT INTO event_locks (key, owner, expires_at) VALUES (%s, %s, now() + %s)"
-            " ON CONFLICT (key) DO UPDATE SET owner = EXCLUDED.owner,"
-            " expires_at = EXCLUDED.expires_at WHERE event_locks.expires_at < now()"
-            " RETURNING owner", (key, owner, self.lease))
-        return taken == owner
+    def __init__(self, db: Database) -> None:
+        self.locks = AdvisoryLocks(db)
+        # user -> (lock, how many updates hold or wait for it); dropped when nobody does.
+        self._local: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def _local_lock(self, name: str) -> AsyncGenerator[None, None]:
+        lock, users = self._local.get(name, (asyncio.Lock(), 0))
+        self._local[name] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._local[name]
+            if users == 1:
+                del self._local[name]
+            else:
+                self._local[name] = (lock, users - 1)
 
     @contextlib.asynccontextmanager
     async def lock(self, key: StorageKey) -> AsyncGenerator[None, None]:
-        """Hold the user's lease while their update is handled."""
-        name = f"{key.bot_id}:{key.chat_id}:{key.user_id}"
-        owner = secrets.token_hex(8)
-        # Another process holds it: nothing to wait on but the database, so poll it briefly.
-        while not await self._acquire(name, owner):  # noqa: ASYNC110
-            await asyncio.sleep(self.poll)
-
-        async def renew() -> None:
-            while True:
-                await asyncio.sleep(self.lease.total_seconds() / 3)
-                try:
-                    await self.db.execute(
-                        "UPDATE event_locks SET expires_at = now() + %s"
-                        " WHERE key = %s AND owner = %s", (self.lease, name, owner))
-                except DatabaseUnavailable as exc:
-                    logger.warning("event lock of %s not renewed: %s", name, exc)
-
-        keeper = asyncio.create_task(renew())
-        try:
+        """Hold the user's lock while their update is handled."""
+        name = f"event:{key.bot_id}:{key.chat_id}:{key.user_id}"
+        async with self._local_lock(name), self.locks.hold(lock_key(name)):
             yield
-        finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
-            try:
-                await self.db.execute("DELETE FROM event_locks WHERE key = %s AND owner = %s",
-                                      (name, owner))
-            except DatabaseUnavailable as exc:
-                logger.warning("event lock of %s not released (it expires): %s", name, exc)
 
     async def close(self) -> None:
-        """Nothing to close: the Database belongs to the caller."""
+        """Close the lock connections (the Database belongs to the caller)."""
+        await self.locks.close()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiogram import BaseMiddleware
-from aiogram.types import TelegramObject, User
+from aiogram import BaseMiddleware, Bot
+from aiogram.enums import ChatType
+from aiogram.types import Chat, Message, TelegramObject, Update, User
 
 from bot_files.texts import Texts, pick_language
 from config.env import Settings
@@ -51,3 +53,39 @@ class UserContextMiddleware(BaseMiddleware):
         data["lang"] = lang
         data["t"] = Texts(lang)
         return await handler(event, data)
+
+
+class PrivateChatsOnly(BaseMiddleware):
+    """The bot works in private chats only: whatever comes from a group, a supergroup or a
+    channel is dropped before any database work, so no answer of the bot (an HR export, a
+    candidate's login) can land there. The first command seen in such a chat gets one short
+    answer pointing to a private chat; everything after that is silence."""
+
+    def __init__(self, remember_chats: int = 10_000) -> None:
+        self.remember_chats = remember_chats
+        self._told: OrderedDict[int, None] = OrderedDict()  # chats already told, oldest first
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        chat: Chat | None = data.get("event_chat")
+        if chat is not None and chat.type == ChatType.PRIVATE:
+            return await handler(event, data)
+        message = event.message if isinstance(event, Update) else None
+        if (chat is not None and chat.id not in self._told and isinstance(message, Message)
+                and (message.text or "").startswith("/")):
+            self._told[chat.id] = None
+            while len(self._told) > self.remember_chats:
+                self._told.popitem(last=False)
+            user: User | None = data.get("event_from_user")
+            t = Texts(pick_language(None, user.language_code if user else None))
+            bot: Bot = data["bot"]
+            me = await bot.me()
+            await message.answer(t("private.only", bot=f"@{me.username}"))
+        logger.debug("update %s from a %s chat ignored: the bot works in private chats only",
+                    event.update_id if isinstance(event, Update) else "?",
+                    chat.type if chat is not None else "unknown")
+        return None

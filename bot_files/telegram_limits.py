@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -53,35 +55,51 @@ class RetryAfterMiddleware(BaseRequestMiddleware):
 
 
 class ThrottlingMiddleware(BaseMiddleware):
-    """Per-user token bucket in front of everything else: a flooding user gets one polite
-    notice and their excess updates are dropped before they cost a database round trip, so
-    they cannot slow the bot down for others. Counters live in this process only (a few bytes
-    per active user); with several replicas each applies the limit to what it receives."""
+    """Per-user token bucket in front of everything else (main.create_dispatcher registers it
+    before the FSM and the event isolation): a flooding user gets one polite notice now and
+    then, and their excess updates are dropped before they cost a database round trip, so they
+    cannot slow the bot down for others. Counters live in this process only; with several
+    replicas each applies the limit to what it receives.
 
-    def __init__(self, rate: float = 1.0, burst: int = 8, notice_every: float = 10.0) -> None:
+    Memory is bounded: a user whose bucket is full again (idle for burst/rate seconds) is
+    forgotten, oldest first, in O(1) per update, and at most `max_users` are kept at all."""
+
+    def __init__(self, rate: float = 1.0, burst: int = 8, notice_every: float = 10.0,
+                 max_users: int = 100_000) -> None:
         self.rate = rate
         self.burst = burst
         self.notice_every = notice_every
-        self._buckets: dict[int, tuple[float, float, float]] = {}  # tokens, updated, noticed
+        self.max_users = max_users
+        self._forget_after = max(burst / rate, notice_every)
+        # user -> (tokens, updated, noticed), least recently seen first
+        self._buckets: OrderedDict[int, tuple[float, float, float]] = OrderedDict()
 
     def allow(self, user_id: int, now: float | None = None) -> tuple[bool, bool]:
         """(allowed, send a notice) for one update of this user."""
         now = time.monotonic() if now is None else now
-        tokens, updated, noticed = self._buckets.get(user_id, (self.burst, now, 0.0))
+        tokens, updated, noticed = self._buckets.pop(user_id, (self.burst, now, -math.inf))
         tokens = min(self.burst, tokens + (now - updated) * self.rate)
+        self._forget_idle(now)
         if tokens >= 1:
             self._buckets[user_id] = (tokens - 1, now, noticed)
             return True, False
         notice = now - noticed >= self.notice_every
         self._buckets[user_id] = (tokens, now, now if notice else noticed)
-        if len(self._buckets) > 50_000:
-            self._forget_idle(now)
         return False, notice
 
     def _forget_idle(self, now: float) -> None:
-        idle = [uid for uid, (_, updated, _) in self._buckets.items() if now - updated > 60]
-        for uid in idle:
-            del self._buckets[uid]
+        """Drop the least recently seen users whose state no longer matters (and any beyond
+        max_users); stops at the first one still relevant, so each call is O(1) amortised."""
+        while self._buckets:
+            _, (_, updated, _) = next(iter(self._buckets.items()))
+            if now - updated < self._forget_after and len(self._buckets) < self.max_users:
+                return
+            self._buckets.popitem(last=False)
+
+    @property
+    def users_tracked(self) -> int:
+        """How many users' counters are kept now."""
+        return len(self._buckets)
 
     async def __call__(
         self,
@@ -95,13 +113,17 @@ class ThrottlingMiddleware(BaseMiddleware):
         allowed, notice = self.allow(user.id)
         if allowed:
             return await handler(event, data)
+        if not notice:
+            return None
+        # Only now and then: an answer (or a log line) for every dropped update would be a
+        # flood of our own.
+        logger.info("updates from user %s dropped for a while: too many too fast", user.id)
         if isinstance(event, Update):
             t = Texts(pick_language(None, user.language_code))
             if isinstance(event.callback_query, CallbackQuery):
                 await event.callback_query.answer(t("throttle.slow_down"))
-            elif notice and isinstance(event.message, Message):
+            elif isinstance(event.message, Message):
                 await event.message.answer(t("throttle.slow_down"))
-        logger.info("update from user %s dropped: too many too fast", user.id)
         return None
 
 

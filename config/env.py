@@ -344,6 +344,16 @@ class Settings:
         "POOL_CHECK_INTERVAL_SECONDS", _number(int, 1, 86400),
         "How often pooled accounts and tasks are checked to still exist on CVAT.", "300",
     )
+    cvat_deactivate_after_days: float = _meta(
+        "CVAT_DEACTIVATE_AFTER_DAYS", _number(float, 0, 3650),
+        "Days after a candidate's last attempt was graded (none left) before their CVAT account"
+        " is deactivated; HR can reactivate it. 0 = at once.", "7",
+    )
+    health_check_interval_seconds: int = _meta(
+        "HEALTH_CHECK_INTERVAL_SECONDS", _number(int, 1, 3600),
+        "How often the database and CVAT are checked for /healthz (webhook mode); a call to"
+        " /healthz itself checks nothing.", "10",
+    )
 
     @property
     def pass_rule(self) -> PassRule:

@@ -24,12 +24,27 @@ class Candidate:
     cvat_deleted_at: datetime | None
     extra_attempts: int
     cvat_activation_pending: bool = False
+    cvat_deactivated_at: datetime | None = None
+
+    @property
+    def password_forgotten(self) -> bool:
+        """The account exists but its password was forgotten after the last graded attempt:
+        a new attempt needs a new account."""
+        return (self.cvat_user_id is not None and self.cvat_deleted_at is None
+                and self.cvat_password is None)
 
 
 _CANDIDATE_COLUMNS = (
     "id, telegram_id, telegram_username, full_name, cvat_username, cvat_password, cvat_user_id,"
-    " created_at, cvat_deleted_at, extra_attempts, cvat_activation_pending"
+    " created_at, cvat_deleted_at, extra_attempts, cvat_activation_pending, cvat_deactivated_at"
 )
+
+
+def tombstone_hash_sql(telegram_id_sql: str) -> str:
+    """SQL for the keyed hash naming a Telegram id in `deleted_candidates` (the key lives in
+    `tombstone_key`): a deleted person is recognised again without keeping who they were."""
+    return ("encode(sha256(convert_to((SELECT secret FROM tombstone_key) || ':' || "
+            f"({telegram_id_sql})::text, 'UTF8')), 'hex')")
 
 
 async def set_language(db: Database, telegram_id: int, language: str) -> None:
@@ -52,12 +67,16 @@ def lock_or_create_candidate(
 ) -> Candidate:
     """Inside a transaction: the candidate's row, created if new, locked until COMMIT (so two
     presses or two replicas handle one candidate one at a time)."""
+    # A person whose data HR deleted before starts as a new candidate, marked as returning.
     cur.execute(
-        "INSERT INTO candidates (telegram_id, telegram_username, full_name) VALUES (%s, %s, %s)"
+        "INSERT INTO candidates (telegram_id, telegram_username, full_name, returned_after,"
+        " previous_attempts) SELECT %(id)s, %(username)s, %(name)s, d.deleted_at,"
+        " coalesce(d.attempts_used, 0) FROM (SELECT 1) one LEFT JOIN deleted_candidates d"
+        f" ON d.telegram_hash = {tombstone_hash_sql('%(id)s')}"
         " ON CONFLICT (telegram_id) DO UPDATE SET telegram_username = EXCLUDED.telegram_username,"
         " full_name = EXCLUDED.full_name"
         f" RETURNING {_CANDIDATE_COLUMNS}",
-        (telegram_id, username, full_name),
+        {"id": telegram_id, "username": username, "name": full_name},
     )
     row = cur.fetchone()
     cur.execute("SELECT 1 FROM candidates WHERE id = %s FOR UPDATE", (row["id"],))
@@ -88,7 +107,8 @@ async def reserve_cvat_credentials(
     exists under them (none registered yet, or the old one was deleted)."""
     row = await db.fetchone(
         "UPDATE candidates SET cvat_username = %s, cvat_password = %s, cvat_user_id = NULL,"
-        " cvat_deleted_at = NULL WHERE id = %s"
+        " cvat_deleted_at = NULL, cvat_deactivated_at = NULL, cvat_reactivated_at = NULL"
+        " WHERE id = %s"
         " AND (cvat_user_id IS NULL OR cvat_deleted_at IS NOT NULL)"
         f" RETURNING {_CANDIDATE_COLUMNS}",
         (username, password, candidate_id),
@@ -117,12 +137,14 @@ def take_pooled_account(cur: Cursor, candidate: Candidate) -> Candidate:
     lets other replicas take other accounts meanwhile; the row's status makes it one-off."""
     if candidate.cvat_username is not None and candidate.cvat_deleted_at is None:
         return candidate
+    # The pool's copy of the password is forgotten at hand-out: the candidate's row has it.
     cur.execute(
-        "UPDATE pool_accounts SET status = 'handed_out', candidate_id = %s,"
-        " handed_out_at = now(), lease_until = NULL"
-        " WHERE id = (SELECT id FROM pool_accounts WHERE status = 'ready' ORDER BY id"
-        "  LIMIT 1 FOR UPDATE SKIP LOCKED)"
-        " RETURNING cvat_username, cvat_password, cvat_user_id, inactive",
+        "WITH taken AS (SELECT id, cvat_username, cvat_password, cvat_user_id, inactive"
+        "  FROM pool_accounts WHERE status = 'ready' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+        " UPDATE pool_accounts p SET status = 'handed_out', candidate_id = %s,"
+        " handed_out_at = now(), lease_until = NULL, cvat_password = NULL FROM taken"
+        " WHERE p.id = taken.id"
+        " RETURNING taken.cvat_username, taken.cvat_password, taken.cvat_user_id, taken.inactive",
         (candidate.id,),
     )
     pooled = cur.fetchone()
@@ -130,7 +152,8 @@ def take_pooled_account(cur: Cursor, candidate: Candidate) -> Candidate:
         return candidate
     cur.execute(
         "UPDATE candidates SET cvat_username = %s, cvat_password = %s, cvat_user_id = %s,"
-        " cvat_deleted_at = NULL, cvat_activation_pending = %s WHERE id = %s"
+        " cvat_deleted_at = NULL, cvat_deactivated_at = NULL, cvat_reactivated_at = NULL,"
+        " cvat_activation_pending = %s WHERE id = %s"
         f" RETURNING {_CANDIDATE_COLUMNS}",
         (pooled["cvat_username"], pooled["cvat_password"], pooled["cvat_user_id"],
          pooled["inactive"], candidate.id),

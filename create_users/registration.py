@@ -13,7 +13,6 @@ from create_users.db_operations import (
 )
 from create_users.generation import make_email, make_password, make_username
 from db import Database
-from log import register_secret
 
 logger = logging.getLogger(__name__)
 CANDIDATE_GROUPS = ("worker",)
@@ -46,7 +45,6 @@ async def ensure_cvat_account(
             candidate = await reserve_cvat_credentials(
                 db, candidate.id, make_username(candidate.id), make_password())
         assert candidate.cvat_username is not None and candidate.cvat_password is not None
-        register_secret(candidate.cvat_password)
         try:
             user = await cvat.register_user(
                 candidate.cvat_username, candidate.cvat_password,

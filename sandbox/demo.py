@@ -13,16 +13,14 @@ import contextlib
 import logging
 import shutil
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from aiogram import Bot, Dispatcher
 
 from config.env import PROJECT_DIR, load_settings
 from connection import AsyncCvatClient
-from db import Database, EmbeddedPostgres, migrate
+from db import Database, EmbeddedPostgres, migrate, reachable_temp_dir
 from main import create_bot, create_dispatcher
 from sandbox.cvat import CvatServer
 from sandbox.telegram import BotMessage, TelegramServer, TelegramUser
@@ -99,7 +97,7 @@ async def run_demo() -> int:
     """Everything, start to finish; 0 when the whole story went as expected."""
     started = time.monotonic()
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-    workdir = Path(tempfile.mkdtemp(prefix="candidate-bot-demo-"))
+    workdir = reachable_temp_dir("candidate-bot-demo-")
     if OUTPUT.exists():
         shutil.rmtree(OUTPUT)
     OUTPUT.mkdir()
@@ -136,7 +134,7 @@ async def run_demo() -> int:
         await db.close()
         await telegram.stop()
         await cvat.stop()
-        await asyncio.to_thread(postgres.stop)
+        await asyncio.to_thread(postgres.remove)
         shutil.rmtree(workdir, ignore_errors=True)
     print(f"\nDone in {time.monotonic() - started:.1f} s.")
     return 0

@@ -6,6 +6,7 @@ request, it does not use up an attempt). A lease marks an attempt someone is bui
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +39,7 @@ class Attempt:
     error: str | None
     lease_until: datetime | None
     created_at: datetime
+    lease_owner: str | None = None  # the token of whoever holds the lease now
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Attempt:
@@ -48,6 +50,16 @@ class Attempt:
 
 
 _COLUMNS = ", ".join(Attempt.__dataclass_fields__)
+
+
+class LeaseLost(Exception):
+    """Another builder took this attempt over (this one's lease ran out while it was stopped or
+    cut off from the database): this builder stops and changes nothing more."""
+
+
+def new_lease_owner() -> str:
+    """A token naming one holder of a lease: every write of the holder checks it."""
+    return secrets.token_hex(8)
 
 
 @dataclass(frozen=True)
@@ -104,8 +116,8 @@ def _take_pooled_task(cur: Cursor, attempt: Attempt) -> Attempt:
 def _take_lease(cur: Cursor, attempt_id: int, lease: timedelta) -> Attempt:
     cur.execute(
         "UPDATE attempts SET status = 'creating', error = NULL, lease_until = now() + %s,"
-        f" updated_at = now() WHERE id = %s RETURNING {_COLUMNS}",
-        (lease, attempt_id),
+        f" lease_owner = %s, updated_at = now() WHERE id = %s RETURNING {_COLUMNS}",
+        (lease, new_lease_owner(), attempt_id),
     )
     return Attempt.from_row(cur.fetchone())
 
@@ -157,6 +169,8 @@ async def open_attempt(
                 return Opening("busy", candidate, latest, used, allowed)
             return build(cur, candidate, _take_lease(cur, latest.id, lease), used, allowed)
         if latest is not None and latest.status == FAILED:
+            if latest.lease_until is not None and latest.lease_until > now:
+                return Opening("busy", candidate, latest, used, allowed)  # being cleaned up
             return build(cur, candidate, _take_lease(cur, latest.id, lease), used, allowed)
         if latest is not None and not new_attempt:
             return Opening("done", candidate, latest, used, allowed)  # submitted or graded
@@ -168,9 +182,9 @@ async def open_attempt(
                 return Opening("cooldown", candidate, latest, used, allowed, available)
         number = (latest.number if latest else 0) + 1
         cur.execute(
-            "INSERT INTO attempts (candidate_id, number, task_set, image_subset, lease_until)"
-            f" VALUES (%s, %s, %s, %s, now() + %s) RETURNING {_COLUMNS}",
-            (candidate.id, number, task_set, list(subset_for(number)), lease),
+            "INSERT INTO attempts (candidate_id, number, task_set, image_subset, lease_until,"
+            f" lease_owner) VALUES (%s, %s, %s, %s, now() + %s, %s) RETURNING {_COLUMNS}",
+            (candidate.id, number, task_set, list(subset_for(number)), lease, new_lease_owner()),
         )
         attempt = Attempt.from_row(cur.fetchone())
         cur.execute(f"UPDATE attempts SET cvat_task_name = %s WHERE id = %s RETURNING {_COLUMNS}",
@@ -239,35 +253,62 @@ async def count_used(db: Database, candidate_id: int) -> int:
                              " AND status IN %s", (candidate_id, USED_STATUSES))
 
 
-async def record_step(db: Database, attempt_id: int, lease: timedelta | None = None,
-                      **fields: Any) -> None:
-    """Record step results (cvat_task_id, ...) and, with `lease`, extend the building lease."""
+async def record_step(db: Database, attempt_id: int, owner: str | None,
+                      lease: timedelta | None = None, **fields: Any) -> Attempt:
+    """Record step results (cvat_task_id, ...) and, with `lease`, extend the building lease;
+    only while `owner` holds the lease, else LeaseLost. The attempt as it is now."""
     sets = ", ".join(["updated_at = now()",
                       *(["lease_until = now() + %(lease)s"] if lease else []),
                       *(f"{name} = %({name})s" for name in fields)])
-    await db.execute(f"UPDATE attempts SET {sets} WHERE id = %(id)s AND status = 'creating'",
-                     {**fields, "lease": lease, "id": attempt_id})
+    row = await db.fetchone(
+        f"UPDATE attempts SET {sets} WHERE id = %(id)s AND status = 'creating'"
+        f" AND lease_owner = %(owner)s RETURNING {_COLUMNS}",
+        {**fields, "lease": lease, "id": attempt_id, "owner": owner})
+    if row is None:
+        raise LeaseLost(f"attempt {attempt_id}")
+    return Attempt.from_row(row)
 
 
-async def mark_ready(db: Database, attempt_id: int, job_id: int, task_started: datetime) -> None:
-    """The task is assigned: the candidate can work."""
-    await db.execute(
+async def mark_ready(db: Database, attempt_id: int, owner: str | None, job_id: int,
+                     task_started: datetime) -> None:
+    """The task is assigned: the candidate can work (only by the lease's holder)."""
+    done = await db.execute(
         "UPDATE attempts SET status = 'ready', cvat_job_id = %s, task_started = %s,"
-        " lease_until = NULL, error = NULL, updated_at = now() WHERE id = %s",
-        (job_id, task_started, attempt_id),
+        " lease_until = NULL, lease_owner = NULL, error = NULL, updated_at = now()"
+        " WHERE id = %s AND status = 'creating' AND lease_owner = %s",
+        (job_id, task_started, attempt_id, owner),
     )
+    if not done:
+        raise LeaseLost(f"attempt {attempt_id}")
 
 
-async def mark_failed(db: Database, attempt_id: int, error: str, *,
-                      task_deleted: bool) -> None:
-    """Building failed; a later request resumes it. Forget the task only if it was deleted."""
-    await db.execute(
+async def mark_failed(db: Database, attempt_id: int, owner: str | None, error: str, *,
+                      task_deleted: bool, status: str = CREATING) -> bool:
+    """Building failed; a later request resumes it. Forget the task only if it was deleted.
+    Only the lease's holder (`owner`, on an attempt in `status`) changes anything; whether it
+    did."""
+    done = await db.execute(
         "UPDATE attempts SET status = 'failed', error = %s, lease_until = NULL,"
-        " updated_at = now()"
+        " lease_owner = NULL, updated_at = now()"
         + (", cvat_task_id = NULL, cvat_job_id = NULL" if task_deleted else "")
-        + " WHERE id = %s",
-        (error[:500], attempt_id),
+        + " WHERE id = %s AND status = %s AND lease_owner = %s",
+        (error[:500], attempt_id, status, owner),
     )
+    return bool(done)
+
+
+async def lease_failed_attempt(db: Database, attempt: Attempt,
+                               lease: timedelta) -> str | None:
+    """Take a failed attempt's lease to delete the task it left (a press meanwhile is told the
+    attempt is busy, so nobody resumes with a task being deleted); the owner token, or None
+    when someone else holds it or the task changed."""
+    owner = new_lease_owner()
+    done = await db.execute(
+        "UPDATE attempts SET lease_until = now() + %s, lease_owner = %s WHERE id = %s"
+        " AND status = 'failed' AND cvat_task_id = %s"
+        " AND (lease_until IS NULL OR lease_until < now())",
+        (lease, owner, attempt.id, attempt.cvat_task_id))
+    return owner if done else None
 
 
 async def interrupted_attempts(db: Database) -> list[Attempt]:
@@ -275,17 +316,21 @@ async def interrupted_attempts(db: Database) -> list[Attempt]:
     CVAT: what start-up reconciles."""
     rows = await db.fetchall(
         f"SELECT {_COLUMNS} FROM attempts WHERE (status = 'creating' AND lease_until < now())"
-        " OR (status = 'failed' AND cvat_task_id IS NOT NULL) ORDER BY id"
+        " OR (status = 'failed' AND cvat_task_id IS NOT NULL"
+        "  AND (lease_until IS NULL OR lease_until < now())) ORDER BY id"
     )
     return [Attempt.from_row(r) for r in rows]
 
 
 async def forget_lost_task(db: Database, attempt: Attempt) -> Attempt:
     """The attempt's (pooled) task is gone from CVAT: drop it, so the build makes a new one
-    under the attempt's own name."""
+    under the attempt's own name (only by the lease's holder, else LeaseLost)."""
     row = await db.fetchone(
         "UPDATE attempts SET cvat_task_id = NULL, cvat_job_id = NULL, cvat_task_name = %s,"
-        f" updated_at = now() WHERE id = %s RETURNING {_COLUMNS}",
-        (task_name(attempt.candidate_id, attempt.number, attempt.id), attempt.id))
-    assert row is not None
+        " updated_at = now() WHERE id = %s AND status = 'creating' AND lease_owner = %s"
+        f" RETURNING {_COLUMNS}",
+        (task_name(attempt.candidate_id, attempt.number, attempt.id), attempt.id,
+         attempt.lease_owner))
+    if row is None:
+        raise LeaseLost(f"attempt {attempt.id}")
     return Attempt.from_row(row)

@@ -20,11 +20,12 @@ from create_users.db_operations import (
 )
 from create_users.registration import ensure_cvat_account
 from db import Database, DatabaseUnavailable
-from log import register_secret
+from log import record_action
 from tasks_generator.attempts import (
     Attempt,
+    LeaseLost,
     forget_lost_task,
-    get_attempt,
+    lease_failed_attempt,
     mark_failed,
     mark_ready,
     record_step,
@@ -79,6 +80,7 @@ async def task_with_images(
         # Half-processed or broken by an earlier run: CVAT cannot attach data twice, so the
         # task is replaced (under the same unique name) rather than patched.
         logger.warning("task %s (%s) has unusable data; replacing it", task.id, name)
+        await remember(task.id)  # a fenced write: a builder that lost its lease stops here
         await cvat.delete_task(task.id)
         await remember(None)
         task = await cvat.create_task(name, existing_ok=False)
@@ -94,8 +96,17 @@ async def task_with_images(
         async def uploaded(done: int, total: int) -> None:
             await progress(IMAGES, done, total)
 
-        rq_id = await cvat.upload_images(task.id, files, on_progress=uploaded,
-                                         on_progress_in_loop=True)
+        try:
+            rq_id = await cvat.upload_images(task.id, files, on_progress=uploaded,
+                                             on_progress_in_loop=True)
+        except CvatRejected as exc:
+            if exc.status != 409 or not isinstance(exc.details, dict):
+                raise
+            # The images of an earlier builder (taken over mid-way) are being processed: CVAT
+            # takes no second upload meanwhile, so wait for that one.
+            logger.info("task %s (%s): an earlier upload is being processed; waiting for it",
+                        task.id, name)
+            rq_id = str(exc.details.get("rq_id") or "") or None
     # Polls start at 0.05 s and grow 1.5x: a small task is noticed ready soon after it is.
     return await cvat.wait_for_data(task.id, rq_id, expected_size=expected, poll=0.05)
 
@@ -109,41 +120,65 @@ async def build_attempt(
     attempt: Attempt,
     progress: Progress = _no_progress,
 ) -> Credentials:
-    """Run (or resume) every step; on a CVAT failure clean up the task and re-raise."""
-    try:
-        lease = timedelta(seconds=settings.build_lease_seconds)
+    """Run (or resume) every step; on a CVAT failure clean up the task and re-raise. Every
+    write is fenced by the attempt's lease: a builder whose lease another took over gets
+    LeaseLost and leaves the attempt, and its task, to the new one."""
+    lease = timedelta(seconds=settings.build_lease_seconds)
+    created: set[int] = set()  # tasks this builder made: the only ones its failure deletes
 
-        async def renew() -> None:
-            await record_step(db, attempt.id, lease)
+    async def renew() -> bool:
+        try:
+            await record_step(db, attempt.id, attempt.lease_owner, lease)
+        except LeaseLost:
+            return False
+        return True
 
-        async with heartbeat(renew, lease.total_seconds() / 3, f"attempt {attempt.id}"):
+    async with heartbeat(renew, lease.total_seconds() / 3, f"attempt {attempt.id}"):
+        try:
             candidate = await _build_steps(db, cvat, settings, task_set, candidate, attempt,
-                                           progress)
-    except CvatError as exc:
-        await _give_up(db, cvat, attempt.id, exc)
-        raise
+                                           progress, created)
+        except LeaseLost:
+            raise
+        except Exception as exc:  # CVAT failing, or anything unforeseen: the attempt fails
+            await _give_up(db, cvat, attempt, lease, created, exc)
+            raise
     assert candidate.cvat_username is not None and candidate.cvat_password is not None
     return Credentials(settings.cvat_link, candidate.cvat_username, candidate.cvat_password,
                        attempt.number, len(attempt.image_subset))
 
 
 @contextlib.asynccontextmanager
-async def heartbeat(renew: Callable[[], Awaitable[None]], every: float,
+async def heartbeat(renew: Callable[[], Awaitable[bool | None]], every: float,
                     what: str) -> AsyncIterator[None]:
     """Renew a lease every `every` seconds while the body runs; if the process dies, the lease
-    runs out and another (or the restarted) process takes the work over."""
+    runs out and another (or the restarted) process takes the work over. When `renew` says
+    the lease is someone else's now (False), the body is stopped with LeaseLost."""
+    body = asyncio.current_task()
+    lost = False
 
     async def beat() -> None:
+        nonlocal lost
         while True:
             await asyncio.sleep(every)
             try:
-                await renew()
+                if await renew() is False:
+                    logger.warning("lease of %s was taken over by another builder; this one "
+                                   "stops", what)
+                    lost = True
+                    if body is not None:
+                        body.cancel()
+                    return
             except DatabaseUnavailable as exc:
                 logger.warning("lease of %s not renewed: %s", what, exc)
 
     task = asyncio.create_task(beat(), name=f"lease-{what}")
     try:
         yield
+    except asyncio.CancelledError:
+        if not lost or body is None:
+            raise
+        body.uncancel()
+        raise LeaseLost(what) from None
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -160,7 +195,7 @@ class _Lost(Exception):
 
 async def _build_steps(
     db: Database, cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet,
-    candidate: Candidate, attempt: Attempt, progress: Progress,
+    candidate: Candidate, attempt: Attempt, progress: Progress, created: set[int],
 ) -> Candidate:
     """Account and task at the same time (neither needs the other), and the assignment as soon
     as the task is ready and the account's id known; each step skipped when already done.
@@ -172,7 +207,7 @@ async def _build_steps(
     await progress(TASK, 0, 1)
     for _ in range(3):
         results = await _build_round(db, cvat, settings, task_set, candidate, attempt,
-                                     progress)
+                                     progress, created)
         lost = {r.what for r in results if isinstance(r, _Lost)}
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, _Lost):
@@ -181,7 +216,7 @@ async def _build_steps(
             job = results[1]
             assert isinstance(job, CvatJob)
             started = job.assignee_updated_date or datetime.now(UTC)
-            await mark_ready(db, attempt.id, job.id, started)
+            await mark_ready(db, attempt.id, attempt.lease_owner, job.id, started)
             await progress(READY, 1, 1)
             return results[0]  # type: ignore[return-value]
         if "account" in lost:
@@ -198,7 +233,7 @@ async def _build_steps(
 
 async def _build_round(
     db: Database, cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet,
-    candidate: Candidate, attempt: Attempt, progress: Progress,
+    candidate: Candidate, attempt: Attempt, progress: Progress, created: set[int],
 ) -> list[Candidate | CvatJob | BaseException]:
     """One try at every step: [the candidate with their account, the assigned job], each an
     exception instead when it failed (both run to the end, so the clean-up sees everything)."""
@@ -206,7 +241,7 @@ async def _build_round(
     account = asyncio.create_task(_account(db, cvat, settings, candidate, progress))
 
     async def assigned() -> CvatJob:
-        job_id = await _job(db, cvat, settings, task_set, attempt, progress)
+        job_id = await _job(db, cvat, settings, task_set, attempt, progress, created)
         user_id = candidate.cvat_user_id if has_account else (await account).cvat_user_id
         assert user_id is not None
         try:
@@ -223,11 +258,17 @@ async def _build_round(
 
 async def _account(db: Database, cvat: AsyncCvatClient, settings: Settings,
                    candidate: Candidate, progress: Progress) -> Candidate:
-    """The candidate's account: registered now, or a pooled one activated (with their name)."""
+    """The candidate's account: registered now, or a pooled one activated (with their name).
+    An account whose password was forgotten after the candidate's last graded attempt (HR
+    allowed one more since) is deleted and replaced: its login can no longer be shown."""
+    if candidate.password_forgotten:
+        assert candidate.cvat_user_id is not None
+        await cvat.delete_user(candidate.cvat_user_id)
+        await record_action(db, None, "cvat.account_replaced", candidate.id,
+                            {"old_cvat_username": candidate.cvat_username})
+        candidate = await forget_lost_account(db, candidate.id)
     if candidate.cvat_user_id is not None and candidate.cvat_deleted_at is None:
         if candidate.cvat_activation_pending:
-            if candidate.cvat_password:  # made by another process: unknown to this one's logs
-                register_secret(candidate.cvat_password)
             first, _, last = candidate.full_name.partition(" ")
             try:
                 await cvat.update_user(candidate.cvat_user_id, is_active=True,
@@ -242,14 +283,16 @@ async def _account(db: Database, cvat: AsyncCvatClient, settings: Settings,
 
 
 async def _job(db: Database, cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet,
-               attempt: Attempt, progress: Progress) -> int:
+               attempt: Attempt, progress: Progress, created: set[int]) -> int:
     """The id of the attempt's annotation job, its task built first unless it came from the
     pool ready (then the job is known and nothing is asked of CVAT)."""
     expected = len(attempt.image_subset)
     if attempt.cvat_task_id is None or attempt.cvat_job_id is None:
 
         async def remember(task_id: int | None) -> None:
-            await record_step(db, attempt.id, cvat_task_id=task_id)
+            await record_step(db, attempt.id, attempt.lease_owner, cvat_task_id=task_id)
+            if task_id is not None:
+                created.add(task_id)
 
         assert attempt.cvat_task_name is not None
         task = await task_with_images(cvat, settings, task_set, name=attempt.cvat_task_name,
@@ -264,31 +307,44 @@ async def _job(db: Database, cvat: AsyncCvatClient, settings: Settings, task_set
     return job_id
 
 
-async def _give_up(db: Database, cvat: AsyncCvatClient, attempt_id: int, exc: CvatError) -> None:
-    """Mark the attempt failed and delete its task from CVAT, if CVAT lets us now; if not, the
-    task id stays recorded and start-up reconciliation deletes it later."""
-    current = await get_attempt(db, attempt_id)
-    deleted = current.cvat_task_id is None
-    if current.cvat_task_id is not None:
+async def _give_up(db: Database, cvat: AsyncCvatClient, attempt: Attempt, lease: timedelta,
+                   created: set[int], exc: Exception) -> None:
+    """Mark the attempt failed and delete its task from CVAT if this builder made it and CVAT
+    lets us now; a task it did not make (from the pool, or an earlier build), or one CVAT
+    will not delete now, stays recorded, and reconciliation deletes it later. Fenced: a
+    builder that lost its lease gets LeaseLost before it touches anything."""
+    current = await record_step(db, attempt.id, attempt.lease_owner, lease)
+    task_id = current.cvat_task_id
+    deleted = task_id is None
+    if task_id is not None and task_id in created:
         try:
-            await cvat.delete_task(current.cvat_task_id)
+            await cvat.delete_task(task_id)
             deleted = True
         except CvatError as cleanup_error:
             logger.warning("could not delete task %s of failed attempt %s now: %s",
-                           current.cvat_task_id, attempt_id, cleanup_error)
-    await mark_failed(db, attempt_id, f"{type(exc).__name__}: {exc}", task_deleted=deleted)
-    logger.warning("attempt %s failed on CVAT: %s", attempt_id, exc)
+                           task_id, attempt.id, cleanup_error)
+    if not await mark_failed(db, attempt.id, attempt.lease_owner,
+                             f"{type(exc).__name__}: {exc}", task_deleted=deleted):
+        raise LeaseLost(f"attempt {attempt.id}")
+    logger.warning("attempt %s failed: %s", attempt.id, exc)
 
 
-async def clean_up_failed(db: Database, cvat: AsyncCvatClient, attempt: Attempt) -> bool:
-    """Delete the task a failed attempt left on CVAT; True when nothing is left."""
+async def clean_up_failed(db: Database, cvat: AsyncCvatClient, attempt: Attempt,
+                          lease: timedelta) -> bool:
+    """Delete the task a failed attempt left on CVAT, holding the attempt's lease meanwhile;
+    True when nothing is left."""
     if attempt.cvat_task_id is None:
         return True
+    owner = await lease_failed_attempt(db, attempt, lease)
+    if owner is None:
+        return False  # someone else is on it, or it was resumed meanwhile
     try:
         await cvat.delete_task(attempt.cvat_task_id)
     except CvatError as exc:
         logger.warning("task %s of attempt %s still cannot be deleted: %s",
                        attempt.cvat_task_id, attempt.id, exc)
+        await mark_failed(db, attempt.id, owner, attempt.error or "cleaned up",
+                          task_deleted=False, status="failed")
         return False
-    await mark_failed(db, attempt.id, attempt.error or "cleaned up", task_deleted=True)
-    return True
+    return await mark_failed(db, attempt.id, owner, attempt.error or "cleaned up",
+                             task_deleted=True, status="failed")

@@ -20,9 +20,9 @@ from tasks_generator.attempts import (
     READY,
     SUBMITTED,
     Attempt,
+    LeaseLost,
     interrupted_attempts,
     latest_attempt,
-    mark_failed,
     open_attempt,
     stage_row,
     visit_row,
@@ -70,8 +70,9 @@ class TaskRequest:
     """The answer to "give me a test task".
 
     kind: "created" (built now: `credentials`), "ready" (it already exists: `credentials`),
-    "busy" (being built by another press), "done" (submitted; a new attempt is a separate
-    request), "no_attempts_left", "cooldown" (`available_at`).
+    "busy" (being built by another press), "taken_over" (this process was cut off too long
+    and another finished the build: it sends the login), "done" (submitted; a new attempt is
+    a separate request), "no_attempts_left", "cooldown" (`available_at`).
     """
 
     kind: str
@@ -107,8 +108,14 @@ async def request_test_task(
     common = {"attempt": opening.attempt, "used": opening.used, "allowed": opening.allowed}
     if opening.kind == "build":
         assert opening.attempt is not None
-        credentials = await build_attempt(db, cvat, settings, task_set, opening.candidate,
-                                          opening.attempt, progress)
+        try:
+            credentials = await build_attempt(db, cvat, settings, task_set, opening.candidate,
+                                              opening.attempt, progress)
+        except LeaseLost:
+            # This process was cut off for longer than the lease; the builder that took over
+            # sends the login.
+            logger.warning("attempt %s was taken over by another builder", opening.attempt.id)
+            return TaskRequest("taken_over", **common)
         await record_action(db, telegram_id, "task.created", opening.candidate.id,
                             {"attempt": opening.attempt.number,
                              "cvat_task_name": opening.attempt.cvat_task_name})
@@ -196,10 +203,10 @@ async def reconcile(db: Database, cvat: AsyncCvatClient, settings: Settings, tas
             outcome = await _reconcile_one(db, cvat, settings, task_set, deliver, attempt)
         except DatabaseUnavailable:
             raise
-        except Exception as exc:  # one attempt's fault must not stop the others
+        except Exception:  # one attempt's fault must not stop the others
+            # A build that raised has marked its attempt failed with the error (fenced by its
+            # lease): the candidate's next press rebuilds it.
             logger.exception("attempt %s: reconciliation raised", attempt.id)
-            await mark_failed(db, attempt.id, f"reconciliation: {type(exc).__name__}: {exc}",
-                              task_deleted=False)
             outcome = "failed"
         if outcome:
             counts[outcome] += 1
@@ -210,7 +217,9 @@ async def _reconcile_one(db: Database, cvat: AsyncCvatClient, settings: Settings
                          task_set: TaskSet, deliver: Deliver, attempt: Attempt) -> str | None:
     """One interrupted attempt: "resumed", "cleaned", "failed" or None (nothing done)."""
     if attempt.status == FAILED:
-        return "cleaned" if await clean_up_failed(db, cvat, attempt) else None
+        cleaned = await clean_up_failed(db, cvat, attempt,
+                                        timedelta(seconds=settings.build_lease_seconds))
+        return "cleaned" if cleaned else None
     candidate = await get_candidate_by_id(db, attempt.candidate_id)
     if candidate is None:
         return None  # deleted by HR meanwhile
@@ -229,5 +238,7 @@ async def _reconcile_one(db: Database, cvat: AsyncCvatClient, settings: Settings
     except CvatError as exc:
         logger.warning("interrupted attempt %s could not be finished: %s", attempt.id, exc)
         return "failed"
+    except LeaseLost:
+        return None  # another replica took it over in turn
     await deliver(candidate.telegram_id, credentials)
     return "resumed"

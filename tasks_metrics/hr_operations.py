@@ -1,7 +1,7 @@
 """What HR do to candidates: find them, read their card (every attempt with its metrics, wrong
 plates and error pictures), allow one more attempt, re-grade, delete the CVAT account, delete
-the data. Deleting the account keeps the rows; deleting the data keeps the account (as in the
-original design). Every action goes to the action log."""
+the data. Deleting the account keeps the rows; deleting the data deletes or deactivates the
+account (create_users.lifecycle). Every action goes to the action log."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ MAX_PICTURES = 30
 
 _SUMMARY_SQL = """
 SELECT c.id, c.telegram_id, c.telegram_username, c.full_name, c.cvat_username, c.cvat_user_id,
-       c.created_at, c.cvat_deleted_at, c.extra_attempts, l.band, l.score, l.number AS latest
+       c.created_at, c.cvat_deleted_at, c.extra_attempts, l.band, l.score, l.number AS latest,
+       c.cvat_deactivated_at, c.returned_after, c.previous_attempts
 FROM candidates c
 LEFT JOIN LATERAL (
     SELECT m.band, m.score, a.number FROM attempts a JOIN metrics m ON m.attempt_id = a.id
@@ -48,6 +49,9 @@ class CandidateSummary:
     band: str | None = None
     score: float | None = None
     latest: int | None = None
+    cvat_deactivated_at: datetime | None = None  # by the bot, after the test was over
+    returned_after: datetime | None = None  # their data was deleted then; this is a new start
+    previous_attempts: int = 0  # attempts used before that deletion
 
     @property
     def has_cvat_account(self) -> bool:
@@ -230,19 +234,6 @@ async def delete_cvat_account(db: Database, cvat: AsyncCvatClient, actor_id: int
                          "cvat_username": candidate.cvat_username if candidate else None},
                         ok=outcome in ("deleted", "already_gone"))
     return outcome
-
-
-async def delete_candidate_data(db: Database, actor_id: int, candidate_id: int) -> bool:
-    """Delete the candidate's rows (attempts and metrics go with them); the CVAT account and
-    the action log stay. False if there was nothing to delete."""
-    row = await db.fetchone(
-        "DELETE FROM candidates WHERE id = %s RETURNING telegram_id, cvat_username",
-        (candidate_id,))
-    await record_action(db, actor_id, "hr.delete_data", candidate_id,
-                        {"telegram_id": row["telegram_id"] if row else None,
-                         "cvat_username": row["cvat_username"] if row else None},
-                        ok=row is not None)
-    return row is not None
 
 
 async def error_pictures(db: Database, grader: GradingProcesses,

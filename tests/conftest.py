@@ -17,7 +17,6 @@ import dataclasses
 import os
 import re
 import shutil
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ import pytest
 import log
 from config.env import Settings, load_settings
 from connection import AsyncCvatClient
-from db import Database, EmbeddedPostgres, migrate
+from db import Database, EmbeddedPostgres, migrate, reachable_temp_dir
 from main import create_bot, create_dispatcher
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
@@ -40,6 +39,10 @@ CVAT_ADMIN_USERNAME = "bot-admin"
 CVAT_ADMIN_PASSWORD = "Sandbox-Adm1n-Passw0rd"
 HR_ADMIN_ID = 900_001
 TEMPLATE_DB = "cbt_template"
+# Seconds a test waits for something the bot does before calling it a hang. The waits return
+# as soon as the event happens; only a hang (or a bug) ever reaches this bound, however busy
+# the machine is, so it is the same for every wait.
+HANG = 90.0
 
 
 # --- the database server ---------------------------------------------------------------------
@@ -98,7 +101,7 @@ def pg_server(log_dir: Path) -> Iterator[PgServer]:
     if external:
         server = PgServer(external, None)
     else:
-        folder = Path(tempfile.mkdtemp(prefix="cbt-test-pg-"))
+        folder = reachable_temp_dir("cbt-test-pg-")
         embedded = EmbeddedPostgres(folder, database="postgres")
         server = PgServer(embedded.start(), embedded)
     server.admin(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
@@ -111,7 +114,7 @@ def pg_server(log_dir: Path) -> Iterator[PgServer]:
             if embedded is None or embedded.running:
                 server.admin(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
         if embedded is not None:
-            embedded.stop()
+            embedded.remove()
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -148,6 +151,7 @@ async def telegram() -> AsyncIterator[TelegramServer]:
     """The Telegram Bot API stand-in on a free port, with the test bot registered."""
     server = TelegramServer()
     server.add_bot(BOT_TOKEN, username="candidate_test_bot", first_name="Candidate Test")
+    server.expect_at_least = HANG
     await server.start(host="127.0.0.1", port=0)
     try:
         yield server
@@ -166,6 +170,9 @@ async def cvat(log_dir: Path) -> AsyncIterator[CvatServer]:
         yield server
     finally:
         await server.stop()
+        # Candidates' passwords are masked by their shape, not registered: the leak scan at
+        # the end looks for every password an account on the stand-in had.
+        _CVAT_PASSWORDS.update(u.password for u in server.users.values())
     assert server.schema_violations == [], "CVAT traffic outside CVAT's OpenAPI schema"
 
 
@@ -221,7 +228,7 @@ class BotApp:
             self.dp.start_polling(self.bot, handle_signals=False, close_bot_session=False,
                                   polling_timeout=5)
         )
-        await asyncio.wait_for(started.wait(), 10)
+        await asyncio.wait_for(started.wait(), HANG)
 
     async def stop(self) -> None:
         """Stop polling and close the bot's HTTP session (the database stays)."""
@@ -229,7 +236,7 @@ class BotApp:
             return
         with contextlib.suppress(RuntimeError):
             await self.dp.stop_polling()
-        await asyncio.wait_for(self._task, 10)
+        await asyncio.wait_for(self._task, HANG)
         await self.bot.session.close()
         await self.cvat.close()
         self._task = None
@@ -285,11 +292,14 @@ def hr_user(telegram: TelegramServer, bot_app: BotApp) -> TelegramUser:
 # --- no secret in any log --------------------------------------------------------------------
 
 _LOG_DIRS: list[Path] = []
+_CVAT_PASSWORDS: set[str] = set()
 
 
 def find_secrets_in_logs(directories: list[Path]) -> list[str]:
-    """Every (file, secret kind) where a registered secret or a token shape appears."""
-    secrets = sorted(log._secrets, key=len, reverse=True)
+    """Every (file, secret kind) where a registered secret, a password of a CVAT account the
+    tests made, or a token shape appears."""
+    log.flush()
+    secrets = sorted({*log.registered_secrets(), *_CVAT_PASSWORDS}, key=len, reverse=True)
     token_shape = re.compile(r"\d{5,20}:[A-Za-z0-9_-]{30,}")
     found = []
     for directory in directories:

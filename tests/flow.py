@@ -4,6 +4,7 @@ annotation on the CVAT stand-in with the login the bot sent, as a person would."
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import sys
@@ -44,10 +45,24 @@ async def get_task(user: TelegramUser, *, new_attempt: bool = False) -> Login:
     await user.send("🔁 New attempt" if new_attempt else "📝 Get a test task")
     await user.expect_message("Start attempt" if new_attempt else "Ready to start?")
     await user.press("✅ Yes, start a new attempt" if new_attempt else "✅ Yes, create my task")
-    await user.expect_edit("Your test task is ready", timeout=20)
-    login = read_login(await user.expect_message("Your CVAT login", timeout=10))
+    # Waits for the events themselves; the bound (the stand-in's expect_at_least in the
+    # suite) is only for a hang.
+    await user.expect_edit("Your test task is ready")
+    login = read_login(await user.expect_message("Your CVAT login"))
     await user.expect_message("What to do")
     return login
+
+
+def text_update(user: TelegramUser, text: str) -> dict[str, Any]:
+    """A Bot API update with a text message from this user in their private chat, as Telegram
+    would post it (for feeding the dispatcher directly)."""
+    number = next(_update_ids)
+    return {"update_id": number, "message": {
+        "message_id": number, "date": 0, "chat": user.as_chat(), "from": user.as_user(),
+        "text": text}}
+
+
+_update_ids = itertools.count(1_000_000)
 
 
 def candidate_client(login: Login) -> AsyncCvatClient:

@@ -13,6 +13,7 @@ import psycopg2
 import pytest
 from aiogram.fsm.storage.base import StorageKey
 
+import log
 from bot_files.fsm_storage import PostgresStorage
 from config.env import PROJECT_DIR
 from db import Database, DatabaseUnavailable, load_migrations, migrate
@@ -21,7 +22,8 @@ from tests.conftest import PgServer
 
 EXPECTED_TABLES = {"telegram_users", "candidates", "attempts", "metrics", "trainingdata_whitelist",
                    "hr_preferences", "action_log", "fsm_storage", "schema_migrations",
-                   "event_locks", "pool_accounts", "pool_tasks", "pass_rules"}
+                   "pool_accounts", "pool_tasks", "tombstone_key", "deleted_candidates",
+                   "pass_rules"}
 
 
 @pytest.fixture
@@ -151,6 +153,7 @@ async def test_logged_action_writes_file_and_table(db: Database, log_dir: Path) 
         (10, "credentials.resend", 77, True), (10, "account.delete", 78, False),
         (11, "hr.export", None, True)]
     assert rows[1]["details"] == {"error": "RuntimeError"}
+    log.flush()  # the logging thread writes the files
     text = (log_dir / "actions.log").read_text()
     assert "action=credentials.resend candidate=77" in text
     assert "action=account.delete candidate=78 ok=False" in text

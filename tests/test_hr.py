@@ -215,7 +215,7 @@ async def test_deleting_the_cvat_account_keeps_the_rows(
     assert "🗑 Delete CVAT account" not in str(card.buttons)
 
 
-async def test_deleting_the_data_keeps_the_cvat_account(
+async def test_deleting_the_data_can_keep_the_cvat_account_deactivated(
     user: TelegramUser, hr_user: TelegramUser, cvat: CvatServer, db: Database
 ) -> None:
     await user.send("/start")
@@ -229,11 +229,12 @@ async def test_deleting_the_data_keeps_the_cvat_account(
     assert await db.fetchval("SELECT count(*) FROM candidates") == 1
     await hr_user.press("🧹 Delete data")
     await hr_user.expect_message("This cannot be undone")
-    await hr_user.press("🗑 Yes, delete")
+    await hr_user.press("🔒 Delete the data, deactivate the account")
     await hr_user.expect_edit("is deleted")
     assert await db.fetchval("SELECT count(*) FROM candidates") == 0
     assert await db.fetchval("SELECT count(*) FROM attempts") == 0
-    assert cvat.users_by_name(login.username) is not None
+    account = cvat.users_by_name(login.username)
+    assert account is not None and not account.is_active  # kept, but it cannot log in
     assert await db.fetchval("SELECT count(*) FROM action_log WHERE action = 'hr.delete_data'"
                              " AND ok") == 1
     await find(hr_user, "@anna_s")

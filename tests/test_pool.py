@@ -19,7 +19,7 @@ from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
 from tasks_generator.pool import PoolKeeper, pool_counts
 from tasks_generator.task_set import load_task_set
-from tests.conftest import CVAT_ADMIN_PASSWORD, CVAT_ADMIN_USERNAME, BotApp
+from tests.conftest import CVAT_ADMIN_PASSWORD, CVAT_ADMIN_USERNAME, HANG, BotApp
 from tests.flow import TASK_SET, annotate, bot_process_env, get_task, start_bot_process
 
 POOL_ON = {"pool_accounts": 3, "pool_tasks": 3, "pool_accounts_refill_below": 3,
@@ -37,7 +37,7 @@ def pool_app(app_with: StartApp) -> StartApp:
     return start
 
 
-async def wait_for_pool(db: Database, accounts: int, tasks: int, within: float = 20) -> None:
+async def wait_for_pool(db: Database, accounts: int, tasks: int, within: float = HANG) -> None:
     """Until exactly this many accounts and tasks are ready and none is being made."""
     deadline = time.monotonic() + within
     while True:
@@ -132,13 +132,15 @@ async def test_twenty_candidates_at_once_drain_and_refill_without_a_double_hand_
     users = [telegram.user(6000 + i, first_name=f"Cand{i}", language_code="en")
              for i in range(20)]
     logins = await asyncio.gather(*(get_task(u) for u in users))
-    await wait_for_pool(db, 3, 3, within=30)
+    await wait_for_pool(db, 3, 3)
     watcher.cancel()
     assert max(a for a, _ in sizes) <= 3 and max(t for _, t in sizes) <= 3
     # Twenty different accounts, each assigned exactly one job, none shared.
     assert len({login.username for login in logins}) == 20
-    handed = await db.fetchall("SELECT candidate_id, cvat_username FROM pool_accounts"
-                               " WHERE status = 'handed_out'")
+    handed = await db.fetchall("SELECT candidate_id, cvat_username, cvat_password"
+                               " FROM pool_accounts WHERE status = 'handed_out'")
+    # The pool forgets a password at hand-out: the candidate's row has it from then on.
+    assert all(r["cvat_password"] is None for r in handed)
     tasks = await db.fetchall("SELECT attempt_id, cvat_task_id FROM pool_tasks"
                               " WHERE status = 'handed_out'")
     # The pool served the first comers (its two first-attempt tasks), the rest were built.
@@ -193,7 +195,7 @@ async def test_the_keeper_replaces_what_was_deleted_on_cvat(
     await admin.delete_task(tasks[0]["cvat_task_id"])
     await admin.delete_user(users[0]["cvat_user_id"])
     await admin.close()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + HANG
     while True:
         now_tasks = {r["cvat_task_id"] for r in await db.fetchall(
             "SELECT cvat_task_id FROM pool_tasks WHERE status = 'ready'")}
@@ -239,7 +241,7 @@ async def test_pool_survives_a_restart_and_a_crash_mid_build_without_growing(
     doomed = AsyncCvatClient(CvatClient(cvat.base_url, CVAT_ADMIN_USERNAME, CVAT_ADMIN_PASSWORD,
                                         timeout=1.0, retries=0))
     keeper = asyncio.create_task(PoolKeeper(db, doomed, pool_settings, TASK_SET).run())
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + HANG
     while len(pooled_names(cvat)) < 3 or (await pool_counts(db)).accounts_ready < 3:
         assert time.monotonic() < deadline, "the pool never started its tasks"
         await asyncio.sleep(0.05)
@@ -293,7 +295,7 @@ async def test_a_smaller_pool_or_none_deletes_what_is_over(
     assert (len(candidate_users(cvat)), len(pooled_names(cvat))) == (1, 1)
     # Switched off: the keeper deletes the rest and stops by itself.
     off = dataclasses.replace(settings, pool_accounts=0, pool_tasks=0)
-    await asyncio.wait_for(PoolKeeper(db, admin, off, TASK_SET).run(), 10)
+    await asyncio.wait_for(PoolKeeper(db, admin, off, TASK_SET).run(), HANG)
     assert (candidate_users(cvat), pooled_names(cvat)) == ([], [])
     assert await db.fetchval("SELECT count(*) FROM pool_tasks") == 0
     await admin.close()
@@ -324,7 +326,7 @@ async def test_a_bot_killed_while_filling_the_pool_never_makes_more_than_its_siz
                           BUILD_LEASE_SECONDS="2")
     bot = await start_bot_process(env)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + HANG
         while sum("/data" in path for _, path, *_ in cvat.request_log) < 3:
             assert time.monotonic() < deadline, "the pool never started uploading"
             await asyncio.sleep(0.05)
@@ -334,11 +336,11 @@ async def test_a_bot_killed_while_filling_the_pool_never_makes_more_than_its_siz
         assert counts.tasks_ready == 0 and counts.tasks_creating == 3
         cvat.processing_time = 0.2
         bot = await start_bot_process(env)
-        await wait_for_pool(db, 3, 3, within=40)
+        await wait_for_pool(db, 3, 3)
     finally:
         if bot.returncode is None:
             bot.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(bot.wait(), 30)
+            await asyncio.wait_for(bot.wait(), HANG)
     # The interrupted tasks were finished under their names, not made again; no extra account.
     assert len(pooled_names(cvat)) == 3 == len(set(pooled_names(cvat)))
     assert len(cvat.tasks) == 3 and all(len(t.frames) == 12 for t in cvat.tasks.values())

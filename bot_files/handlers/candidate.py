@@ -133,6 +133,8 @@ async def deliver_credentials(bot: Bot, db: Database, telegram_id: int,
 
 async def _explain_request(target: Message, t: Texts, result: TaskRequest) -> None:
     """Every outcome of asking for a task except a fresh build."""
+    if result.kind == "taken_over":
+        return  # the builder that took over sends the login
     if result.kind == "ready" and result.credentials is not None:
         await _send_credentials(target, t, result.credentials, "task.already")
     elif result.kind == "busy":
@@ -235,7 +237,9 @@ async def show_credentials(event: Message | CallbackQuery, t: Texts, db: Databas
         return
     credentials = await resend_credentials(db, event.from_user.id, settings)
     if credentials is None:
-        await target.answer(t("task.no_task"))
+        stage = await candidate_stage(db, settings, event.from_user.id)
+        finished = stage.kind == "done" and stage.attempts_left <= 0
+        await target.answer(t("credentials.finished" if finished else "task.no_task"))
         return
     await target.answer(
         t("credentials.text", number=credentials.attempt_number, url=credentials.url,

@@ -66,7 +66,13 @@ from bot_files.texts import Raw, Texts, pick_language
 from bot_files.verdicts import band_text, failing_gates, gate_name, gate_row, plain, verdict_line
 from config.env import Settings
 from connection import AsyncCvatClient, CvatError
-from create_users.to_handlers import user_language
+from create_users.to_handlers import (
+    DELETE_ACCOUNT,
+    KEEP_ACCOUNT,
+    delete_candidate_data,
+    reactivate_cvat_account,
+    user_language,
+)
 from db import Database, DatabaseUnavailable
 from log import record_action
 from tasks_metrics.to_handlers import (
@@ -81,7 +87,6 @@ from tasks_metrics.to_handlers import (
     build_exports,
     candidate_card,
     candidate_summary,
-    delete_candidate_data,
     delete_cvat_account,
     error_pictures,
     export_file_name,
@@ -359,11 +364,17 @@ def render_card(t: Texts, card: CandidateCard) -> list[str]:
     elif c.cvat_deleted_at is not None:
         cvat = t("hr.cvat_deleted", username=cut(c.cvat_username),
                  date=when_text(t, c.cvat_deleted_at))
+    elif c.cvat_deactivated_at is not None:
+        cvat = t("hr.cvat_deactivated", username=cut(c.cvat_username),
+                 date=when_text(t, c.cvat_deactivated_at))
     else:
         cvat = t("hr.cvat_active", username=cut(c.cvat_username))
     blocks = [t("hr.card_head", name=_name(c), username=_username(c),
                 telegram_id=c.telegram_id, cvat=Raw(cvat), created=when_text(t, c.created_at),
                 extra=c.extra_attempts)]
+    if c.returned_after is not None:
+        blocks.append(t("hr.returning", date=when_text(t, c.returned_after),
+                        attempts=c.previous_attempts))
     if not card.attempts:
         blocks.append(t("hr.card_no_attempts"))
     for attempt in card.attempts:
@@ -415,7 +426,8 @@ async def send_card(target: Message, t: Texts, db: Database, candidate_id: int,
     pictures = [a.number for a in card.attempts if a.has_work and a.metrics is not None]
     markup = card_keyboard(t, candidate_id, pictures,
                            can_regrade=any(a.has_work for a in card.attempts),
-                           has_cvat_account=card.candidate.has_cvat_account)
+                           has_cvat_account=card.candidate.has_cvat_account,
+                           deactivated=card.candidate.cvat_deactivated_at is not None)
     await target.answer(messages[-1], reply_markup=markup)
     await record_action(db, actor_id, "hr.card", candidate_id)
 
@@ -451,7 +463,8 @@ async def card_pressed(callback: CallbackQuery, callback_data: HrCard, t: Texts,
         await target.answer(
             t(_CONFIRM_TEXTS[act], name=_name(candidate),
               cvat=cut(candidate.cvat_username or "")),
-            reply_markup=card_confirm_keyboard(t, act, cid))
+            reply_markup=card_confirm_keyboard(t, act, cid,
+                                               with_account=candidate.has_cvat_account))
     else:
         await _confirmed_action(target, t, db, cvat, grader, settings, bot, act, cid, actor)
 
@@ -491,10 +504,25 @@ async def _confirmed_action(target: Message, t: Texts, db: Database, cvat: Async
         key = {"deleted": "hr.delete_cvat_done", "already_gone": "hr.delete_cvat_gone",
                "no_account": "hr.delete_cvat_none"}.get(outcome, "hr.not_found")
         await edit_or_send(target, t(key, name=name, cvat=cut(candidate.cvat_username or "")))
-    elif act == confirmed(CardAct.DELETE_DATA):
-        deleted = await delete_candidate_data(db, actor, cid)
-        await edit_or_send(target, t("hr.delete_data_done" if deleted else "hr.not_found",
-                                      name=name))
+    elif act in (CardAct.DELETE_DATA_OK, CardAct.DELETE_ALL_OK):
+        account = DELETE_ACCOUNT if act == CardAct.DELETE_ALL_OK else KEEP_ACCOUNT
+        try:
+            outcome = await delete_candidate_data(db, cvat, actor, cid, account)
+        except CvatError as exc:
+            logger.warning("data of candidate %s not deleted: CVAT: %s", cid, exc)
+            await edit_or_send(target, t("hr.cvat_trouble"))
+            return
+        key = {"deleted": "hr.delete_data_done", "building": "hr.delete_data_building"}
+        await edit_or_send(target, t(key.get(outcome, "hr.not_found"), name=name))
+    elif act == CardAct.REACTIVATE:
+        try:
+            outcome = await reactivate_cvat_account(db, cvat, actor, cid)
+        except CvatError as exc:
+            logger.warning("CVAT account of candidate %s not reactivated: %s", cid, exc)
+            await target.answer(t("hr.reactivate_trouble"))
+            return
+        await target.answer(t(f"hr.reactivate_{outcome}", name=name,
+                              cvat=cut(candidate.cvat_username or "")))
 
 
 async def _tell_candidate(bot: Bot, db: Database, settings: Settings, telegram_id: int) -> None:

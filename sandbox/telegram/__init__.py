@@ -2,7 +2,14 @@
 
 from sandbox.telegram.html import EntityParseError, format_text, parse_html, parse_markdown_v2
 from sandbox.telegram.server import ApiError, FileRecord, TelegramServer
-from sandbox.telegram.user import TINY_PNG, BotMessage, ChatEvent, SentFile, TelegramUser
+from sandbox.telegram.user import (
+    TINY_PNG,
+    BotMessage,
+    ChatEvent,
+    SentFile,
+    TelegramGroup,
+    TelegramUser,
+)
 
 __all__ = [
     "TINY_PNG",
@@ -12,6 +19,7 @@ __all__ = [
     "EntityParseError",
     "FileRecord",
     "SentFile",
+    "TelegramGroup",
     "TelegramServer",
     "TelegramUser",
     "format_text",

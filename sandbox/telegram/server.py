@@ -24,7 +24,7 @@ import aiohttp
 from aiohttp import web
 
 from sandbox.telegram.html import EntityParseError, format_text, u16len
-from sandbox.telegram.user import BotMessage, TelegramUser
+from sandbox.telegram.user import BotMessage, TelegramGroup, TelegramUser
 
 __all__ = ["ApiError", "FileRecord", "TelegramServer"]
 
@@ -387,6 +387,9 @@ class TelegramServer:
         self.counters: collections.Counter[str] = collections.Counter()
         self.errors: collections.Counter[str] = collections.Counter()
         self.bot_requests_count = 0
+        # Users' expect_* calls wait at least this long before giving up: a test suite sets a
+        # bound only a hang reaches, so a busy machine's late answers are never failures.
+        self.expect_at_least = 0.0
         self.base_url = ""
         self.host = "127.0.0.1"
         self.port = 0
@@ -494,6 +497,20 @@ class TelegramServer:
         )
         state.users[user_id] = u
         return u
+
+    def group(self, chat_id: int, title: str = "Test group", *,
+              bot: str | None = None) -> TelegramGroup:
+        """Get (or create) a group chat (a negative id) the bot is a member of: its members
+        write there with `send_as`, and what the bot sends there lands in its `messages`."""
+        if chat_id >= 0:
+            raise ValueError("group chat ids are negative")
+        state = self._bot_for_user(bot)
+        existing = state.users.get(chat_id)
+        if isinstance(existing, TelegramGroup):
+            return existing
+        group = TelegramGroup(self, state, chat_id, title=title)
+        state.users[chat_id] = group
+        return group
 
     def users(self, bot: str | None = None) -> list[TelegramUser]:
         """All users created for a bot."""
@@ -1100,13 +1117,14 @@ class TelegramServer:
 
     # ================================================================== user side
     def _user_message(
-        self, user: TelegramUser, fields: dict[str, Any], *, reply_to: int | None = None
+        self, user: TelegramUser, fields: dict[str, Any], *, reply_to: int | None = None,
+        sender: TelegramUser | None = None,
     ) -> dict[str, Any]:
         bot = user._bot
         mid = self._next_mid(bot, user.id)
         msg: dict[str, Any] = {
             "message_id": mid,
-            "from": user.as_user(),
+            "from": (sender or user).as_user(),
             "chat": user.as_chat(),
             "date": int(time.time()),
         }

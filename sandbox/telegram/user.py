@@ -508,6 +508,7 @@ class TelegramUser:
         cursor_name = f"_cursor_{what}"
         start = getattr(self, cursor_name)
         idx = start
+        timeout = max(timeout, self._server.expect_at_least)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -567,3 +568,32 @@ class TelegramUser:
     def _on_own(self, msg: dict[str, Any]) -> None:
         self.sent.append(msg)
         self.chat_history.append(ChatEvent("user", msg["message_id"], data=msg))
+
+
+class TelegramGroup(TelegramUser):
+    """A group chat the bot is a member of. Members write in it with `send_as`; what the bot
+    sends to the group's id is recorded here like a user's chat (`messages`, `expect_*`)."""
+
+    def __init__(self, server: TelegramServer, bot: _BotState, chat_id: int, *,
+                 title: str) -> None:
+        super().__init__(server, bot, chat_id, first_name=title)
+        self.title = title
+
+    def as_chat(self) -> dict[str, Any]:
+        """The Telegram Chat object of the group."""
+        return {"id": self.id, "type": "group", "title": self.title}
+
+    def __repr__(self) -> str:
+        return f"<TelegramGroup {self.id} {self.title!r}>"
+
+    async def send_as(self, member: TelegramUser, text: str) -> dict[str, Any]:
+        """`member` writes `text` in the group (commands get a bot_command entity)."""
+        from sandbox.telegram.html import detect_entities
+
+        fields: dict[str, Any] = {"text": text}
+        entities = detect_entities(text, [])
+        if entities:
+            fields["entities"] = entities
+        msg = self._server._user_message(self, fields, sender=member)
+        await asyncio.sleep(0)
+        return msg

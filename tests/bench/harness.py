@@ -16,7 +16,6 @@ import re
 import shutil
 import signal
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -30,7 +29,7 @@ import psycopg2
 
 from bot_files.loop_monitor import LoopMonitor
 from config.env import PROJECT_DIR
-from db import EmbeddedPostgres
+from db import EmbeddedPostgres, reachable_temp_dir
 from sandbox.cvat import CvatServer
 from sandbox.telegram import BotMessage, TelegramServer, TelegramUser
 from tests.flow import perfect_shapes, read_login
@@ -67,7 +66,7 @@ class Postgres:
     """One embedded PostgreSQL for the whole benchmark run; a fresh database per scenario."""
 
     def __init__(self) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="cbt-bench-pg-"))
+        self.folder = reachable_temp_dir("cbt-bench-pg-")
         self.server = EmbeddedPostgres(self.folder, database="postgres")
         self.url = ""
 
@@ -89,7 +88,7 @@ class Postgres:
 
     async def stop(self) -> None:
         """Stop the server and remove its folder."""
-        await asyncio.to_thread(self.server.stop)
+        await asyncio.to_thread(self.server.remove)
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

@@ -10,17 +10,15 @@ import asyncio
 import contextlib
 import os
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 
-from db import Database, EmbeddedPostgres, migrate
+from db import Database, EmbeddedPostgres, migrate, reachable_temp_dir
 from tasks_metrics.export import build_exports
 from tasks_metrics.export_data import export_rows
 
@@ -68,7 +66,7 @@ def _database() -> Iterator[str]:
     if external:
         base = external
     else:
-        folder = Path(tempfile.mkdtemp(prefix="cbt-bench-pg-"))
+        folder = reachable_temp_dir("cbt-bench-pg-")
         server = EmbeddedPostgres(folder, database="postgres")
         base = server.start()
     name = f"cbt_bench_{uuid.uuid4().hex[:10]}"
@@ -92,7 +90,7 @@ def _database() -> Iterator[str]:
         with contextlib.suppress(Exception):
             admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         if server is not None:
-            server.stop()
+            server.remove()
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
 

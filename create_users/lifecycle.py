@@ -1,0 +1,185 @@
+"""A candidate's CVAT account after the test, and deleting a candidate.
+
+- The password is kept only while the bot may have to show it again: once every attempt the
+  candidate is allowed is used and graded, it is forgotten (the candidate saw it in the chat).
+- `CVAT_DEACTIVATE_AFTER_DAYS` after the last graded attempt the account is deactivated on CVAT
+  (it can no longer log in, mint tokens or call the API); HR can reactivate it.
+- Deleting a candidate's data deletes or deactivates the CVAT account first (HR choose), then
+  every row about the person, and leaves a tombstone (a keyed hash of the Telegram id), so a
+  new start is a new candidate shown to HR as returning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+from config.env import Settings
+from connection import AsyncCvatClient, CvatError, CvatNotFound
+from create_users.db_operations import tombstone_hash_sql
+from db import Cursor, Database, DatabaseUnavailable
+from log import record_action
+
+logger = logging.getLogger(__name__)
+
+# Every allowed attempt used, and every attempt graded: the test is over for this candidate.
+_FINISHED = (
+    "(SELECT count(*) FROM attempts a WHERE a.candidate_id = c.id"
+    "  AND a.status IN ('submitted', 'graded')) >= %(max_attempts)s + c.extra_attempts"
+    " AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.candidate_id = c.id"
+    "  AND a.status <> 'graded')"
+)
+
+
+async def forget_finished_passwords(db: Database, settings: Settings) -> int:
+    """Forget the CVAT password of every candidate whose test is over; how many. One
+    statement: a grant of one more attempt (the same row) is never lost in between."""
+    return await db.execute(
+        f"UPDATE candidates c SET cvat_password = NULL WHERE c.cvat_password IS NOT NULL"
+        f" AND {_FINISHED}", {"max_attempts": settings.max_attempts})
+
+
+async def deactivate_finished_accounts(db: Database, cvat: AsyncCvatClient,
+                                       settings: Settings) -> int:
+    """Deactivate on CVAT the accounts of candidates whose test has been over for
+    CVAT_DEACTIVATE_AFTER_DAYS (counted from the last grading, or from HR's reactivation);
+    how many. An account gone from CVAT is recorded as deleted."""
+    rows = await db.fetchall(
+        "SELECT c.id, c.cvat_user_id, c.cvat_username FROM candidates c"
+        " WHERE c.cvat_user_id IS NOT NULL AND c.cvat_deleted_at IS NULL"
+        f" AND c.cvat_deactivated_at IS NULL AND {_FINISHED}"
+        " AND greatest((SELECT max(m.graded_at) FROM metrics m WHERE m.candidate_id = c.id),"
+        "  c.cvat_reactivated_at) < now() - %(after)s ORDER BY c.id",
+        {"max_attempts": settings.max_attempts,
+         "after": timedelta(days=settings.cvat_deactivate_after_days)})
+    done = 0
+    for row in rows:
+        try:
+            await cvat.update_user(row["cvat_user_id"], is_active=False)
+        except CvatNotFound:
+            await db.execute("UPDATE candidates SET cvat_deleted_at = now() WHERE id = %s",
+                             (row["id"],))
+            continue
+        await db.execute("UPDATE candidates SET cvat_deactivated_at = now() WHERE id = %s"
+                         " AND cvat_user_id = %s", (row["id"], row["cvat_user_id"]))
+        await record_action(db, None, "cvat.deactivated", row["id"],
+                            {"cvat_username": row["cvat_username"]})
+        done += 1
+    return done
+
+
+class AccountKeeper:
+    """Forgets finished candidates' passwords and deactivates their accounts in time; one per
+    bot process (every step is safe to run on several replicas at once)."""
+
+    def __init__(self, db: Database, cvat: AsyncCvatClient, settings: Settings) -> None:
+        self.db = db
+        self.cvat = cvat
+        self.settings = settings
+
+    async def run(self) -> None:
+        """Every RECONCILE_INTERVAL_SECONDS until cancelled; outages only postpone it."""
+        while True:
+            try:
+                forgotten = await forget_finished_passwords(self.db, self.settings)
+                deactivated = await deactivate_finished_accounts(self.db, self.cvat,
+                                                                 self.settings)
+                if forgotten or deactivated:
+                    logger.info("finished candidates: %d passwords forgotten, %d CVAT accounts"
+                                " deactivated", forgotten, deactivated)
+            except (DatabaseUnavailable, CvatError) as exc:
+                logger.warning("finished candidates' accounts not looked after now: %s", exc)
+            await asyncio.sleep(self.settings.reconcile_interval_seconds)
+
+
+# --- HR actions ------------------------------------------------------------------------------
+
+
+async def reactivate_cvat_account(db: Database, cvat: AsyncCvatClient, actor_id: int,
+                                  candidate_id: int) -> str:
+    """Let a deactivated account log in again (deactivated again CVAT_DEACTIVATE_AFTER_DAYS
+    from now). "reactivated", "not_deactivated" or "gone" (not on CVAT any more); a CVAT
+    failure is raised."""
+    row = await db.fetchone(
+        "SELECT cvat_user_id, cvat_username FROM candidates WHERE id = %s"
+        " AND cvat_deactivated_at IS NOT NULL AND cvat_deleted_at IS NULL", (candidate_id,))
+    if row is None:
+        outcome = "not_deactivated"
+    else:
+        try:
+            await cvat.update_user(row["cvat_user_id"], is_active=True)
+            outcome = "reactivated"
+        except CvatNotFound:
+            outcome = "gone"
+        await db.execute(
+            "UPDATE candidates SET cvat_deactivated_at = NULL, cvat_reactivated_at = now()"
+            + (", cvat_deleted_at = now()" if outcome == "gone" else "") + " WHERE id = %s",
+            (candidate_id,))
+    await record_action(db, actor_id, "hr.reactivate_cvat_account", candidate_id,
+                        {"outcome": outcome}, ok=outcome == "reactivated")
+    return outcome
+
+
+KEEP_ACCOUNT, DELETE_ACCOUNT = "deactivate", "delete"
+
+
+async def delete_candidate_data(db: Database, cvat: AsyncCvatClient, actor_id: int,
+                                candidate_id: int, account: str = KEEP_ACCOUNT) -> str:
+    """Delete every row about the candidate, after deleting (`account="delete"`) or
+    deactivating their CVAT account; a tombstone remembers only that this Telegram account
+    was deleted, and how many attempts it had used.
+
+    "deleted", "not_found", or "building" (a task is being built for them right now: nothing
+    was done); a CVAT failure is raised before anything is deleted."""
+    candidate = await db.fetchone(
+        "SELECT c.telegram_id, c.cvat_user_id, c.cvat_deleted_at,"
+        " EXISTS (SELECT 1 FROM attempts a WHERE a.candidate_id = c.id"
+        "  AND a.status = 'creating' AND a.lease_until > now()) AS building"
+        " FROM candidates c WHERE c.id = %s", (candidate_id,))
+    if candidate is None:
+        return "not_found"
+    if candidate["building"]:
+        return "building"
+    if candidate["cvat_user_id"] is not None and candidate["cvat_deleted_at"] is None:
+        try:
+            if account == DELETE_ACCOUNT:
+                await cvat.delete_user(candidate["cvat_user_id"])
+            else:
+                await cvat.update_user(candidate["cvat_user_id"], is_active=False)
+        except CvatNotFound:
+            pass  # already gone from CVAT
+        except CvatError as exc:
+            await record_action(db, actor_id, "hr.delete_data", candidate_id,
+                                {"error": type(exc).__name__}, ok=False)
+            raise
+
+    def forget(cur: Cursor) -> bool:
+        cur.execute(
+            "INSERT INTO deleted_candidates (telegram_hash, attempts_used)"
+            f" SELECT {tombstone_hash_sql('%(tid)s')}, count(*) FROM attempts"
+            "  WHERE candidate_id = %(cid)s AND status IN ('submitted', 'graded')"
+            " ON CONFLICT (telegram_hash) DO UPDATE SET deleted_at = now(),"
+            " attempts_used = deleted_candidates.attempts_used + EXCLUDED.attempts_used,"
+            " deletions = deleted_candidates.deletions + 1",
+            {"tid": candidate["telegram_id"], "cid": candidate_id})
+        cur.execute("DELETE FROM pool_accounts WHERE candidate_id = %s", (candidate_id,))
+        cur.execute("DELETE FROM candidates WHERE id = %s", (candidate_id,))
+        if cur.rowcount != 1:
+            return False
+        params: dict[str, Any] = {"tid": candidate["telegram_id"], "cid": candidate_id}
+        cur.execute("DELETE FROM telegram_users WHERE telegram_id = %(tid)s", params)
+        cur.execute("DELETE FROM fsm_storage WHERE user_id = %(tid)s", params)
+        # What they did as a candidate (support messages, logins resent) goes; what HR did
+        # about them stays, without the details that named them.
+        cur.execute("DELETE FROM action_log WHERE actor_id = %(tid)s"
+                    " AND action NOT LIKE 'hr.%%'", params)
+        cur.execute("UPDATE action_log SET details = '{}'::jsonb WHERE candidate_id = %(cid)s",
+                    params)
+        return True
+
+    deleted = await db.run(forget)
+    await record_action(db, actor_id, "hr.delete_data", candidate_id, {"account": account},
+                        ok=deleted)
+    return "deleted" if deleted else "not_found"
