@@ -33,12 +33,16 @@ _FINISHED = (
 )
 
 
-async def forget_finished_passwords(db: Database, settings: Settings) -> int:
-    """Forget the CVAT password of every candidate whose test is over; how many. One
-    statement: a grant of one more attempt (the same row) is never lost in between."""
+async def forget_finished_passwords(db: Database, settings: Settings,
+                                    candidate_id: int | None = None) -> int:
+    """Forget the CVAT password of every candidate whose test is over (or of one, at once
+    after their grading); how many. One statement: a grant of one more attempt (the same row)
+    is never lost in between."""
+    only = " AND c.id = %(candidate)s" if candidate_id is not None else ""
     return await db.execute(
         f"UPDATE candidates c SET cvat_password = NULL WHERE c.cvat_password IS NOT NULL"
-        f" AND {_FINISHED}", {"max_attempts": settings.max_attempts})
+        f" AND {_FINISHED}{only}",
+        {"max_attempts": settings.max_attempts, "candidate": candidate_id})
 
 
 async def deactivate_finished_accounts(db: Database, cvat: AsyncCvatClient,

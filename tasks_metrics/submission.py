@@ -18,6 +18,7 @@ from typing import Any
 from config.env import Settings
 from connection import AsyncCvatClient, CvatError, CvatResponseTooLarge
 from create_users.db_operations import Candidate, get_candidate
+from create_users.lifecycle import forget_finished_passwords
 from db import Database, DatabaseUnavailable
 from tasks_generator.attempts import (
     CREATING,
@@ -217,8 +218,10 @@ async def _check_and_store(db: Database, cvat: AsyncCvatClient, grader: GradingP
                              reason=str(exc), attempts_left=await _attempts_left(
                                  db, settings, attempt))
     graded = await get_attempt(db, attempt.id)
-    return SubmitOutcome("graded", graded, result=result,
-                         attempts_left=await _attempts_left(db, settings, graded))
+    left = await _attempts_left(db, settings, graded)
+    if not left:  # the test is over: the bot need not show the password again
+        await forget_finished_passwords(db, settings, candidate_id=candidate.id)
+    return SubmitOutcome("graded", graded, result=result, attempts_left=left)
 
 
 async def grade_attempt(db: Database, grader: GradingProcesses,
