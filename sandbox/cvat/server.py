@@ -24,6 +24,7 @@ from aiohttp.streams import StreamReader
 from PIL import Image
 
 from . import export
+from .costs import CpuBudget, CvatCosts
 from .models import (
     AttributeSpec,
     Frame,
@@ -101,6 +102,7 @@ class _Fault:
     drop: bool
     hang: bool
     after: bool
+    body: Any = None
 
 
 def _parse_version(version: str) -> tuple[int, int, int]:
@@ -134,7 +136,9 @@ class CvatServer:
         share_dir: str | Path | None = None,
         request_ttl: float = 500.0,
         schema_path: str | Path | None = None,
+        costs: CvatCosts | None = None,
     ) -> None:
+        self.costs = costs or CvatCosts()
         self.version = version
         self.version_tuple = _parse_version(version)
         self.validate_schema = validate_schema
@@ -170,6 +174,24 @@ class CvatServer:
         self.add_user(admin[0], admin[1], groups=["admin"], is_superuser=True, is_staff=True)
 
     # ------------------------------------------------------------------ public helpers
+
+    @property
+    def costs(self) -> CvatCosts:
+        """What requests and task processing cost (see costs.py); setting it starts a new
+        budget of cores and a new count of `cpu_seconds`."""
+        return self._costs
+
+    @costs.setter
+    def costs(self, value: CvatCosts) -> None:
+        self._costs = value
+        self.cpu = CpuBudget(value.server_cores)
+        self._import_slots = (asyncio.Semaphore(value.import_workers)
+                              if value.import_workers else None)
+
+    @property
+    def cpu_seconds(self) -> float:
+        """Server and import-worker CPU charged so far (`cpu.spent` by kind)."""
+        return self.cpu.total
 
     @property
     def seed(self) -> int | None:
@@ -241,14 +263,17 @@ class CvatServer:
         drop: bool = False,
         hang: bool = False,
         after: bool = False,
+        body: Any = None,
     ) -> None:
         """Make the next `count` matching calls fail (status, dropped connection or hang).
 
         With after=True the call is executed first and only its answer is replaced
-        (the 'gateway timed out but the server did it' case).
+        (the 'gateway timed out but the server did it' case). With `body` the answer is that
+        JSON with `status` (a proxy, or a server version, answering something unexpected).
         """
         self._faults.append(
-            _Fault(method.upper(), re.compile(path_regex), status, count, drop, hang, after)
+            _Fault(method.upper(), re.compile(path_regex), status, count, drop, hang, after,
+                   body)
         )
 
     async def _injected_sleep(self, seconds: float) -> None:
@@ -267,7 +292,8 @@ class CvatServer:
     def make_app(self) -> web.Application:
         """Build the aiohttp application (routes and middlewares)."""
         app = web.Application(
-            middlewares=[self._log_mw, self._fault_mw, self._schema_mw, self._api_mw],
+            middlewares=[self._log_mw, self._fault_mw, self._cost_mw, self._schema_mw,
+                         self._api_mw],
             client_max_size=1024**3,
         )
         r = app.router
@@ -449,7 +475,23 @@ class CvatServer:
             if request.transport is not None:
                 request.transport.close()
             raise asyncio.CancelledError
+        if fault.body is not None:
+            return cvat_response(fault.body, fault.status)
         return self._error_page(fault.status)
+
+    @web.middleware
+    async def _cost_mw(
+        self, request: web.Request, handler: Callable[..., Any]
+    ) -> web.StreamResponse:
+        """Charge what the request costs a real CVAT's server, on the shared cores."""
+        if not self._costs.free:
+            scheme = request.headers.get("Authorization", "").partition(" ")[0].lower() or None
+            if scheme is None and "sessionid" in request.cookies:
+                scheme = "session"
+            hashing, work = self._costs.of_request(request.method, request.path, scheme)
+            await self.cpu.spend(hashing, "hashing")
+            await self.cpu.spend(work, "requests")
+        return await handler(request)
 
     @staticmethod
     def _error_page(status: int) -> web.Response:
@@ -1402,6 +1444,39 @@ class CvatServer:
     ) -> None:
         try:
             await self._injected_sleep(min(0.02, self.processing_time / 10))
+            if self._import_slots is not None:
+                # CVAT's import worker takes one task at a time: the rest stay queued.
+                async with self._import_slots:
+                    await self._run_processing(task, rq, uploads, server_files, sorting, order,
+                                               quality)
+            else:
+                await self._run_processing(task, rq, uploads, server_files, sorting, order,
+                                           quality)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - surfaced through the request API
+            log.info("task %s creation failed: %s", task.id, exc)
+            rq.status = "failed"
+            rq.message = str(exc)
+        rq.finished_date = now_iso()
+        rq.finished_at = time.monotonic()
+        ttl = self.request_ttl if rq.status == "finished" else 7 * 24 * 3600
+        rq.expiry_date = iso_after(rq.finished_date, ttl)
+
+    async def _run_processing(
+        self,
+        task: Task,
+        rq: RqRequest,
+        uploads: list[tuple[str, bytes]],
+        server_files: list[str],
+        sorting: str,
+        order: list[str],
+        quality: int | None,
+    ) -> None:
+        """What the import worker does with one task: read, sort and measure the images, then
+        make the task's jobs; `processing_time` seconds of the worker's CPU."""
+        started = time.monotonic()
+        try:
             rq.status = "started"
             rq.started_date = now_iso()
             files = list(uploads)
@@ -1436,16 +1511,8 @@ class CvatServer:
                 self._initialize_task(task, frames, quality)
             rq.status = "finished"
             rq.progress = 0.0
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - surfaced through the request API
-            log.info("task %s creation failed: %s", task.id, exc)
-            rq.status = "failed"
-            rq.message = str(exc)
-        rq.finished_date = now_iso()
-        rq.finished_at = time.monotonic()
-        ttl = self.request_ttl if rq.status == "finished" else 7 * 24 * 3600
-        rq.expiry_date = iso_after(rq.finished_date, ttl)
+        finally:
+            self.cpu.count(time.monotonic() - started, "import")
 
     def _read_share(self, rel: str) -> bytes | None:
         if self.share_dir is None:
