@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from config.env import Settings
-from connection import AsyncCvatClient, CvatError, CvatJob, CvatNotFound, CvatRejected, CvatTask
+from connection import (
+    AsyncCvatClient,
+    CvatError,
+    CvatJob,
+    CvatNotFound,
+    CvatRejected,
+    made_since,
+)
 from create_users.db_operations import (
     Candidate,
     forget_lost_account,
@@ -57,31 +64,40 @@ Remember = Callable[[int | None], Awaitable[None]]
 
 async def task_with_images(
     cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet, *, name: str,
-    task_id: int | None, images: tuple[str, ...], remember: Remember,
-    progress: Progress = _no_progress,
-) -> CvatTask:
-    """A task named `name` with `images` uploaded and processed: the one with id `task_id` when
-    it still exists, else found by its unique name (after a lost answer) or created. `remember`
-    records the task's id (None when it was dropped) before anything else happens to it."""
+    task_id: int | None, images: tuple[str, ...], remember: Remember, not_before: datetime,
+    resumed: bool, progress: Progress = _no_progress,
+) -> CvatJob:
+    """The annotation job of a task named `name` with `images` uploaded and processed: the task
+    with id `task_id` when it still exists under that name; else, when `resumed` (an earlier
+    build may have created it and lost the answer), one of that name made since `not_before`
+    (the row that asked for it); else a new one. `remember` records the task's id (None when
+    it was dropped) before anything else happens to it."""
     task = None
     if task_id is not None:
         try:
             task = await cvat.get_task(task_id)
         except CvatNotFound:
             logger.warning("task %s (%s) is gone from CVAT; creating it again", task_id, name)
+        if task is not None and (task.name != name
+                                 or not made_since(task.created_date, not_before)):
+            # Not the task this row made (CVAT was reset and gave the id to another): leave
+            # it alone.
+            logger.warning("task %s on CVAT is %r now, not %r; creating ours again", task_id,
+                           task.name, name)
+            task = None
     if task is None:
-        task = await cvat.create_task(name)
+        task = await cvat.create_task(name, existing_ok=resumed, not_before=not_before)
         await remember(task.id)
     expected = len(images)
     if task.has_data and task.size == expected and task.jobs_count >= 1:
-        return task
+        return await cvat.annotation_job(task.id, expected)
     if task.has_data:
         # Half-processed or broken by an earlier run: CVAT cannot attach data twice, so the
         # task is replaced (under the same unique name) rather than patched.
         logger.warning("task %s (%s) has unusable data; replacing it", task.id, name)
         await cvat.delete_task(task.id)
         await remember(None)
-        task = await cvat.create_task(name, existing_ok=False)
+        task = await cvat.create_task(name, existing_ok=False, not_before=not_before)
         await remember(task.id)
     await progress(TASK, 1, 1)
     await progress(IMAGES, 0, expected)
@@ -96,8 +112,7 @@ async def task_with_images(
 
         rq_id = await cvat.upload_images(task.id, files, on_progress=uploaded,
                                          on_progress_in_loop=True)
-    # Polls start at 0.05 s and grow 1.5x: a small task is noticed ready soon after it is.
-    return await cvat.wait_for_data(task.id, rq_id, expected_size=expected, poll=0.05)
+    return await cvat.wait_for_job(task.id, rq_id, expected_size=expected)
 
 
 async def build_attempt(
@@ -108,8 +123,11 @@ async def build_attempt(
     candidate: Candidate,
     attempt: Attempt,
     progress: Progress = _no_progress,
+    *,
+    resumed: bool = True,
 ) -> Credentials:
-    """Run (or resume) every step; on a CVAT failure clean up the task and re-raise."""
+    """Run (or resume) every step; on a CVAT failure clean up the task and re-raise. Only a
+    `resumed` build looks on CVAT for what an earlier one may have made unrecorded."""
     try:
         lease = timedelta(seconds=settings.build_lease_seconds)
 
@@ -118,7 +136,7 @@ async def build_attempt(
 
         async with heartbeat(renew, lease.total_seconds() / 3, f"attempt {attempt.id}"):
             candidate = await _build_steps(db, cvat, settings, task_set, candidate, attempt,
-                                           progress)
+                                           progress, resumed)
     except CvatError as exc:
         await _give_up(db, cvat, attempt.id, exc)
         raise
@@ -160,7 +178,7 @@ class _Lost(Exception):
 
 async def _build_steps(
     db: Database, cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet,
-    candidate: Candidate, attempt: Attempt, progress: Progress,
+    candidate: Candidate, attempt: Attempt, progress: Progress, resumed: bool,
 ) -> Candidate:
     """Account and task at the same time (neither needs the other), and the assignment as soon
     as the task is ready and the account's id known; each step skipped when already done.
@@ -172,7 +190,7 @@ async def _build_steps(
     await progress(TASK, 0, 1)
     for _ in range(3):
         results = await _build_round(db, cvat, settings, task_set, candidate, attempt,
-                                     progress)
+                                     progress, resumed)
         lost = {r.what for r in results if isinstance(r, _Lost)}
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, _Lost):
@@ -198,7 +216,7 @@ async def _build_steps(
 
 async def _build_round(
     db: Database, cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet,
-    candidate: Candidate, attempt: Attempt, progress: Progress,
+    candidate: Candidate, attempt: Attempt, progress: Progress, resumed: bool,
 ) -> list[Candidate | CvatJob | BaseException]:
     """One try at every step: [the candidate with their account, the assigned job], each an
     exception instead when it failed (both run to the end, so the clean-up sees everything)."""
@@ -206,7 +224,7 @@ async def _build_round(
     account = asyncio.create_task(_account(db, cvat, settings, candidate, progress))
 
     async def assigned() -> CvatJob:
-        job_id = await _job(db, cvat, settings, task_set, attempt, progress)
+        job_id = await _job(db, cvat, settings, task_set, attempt, progress, resumed)
         user_id = candidate.cvat_user_id if has_account else (await account).cvat_user_id
         assert user_id is not None
         try:
@@ -242,7 +260,7 @@ async def _account(db: Database, cvat: AsyncCvatClient, settings: Settings,
 
 
 async def _job(db: Database, cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet,
-               attempt: Attempt, progress: Progress) -> int:
+               attempt: Attempt, progress: Progress, resumed: bool) -> int:
     """The id of the attempt's annotation job, its task built first unless it came from the
     pool ready (then the job is known and nothing is asked of CVAT)."""
     expected = len(attempt.image_subset)
@@ -252,11 +270,12 @@ async def _job(db: Database, cvat: AsyncCvatClient, settings: Settings, task_set
             await record_step(db, attempt.id, cvat_task_id=task_id)
 
         assert attempt.cvat_task_name is not None
-        task = await task_with_images(cvat, settings, task_set, name=attempt.cvat_task_name,
-                                      task_id=attempt.cvat_task_id,
-                                      images=attempt.image_subset, remember=remember,
-                                      progress=progress)
-        job_id = (await cvat.list_jobs(task.id))[0].id
+        job = await task_with_images(cvat, settings, task_set, name=attempt.cvat_task_name,
+                                     task_id=attempt.cvat_task_id,
+                                     images=attempt.image_subset, remember=remember,
+                                     not_before=attempt.created_at, resumed=resumed,
+                                     progress=progress)
+        job_id = job.id
     else:
         job_id = attempt.cvat_job_id
     await progress(TASK, 1, 1)

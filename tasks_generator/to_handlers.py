@@ -107,7 +107,7 @@ async def request_test_task(
     if opening.kind == "build":
         assert opening.attempt is not None
         credentials = await build_attempt(db, cvat, settings, task_set, opening.candidate,
-                                          opening.attempt, progress)
+                                          opening.attempt, progress, resumed=opening.resumed)
         await record_action(db, telegram_id, "task.created", opening.candidate.id,
                             {"attempt": opening.attempt.number,
                              "cvat_task_name": opening.attempt.cvat_task_name})
