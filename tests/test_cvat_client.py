@@ -10,9 +10,11 @@ import secrets
 import socket
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import requests
 from PIL import Image, ImageDraw
 
 from config.env import load_settings
@@ -31,7 +33,7 @@ from connection import (
     CvatVersion,
     task_create_rq_id,
 )
-from sandbox.cvat import CvatServer
+from sandbox.cvat import CvatCosts, CvatServer
 
 ADMIN = ("admin", "Adm1n-Passw0rd")
 N_IMAGES = 12
@@ -597,3 +599,81 @@ async def test_server_files_and_settings(tmp_path: Any) -> None:
     finally:
         await client.close()
         await server.stop()
+
+
+# ------------------------------------------------------------------------ authentication
+
+
+def hashing_seconds(server: CvatServer) -> float:
+    """Server CPU the stand-in spent in its password hasher so far."""
+    return server.cpu.spent["hashing"]
+
+
+async def test_the_password_is_hashed_once_however_many_calls(
+        server: CvatServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.costs = CvatCosts(password_hash=0.01)  # a CVAT that charges for every hashing
+    client = AsyncCvatClient(sync_client(server))
+    pooled = client.with_own_connections()
+    try:
+        await client.check_admin()
+        task_id, job_id = await make_task(client)
+        await asyncio.gather(*(client.get_job(job_id) for _ in range(5)),
+                             *(pooled.get_task(task_id) for _ in range(5)))
+        await pooled.users_by_id([1])
+    finally:
+        await pooled.close()
+        await client.close()
+    # One sign-in for both clients of the account: CVAT hashed the password once, not per call.
+    assert len(requests_to(server, "POST", r"^/api/auth/login$")) == 1
+    assert hashing_seconds(server) == pytest.approx(0.01)
+    token = server.users_by_name(ADMIN[0]).token
+    assert token and token not in caplog.text and ADMIN[1] not in caplog.text
+
+
+async def test_a_token_deleted_by_a_logout_elsewhere_is_replaced(
+        server: CvatServer, admin: AsyncCvatClient) -> None:
+    await admin.check_admin()
+    first = server.users_by_name(ADMIN[0]).token
+    # Somebody signs the bot's account out (a logout in the web UI deletes its one token).
+    out = await asyncio.to_thread(requests.post, f"{server.base_url}/api/auth/logout",
+                                  headers={"Authorization": f"Token {first}"}, timeout=5)
+    assert out.status_code == 200 and server.users_by_name(ADMIN[0]).token is None
+    # The next call, a POST, is refused with 401 (it did nothing), signed in again and sent
+    # once more: one task, two sign-ins.
+    name = f"after logout {secrets.token_hex(3)}"
+    task = await admin.create_task(name, existing_ok=False)
+    assert [t.id for t in await admin.find_tasks(name=name)] == [task.id]
+    assert [e[2] for e in requests_to(server, "POST", r"^/api/tasks$")] == [401, 201]
+    assert len(requests_to(server, "POST", r"^/api/auth/login$")) == 2
+    assert server.users_by_name(ADMIN[0]).token not in (None, first)
+
+
+async def test_an_account_that_cannot_sign_in_any_more_is_an_auth_error(
+        server: CvatServer, admin: AsyncCvatClient) -> None:
+    user, password = await make_candidate(admin, "gone")
+    candidate = admin.for_user(user.username, password)
+    try:
+        assert (await candidate.whoami()).id == user.id
+        await admin.delete_user(user.id)
+        with pytest.raises(CvatAuthError) as exc:  # its token is refused, so is its password
+            await candidate.whoami()
+        assert password not in str(exc.value)
+    finally:
+        await candidate.close()
+
+
+async def test_a_found_task_or_account_older_than_its_row_is_not_taken(
+        server: CvatServer, admin: AsyncCvatClient) -> None:
+    name = f"restored {secrets.token_hex(3)}"
+    theirs = await admin.create_task(name, existing_ok=False)
+    user, password = await make_candidate(admin, "older")
+    row_made = datetime.now(UTC) + timedelta(seconds=30)  # a row made after both
+    ours = await admin.create_task(name, not_before=row_made)
+    assert ours.id != theirs.id
+    with pytest.raises(CvatRejected) as taken:
+        await admin.register_user(user.username, password, f"{user.username}@example.com",
+                                  not_before=row_made)
+    assert "username" in taken.value.details
+    # Without a row to compare with (and the right password) the earlier ones are returned.
+    assert (await admin.register_user(user.username, password, "x@example.com")).id == user.id

@@ -86,13 +86,16 @@ class CpuBudget:
         self._cores = asyncio.Semaphore(max(1, cores))
         self.spent: defaultdict[str, float] = defaultdict(float)
 
-    async def spend(self, seconds: float, kind: str) -> None:
-        """Hold a core for `seconds` (after waiting for one) and count it."""
-        if seconds <= 0:
+    async def spend(self, **seconds: float) -> None:
+        """Hold a core (after waiting for one) for the seconds of each kind of work, one after
+        another, and count them."""
+        total = sum(seconds.values())
+        if total <= 0:
             return
         async with self._cores:
-            await asyncio.sleep(seconds)
-        self.spent[kind] += seconds
+            await asyncio.sleep(total)
+        for kind, amount in seconds.items():
+            self.spent[kind] += amount
 
     def count(self, seconds: float, kind: str) -> None:
         """Count work done elsewhere (a worker's) without holding a core."""

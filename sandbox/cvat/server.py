@@ -489,8 +489,7 @@ class CvatServer:
             if scheme is None and "sessionid" in request.cookies:
                 scheme = "session"
             hashing, work = self._costs.of_request(request.method, request.path, scheme)
-            await self.cpu.spend(hashing, "hashing")
-            await self.cpu.spend(work, "requests")
+            await self.cpu.spend(hashing=hashing, requests=work)
         return await handler(request)
 
     @staticmethod
