@@ -87,9 +87,10 @@ MAX_RETRY_AFTER = 30.0
 # longer each time (at most 1 s). CVAT 2.73 reports no progress for small image tasks, so the
 # polls cannot aim at the end; this bounds them to a few per task.
 FIRST_POLL = 0.1
-# CVAT's clock and the database's may differ a little: an object dated this much before the
-# row that asked for it still counts as made for it.
-CLOCK_SLACK = timedelta(seconds=5)
+# CVAT's clock and the database's may differ a little: an object dated up to this much before
+# the row that asked for it still counts as made for it. (What it guards against, a database
+# restored from an older backup, takes longer than this to happen.)
+CLOCK_SLACK = timedelta(seconds=60)
 
 # Version gates (first release with the behaviour).
 V_SIMPLE_FILTERS = (2, 4)  # ?username=, ?task_id=, /api/labels, task "jobs" summary

@@ -36,7 +36,6 @@ from typing import Any
 
 from config.env import Settings
 from connection import (
-    CLOCK_SLACK,
     AsyncCvatClient,
     CvatError,
     CvatJob,
@@ -60,6 +59,9 @@ MAX_BACKOFF_SECONDS = 60.0
 BUILD_CONCURRENCY = 4
 RETRY_AFTER_FAILURE = timedelta(seconds=10)  # a failed build is tried again after this,
 MAX_RETRY_AFTER_FAILURE = timedelta(hours=1)  # doubled with each failure up to this
+# CVAT dates the steps of making a thing within this of each other: registering logs the new
+# account in, processing makes a job and never touches it again. A later date means a person.
+SAME_MOMENT = timedelta(seconds=5)
 # pg_advisory_xact_lock keys: one writer at a time decides what each pool needs.
 _LOCK_ACCOUNTS, _LOCK_TASKS = 0x706F6F6C01, 0x706F6F6C02
 ACCOUNTS, TASKS = "pool_accounts", "pool_tasks"
@@ -318,6 +320,11 @@ class PoolKeeper:
                         username, password,
                         make_email(username, self.settings.cvat_email_domain),
                         existing_ok=resumed, not_before=row["created_at"])
+                    if resumed and _given_out(user):
+                        # Made for this row, but handed to a candidate since (in a timeline
+                        # this database lost, restored from an older backup): not ours to give.
+                        raise CvatRejected(f"CVAT account {username} is in use",
+                                           details={"username": ["in use"]})
                     break
                 except CvatRejected as exc:
                     if not name_taken(exc):
@@ -404,15 +411,15 @@ class PoolKeeper:
         number dropped."""
         dropped = 0
         accounts = await self.db.fetchall(
-            "SELECT id, cvat_username, cvat_user_id, inactive, created_at, ready_at"
-            " FROM pool_accounts WHERE status = 'ready' ORDER BY id")
+            "SELECT id, cvat_username, cvat_user_id, inactive FROM pool_accounts"
+            " WHERE status = 'ready' ORDER BY id")
         if accounts:
             users = await self.cvat.users_by_id([r["cvat_user_id"] for r in accounts])
             dropped += await self._check_rows(ACCOUNTS, accounts, [
                 _account_problem(row, users.get(row["cvat_user_id"])) for row in accounts])
         tasks = await self.db.fetchall(
-            "SELECT id, cvat_task_id, cvat_job_id, cvat_task_name, created_at, ready_at"
-            " FROM pool_tasks WHERE status = 'ready' ORDER BY id")
+            "SELECT id, cvat_task_id, cvat_job_id, cvat_task_name FROM pool_tasks"
+            " WHERE status = 'ready' ORDER BY id")
         if tasks:
             jobs = await self.cvat.jobs_by_id([r["cvat_job_id"] for r in tasks])
             dropped += await self._check_rows(TASKS, tasks, [
@@ -446,21 +453,16 @@ class PoolKeeper:
 
 
 def _account_problem(row: dict[str, Any], user: CvatUser | None) -> str | None:
-    """Why a ready pooled account may not be handed out, or None when it may."""
+    """Why a ready pooled account may not be handed out, or None when it may (judged by CVAT's
+    own dates only: its clock and the database's may differ)."""
     name = row["cvat_username"]
     if user is None:
         return f"account {name} is gone"
-    if user.username != name or not made_since(user.date_joined, row["created_at"]):
+    if user.username != name:
         return f"account {name} (id {row['cvat_user_id']}) is someone else's ({user.username})"
-    if (row["inactive"] and user.is_active) or _after(user.last_login, row["ready_at"]):
-        return f"account {name} was activated or logged into since; it is left alone"
+    if (row["inactive"] and user.is_active) or _given_out(user):
+        return f"account {name} was activated or used since; it is left alone"
     return None
-
-
-def _after(changed: datetime | None, ready_at: datetime | None) -> bool:
-    """Whether CVAT dates a change after the row was made ready (registering logs the new
-    account in, so its last login is older)."""
-    return changed is not None and ready_at is not None and changed > ready_at + CLOCK_SLACK
 
 
 def _task_problem(row: dict[str, Any], job: CvatJob | None) -> str | None:
@@ -468,9 +470,19 @@ def _task_problem(row: dict[str, Any], job: CvatJob | None) -> str | None:
     name, task_id = row["cvat_task_name"], row["cvat_task_id"]
     if job is None:
         return f"task {task_id} is gone"
-    if job.task_id != task_id or job.task_name != name or \
-            not made_since(job.created_date, row["created_at"]):
+    if job.task_id != task_id or job.task_name != name:
         return f"task {task_id} (job {job.id}) is someone else's ({job.task_name!r})"
-    if job.assignee_id is not None or _after(job.updated_date, row["ready_at"]):
+    if job.assignee_id is not None or _later(job.updated_date, job.created_date):
         return f"task {task_id} was assigned or changed by hand; it is left alone"
     return None
+
+
+def _given_out(user: CvatUser) -> bool:
+    """Whether an account the pool registered was handed to a candidate: the pool names an
+    account only when it hands it out, and nobody else logs into one before that."""
+    return bool(user.first_name or user.last_name) or _later(user.last_login, user.date_joined)
+
+
+def _later(changed: datetime | None, made: datetime | None) -> bool:
+    """Whether CVAT dates a change after the thing's making was over."""
+    return changed is not None and made is not None and changed > made + SAME_MOMENT

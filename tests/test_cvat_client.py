@@ -10,7 +10,7 @@ import secrets
 import socket
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw
 
 from config.env import load_settings
 from connection import (
+    CLOCK_SLACK,
     DEFAULT_LABELS,
     AsyncCvatClient,
     CvatAuthError,
@@ -668,7 +669,7 @@ async def test_a_found_task_or_account_older_than_its_row_is_not_taken(
     name = f"restored {secrets.token_hex(3)}"
     theirs = await admin.create_task(name, existing_ok=False)
     user, password = await make_candidate(admin, "older")
-    row_made = datetime.now(UTC) + timedelta(seconds=30)  # a row made after both
+    row_made = datetime.now(UTC) + 2 * CLOCK_SLACK  # a row made well after both
     ours = await admin.create_task(name, not_before=row_made)
     assert ours.id != theirs.id
     with pytest.raises(CvatRejected) as taken:
