@@ -689,7 +689,7 @@ def test_costs_are_off_unless_asked_for(cvat: CvatServer) -> None:
 
 def test_basic_authentication_costs_the_hasher_and_queues_for_the_cores(
         cvat: CvatServer) -> None:
-    cvat.costs = CvatCosts(password_hash=0.2, request=0.01, server_cores=1)
+    cvat.costs = CvatCosts(password_hash=0.2, request=0.01, server_cores=1, hash_cores=1)
     api = Api(cvat)
     key = requests.post(f"{api.url}/api/auth/login", json={"username": ADMIN[0],
                         "password": ADMIN[1]}, timeout=10).json()["key"]
@@ -700,7 +700,7 @@ def test_basic_authentication_costs_the_hasher_and_queues_for_the_cores(
         assert r.status_code == 200
     assert cvat.cpu.spent["hashing"] == pytest.approx(0.2)  # a token is not hashed
     assert cvat.cpu.spent["requests"] == pytest.approx(0.05)
-    # Three Basic requests at once: one core, so the hasher runs them one after another.
+    # Three Basic requests at once: one core to hash on, so they are hashed one after another.
     before = len(cvat.request_times)
     with ThreadPoolExecutor(3) as pool:
         codes = list(pool.map(lambda _: api.admin.get(f"{api.url}/api/users/self",

@@ -184,7 +184,7 @@ class CvatServer:
     @costs.setter
     def costs(self, value: CvatCosts) -> None:
         self._costs = value
-        self.cpu = CpuBudget(value.server_cores)
+        self.cpu = CpuBudget(value.server_cores, value.hash_cores)
         self._import_slots = (asyncio.Semaphore(value.import_workers)
                               if value.import_workers else None)
 
@@ -1500,7 +1500,8 @@ class CvatServer:
                 except Exception as exc:  # noqa: BLE001 - Pillow raises many types
                     raise ValueError(f"cannot identify image file '{name}': {exc}") from None
                 frames.append(Frame(name=name, width=width, height=height, content=content))
-                rq.progress = (idx + 1) / len(files)
+                if self._costs.progress:
+                    rq.progress = (idx + 1) / len(files)
             if task.id not in self.tasks:
                 # Deleted while processing: CVAT's worker fails the job, nothing is created.
                 raise ValueError(f"The task {task.id} was deleted")
