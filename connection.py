@@ -423,6 +423,34 @@ def _same_username(a: str, b: str) -> bool:
     return a == b
 
 
+def _batches(files: Sequence[tuple[str, bytes]], size: int,
+             max_bytes: int | None) -> list[Sequence[tuple[str, bytes]]]:
+    """Files in upload batches: `size` files each, or (with `max_bytes`) as many as fit in that
+    many bytes, at least one."""
+    if max_bytes is None:
+        return [files[i:i + size] for i in range(0, len(files), size)]
+    batches: list[Sequence[tuple[str, bytes]]] = []
+    current: list[tuple[str, bytes]] = []
+    used = 0
+    for item in files:
+        if current and used + len(item[1]) > max_bytes:
+            batches.append(current)
+            current, used = [], 0
+        current.append(item)
+        used += len(item[1])
+    batches.append(current)
+    return batches
+
+
+def _form(fields: Mapping[str, Any], files: Sequence[tuple[str, bytes]]) -> list[tuple[str, Any]]:
+    """A multipart body: the fields, then the files as CVAT wants them (`client_files[i]`)."""
+    form: list[tuple[str, Any]] = [(k, (None, str(v))) for k, v in fields.items()]
+    for index, (name, content) in enumerate(files):
+        ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        form.append((f"client_files[{index}]", (name, content, ctype)))
+    return form
+
+
 def _id_filter(ids: Sequence[int]) -> dict[str, str]:
     """The `filter=` of a list call for these ids (CVAT's JSON logic `in`)."""
     return {"filter": json.dumps({"in": [{"var": "id"}, sorted(set(ids))]})}
@@ -985,16 +1013,20 @@ class CvatClient:
         *,
         image_quality: int = 70,
         batch_size: int = 4,
+        batch_bytes: int | None = None,
         sorting_method: str = "lexicographical",
         on_progress: ProgressCallback | None = None,
     ) -> str:
         """Upload images to an empty task in batches and return the processing rq_id.
 
         Uses Upload-Start, one Upload-Multiple request per batch (`on_progress(k, n)` after
-        each) and Upload-Finish. These POSTs are never re-sent: a failure raises and the task
-        should be deleted and created again (re-sent files would be appended to). A task that
-        already has data is refused by CVAT at the start (CvatRejected). Frames are ordered by
-        `sorting_method`, so map annotations to files by name.
+        each) and Upload-Finish. With `batch_bytes` a batch holds files up to that many bytes
+        (at least one) instead of `batch_size` files, and an upload that fits in one batch goes
+        as a single request (Upload-Start and Upload-Finish together). These POSTs are never
+        re-sent: a failure raises and the task should be deleted and created again (re-sent
+        files would be appended to). A task that already has data is refused by CVAT at the
+        start (CvatRejected). Frames are ordered by `sorting_method`, so map annotations to
+        files by name.
         """
         names = [name for name, _ in files]
         if not files:
@@ -1003,28 +1035,29 @@ class CvatClient:
             raise ValueError("image file names must be non-empty and unique")
         if not 1 <= image_quality <= 100:
             raise ValueError("image_quality must be between 1 and 100")
-        path = PATH_TASK_DATA.format(id=task_id)
         total = len(files)
-        batch_size = max(1, batch_size)
-        # Before 2.65 every Upload-Multiple request is validated and needs image_quality.
-        quality_in_batches = not self.server_version().at_least(V_QUALITY_OPTIONAL)
-        self._post_data(task_id, headers={"Upload-Start": "true"})
+        batches = _batches(files, max(1, batch_size), batch_bytes)
+        finish = {"image_quality": image_quality, "sorting_method": sorting_method}
         if on_progress:
             on_progress(0, total)
-        for start in range(0, total, batch_size):
-            batch = files[start:start + batch_size]
-            form: list[tuple[str, Any]] = []
-            if quality_in_batches:
-                form.append(("image_quality", (None, str(image_quality))))
-            for index, (name, content) in enumerate(batch):
-                ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
-                form.append((f"client_files[{index}]", (name, content, ctype)))
-            self._request("POST", path, files=form, headers={"Upload-Multiple": "true"})
-            done = min(start + batch_size, total)
+        if batch_bytes is not None and len(batches) == 1:
+            rq_id = self._finish_data(task_id, finish, files=files,
+                                      headers={"Upload-Start": "true", "Upload-Finish": "true"})
+            if on_progress:
+                on_progress(total, total)
+            return rq_id
+        # Before 2.65 every Upload-Multiple request is validated and needs image_quality.
+        quality_in_batches = not self.server_version().at_least(V_QUALITY_OPTIONAL)
+        extra = {"image_quality": image_quality} if quality_in_batches else {}
+        self._post_data(task_id, headers={"Upload-Start": "true"})
+        done = 0
+        for batch in batches:
+            self._post_data(task_id, files=_form(extra, batch),
+                            headers={"Upload-Multiple": "true"})
+            done += len(batch)
             logger.debug("CVAT task %d: uploaded %d/%d images", task_id, done, total)
             if on_progress:
                 on_progress(done, total)
-        finish = {"image_quality": image_quality, "sorting_method": sorting_method}
         return self._finish_data(task_id, finish, headers={"Upload-Finish": "true"})
 
     def attach_server_files(
@@ -1042,13 +1075,17 @@ class CvatClient:
                 "server_files": list(paths)}
         return self._finish_data(task_id, body, headers={})
 
-    def _finish_data(self, task_id: int, body: Mapping[str, Any],
-                     headers: Mapping[str, str]) -> str:
-        """POST the final data request; return the rq_id (also after a 409 or lost answer)."""
+    def _finish_data(self, task_id: int, body: Mapping[str, Any], headers: Mapping[str, str],
+                     files: Sequence[tuple[str, bytes]] = ()) -> str:
+        """POST the final data request (with these files, if any); return the rq_id (also
+        after a 409 or lost answer)."""
         version = self.server_version()
         fallback = task_create_rq_id(version, task_id)
         try:
-            response = self._post_data(task_id, json_body=dict(body), headers=headers)
+            if files:
+                response = self._post_data(task_id, files=_form(body, files), headers=headers)
+            else:
+                response = self._post_data(task_id, json_body=dict(body), headers=headers)
         except CvatRejected as exc:
             if exc.status == 409 and isinstance(exc.details, Mapping):
                 logger.info("CVAT task %d: processing already queued", task_id)
@@ -1492,6 +1529,7 @@ class AsyncCvatClient:
 
     async def upload_images(self, task_id: int, files: Sequence[tuple[str, bytes]], *,
                             image_quality: int = 70, batch_size: int = 4,
+                            batch_bytes: int | None = None,
                             sorting_method: str = "lexicographical",
                             on_progress: ProgressCallback | None = None,
                             on_progress_in_loop: bool = False) -> str:
@@ -1500,7 +1538,8 @@ class AsyncCvatClient:
             on_progress = threadsafe_callback(on_progress)
         return await self._run(self.client.upload_images, task_id, files,
                                image_quality=image_quality, batch_size=batch_size,
-                               sorting_method=sorting_method, on_progress=on_progress)
+                               batch_bytes=batch_bytes, sorting_method=sorting_method,
+                               on_progress=on_progress)
 
     async def attach_server_files(self, task_id: int, paths: Sequence[str], *,
                                   image_quality: int = 70,

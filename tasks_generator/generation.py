@@ -41,6 +41,9 @@ from tasks_generator.task_set import TaskSet
 logger = logging.getLogger(__name__)
 
 ACCOUNT, TASK, IMAGES, READY = "account", "task", "images", "ready"
+# Images go to CVAT in requests of about this size: a set's worth of small images in one, and
+# on a slow link the progress message still moves (it changes at most once a second).
+UPLOAD_BATCH_BYTES = 2 * 1024 * 1024
 Progress = Callable[[str, int, int], Awaitable[None]]
 
 
@@ -110,8 +113,8 @@ async def task_with_images(
         async def uploaded(done: int, total: int) -> None:
             await progress(IMAGES, done, total)
 
-        rq_id = await cvat.upload_images(task.id, files, on_progress=uploaded,
-                                         on_progress_in_loop=True)
+        rq_id = await cvat.upload_images(task.id, files, batch_bytes=UPLOAD_BATCH_BYTES,
+                                         on_progress=uploaded, on_progress_in_loop=True)
     return await cvat.wait_for_job(task.id, rq_id, expected_size=expected)
 
 

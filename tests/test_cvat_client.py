@@ -678,3 +678,26 @@ async def test_a_found_task_or_account_older_than_its_row_is_not_taken(
     assert "username" in taken.value.details
     # Without a row to compare with (and the right password) the earlier ones are returned.
     assert (await admin.register_user(user.username, password, "x@example.com")).id == user.id
+
+
+async def test_a_small_upload_is_one_request_and_a_big_one_goes_in_batches_by_size(
+        server: CvatServer, admin: AsyncCvatClient) -> None:
+    files = make_jpegs(5)
+    sizes = [len(content) for _, content in files]
+    two = 2 * max(sizes)
+    assert two < 3 * min(sizes)  # so a batch of `two` bytes holds exactly two of these
+    for limit, steps, posts in ((sum(sizes), [0, 5], 1), (two, [0, 2, 4, 5], 5)):
+        task = await admin.create_task(f"batches {secrets.token_hex(3)}", existing_ok=False)
+        progress: list[int] = []
+        rq_id = await admin.upload_images(task.id, files, batch_bytes=limit,
+                                          on_progress=lambda k, n, seen=progress: seen.append(k))
+        assert progress == steps
+        assert len(requests_to(server, "POST", rf"^/api/tasks/{task.id}/data/?$")) == posts
+        job = await admin.wait_for_job(task.id, rq_id, expected_size=5)
+        assert job.task_id == task.id and job.frame_count == 5
+    # A lost answer to the single request: the processing request is found, nothing re-sent.
+    task = await admin.create_task(f"lost single {secrets.token_hex(3)}", existing_ok=False)
+    server.fail_next("POST", r"/data/?$", status=504, after=True)
+    rq_id = await admin.upload_images(task.id, files, batch_bytes=sum(sizes))
+    assert len(requests_to(server, "POST", rf"^/api/tasks/{task.id}/data/?$")) == 1
+    assert (await admin.wait_for_job(task.id, rq_id, expected_size=5)).frame_count == 5
