@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 # request costs 20-40 ms of server CPU, a few more; PBKDF2 200-450 ms depending on how busy the
 # machine is; 12 small images are processed in about 0.2 s, their progress left at 0 meanwhile.
 MEASURED_PASSWORD_HASH = 0.22
-MEASURED_REQUEST = 0.025
+MEASURED_REQUEST = 0.022
 MEASURED_ANONYMOUS = 0.005
 MEASURED_PROCESSING = 0.17
 MEASURED_EXTRA = (
