@@ -20,7 +20,14 @@ from sandbox.telegram import TelegramServer, TelegramUser
 from tasks_generator.pool import PoolKeeper, pool_counts
 from tasks_generator.task_set import load_task_set
 from tests.conftest import CVAT_ADMIN_PASSWORD, CVAT_ADMIN_USERNAME, BotApp
-from tests.flow import TASK_SET, annotate, bot_process_env, get_task, start_bot_process
+from tests.flow import (
+    TASK_SET,
+    annotate,
+    bot_process_env,
+    get_task,
+    start_bot_process,
+    wait_for_pool,
+)
 
 POOL_ON = {"pool_accounts": 3, "pool_tasks": 3, "pool_accounts_refill_below": 3,
            "pool_tasks_refill_below": 3}
@@ -35,18 +42,6 @@ def pool_app(app_with: StartApp) -> StartApp:
         return await app_with(**{**POOL_ON, **changes})
 
     return start
-
-
-async def wait_for_pool(db: Database, accounts: int, tasks: int, within: float = 20) -> None:
-    """Until exactly this many accounts and tasks are ready and none is being made."""
-    deadline = time.monotonic() + within
-    while True:
-        counts = await pool_counts(db)
-        if (counts.accounts_ready, counts.tasks_ready, counts.accounts_creating,
-                counts.tasks_creating) == (accounts, tasks, 0, 0):
-            return
-        assert time.monotonic() < deadline, f"pool never reached {accounts}/{tasks}: {counts}"
-        await asyncio.sleep(0.05)
 
 
 def pooled_names(cvat: CvatServer) -> list[str]:

@@ -9,7 +9,6 @@ PostgreSQL real. Whatever a test made on that CVAT is deleted afterwards.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,13 +17,20 @@ import pytest
 
 import log
 from config.env import Settings
-from connection import AsyncCvatClient, CvatAuthError, CvatError, CvatNotFound
+from connection import AsyncCvatClient, CvatAuthError, CvatNotFound
 from db import Database
 from sandbox.telegram import TelegramServer
 from tasks_generator.pool import PoolKeeper
 from tests.conftest import HR_ADMIN_ID, BotApp, make_settings
-from tests.flow import TASK_SET, annotate, candidate_client, get_task
-from tests.test_pool import POOL_ON, wait_for_pool
+from tests.flow import (
+    TASK_SET,
+    annotate,
+    candidate_client,
+    delete_from_cvat,
+    get_task,
+    wait_for_pool,
+)
+from tests.test_pool import POOL_ON
 
 REAL_CVAT_URL = os.environ.get("REAL_CVAT_URL", "")
 pytestmark = [pytest.mark.skipif(not REAL_CVAT_URL, reason="REAL_CVAT_URL is not set"),
@@ -74,18 +80,7 @@ async def start_bot(real_settings: Settings, db: Database,
     finally:
         for app in apps:
             await app.stop()
-        tasks = await db.fetchall("SELECT cvat_task_id AS id FROM attempts UNION"
-                                  " SELECT cvat_task_id FROM pool_tasks")
-        users = await db.fetchall("SELECT cvat_user_id AS id FROM candidates UNION"
-                                  " SELECT cvat_user_id FROM pool_accounts")
-        for row in tasks:
-            if row["id"] is not None:
-                with contextlib.suppress(CvatError):
-                    await admin.delete_task(row["id"])
-        for row in users:
-            if row["id"] is not None:
-                with contextlib.suppress(CvatError):
-                    await admin.delete_user(row["id"])
+        await delete_from_cvat(db, admin)
 
 
 async def test_a_candidate_takes_the_test_on_a_real_cvat(

@@ -21,8 +21,8 @@ from tasks_generator.attempts import task_name
 from tasks_generator.installation import installation_mark
 from tasks_generator.pool import pooled_task_name
 from tests.conftest import TEMPLATE_DB, BotApp, PgServer
-from tests.flow import TASK_SET, annotate, get_task, read_login
-from tests.test_pool import POOL_ON, wait_for_pool
+from tests.flow import TASK_SET, annotate, get_task, read_login, wait_for_pool
+from tests.test_pool import POOL_ON
 
 SECOND_BOT_TOKEN = "7012345679:AAF-second-bot-token-for-the-sandbox-0123"
 pytestmark = pytest.mark.slow

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import functools
 import io
 import json
 import logging
@@ -1358,12 +1360,10 @@ class CvatServer:
             task_id=task.id,
         )
         self.requests[rq_id] = rq
-        self._spawn(
-            self._process_task(
-                task, rq, uploads, server_files, sorting, order,
-                int(quality) if quality not in (None, "") else None,
-            )
-        )  # fmt: skip
+        self._spawn(self._in_import_worker(functools.partial(
+            self._process_task, task, rq, uploads, server_files, sorting, order,
+            int(quality) if quality not in (None, "") else None,
+        )))  # fmt: skip
         log.info("task %s data accepted: %d client files", task.id, len(uploads))
         return cvat_response({"rq_id": rq_id}, 202)
 
@@ -1443,39 +1443,6 @@ class CvatServer:
     ) -> None:
         try:
             await self._injected_sleep(min(0.02, self.processing_time / 10))
-            if self._import_slots is not None:
-                # CVAT's import worker takes one task at a time: the rest stay queued.
-                async with self._import_slots:
-                    await self._run_processing(task, rq, uploads, server_files, sorting, order,
-                                               quality)
-            else:
-                await self._run_processing(task, rq, uploads, server_files, sorting, order,
-                                           quality)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - surfaced through the request API
-            log.info("task %s creation failed: %s", task.id, exc)
-            rq.status = "failed"
-            rq.message = str(exc)
-        rq.finished_date = now_iso()
-        rq.finished_at = time.monotonic()
-        ttl = self.request_ttl if rq.status == "finished" else 7 * 24 * 3600
-        rq.expiry_date = iso_after(rq.finished_date, ttl)
-
-    async def _run_processing(
-        self,
-        task: Task,
-        rq: RqRequest,
-        uploads: list[tuple[str, bytes]],
-        server_files: list[str],
-        sorting: str,
-        order: list[str],
-        quality: int | None,
-    ) -> None:
-        """What the import worker does with one task: read, sort and measure the images, then
-        make the task's jobs; `processing_time` seconds of the worker's CPU."""
-        started = time.monotonic()
-        try:
             rq.status = "started"
             rq.started_date = now_iso()
             files = list(uploads)
@@ -1511,8 +1478,26 @@ class CvatServer:
                 self._initialize_task(task, frames, quality)
             rq.status = "finished"
             rq.progress = 0.0
-        finally:
-            self.cpu.count(time.monotonic() - started, "import")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - surfaced through the request API
+            log.info("task %s creation failed: %s", task.id, exc)
+            rq.status = "failed"
+            rq.message = str(exc)
+        rq.finished_date = now_iso()
+        rq.finished_at = time.monotonic()
+        ttl = self.request_ttl if rq.status == "finished" else 7 * 24 * 3600
+        rq.expiry_date = iso_after(rq.finished_date, ttl)
+
+    async def _in_import_worker(self, processing: Callable[[], Awaitable[None]]) -> None:
+        """Run a task's processing as CVAT's import worker does: one task at a time when the
+        costs say so (the rest stay queued), its time counted as the worker's CPU."""
+        async with self._import_slots or contextlib.nullcontext():
+            started = time.monotonic()
+            try:
+                await processing()
+            finally:
+                self.cpu.count(time.monotonic() - started, "import")
 
     def _read_share(self, rel: str) -> bytes | None:
         if self.share_dir is None:

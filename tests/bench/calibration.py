@@ -15,19 +15,19 @@ import contextlib
 import logging
 import statistics
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from connection import AsyncCvatClient, CvatClient, CvatError
+from connection import AsyncCvatClient, CvatClient
 from db import Database
 from sandbox.cvat import CvatCosts
 from sandbox.cvat.costs import MEASURED_PROCESSING
 from sandbox.telegram import TelegramUser
-from tasks_generator.pool import pool_counts
 from tests.bench.cvat_side import CpuReader, real_cpu_reader, standin_cpu_reader
 from tests.bench.harness import Postgres, RealCvat, Stage, cvat_annotate, ms, stage
-from tests.flow import read_login
+from tests.flow import delete_from_cvat, read_login, wait_for_pool
 
 logger = logging.getLogger(__name__)
 
@@ -71,20 +71,12 @@ def _median(values: list[float | None], digits: int = 2) -> float | None:
     return round(statistics.median(known), digits) if known else None
 
 
-async def _pool_full(database_url: str, within: float = 300) -> None:
-    db = Database(database_url)
-    try:
-        deadline = time.monotonic() + within
-        while True:
-            counts = await pool_counts(db)
-            if (counts.accounts_ready, counts.tasks_ready, counts.accounts_creating,
-                    counts.tasks_creating) == (POOL_SIZE, POOL_SIZE, 0, 0):
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the warm pool did not fill: {counts}")
-            await asyncio.sleep(0.05)
-    finally:
-        await db.close()
+def _to_login(key: str, logins: list[Window]) -> dict[str, Any]:
+    """Time to credentials (median and slowest), CVAT calls and CVAT CPU (medians)."""
+    return {f"{key}_credentials_ms": ms(statistics.median(w.seconds for w in logins)),
+            f"{key}_credentials_max_ms": ms(max(w.seconds for w in logins)),
+            f"{key}_calls_to_login": statistics.median(w.calls for w in logins),
+            f"{key}_cpu_to_login_s": _median([w.cpu for w in logins])}
 
 
 async def _press_to_login(meter: Meter, user: TelegramUser) -> tuple[Window, Any]:
@@ -106,66 +98,45 @@ async def _submit_to_grade(meter: Meter, user: TelegramUser) -> Window:
     return await meter.since(start)
 
 
-async def _clean_up(s: Stage) -> None:
-    """Delete from a real CVAT what this stage's bot made (after measuring)."""
-    if s.real_cvat is None or not s.database_url:
-        return
-    db = Database(s.database_url)
-    admin = AsyncCvatClient(CvatClient(s.real_cvat.url, s.real_cvat.username,
-                                       s.real_cvat.password))
-    try:
-        tasks = await db.fetchall("SELECT cvat_task_id AS id FROM attempts UNION"
-                                  " SELECT cvat_task_id FROM pool_tasks")
-        users = await db.fetchall("SELECT cvat_user_id AS id FROM candidates UNION"
-                                  " SELECT cvat_user_id FROM pool_accounts")
-        for row in tasks:
-            if row["id"] is not None:
-                with contextlib.suppress(CvatError):
-                    await admin.delete_task(row["id"])
-        for row in users:
-            if row["id"] is not None:
-                with contextlib.suppress(CvatError):
-                    await admin.delete_user(row["id"])
-    finally:
-        await admin.close()
-        await db.close()
-
-
-def _knobs(real: RealCvat | None) -> dict[str, Any]:
-    if real is not None:
-        return {"real_cvat": real}
-    return {"costs": CvatCosts.measured(), "processing_time": MEASURED_PROCESSING,
-            "count_calls": True}
-
-
-def _cpu_of(s: Stage) -> CpuReader:
-    if s.real_cvat is not None:
-        return real_cpu_reader(s.real_cvat.pids_file)
-    return standin_cpu_reader(s.cvat)
+@contextlib.asynccontextmanager
+async def measured_stage(postgres: Postgres, workdir: Path, scenario: str,
+                         real: RealCvat | None) -> AsyncIterator[tuple[Stage, Meter]]:
+    """A stage on the stand-in at a real server's costs, or on the real CVAT, and a meter on
+    it; afterwards its bot stopped and (on a real CVAT) what the bot made there deleted."""
+    knobs: dict[str, Any] = ({"real_cvat": real} if real is not None else {
+        "costs": CvatCosts.measured(), "processing_time": MEASURED_PROCESSING,
+        "count_calls": True})
+    async with stage(postgres, workdir, scenario, **knobs) as s:
+        cpu = (real_cpu_reader(real.pids_file) if real is not None
+               else standin_cpu_reader(s.cvat))
+        try:
+            yield s, Meter(s, cpu)
+        finally:
+            if s.bot is not None:
+                await s.bot.stop()
+            if real is not None and s.database_url:
+                db = Database(s.database_url)
+                admin = AsyncCvatClient(CvatClient(real.url, real.username, real.password))
+                try:
+                    await delete_from_cvat(db, admin)
+                finally:
+                    await admin.close()
+                    await db.close()
 
 
 async def measure_pool_off(postgres: Postgres, workdir: Path, prefix: str, candidates: int,
                            real: RealCvat | None) -> dict[str, Any]:
     """Candidates one at a time with the pool off, each through the whole test."""
     logins, submits = [], []
-    async with stage(postgres, workdir, f"{prefix}_off", **_knobs(real)) as s:
-        try:
-            meter = Meter(s, _cpu_of(s))
-            await s.start_bot(**POOL_OFF)
-            for user in s.users(candidates):
-                window, login = await _press_to_login(meter, user)
-                logins.append(window)
-                await cvat_annotate(s.cvat_public_url, login.username, login.password)
-                submits.append(await _submit_to_grade(meter, user))
-        finally:
-            if s.bot is not None:
-                await s.bot.stop()
-            await _clean_up(s)
+    async with measured_stage(postgres, workdir, f"{prefix}_off", real) as (s, meter):
+        await s.start_bot(**POOL_OFF)
+        for user in s.users(candidates):
+            window, login = await _press_to_login(meter, user)
+            logins.append(window)
+            await cvat_annotate(s.cvat_public_url, login.username, login.password)
+            submits.append(await _submit_to_grade(meter, user))
     return {
-        f"{prefix}_off_credentials_ms": ms(statistics.median(w.seconds for w in logins)),
-        f"{prefix}_off_credentials_max_ms": ms(max(w.seconds for w in logins)),
-        f"{prefix}_off_calls_to_login": statistics.median(w.calls for w in logins),
-        f"{prefix}_off_cpu_to_login_s": _median([w.cpu for w in logins]),
+        **_to_login(f"{prefix}_off", logins),
         f"{prefix}_submit_calls": statistics.median(w.calls for w in submits),
         f"{prefix}_submit_cpu_s": _median([w.cpu for w in submits]),
         f"{prefix}_journey_calls": statistics.median(
@@ -180,39 +151,34 @@ async def measure_warm(postgres: Postgres, workdir: Path, prefix: str, candidate
     logins, refills = [], []
     figures: dict[str, Any] = {}
     check_every = max(1, int(idle_seconds / 2)) if idle_seconds else 300
-    async with stage(postgres, workdir, f"{prefix}_warm", **_knobs(real)) as s:
+    async with measured_stage(postgres, workdir, f"{prefix}_warm", real) as (s, meter):
+        start = await meter.start()
+        await s.start_bot(POOL_CHECK_INTERVAL_SECONDS=str(check_every))
+        db = Database(s.database_url)
         try:
-            meter = Meter(s, _cpu_of(s))
-            start = await meter.start()
-            await s.start_bot(POOL_CHECK_INTERVAL_SECONDS=str(check_every))
-            await _pool_full(s.database_url)
+            await wait_for_pool(db, POOL_SIZE, POOL_SIZE, within=300)
             fill = await meter.since(start)
             for user in s.users(candidates):
                 before = await meter.start()
                 window, _ = await _press_to_login(meter, user)
                 logins.append(window)
-                await _pool_full(s.database_url)
+                await wait_for_pool(db, POOL_SIZE, POOL_SIZE, within=300)
                 refills.append(await meter.since(before))  # the hand-out and the refill
-            if idle_seconds:
-                start = await meter.start()
-                await asyncio.sleep(idle_seconds)
-                idle = await meter.since(start)
-                figures.update({
-                    f"{prefix}_idle_seconds": round(idle.seconds),
-                    f"{prefix}_idle_check_every_s": check_every,
-                    f"{prefix}_idle_calls_per_minute": round(idle.calls * 60 / idle.seconds, 2),
-                    f"{prefix}_idle_cpu_percent": None if idle.cpu is None else round(
-                        100 * idle.cpu / idle.seconds, 2),
-                })
         finally:
-            if s.bot is not None:
-                await s.bot.stop()
-            await _clean_up(s)
+            await db.close()
+        if idle_seconds:
+            start = await meter.start()
+            await asyncio.sleep(idle_seconds)
+            idle = await meter.since(start)
+            figures.update({
+                f"{prefix}_idle_seconds": round(idle.seconds),
+                f"{prefix}_idle_check_every_s": check_every,
+                f"{prefix}_idle_calls_per_minute": round(idle.calls * 60 / idle.seconds, 2),
+                f"{prefix}_idle_cpu_percent": None if idle.cpu is None else round(
+                    100 * idle.cpu / idle.seconds, 2),
+            })
     figures.update({
-        f"{prefix}_warm_credentials_ms": ms(statistics.median(w.seconds for w in logins)),
-        f"{prefix}_warm_credentials_max_ms": ms(max(w.seconds for w in logins)),
-        f"{prefix}_warm_calls_to_login": statistics.median(w.calls for w in logins),
-        f"{prefix}_warm_cpu_to_login_s": _median([w.cpu for w in logins]),
+        **_to_login(f"{prefix}_warm", logins),
         f"{prefix}_warm_refill_calls": statistics.median(w.calls for w in refills),
         f"{prefix}_warm_refill_cpu_s": _median([w.cpu for w in refills]),
         f"{prefix}_fill_seconds": round(fill.seconds, 1),
