@@ -21,7 +21,7 @@ from tests.conftest import PgServer
 
 EXPECTED_TABLES = {"telegram_users", "candidates", "attempts", "metrics", "trainingdata_whitelist",
                    "hr_preferences", "action_log", "fsm_storage", "schema_migrations",
-                   "event_locks", "pool_accounts", "pool_tasks"}
+                   "event_locks", "pool_accounts", "pool_tasks", "installation"}
 
 
 @pytest.fixture
