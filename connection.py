@@ -1,8 +1,15 @@
-"""CVAT REST client: HTTP Basic on every call, no cookies, bounded retries, typed results.
+"""CVAT REST client: a token signed in for once, no cookies, bounded retries, typed results.
 
 `CvatClient` is blocking (one pooled `requests.Session`); `AsyncCvatClient` runs the same calls in
 worker threads so an asyncio event loop never blocks. Both work with CVAT 2.3 ... 2.73: the server
 version is read once and used where the API differs (user lookup, waiting for task data, rq_id).
+
+Authentication: CVAT runs its password hasher (PBKDF2, a million rounds: 0.2-0.45 s of server
+CPU) on every request that carries HTTP Basic, whatever the endpoint. So the client signs in once
+(`POST /api/auth/login` -> `Authorization: Token <key>`), keeps the token in memory only, shares
+it with every client of the same account (`with_own_connections`), and signs in again when CVAT
+answers 401 (the token is deleted by any logout of that account). Personal access tokens (2.48+)
+do not fit: CVAT refuses them for changing and deleting users, even for a superuser.
 
 Retries: only idempotent calls (GET, PUT, DELETE, PATCH with absolute values) are re-sent, on
 connection errors, timeouts, 502/503/504 and 429. A POST is never re-sent blindly: the operations
@@ -30,12 +37,13 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
 from urllib3.util.retry import Retry
 
 import log
@@ -51,6 +59,7 @@ R = TypeVar("R")
 # --- API paths (the schema spells some with a trailing slash; the server answers both) ---
 PATH_ABOUT = "/api/server/about"
 PATH_REGISTER = "/api/auth/register"
+PATH_LOGIN = "/api/auth/login"
 PATH_USERS = "/api/users"
 PATH_USER = "/api/users/{id}"
 PATH_USER_SELF = "/api/users/self"
@@ -75,6 +84,14 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "PATC
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 MAX_BACKOFF = 10.0
 MAX_RETRY_AFTER = 30.0
+# Waiting for CVAT to process a task's images: the first look after this long, then 1.5 times
+# longer each time (at most 1 s). CVAT 2.73 reports no progress for small image tasks, so the
+# polls cannot aim at the end; this bounds them to a few per task.
+FIRST_POLL = 0.1
+# CVAT's clock and the database's may differ a little: an object dated up to this much before
+# the row that asked for it still counts as made for it. (What it guards against, a database
+# restored from an older backup, takes longer than this to happen.)
+CLOCK_SLACK = timedelta(seconds=60)
 
 # Version gates (first release with the behaviour).
 V_SIMPLE_FILTERS = (2, 4)  # ?username=, ?task_id=, /api/labels, task "jobs" summary
@@ -328,8 +345,28 @@ class CvatJob:
 
 
 def _no_auth(request: requests.PreparedRequest) -> requests.PreparedRequest:
-    """Auth hook that sends no credentials (overrides the session's Basic auth)."""
+    """Auth hook that sends no credentials (and keeps requests from reading ~/.netrc)."""
     return request
+
+
+class _TokenAuth(AuthBase):
+    """`Authorization: Token <key>` on one request."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Token {self.key}"
+        return request
+
+
+def made_since(created: datetime | None, not_before: datetime | None) -> bool:
+    """Whether an object CVAT dates `created` can be the one that a row dated `not_before`
+    asked for: one made before the row existed belongs to someone else (another deployment,
+    or this one before its database was restored from an older backup)."""
+    if not_before is None:
+        return True
+    return created is not None and created >= not_before - CLOCK_SLACK
 
 
 def _new_session(pool_size: int, connect_retries: int) -> requests.Session:
@@ -396,6 +433,39 @@ def _same_username(a: str, b: str) -> bool:
     return a == b
 
 
+def _batches(files: Sequence[tuple[str, bytes]], size: int,
+             max_bytes: int | None) -> list[Sequence[tuple[str, bytes]]]:
+    """Files in upload batches: `size` files each, or (with `max_bytes`) as many as fit in that
+    many bytes, at least one."""
+    if max_bytes is None:
+        return [files[i:i + size] for i in range(0, len(files), size)]
+    batches: list[Sequence[tuple[str, bytes]]] = []
+    current: list[tuple[str, bytes]] = []
+    used = 0
+    for item in files:
+        if current and used + len(item[1]) > max_bytes:
+            batches.append(current)
+            current, used = [], 0
+        current.append(item)
+        used += len(item[1])
+    batches.append(current)
+    return batches
+
+
+def _form(fields: Mapping[str, Any], files: Sequence[tuple[str, bytes]]) -> list[tuple[str, Any]]:
+    """A multipart body: the fields, then the files as CVAT wants them (`client_files[i]`)."""
+    form: list[tuple[str, Any]] = [(k, (None, str(v))) for k, v in fields.items()]
+    for index, (name, content) in enumerate(files):
+        ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        form.append((f"client_files[{index}]", (name, content, ctype)))
+    return form
+
+
+def _id_filter(ids: Sequence[int]) -> dict[str, str]:
+    """The `filter=` of a list call for these ids (CVAT's JSON logic `in`)."""
+    return {"filter": json.dumps({"in": [{"var": "id"}, sorted(set(ids))]})}
+
+
 def _next_poll_delay(delay: float, poll: float, elapsed: float, progress: float | None) -> float:
     """When to ask again: 1.5 times longer than the last wait (at most 1 s), or sooner, at
     half the time CVAT's own progress says is left, so the wait ends soon after the
@@ -417,8 +487,34 @@ def task_create_rq_id(version: CvatVersion, task_id: int) -> str:
 # ------------------------------------------------------------------------------------- client
 
 
+class CvatSignIn:
+    """One account's CVAT token: fetched with the password once, kept in memory, shared by every
+    client of that account; the password goes out again only when CVAT refuses the token."""
+
+    def __init__(self, username: str, password: str) -> None:
+        self.username = username
+        self._password = password
+        self._key: str | None = None
+        self._lock = threading.Lock()
+
+    def key(self, client: CvatClient) -> str:
+        """The token, signing in through `client` first when there is none (one thread signs
+        in, the others wait for its token)."""
+        with self._lock:
+            if self._key is None:
+                self._key = client._sign_in(self.username, self._password)
+            return self._key
+
+    def forget(self, key: str) -> None:
+        """CVAT refused this token: the next call signs in again (unless another thread
+        already has)."""
+        with self._lock:
+            if self._key == key:
+                self._key = None
+
+
 class CvatClient:
-    """Blocking CVAT REST client authenticating with HTTP Basic on every request."""
+    """Blocking CVAT REST client acting as one account, with a token (see the module's notes)."""
 
     def __init__(
         self,
@@ -441,8 +537,8 @@ class CvatClient:
         self.retries = max(0, int(retries))
         self.backoff = max(0.0, float(backoff))
         self._session = _new_session(pool_size, connect_retries=1)
-        self._session.auth = (username, password)
-        self._anon_session = _new_session(2, connect_retries=1)  # register / version probe
+        self._anon_session = _new_session(4, connect_retries=1)  # sign-in, registration
+        self._signin = CvatSignIn(username, password)
         self._version: CvatVersion | None = None
         self._version_lock = threading.Lock()
 
@@ -457,6 +553,13 @@ class CvatClient:
         other = CvatClient(self.base_url, username, password, timeout=self.timeout,
                            retries=self.retries, backoff=self.backoff)
         other._version = self._version
+        return other
+
+    def with_own_connections(self) -> CvatClient:
+        """The same account on connections of its own, sharing this client's sign-in: its
+        calls never queue behind this one's, and the password is not sent again."""
+        other = self.for_user(self.username, self._password)
+        other._signin = self._signin
         return other
 
     def close(self) -> None:
@@ -501,14 +604,68 @@ class CvatClient:
         timeout: float | None = None,
         stream: bool = False,
     ) -> requests.Response:
-        """Send one call; retry if idempotent; raise the matching CvatError on failure
-        (with `stream`, the body is left to the caller to read)."""
-        method = method.upper()
+        """Send one call with the account's token (or anonymously, or with `auth`); retry if
+        idempotent; raise the matching CvatError on failure (with `stream`, the body is left
+        to the caller to read)."""
+        call = functools.partial(self._send, method.upper(), path, params=params,
+                                 json_body=json_body, files=files, headers=headers, retry=retry,
+                                 timeout=timeout, stream=stream)
+        if anonymous:
+            return call(session=self._anon_session, auth=_no_auth)
+        if auth is not None:
+            return call(session=self._session, auth=auth)
+        key = self._signin.key(self)
+        try:
+            return call(session=self._session, auth=_TokenAuth(key))
+        except CvatAuthError:
+            # CVAT checks the token before it does anything else, so a call refused with 401
+            # did nothing: once signed in again it is sent once more, whatever its method.
+            self._signin.forget(key)
+            return call(session=self._session, auth=_TokenAuth(self._signin.key(self)))
+
+    def _sign_in(self, username: str, password: str) -> str:
+        """POST /api/auth/login on the cookie-less session: the account's token."""
+        try:
+            # CVAT keeps one token per account and creates nothing else a repeat would
+            # duplicate, so this POST may be re-sent after a lost answer.
+            answer = self._json("POST", PATH_LOGIN, anonymous=True, retry=True,
+                                json_body={"username": username, "password": password})
+        except CvatRejected as exc:
+            if exc.status != 400:
+                raise
+            raise CvatAuthError(
+                f"CVAT did not accept the username/password of {username!r} "
+                f"({_describe(exc.details) or 'no details'}). "
+                "Check the account exists, is active and the password is right.",
+                status=exc.status, details=exc.details) from exc
+        key = answer.get("key") if isinstance(answer, Mapping) else None
+        if not key:
+            raise CvatMisconfigured(f"CVAT signed {username!r} in without giving a token: "
+                                    "is e-mail verification on?")
+        log.register_secret(str(key))
+        logger.info("signed in to CVAT at %s as %s", self.base_url, username)
+        return str(key)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        session: requests.Session,
+        auth: Any,
+        params: Mapping[str, Any] | None,
+        json_body: Any,
+        files: Any,
+        headers: Mapping[str, str] | None,
+        retry: bool | None,
+        timeout: float | None,
+        stream: bool = False,
+    ) -> requests.Response:
+        """One call, re-sent after connection errors and 5xx/429 when `retry` (by default:
+        when its method is idempotent)."""
         if retry is None:
             retry = method in IDEMPOTENT_METHODS
         attempts = self.retries + 1 if retry else 1
-        session = self._anon_session if anonymous else self._session
-        request_auth: Any = _no_auth if anonymous else auth
         limit = timeout or self.timeout
         where = f"{method} {path}"
         for attempt in range(attempts):
@@ -517,7 +674,7 @@ class CvatClient:
             try:
                 response = session.request(
                     method, self._url(path), params=params, json=json_body, files=files,
-                    headers=dict(headers or {}), auth=request_auth,
+                    headers=dict(headers or {}), auth=auth,
                     timeout=(min(limit, 10.0), limit), allow_redirects=False, stream=stream,
                 )
             except (requests.ConnectionError, requests.Timeout,
@@ -671,6 +828,11 @@ class CvatClient:
         """GET /api/users/{id}."""
         return CvatUser.from_api(self._json("GET", PATH_USER.format(id=user_id)))
 
+    def users_by_id(self, ids: Sequence[int]) -> dict[int, CvatUser]:
+        """Those of these users that exist, by id: one list call per hundred, not one each."""
+        return {user.id: user for user in map(CvatUser.from_api,
+                                              self._paginate(PATH_USERS, _id_filter(ids)))}
+
     def register_user(
         self,
         username: str,
@@ -680,18 +842,20 @@ class CvatClient:
         last_name: str = "",
         *,
         existing_ok: bool = True,
+        not_before: datetime | None = None,
     ) -> CvatUser:
         """Register an account and return it with its id (the 201 answer carries none).
 
-        Never re-sent blindly: first looks the username up; if it exists and `password` logs in
-        to it, a previous attempt created it and that user is returned (`existing_ok=True`);
-        otherwise CvatRejected ("username taken"). After an ambiguous failure (timeout, dropped
+        Never re-sent blindly: with `existing_ok` (resuming after a crash) it first looks the
+        username up; if it exists, `password` logs in to it and it joined CVAT no earlier than
+        `not_before`, a previous attempt created it and that user is returned; otherwise
+        CvatRejected ("username taken"). After an ambiguous failure (timeout, dropped
         connection, 5xx) it looks again before raising CvatUnavailable. The registration goes
         out anonymously on a cookie-less session: CVAT logs the new user in with a cookie.
         """
         log.register_secret(password)
         if existing_ok:
-            existing = self._existing_registration(username, password)
+            existing = self._existing_registration(username, password, not_before)
             if existing is not None:
                 logger.info("CVAT user %s (id %d) already registered by an earlier attempt",
                             username, existing.id)
@@ -702,7 +866,7 @@ class CvatClient:
         try:
             answer = self._json("POST", PATH_REGISTER, json_body=body, anonymous=True)
         except CvatUnavailable:
-            existing = self._existing_registration(username, password)
+            existing = self._existing_registration(username, password, not_before)
             if existing is None:
                 raise
             logger.info("CVAT registration of %s failed in transit but the user exists", username)
@@ -718,11 +882,17 @@ class CvatClient:
         logger.info("CVAT user %s registered with id %d", username, user.id)
         return user
 
-    def _existing_registration(self, username: str, password: str) -> CvatUser | None:
+    def _existing_registration(self, username: str, password: str,
+                               not_before: datetime | None) -> CvatUser | None:
+        """The account an earlier attempt registered under this name, None if there is none;
+        CvatRejected if the name belongs to someone else (an older account, or another
+        password). The password is checked with HTTP Basic: a probe that, unlike signing in,
+        leaves the account's last login alone."""
         user = self.find_user(username)
         if user is None:
             return None
-        if self.verify_credentials(username, password) is None:
+        if not made_since(user.date_joined, not_before) or \
+                self.verify_credentials(username, password) is None:
             raise CvatRejected(
                 f"CVAT username {username!r} is already taken by another account",
                 status=400, details={"username": ["A user with that username already exists."]})
@@ -814,15 +984,18 @@ class CvatClient:
         labels: Sequence[Mapping[str, Any]] = DEFAULT_LABELS,
         *,
         existing_ok: bool = True,
+        not_before: datetime | None = None,
     ) -> CvatTask:
         """Create an empty task with these labels; the name must be unique.
 
-        Never re-sent blindly: first looks for a task with exactly this name (a previous
-        attempt) and returns it when `existing_ok` (check `has_data` before uploading); after an
-        ambiguous failure it looks again before raising CvatUnavailable.
+        Never re-sent blindly: with `existing_ok` (resuming after a crash) it first looks for a
+        task with exactly this name made no earlier than `not_before` (a previous attempt) and
+        returns it (check `has_data` before uploading); after an ambiguous failure it looks
+        again before raising CvatUnavailable. A task of that name made earlier is someone
+        else's and is never returned.
         """
         if existing_ok:
-            found = self.find_tasks(name=name)
+            found = self._tasks_made_since(name, not_before)
             if found:
                 logger.info("CVAT task %r already exists (id %d)", name, found[0].id)
                 return found[0]
@@ -830,7 +1003,7 @@ class CvatClient:
         try:
             data = self._json("POST", PATH_TASKS, json_body=body)
         except CvatUnavailable:
-            found = self.find_tasks(name=name)
+            found = self._tasks_made_since(name, not_before)
             if not found:
                 raise
             logger.info("CVAT task %r was created despite the failed answer", name)
@@ -838,6 +1011,9 @@ class CvatClient:
         task = CvatTask.from_api(data)
         logger.info("CVAT task %r created with id %d", name, task.id)
         return task
+
+    def _tasks_made_since(self, name: str, not_before: datetime | None) -> list[CvatTask]:
+        return [t for t in self.find_tasks(name=name) if made_since(t.created_date, not_before)]
 
     def delete_task(self, task_id: int) -> bool:
         """Delete a task; True if deleted now, False if it was already gone (404)."""
@@ -850,15 +1026,20 @@ class CvatClient:
         *,
         image_quality: int = 70,
         batch_size: int = 4,
+        batch_bytes: int | None = None,
         sorting_method: str = "lexicographical",
         on_progress: ProgressCallback | None = None,
     ) -> str:
         """Upload images to an empty task in batches and return the processing rq_id.
 
         Uses Upload-Start, one Upload-Multiple request per batch (`on_progress(k, n)` after
-        each) and Upload-Finish. These POSTs are never re-sent: a failure raises and the task
-        should be deleted and created again (re-sent files would be appended to). Frames are
-        ordered by `sorting_method`, so map annotations to files by name.
+        each) and Upload-Finish. With `batch_bytes` a batch holds files up to that many bytes
+        (at least one) instead of `batch_size` files, and an upload that fits in one batch goes
+        as a single request (Upload-Start and Upload-Finish together). These POSTs are never
+        re-sent: a failure raises and the task should be deleted and created again (re-sent
+        files would be appended to). A task that already has data is refused by CVAT at the
+        start (CvatRejected). Frames are ordered by `sorting_method`, so map annotations to
+        files by name.
         """
         names = [name for name, _ in files]
         if not files:
@@ -867,33 +1048,29 @@ class CvatClient:
             raise ValueError("image file names must be non-empty and unique")
         if not 1 <= image_quality <= 100:
             raise ValueError("image_quality must be between 1 and 100")
-        task = self.get_task(task_id)
-        if task.has_data:
-            raise CvatRejected(
-                f"CVAT task {task_id} already has data ({task.size} frames); data cannot be "
-                "added twice: delete the task and create a new one", status=400)
-        path = PATH_TASK_DATA.format(id=task_id)
         total = len(files)
-        batch_size = max(1, batch_size)
-        # Before 2.65 every Upload-Multiple request is validated and needs image_quality.
-        quality_in_batches = not self.server_version().at_least(V_QUALITY_OPTIONAL)
-        self._request("POST", path, headers={"Upload-Start": "true"})
+        batches = _batches(files, max(1, batch_size), batch_bytes)
+        finish = {"image_quality": image_quality, "sorting_method": sorting_method}
         if on_progress:
             on_progress(0, total)
-        for start in range(0, total, batch_size):
-            batch = files[start:start + batch_size]
-            form: list[tuple[str, Any]] = []
-            if quality_in_batches:
-                form.append(("image_quality", (None, str(image_quality))))
-            for index, (name, content) in enumerate(batch):
-                ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
-                form.append((f"client_files[{index}]", (name, content, ctype)))
-            self._request("POST", path, files=form, headers={"Upload-Multiple": "true"})
-            done = min(start + batch_size, total)
+        if batch_bytes is not None and len(batches) == 1:
+            rq_id = self._finish_data(task_id, finish, files=files,
+                                      headers={"Upload-Start": "true", "Upload-Finish": "true"})
+            if on_progress:
+                on_progress(total, total)
+            return rq_id
+        # Before 2.65 every Upload-Multiple request is validated and needs image_quality.
+        quality_in_batches = not self.server_version().at_least(V_QUALITY_OPTIONAL)
+        extra = {"image_quality": image_quality} if quality_in_batches else {}
+        self._post_data(task_id, headers={"Upload-Start": "true"})
+        done = 0
+        for batch in batches:
+            self._post_data(task_id, files=_form(extra, batch),
+                            headers={"Upload-Multiple": "true"})
+            done += len(batch)
             logger.debug("CVAT task %d: uploaded %d/%d images", task_id, done, total)
             if on_progress:
                 on_progress(done, total)
-        finish = {"image_quality": image_quality, "sorting_method": sorting_method}
         return self._finish_data(task_id, finish, headers={"Upload-Finish": "true"})
 
     def attach_server_files(
@@ -911,14 +1088,17 @@ class CvatClient:
                 "server_files": list(paths)}
         return self._finish_data(task_id, body, headers={})
 
-    def _finish_data(self, task_id: int, body: Mapping[str, Any],
-                     headers: Mapping[str, str]) -> str:
-        """POST the final data request; return the rq_id (also after a 409 or lost answer)."""
+    def _finish_data(self, task_id: int, body: Mapping[str, Any], headers: Mapping[str, str],
+                     files: Sequence[tuple[str, bytes]] = ()) -> str:
+        """POST the final data request (with these files, if any); return the rq_id (also
+        after a 409 or lost answer)."""
         version = self.server_version()
         fallback = task_create_rq_id(version, task_id)
         try:
-            response = self._request("POST", PATH_TASK_DATA.format(id=task_id),
-                                     json_body=dict(body), headers=headers)
+            if files:
+                response = self._post_data(task_id, files=_form(body, files), headers=headers)
+            else:
+                response = self._post_data(task_id, json_body=dict(body), headers=headers)
         except CvatRejected as exc:
             if exc.status == 409 and isinstance(exc.details, Mapping):
                 logger.info("CVAT task %d: processing already queued", task_id)
@@ -933,6 +1113,18 @@ class CvatClient:
         data = _body(response)
         rq_id = data.get("rq_id") if isinstance(data, Mapping) else None
         return str(rq_id or fallback)
+
+    def _post_data(self, task_id: int, **kwargs: Any) -> requests.Response:
+        """POST /api/tasks/{id}/data; CVAT's refusal to add data twice in plain words."""
+        try:
+            return self._request("POST", PATH_TASK_DATA.format(id=task_id), **kwargs)
+        except CvatRejected as exc:
+            if exc.status == 400 and "Adding more data" in exc.message:
+                raise CvatRejected(
+                    f"CVAT task {task_id} already has data; data cannot be added twice: "
+                    "delete the task and create a new one",
+                    status=exc.status, details=exc.details) from exc
+            raise
 
     def _request_exists(self, rq_id: str) -> bool:
         try:
@@ -962,6 +1154,42 @@ class CvatClient:
         task whose size is not `expected_size` or that has no job. `on_progress(fraction)`
         gets values in 0..1.
         """
+        self._wait_processed(task_id, rq_id, timeout, poll, on_progress)
+        return self._verify_task_data(task_id, expected_size)
+
+    def wait_for_job(
+        self,
+        task_id: int,
+        rq_id: str | None,
+        *,
+        expected_size: int,
+        timeout: float = 300.0,
+        poll: float = FIRST_POLL,
+    ) -> CvatJob:
+        """Wait as wait_for_data does, then return the task's (first) annotation job, verified
+        in the same call to cover `expected_size` frames: one list call instead of reading the
+        task, its frames and its jobs one after another."""
+        self._wait_processed(task_id, rq_id, timeout, poll, None)
+        return self.annotation_job(task_id, expected_size)
+
+    def annotation_job(self, task_id: int, expected_size: int) -> CvatJob:
+        """The first annotation job of a processed task; CvatTaskProcessingError unless its
+        jobs exist and cover `expected_size` frames (an empty task has none)."""
+        jobs = sorted(self.list_jobs(task_id), key=lambda j: j.start_frame)
+        frames = sum(j.frame_count or 0 for j in jobs)
+        if not jobs or frames != expected_size:
+            raise CvatTaskProcessingError(
+                f"CVAT reports task {task_id} processed but it has {len(jobs)} job(s) over "
+                f"{frames} images instead of {expected_size} (the task stays empty). Delete it "
+                "and create it again; check file names and formats.",
+                details={"task_id": task_id, "jobs": len(jobs), "frames": frames})
+        logger.info("CVAT task %d ready: %d images, job %d", task_id, frames, jobs[0].id)
+        return jobs[0]
+
+    def _wait_processed(self, task_id: int, rq_id: str | None, timeout: float, poll: float,
+                        on_progress: FractionCallback | None) -> None:
+        """Poll until CVAT finished processing the task's data (first after `poll` seconds,
+        then 1.5 times longer each time); CvatTaskProcessingError if it failed or timed out."""
         version = self.server_version()
         use_requests = version.at_least(V_REQUESTS_API)
         rq_id = rq_id or task_create_rq_id(version, task_id)
@@ -969,6 +1197,7 @@ class CvatClient:
         deadline = started + timeout
         delay = max(0.05, poll)
         while True:
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
             state, message, progress = (self._poll_request(rq_id) if use_requests
                                         else self._poll_status(task_id))
             if on_progress and progress is not None:
@@ -979,16 +1208,14 @@ class CvatClient:
                     f"{message or 'no reason given'}. Delete the task and create it again.",
                     details={"rq_id": rq_id, "message": message})
             if state in ("finished", "gone"):
-                break
+                return
+            delay = _next_poll_delay(delay, poll, time.monotonic() - started, progress)
             if time.monotonic() + delay > deadline:
                 raise CvatTaskProcessingError(
                     f"CVAT did not finish processing the images of task {task_id} within "
                     f"{timeout:.0f} s (last state: {state}). Delete the task and create it "
                     "again; check CVAT's workers if this repeats.",
                     details={"rq_id": rq_id, "state": state})
-            time.sleep(delay)
-            delay = _next_poll_delay(delay, poll, time.monotonic() - started, progress)
-        return self._verify_task_data(task_id, expected_size)
 
     def _poll_request(self, rq_id: str) -> tuple[str, str, float | None]:
         try:
@@ -1056,6 +1283,11 @@ class CvatClient:
     def get_job(self, job_id: int) -> CvatJob:
         """GET /api/jobs/{id}."""
         return CvatJob.from_api(self._json("GET", PATH_JOB.format(id=job_id)))
+
+    def jobs_by_id(self, ids: Sequence[int]) -> dict[int, CvatJob]:
+        """Those of these jobs that exist, by id: one list call per hundred, not one each."""
+        return {job.id: job for job in map(CvatJob.from_api,
+                                           self._paginate(PATH_JOBS, _id_filter(ids)))}
 
     def assign_job(self, job_id: int, user_id: int | None) -> CvatJob:
         """Make `user_id` the job's assignee (None unassigns) and verify CVAT applied it."""
@@ -1232,6 +1464,11 @@ class AsyncCvatClient:
         """An async client acting as another account (shares nothing but the address)."""
         return AsyncCvatClient(self.client.for_user(username, password), max_workers=2)
 
+    def with_own_connections(self) -> AsyncCvatClient:
+        """The same account on threads and connections of its own, sharing the sign-in (see
+        CvatClient.with_own_connections)."""
+        return AsyncCvatClient(self.client.with_own_connections())
+
     async def _run(self, func: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(func, *args, **kwargs))
@@ -1269,10 +1506,12 @@ class AsyncCvatClient:
 
     async def register_user(self, username: str, password: str, email: str,
                             first_name: str = "", last_name: str = "", *,
-                            existing_ok: bool = True) -> CvatUser:
+                            existing_ok: bool = True,
+                            not_before: datetime | None = None) -> CvatUser:
         """See CvatClient.register_user."""
         return await self._run(self.client.register_user, username, password, email,
-                               first_name, last_name, existing_ok=existing_ok)
+                               first_name, last_name, existing_ok=existing_ok,
+                               not_before=not_before)
 
     async def find_user(self, username: str) -> CvatUser | None:
         """See CvatClient.find_user."""
@@ -1281,6 +1520,10 @@ class AsyncCvatClient:
     async def get_user(self, user_id: int) -> CvatUser:
         """See CvatClient.get_user."""
         return await self._run(self.client.get_user, user_id)
+
+    async def users_by_id(self, ids: Sequence[int]) -> dict[int, CvatUser]:
+        """See CvatClient.users_by_id."""
+        return await self._run(self.client.users_by_id, ids)
 
     async def set_groups(self, user_id: int, groups: Sequence[str]) -> CvatUser:
         """See CvatClient.set_groups."""
@@ -1302,9 +1545,11 @@ class AsyncCvatClient:
         return await self._run(self.client.delete_user, user_id)
 
     async def create_task(self, name: str, labels: Sequence[Mapping[str, Any]] = DEFAULT_LABELS,
-                          *, existing_ok: bool = True) -> CvatTask:
+                          *, existing_ok: bool = True,
+                          not_before: datetime | None = None) -> CvatTask:
         """See CvatClient.create_task."""
-        return await self._run(self.client.create_task, name, labels, existing_ok=existing_ok)
+        return await self._run(self.client.create_task, name, labels, existing_ok=existing_ok,
+                               not_before=not_before)
 
     async def find_tasks(self, name: str | None = None) -> list[CvatTask]:
         """See CvatClient.find_tasks."""
@@ -1320,6 +1565,7 @@ class AsyncCvatClient:
 
     async def upload_images(self, task_id: int, files: Sequence[tuple[str, bytes]], *,
                             image_quality: int = 70, batch_size: int = 4,
+                            batch_bytes: int | None = None,
                             sorting_method: str = "lexicographical",
                             on_progress: ProgressCallback | None = None,
                             on_progress_in_loop: bool = False) -> str:
@@ -1328,7 +1574,8 @@ class AsyncCvatClient:
             on_progress = threadsafe_callback(on_progress)
         return await self._run(self.client.upload_images, task_id, files,
                                image_quality=image_quality, batch_size=batch_size,
-                               sorting_method=sorting_method, on_progress=on_progress)
+                               batch_bytes=batch_bytes, sorting_method=sorting_method,
+                               on_progress=on_progress)
 
     async def attach_server_files(self, task_id: int, paths: Sequence[str], *,
                                   image_quality: int = 70,
@@ -1353,6 +1600,17 @@ class AsyncCvatClient:
                                expected_size=expected_size, timeout=timeout, poll=poll,
                                on_progress=on_progress)
 
+    async def wait_for_job(self, task_id: int, rq_id: str | None, *, expected_size: int,
+                           timeout: float = 300.0,  # noqa: ASYNC109
+                           poll: float = FIRST_POLL) -> CvatJob:
+        """See CvatClient.wait_for_job."""
+        return await self._run(self.client.wait_for_job, task_id, rq_id,
+                               expected_size=expected_size, timeout=timeout, poll=poll)
+
+    async def annotation_job(self, task_id: int, expected_size: int) -> CvatJob:
+        """See CvatClient.annotation_job."""
+        return await self._run(self.client.annotation_job, task_id, expected_size)
+
     async def get_task_meta(self, task_id: int) -> dict[str, Any]:
         """See CvatClient.get_task_meta."""
         return await self._run(self.client.get_task_meta, task_id)
@@ -1368,6 +1626,10 @@ class AsyncCvatClient:
     async def get_job(self, job_id: int) -> CvatJob:
         """See CvatClient.get_job."""
         return await self._run(self.client.get_job, job_id)
+
+    async def jobs_by_id(self, ids: Sequence[int]) -> dict[int, CvatJob]:
+        """See CvatClient.jobs_by_id."""
+        return await self._run(self.client.jobs_by_id, ids)
 
     async def assign_job(self, job_id: int, user_id: int | None) -> CvatJob:
         """See CvatClient.assign_job."""

@@ -162,8 +162,8 @@ async def start_background_work(dispatcher: Dispatcher, bot: Bot, db: Database,
     dispatcher["background"] = asyncio.create_task(recover(), name="reconcile")
     dispatcher["loop_monitor"] = LoopMonitor().start()
     # The warm pool gets its own CVAT connections and threads: a refill never queues in front
-    # of a candidate's call.
-    pool_cvat = AsyncCvatClient.from_settings(settings)
+    # of a candidate's call. It shares the sign-in: CVAT hashes the password once, not twice.
+    pool_cvat = cvat.with_own_connections()
     dispatcher["pool_cvat"] = pool_cvat
     dispatcher["pool"] = asyncio.create_task(PoolKeeper(db, pool_cvat, settings, task_set).run(),
                                              name="warm-pool")

@@ -50,6 +50,7 @@ async def ensure_cvat_account(
                 candidate.cvat_username, candidate.cvat_password,
                 make_email(candidate.cvat_username, email_domain),
                 first_name=first[:150], last_name=last[:150], existing_ok=resumed,
+                not_before=candidate.created_at,
             )
             break
         except CvatRejected as exc:

@@ -13,6 +13,7 @@ from typing import Any
 
 from create_users.db_operations import Candidate, lock_or_create_candidate, take_pooled_account
 from db import Cursor, Database
+from tasks_generator.installation import installation_mark
 
 CREATING, READY, SUBMITTED, GRADED, FAILED = "creating", "ready", "submitted", "graded", "failed"
 OPEN_STATUSES = (CREATING, READY)
@@ -68,7 +69,9 @@ class Opening:
 
     kind: "build" (this caller must build the attempt now), "busy" (someone else is building
     it), "ready" (it exists: send the credentials again), "done" (the latest attempt was
-    submitted; a new one needs `new_attempt`), "no_attempts_left", "cooldown".
+    submitted; a new one needs `new_attempt`), "no_attempts_left", "cooldown". `resumed`: the
+    attempt to build was being built before (a crash, a failure), so what it sent to CVAT may
+    have arrived without being recorded.
     """
 
     kind: str
@@ -77,6 +80,7 @@ class Opening:
     used: int = 0
     allowed: int = 0
     available_at: datetime | None = None
+    resumed: bool = False
 
 
 def _latest(cur: Cursor, candidate_id: int) -> Attempt | None:
@@ -86,9 +90,10 @@ def _latest(cur: Cursor, candidate_id: int) -> Attempt | None:
     return Attempt.from_row(row) if row else None
 
 
-def task_name(candidate_id: int, number: int, attempt_id: int) -> str:
-    """The unique name of a task built for one attempt (a pooled task keeps its own)."""
-    return f"Test of candidate {candidate_id}, attempt {number} (#{attempt_id})"
+def task_name(candidate_id: int, number: int, attempt_id: int, mark: str) -> str:
+    """The unique name of a task built for one attempt (a pooled task keeps its own), with this
+    deployment's mark: another database's attempt of the same id names its task otherwise."""
+    return f"Test of candidate {candidate_id}, attempt {number} (#{attempt_id}, {mark})"
 
 
 def _take_pooled_task(cur: Cursor, attempt: Attempt) -> Attempt:
@@ -146,12 +151,12 @@ async def open_attempt(
     """
 
     def build(cur: Cursor, candidate: Candidate, attempt: Attempt, used: int,
-              allowed: int) -> Opening:
+              allowed: int, resumed: bool = True) -> Opening:
         if pooled_accounts:
             candidate = take_pooled_account(cur, candidate)
         if pooled_tasks:
             attempt = _take_pooled_task(cur, attempt)
-        return Opening("build", candidate, attempt, used, allowed)
+        return Opening("build", candidate, attempt, used, allowed, resumed=resumed)
 
     def work(cur: Cursor) -> Opening:
         candidate = lock_or_create_candidate(cur, telegram_id, username, full_name)
@@ -188,8 +193,10 @@ async def open_attempt(
         )
         attempt = Attempt.from_row(cur.fetchone())
         cur.execute(f"UPDATE attempts SET cvat_task_name = %s WHERE id = %s RETURNING {_COLUMNS}",
-                    (task_name(candidate.id, number, attempt.id), attempt.id))
-        return build(cur, candidate, Attempt.from_row(cur.fetchone()), used, allowed)
+                    (task_name(candidate.id, number, attempt.id, installation_mark(cur)),
+                     attempt.id))
+        return build(cur, candidate, Attempt.from_row(cur.fetchone()), used, allowed,
+                     resumed=False)
 
     return await db.run(work)
 
@@ -325,12 +332,17 @@ async def interrupted_attempts(db: Database) -> list[Attempt]:
 async def forget_lost_task(db: Database, attempt: Attempt) -> Attempt:
     """The attempt's (pooled) task is gone from CVAT: drop it, so the build makes a new one
     under the attempt's own name (only by the lease's holder, else LeaseLost)."""
-    row = await db.fetchone(
-        "UPDATE attempts SET cvat_task_id = NULL, cvat_job_id = NULL, cvat_task_name = %s,"
-        " updated_at = now() WHERE id = %s AND status = 'creating' AND lease_owner = %s"
-        f" RETURNING {_COLUMNS}",
-        (task_name(attempt.candidate_id, attempt.number, attempt.id), attempt.id,
-         attempt.lease_owner))
+
+    def work(cur: Cursor) -> dict[str, Any] | None:
+        name = task_name(attempt.candidate_id, attempt.number, attempt.id,
+                         installation_mark(cur))
+        cur.execute(
+            "UPDATE attempts SET cvat_task_id = NULL, cvat_job_id = NULL, cvat_task_name = %s,"
+            " updated_at = now() WHERE id = %s AND status = 'creating' AND lease_owner = %s"
+            f" RETURNING {_COLUMNS}", (name, attempt.id, attempt.lease_owner))
+        return cur.fetchone()
+
+    row = await db.run(work)
     if row is None:
         raise LeaseLost(f"attempt {attempt.id}")
     return Attempt.from_row(row)

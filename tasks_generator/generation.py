@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from config.env import Settings
-from connection import AsyncCvatClient, CvatError, CvatJob, CvatNotFound, CvatRejected, CvatTask
+from connection import (
+    AsyncCvatClient,
+    CvatError,
+    CvatJob,
+    CvatNotFound,
+    CvatRejected,
+    made_since,
+)
 from create_users.db_operations import (
     Candidate,
     forget_lost_account,
@@ -35,6 +42,9 @@ from tasks_generator.task_set import TaskSet
 logger = logging.getLogger(__name__)
 
 ACCOUNT, TASK, IMAGES, READY = "account", "task", "images", "ready"
+# Images go to CVAT in requests of about this size: a set's worth of small images in one, and
+# on a slow link the progress message still moves (it changes at most once a second).
+UPLOAD_BATCH_BYTES = 2 * 1024 * 1024
 Progress = Callable[[str, int, int], Awaitable[None]]
 
 
@@ -58,24 +68,33 @@ Remember = Callable[[int | None], Awaitable[None]]
 
 async def task_with_images(
     cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet, *, name: str,
-    task_id: int | None, images: tuple[str, ...], remember: Remember,
-    progress: Progress = _no_progress,
-) -> CvatTask:
-    """A task named `name` with `images` uploaded and processed: the one with id `task_id` when
-    it still exists, else found by its unique name (after a lost answer) or created. `remember`
-    records the task's id (None when it was dropped) before anything else happens to it."""
+    task_id: int | None, images: tuple[str, ...], remember: Remember, not_before: datetime,
+    resumed: bool, progress: Progress = _no_progress,
+) -> CvatJob:
+    """The annotation job of a task named `name` with `images` uploaded and processed: the task
+    with id `task_id` when it still exists under that name; else, when `resumed` (an earlier
+    build may have created it and lost the answer), one of that name made since `not_before`
+    (the row that asked for it); else a new one. `remember` records the task's id (None when
+    it was dropped) before anything else happens to it."""
     task = None
     if task_id is not None:
         try:
             task = await cvat.get_task(task_id)
         except CvatNotFound:
             logger.warning("task %s (%s) is gone from CVAT; creating it again", task_id, name)
+        if task is not None and (task.name != name
+                                 or not made_since(task.created_date, not_before)):
+            # Not the task this row made (CVAT was reset and gave the id to another): leave
+            # it alone.
+            logger.warning("task %s on CVAT is %r now, not %r; creating ours again", task_id,
+                           task.name, name)
+            task = None
     if task is None:
-        task = await cvat.create_task(name)
+        task = await cvat.create_task(name, existing_ok=resumed, not_before=not_before)
         await remember(task.id)
     expected = len(images)
     if task.has_data and task.size == expected and task.jobs_count >= 1:
-        return task
+        return await cvat.annotation_job(task.id, expected)
     if task.has_data:
         # Half-processed or broken by an earlier run: CVAT cannot attach data twice, so the
         # task is replaced (under the same unique name) rather than patched.
@@ -83,7 +102,7 @@ async def task_with_images(
         await remember(task.id)  # a fenced write: a builder that lost its lease stops here
         await cvat.delete_task(task.id)
         await remember(None)
-        task = await cvat.create_task(name, existing_ok=False)
+        task = await cvat.create_task(name, existing_ok=False, not_before=not_before)
         await remember(task.id)
     await progress(TASK, 1, 1)
     await progress(IMAGES, 0, expected)
@@ -97,8 +116,8 @@ async def task_with_images(
             await progress(IMAGES, done, total)
 
         try:
-            rq_id = await cvat.upload_images(task.id, files, on_progress=uploaded,
-                                             on_progress_in_loop=True)
+            rq_id = await cvat.upload_images(task.id, files, batch_bytes=UPLOAD_BATCH_BYTES,
+                                             on_progress=uploaded, on_progress_in_loop=True)
         except CvatRejected as exc:
             if exc.status != 409 or not isinstance(exc.details, dict):
                 raise
@@ -107,8 +126,7 @@ async def task_with_images(
             logger.info("task %s (%s): an earlier upload is being processed; waiting for it",
                         task.id, name)
             rq_id = str(exc.details.get("rq_id") or "") or None
-    # Polls start at 0.05 s and grow 1.5x: a small task is noticed ready soon after it is.
-    return await cvat.wait_for_data(task.id, rq_id, expected_size=expected, poll=0.05)
+    return await cvat.wait_for_job(task.id, rq_id, expected_size=expected)
 
 
 async def build_attempt(
@@ -119,10 +137,13 @@ async def build_attempt(
     candidate: Candidate,
     attempt: Attempt,
     progress: Progress = _no_progress,
+    *,
+    resumed: bool = True,
 ) -> Credentials:
-    """Run (or resume) every step; on a CVAT failure clean up the task and re-raise. Every
-    write is fenced by the attempt's lease: a builder whose lease another took over gets
-    LeaseLost and leaves the attempt, and its task, to the new one."""
+    """Run (or resume) every step; on a failure clean up the task and re-raise. Every write is
+    fenced by the attempt's lease: a builder whose lease another took over gets LeaseLost and
+    leaves the attempt, and its task, to the new one. Only a `resumed` build looks on CVAT for
+    what an earlier one may have made unrecorded."""
     lease = timedelta(seconds=settings.build_lease_seconds)
     created: set[int] = set()  # tasks this builder made: the only ones its failure deletes
 
@@ -136,7 +157,7 @@ async def build_attempt(
     async with heartbeat(renew, lease.total_seconds() / 3, f"attempt {attempt.id}"):
         try:
             candidate = await _build_steps(db, cvat, settings, task_set, candidate, attempt,
-                                           progress, created)
+                                           progress, created, resumed)
         except LeaseLost:
             raise
         except Exception as exc:  # CVAT failing, or anything unforeseen: the attempt fails
@@ -196,6 +217,7 @@ class _Lost(Exception):
 async def _build_steps(
     db: Database, cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet,
     candidate: Candidate, attempt: Attempt, progress: Progress, created: set[int],
+    resumed: bool,
 ) -> Candidate:
     """Account and task at the same time (neither needs the other), and the assignment as soon
     as the task is ready and the account's id known; each step skipped when already done.
@@ -207,7 +229,7 @@ async def _build_steps(
     await progress(TASK, 0, 1)
     for _ in range(3):
         results = await _build_round(db, cvat, settings, task_set, candidate, attempt,
-                                     progress, created)
+                                     progress, created, resumed)
         lost = {r.what for r in results if isinstance(r, _Lost)}
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, _Lost):
@@ -234,6 +256,7 @@ async def _build_steps(
 async def _build_round(
     db: Database, cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet,
     candidate: Candidate, attempt: Attempt, progress: Progress, created: set[int],
+    resumed: bool,
 ) -> list[Candidate | CvatJob | BaseException]:
     """One try at every step: [the candidate with their account, the assigned job], each an
     exception instead when it failed (both run to the end, so the clean-up sees everything)."""
@@ -241,7 +264,7 @@ async def _build_round(
     account = asyncio.create_task(_account(db, cvat, settings, candidate, progress))
 
     async def assigned() -> CvatJob:
-        job_id = await _job(db, cvat, settings, task_set, attempt, progress, created)
+        job_id = await _job(db, cvat, settings, task_set, attempt, progress, created, resumed)
         user_id = candidate.cvat_user_id if has_account else (await account).cvat_user_id
         assert user_id is not None
         try:
@@ -283,7 +306,8 @@ async def _account(db: Database, cvat: AsyncCvatClient, settings: Settings,
 
 
 async def _job(db: Database, cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet,
-               attempt: Attempt, progress: Progress, created: set[int]) -> int:
+               attempt: Attempt, progress: Progress, created: set[int],
+               resumed: bool) -> int:
     """The id of the attempt's annotation job, its task built first unless it came from the
     pool ready (then the job is known and nothing is asked of CVAT)."""
     expected = len(attempt.image_subset)
@@ -295,11 +319,12 @@ async def _job(db: Database, cvat: AsyncCvatClient, settings: Settings, task_set
                 created.add(task_id)
 
         assert attempt.cvat_task_name is not None
-        task = await task_with_images(cvat, settings, task_set, name=attempt.cvat_task_name,
-                                      task_id=attempt.cvat_task_id,
-                                      images=attempt.image_subset, remember=remember,
-                                      progress=progress)
-        job_id = (await cvat.list_jobs(task.id))[0].id
+        job = await task_with_images(cvat, settings, task_set, name=attempt.cvat_task_name,
+                                     task_id=attempt.cvat_task_id,
+                                     images=attempt.image_subset, remember=remember,
+                                     not_before=attempt.created_at, resumed=resumed,
+                                     progress=progress)
+        job_id = job.id
     else:
         job_id = attempt.cvat_job_id
     await progress(TASK, 1, 1)

@@ -10,11 +10,18 @@ in front of a candidate's:
   CVAT, and new rows are only added under a lock while fewer than the pool's size exist: a crash
   leaves a row whose lease runs out and whose build is resumed (found by its name), never a
   second account or task, and never more than the size.
-- Every `POOL_CHECK_INTERVAL_SECONDS` the ready ones are looked up on CVAT; one deleted by hand
-  or lost in a server reset loses its row and is replaced. A hand-out that still meets one (it
-  went between two checks) makes a new one on demand instead (`generation._build_steps`).
+- Every `POOL_CHECK_INTERVAL_SECONDS` the ready ones are looked up on CVAT, in one list call
+  for the accounts and one for the tasks' jobs; one deleted by hand or lost in a server reset
+  loses its row and is replaced, and so does one that is no longer ours to give (another
+  account or task under its id, one activated, logged into, assigned or changed since it was
+  made ready): that one is left alone on CVAT. A hand-out that still meets a gone one (it went
+  between two checks) makes a new one on demand instead (`generation._build_steps`).
 - Rows over the size (the setting was lowered, or set to 0) and tasks of images no attempt gets
   any more (another task set, another IMAGES_PER_TASK) are deleted from CVAT.
+- Pooled task names carry this deployment's mark, and a build resumed after a crash takes a
+  thing found on CVAT by its name only if it was made after the row that asked for it.
+- One thing failing, whatever the error, never stops the others: it is logged with its row's id
+  and tried again after a pause that doubles with each failure.
 """
 
 from __future__ import annotations
@@ -24,16 +31,25 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from config.env import Settings
-from connection import AsyncCvatClient, CvatError, CvatNotFound, CvatRejected
+from connection import (
+    AsyncCvatClient,
+    CvatError,
+    CvatJob,
+    CvatNotFound,
+    CvatRejected,
+    CvatUser,
+    made_since,
+)
 from create_users.generation import make_email, make_password, make_pool_username
 from create_users.registration import CANDIDATE_GROUPS, MAX_NAME_TRIES, name_taken
 from db import Cursor, Database, DatabaseUnavailable
 from log import register_secret
 from tasks_generator.generation import heartbeat, task_with_images
+from tasks_generator.installation import installation_mark
 from tasks_generator.task_set import TaskSet
 
 logger = logging.getLogger(__name__)
@@ -41,7 +57,11 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = 1.0  # how often the keeper looks whether the pool needs refilling
 MAX_BACKOFF_SECONDS = 60.0
 BUILD_CONCURRENCY = 4
-RETRY_AFTER_FAILURE = timedelta(seconds=10)  # a failed build is tried again after this
+RETRY_AFTER_FAILURE = timedelta(seconds=10)  # a failed build is tried again after this,
+MAX_RETRY_AFTER_FAILURE = timedelta(hours=1)  # doubled with each failure up to this
+# CVAT dates the steps of making a thing within this of each other: registering logs the new
+# account in, processing makes a job and never touches it again. A later date means a person.
+SAME_MOMENT = timedelta(seconds=5)
 # pg_advisory_xact_lock keys: one writer at a time decides what each pool needs.
 _LOCK_ACCOUNTS, _LOCK_TASKS = 0x706F6F6C01, 0x706F6F6C02
 ACCOUNTS, TASKS = "pool_accounts", "pool_tasks"
@@ -85,14 +105,19 @@ class _Work:
 
 
 def _lease_rows(cur: Cursor, table: str, ids: list[int], lease: timedelta,
-                status: str | None = None) -> list[dict[str, Any]]:
+                status: str | None = None, resumed: list[int] | None = None,
+                ) -> list[dict[str, Any]]:
+    """Lease these rows to this process; each comes back with `resumed`: an earlier build of
+    it may have made something on CVAT without recording it (only then is CVAT searched)."""
     if not ids:
         return []
     new_status = ", status = %(status)s" if status else ""
     cur.execute(f"UPDATE {table} SET lease_until = now() + %(lease)s{new_status}"
                 " WHERE id = ANY(%(ids)s) RETURNING *",
                 {"lease": lease, "ids": ids, "status": status})
-    return sorted(cur.fetchall(), key=lambda r: r["id"])
+    again = set(ids if resumed is None else resumed)
+    return sorted(({**row, "resumed": row["id"] in again} for row in cur.fetchall()),
+                  key=lambda r: r["id"])
 
 
 def _free(row: dict[str, Any], now: Any) -> bool:
@@ -131,7 +156,7 @@ def _take_account_work(cur: Cursor, size: int, below: int, lease: timedelta) -> 
             cur.execute("INSERT INTO pool_accounts (cvat_username, cvat_password) VALUES"
                         " (%s, %s) RETURNING id", (make_pool_username(), make_password()))
             new.append(cur.fetchone()["id"])
-    return _Work(build=_lease_rows(cur, ACCOUNTS, resume + new, lease),
+    return _Work(build=_lease_rows(cur, ACCOUNTS, resume + new, lease, resumed=resume),
                  retire=_lease_rows(cur, ACCOUNTS, retire + spare, lease, "retiring"))
 
 
@@ -167,10 +192,17 @@ def _take_task_work(cur: Cursor, task_set: str, targets: dict[tuple[str, ...], i
                 cur.execute(
                     "INSERT INTO pool_tasks (id, task_set, image_subset, cvat_task_name)"
                     " VALUES (%s, %s, %s, %s)",
-                    (row_id, task_set, list(key), f"Annotation test (pooled #{row_id})"))
+                    (row_id, task_set, list(key), pooled_task_name(row_id,
+                                                                   installation_mark(cur))))
                 new.append(row_id)
-    return _Work(build=_lease_rows(cur, TASKS, resume + new, lease),
+    return _Work(build=_lease_rows(cur, TASKS, resume + new, lease, resumed=resume),
                  retire=_lease_rows(cur, TASKS, sorted(set(retire)), lease, "retiring"))
+
+
+def pooled_task_name(row_id: int, mark: str) -> str:
+    """The unique name of a pooled task, with this deployment's mark (another database's pool
+    counts its rows from 1 as well)."""
+    return f"Annotation test (pooled #{row_id}, {mark})"
 
 
 class PoolKeeper:
@@ -212,6 +244,12 @@ class PoolKeeper:
                 failures += 1
                 if failures == 1:
                     logger.warning("the warm pool cannot be refilled now: %s", exc)
+            except Exception:
+                # A fault of ours or an answer nobody foresaw: the keeper slows down, says
+                # so, and keeps the pool going.
+                failures += 1
+                logger.exception("the warm pool's keeper failed (tried again in %.0f s)",
+                                 min(POLL_SECONDS * 2 ** failures, MAX_BACKOFF_SECONDS))
             await asyncio.sleep(min(POLL_SECONDS * 2 ** failures, MAX_BACKOFF_SECONDS)
                                 if failures else POLL_SECONDS)
 
@@ -243,11 +281,21 @@ class PoolKeeper:
             async with self._builds, heartbeat(renew, self.lease.total_seconds() / 3,
                                                f"{table} {row['id']}"):
                 await work(row)
-        except (CvatError, DatabaseUnavailable) as exc:
-            logger.warning("%s row %s: %s (tried again later)", table, row["id"], exc)
+        except Exception as exc:
+            # Whatever one row raises (CVAT, the database, an answer nobody foresaw, a bug),
+            # the others carry on; this one waits, longer after each failure.
+            pause = min(RETRY_AFTER_FAILURE * 2 ** row.get("failures", 0),
+                        MAX_RETRY_AFTER_FAILURE)
+            if isinstance(exc, CvatError | DatabaseUnavailable):
+                logger.warning("%s row %s: %s (tried again in %.0f s)", table, row["id"], exc,
+                               pause.total_seconds())
+            else:
+                logger.exception("%s row %s failed (tried again in %.0f s)", table, row["id"],
+                                 pause.total_seconds())
             with contextlib.suppress(DatabaseUnavailable):
-                await self.db.execute(f"UPDATE {table} SET lease_until = now() + %s"
-                                      " WHERE id = %s", (RETRY_AFTER_FAILURE, row["id"]))
+                await self.db.execute(f"UPDATE {table} SET lease_until = now() + %s,"
+                                      " failures = failures + 1 WHERE id = %s",
+                                      (pause, row["id"]))
         except asyncio.CancelledError:
             # A clean stop: what this process was making is free for the next one at once
             # (after a crash the lease runs out instead).
@@ -265,16 +313,24 @@ class PoolKeeper:
             "cvat_password"]
         register_secret(password)
         if user_id is None:
+            resumed = row["resumed"]
             for _ in range(MAX_NAME_TRIES):
                 try:
                     user = await self.cvat.register_user(
                         username, password,
-                        make_email(username, self.settings.cvat_email_domain))
+                        make_email(username, self.settings.cvat_email_domain),
+                        existing_ok=resumed, not_before=row["created_at"])
+                    if resumed and _given_out(user):
+                        # Made for this row, but handed to a candidate since (in a timeline
+                        # this database lost, restored from an older backup): not ours to give.
+                        raise CvatRejected(f"CVAT account {username} is in use",
+                                           details={"username": ["in use"]})
                     break
                 except CvatRejected as exc:
                     if not name_taken(exc):
                         raise
                     logger.warning("CVAT name %s is taken; the pool picks another", username)
+                    resumed = False
                     username, password = make_pool_username(), make_password()
                     register_secret(password)
                     await self.db.execute(
@@ -306,7 +362,8 @@ class PoolKeeper:
         user_id = row["cvat_user_id"]
         if user_id is None:
             found = await self.cvat.find_user(row["cvat_username"])
-            user_id = found.id if found else None
+            ours = found is not None and made_since(found.date_joined, row["created_at"])
+            user_id = found.id if found and ours else None
         if user_id is not None:
             await self.cvat.delete_user(user_id)
         await self.db.execute("DELETE FROM pool_accounts WHERE id = %s AND status = 'retiring'",
@@ -323,22 +380,23 @@ class PoolKeeper:
             await self.db.execute("UPDATE pool_tasks SET cvat_task_id = %s WHERE id = %s",
                                   (task_id, row["id"]))
 
-        task = await task_with_images(
+        job = await task_with_images(
             self.cvat, self.settings, self.task_set, name=row["cvat_task_name"],
-            task_id=row["cvat_task_id"], images=tuple(row["image_subset"]), remember=remember)
-        job = (await self.cvat.list_jobs(task.id))[0]
+            task_id=row["cvat_task_id"], images=tuple(row["image_subset"]), remember=remember,
+            not_before=row["created_at"], resumed=row["resumed"])
         if job.assignee_id is not None:
             await self.cvat.assign_job(job.id, None)
         await self.db.execute(
             "UPDATE pool_tasks SET status = 'ready', cvat_task_id = %s, cvat_job_id = %s,"
             " ready_at = now(), checked_at = now(), lease_until = NULL"
-            " WHERE id = %s AND status = 'creating'", (task.id, job.id, row["id"]))
-        logger.info("pooled task %s (id %s) is ready", row["cvat_task_name"], task.id)
+            " WHERE id = %s AND status = 'creating'", (job.task_id, job.id, row["id"]))
+        logger.info("pooled task %s (id %s) is ready", row["cvat_task_name"], job.task_id)
 
     async def _retire_task(self, row: dict[str, Any]) -> None:
         """Delete a task the pool no longer needs, then its row."""
         ids = [row["cvat_task_id"]] if row["cvat_task_id"] is not None else [
-            t.id for t in await self.cvat.find_tasks(name=row["cvat_task_name"])]
+            t.id for t in await self.cvat.find_tasks(name=row["cvat_task_name"])
+            if made_since(t.created_date, row["created_at"])]
         for task_id in ids:
             await self.cvat.delete_task(task_id)
         await self.db.execute("DELETE FROM pool_tasks WHERE id = %s AND status = 'retiring'",
@@ -348,42 +406,35 @@ class PoolKeeper:
     # ------------------------------------------------------------------------------ checks
 
     async def check(self) -> int:
-        """Look every ready pooled thing up on CVAT; drop (and so replace) what is gone or was
-        taken by hand. The number dropped."""
+        """Look every ready pooled thing up on CVAT (one list call for the accounts, one for
+        the tasks' jobs); drop, and so replace, what is gone or no longer ours to give. The
+        number dropped."""
         dropped = 0
-        seen: list[int] = []
-        for row in await self.db.fetchall(
-                "SELECT id, cvat_username, cvat_user_id FROM pool_accounts"
-                " WHERE status = 'ready' ORDER BY id"):
-            try:
-                await self.cvat.get_user(row["cvat_user_id"])
-            except CvatNotFound:
-                dropped += await self._drop(ACCOUNTS, row["id"],
-                                            f"account {row['cvat_username']} is gone")
-                continue
-            seen.append(row["id"])
-        await self._checked(ACCOUNTS, seen)
-        seen = []
-        for row in await self.db.fetchall(
-                "SELECT id, cvat_task_id, cvat_job_id, cvat_task_name FROM pool_tasks"
-                " WHERE status = 'ready' ORDER BY id"):
-            try:
-                job = await self.cvat.get_job(row["cvat_job_id"])
-            except CvatNotFound:
-                with contextlib.suppress(CvatError):
-                    await self.cvat.delete_task(row["cvat_task_id"])  # what is left of it
-                dropped += await self._drop(TASKS, row["id"],
-                                            f"task {row['cvat_task_id']} is gone")
-                continue
-            if job.assignee_id is not None:  # someone assigned it by hand: not ours to give
-                await self.db.execute("UPDATE pool_tasks SET status = 'retiring', lease_until"
-                                      " = NULL WHERE id = %s AND status = 'ready'", (row["id"],))
-                logger.warning("pooled task %s was assigned on CVAT by hand; replacing it",
-                               row["cvat_task_id"])
-                dropped += 1
-                continue
-            seen.append(row["id"])
-        await self._checked(TASKS, seen)
+        accounts = await self.db.fetchall(
+            "SELECT id, cvat_username, cvat_user_id, inactive FROM pool_accounts"
+            " WHERE status = 'ready' ORDER BY id")
+        if accounts:
+            users = await self.cvat.users_by_id([r["cvat_user_id"] for r in accounts])
+            dropped += await self._check_rows(ACCOUNTS, accounts, [
+                _account_problem(row, users.get(row["cvat_user_id"])) for row in accounts])
+        tasks = await self.db.fetchall(
+            "SELECT id, cvat_task_id, cvat_job_id, cvat_task_name FROM pool_tasks"
+            " WHERE status = 'ready' ORDER BY id")
+        if tasks:
+            jobs = await self.cvat.jobs_by_id([r["cvat_job_id"] for r in tasks])
+            dropped += await self._check_rows(TASKS, tasks, [
+                _task_problem(row, jobs.get(row["cvat_job_id"])) for row in tasks])
+        return dropped
+
+    async def _check_rows(self, table: str, rows: list[dict[str, Any]],
+                          problems: list[str | None]) -> int:
+        """Drop the rows with a problem, record the others as just seen; the number dropped."""
+        dropped = 0
+        for row, problem in zip(rows, problems, strict=True):
+            if problem is not None:
+                dropped += await self._drop(table, row["id"], problem)
+        await self._checked(table, [r["id"] for r, p in zip(rows, problems, strict=True)
+                                    if p is None])
         return dropped
 
     async def _checked(self, table: str, ids: list[int]) -> None:
@@ -399,3 +450,39 @@ class PoolKeeper:
         if done:
             logger.warning("pooled %s on CVAT; replacing it", why)
         return int(done)
+
+
+def _account_problem(row: dict[str, Any], user: CvatUser | None) -> str | None:
+    """Why a ready pooled account may not be handed out, or None when it may (judged by CVAT's
+    own dates only: its clock and the database's may differ)."""
+    name = row["cvat_username"]
+    if user is None:
+        return f"account {name} is gone"
+    if user.username != name:
+        return f"account {name} (id {row['cvat_user_id']}) is someone else's ({user.username})"
+    if (row["inactive"] and user.is_active) or _given_out(user):
+        return f"account {name} was activated or used since; it is left alone"
+    return None
+
+
+def _task_problem(row: dict[str, Any], job: CvatJob | None) -> str | None:
+    """Why a ready pooled task may not be handed out, or None when it may."""
+    name, task_id = row["cvat_task_name"], row["cvat_task_id"]
+    if job is None:
+        return f"task {task_id} is gone"
+    if job.task_id != task_id or job.task_name != name:
+        return f"task {task_id} (job {job.id}) is someone else's ({job.task_name!r})"
+    if job.assignee_id is not None or _later(job.updated_date, job.created_date):
+        return f"task {task_id} was assigned or changed by hand; it is left alone"
+    return None
+
+
+def _given_out(user: CvatUser) -> bool:
+    """Whether an account the pool registered was handed to a candidate: the pool names an
+    account only when it hands it out, and nobody else logs into one before that."""
+    return bool(user.first_name or user.last_name) or _later(user.last_login, user.date_joined)
+
+
+def _later(changed: datetime | None, made: datetime | None) -> bool:
+    """Whether CVAT dates a change after the thing's making was over."""
+    return changed is not None and made is not None and changed > made + SAME_MOMENT

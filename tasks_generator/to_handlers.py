@@ -110,7 +110,8 @@ async def request_test_task(
         assert opening.attempt is not None
         try:
             credentials = await build_attempt(db, cvat, settings, task_set, opening.candidate,
-                                              opening.attempt, progress)
+                                              opening.attempt, progress,
+                                              resumed=opening.resumed)
         except LeaseLost:
             # This process was cut off for longer than the lease; the builder that took over
             # sends the login.
@@ -234,7 +235,7 @@ async def _reconcile_one(db: Database, cvat: AsyncCvatClient, settings: Settings
         return None  # another replica took it over meanwhile
     try:
         credentials = await build_attempt(db, cvat, settings, task_set, opening.candidate,
-                                          opening.attempt)
+                                          opening.attempt, resumed=opening.resumed)
     except CvatError as exc:
         logger.warning("interrupted attempt %s could not be finished: %s", attempt.id, exc)
         return "failed"

@@ -33,16 +33,13 @@ from db import Database, EmbeddedPostgres, migrate, reachable_temp_dir
 from main import create_bot, create_dispatcher
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
+from tests.flow import HANG
 
 BOT_TOKEN = "7012345678:AAF-test-token-for-the-sandbox-0123456789"
 CVAT_ADMIN_USERNAME = "bot-admin"
 CVAT_ADMIN_PASSWORD = "Sandbox-Adm1n-Passw0rd"
 HR_ADMIN_ID = 900_001
 TEMPLATE_DB = "cbt_template"
-# Seconds a test waits for something the bot does before calling it a hang. The waits return
-# as soon as the event happens; only a hang (or a bug) ever reaches this bound, however busy
-# the machine is, so it is the same for every wait.
-HANG = 90.0
 
 
 # --- the database server ---------------------------------------------------------------------

@@ -4,21 +4,29 @@ annotation on the CVAT stand-in with the login the bot sent, as a person would."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import re
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from config.env import PROJECT_DIR
-from connection import AsyncCvatClient, CvatClient
+from connection import AsyncCvatClient, CvatClient, CvatError
+from db import Database
 from sandbox.telegram import BotMessage, TelegramUser
+from tasks_generator.pool import pool_counts
 from tasks_generator.task_set import load_task_set
 from tests.bench.tasks import DEFAULT_SET_XML
 
 TASK_SET = load_task_set(DEFAULT_SET_XML.parent)
+# Seconds a test waits for something the bot does before calling it a hang. The waits return
+# as soon as the event happens; only a hang (or a bug) ever reaches this bound, however busy
+# the machine is, so it is the same for every wait.
+HANG = 90.0
 
 
 @dataclass(frozen=True)
@@ -134,3 +142,29 @@ async def start_bot_process(env: dict[str, str]) -> asyncio.subprocess.Process:
     """`python main.py` as production starts it."""
     return await asyncio.create_subprocess_exec(sys.executable, str(PROJECT_DIR / "main.py"),
                                                 cwd=PROJECT_DIR, env=env)
+
+
+async def wait_for_pool(db: Database, accounts: int, tasks: int, within: float = HANG) -> None:
+    """Until exactly this many accounts and tasks are ready and none is being made."""
+    deadline = time.monotonic() + within
+    while True:
+        counts = await pool_counts(db)
+        if (counts.accounts_ready, counts.tasks_ready, counts.accounts_creating,
+                counts.tasks_creating) == (accounts, tasks, 0, 0):
+            return
+        assert time.monotonic() < deadline, f"pool never reached {accounts}/{tasks}: {counts}"
+        await asyncio.sleep(0.05)
+
+
+async def delete_from_cvat(db: Database, admin: AsyncCvatClient) -> None:
+    """Delete every task and account this database knows from CVAT (a real one is not thrown
+    away after a run, as the stand-in is)."""
+    tasks = await db.fetchall("SELECT cvat_task_id AS id FROM attempts UNION"
+                              " SELECT cvat_task_id FROM pool_tasks")
+    users = await db.fetchall("SELECT cvat_user_id AS id FROM candidates UNION"
+                              " SELECT cvat_user_id FROM pool_accounts")
+    for delete, rows in ((admin.delete_task, tasks), (admin.delete_user, users)):
+        for row in rows:
+            if row["id"] is not None:
+                with contextlib.suppress(CvatError):
+                    await delete(row["id"])

@@ -9,8 +9,10 @@ import time
 import pytest
 
 from bot_files.loop_monitor import LoopMonitor
-from tests.bench.__main__ import print_table
+from sandbox.cvat import CvatServer
+from tests.bench.__main__ import calibrate, calibration_rows, print_table
 from tests.bench.grading import bench_grading
+from tests.bench.harness import RealCvat
 from tests.bench.hostile import bench_grading_processes
 from tests.bench.live import LiveSizes, run_live
 
@@ -42,8 +44,10 @@ async def test_loop_monitor_sees_a_blocked_loop_and_reports_at_stop(
 
 @pytest.mark.timeout(300)
 def test_live_sections_run_with_tiny_counts(capsys: pytest.CaptureFixture[str]) -> None:
-    """The bot as a subprocess, the echo bot, every live section and the table."""
-    figures = asyncio.run(run_live(LiveSizes.tiny()))
+    """The bot as a subprocess, the echo bot, every live section and the table (the pool's
+    section runs in the side-by-side test below)."""
+    figures = asyncio.run(run_live(LiveSizes.tiny(), sections=(
+        "throughput", "credentials", "responsiveness", "memory")))
     assert figures["load_flows_completed"] == figures["load_candidates"] == 2
     assert figures["idle_samples"] == 3 and figures["load_samples"] >= 1
     assert figures["bot_max_loop_stall_ms"] is not None  # read from the bot's log after SIGTERM
@@ -58,3 +62,30 @@ def test_live_sections_run_with_tiny_counts(capsys: pytest.CaptureFixture[str]) 
                  "grading_ms": 1, "grading_reference_ms": 1, "grading_speedup": 1,
                  "grading_max_metric_difference": 0, "hr_export_missing": True})
     assert "Throughput ratio" in capsys.readouterr().out
+
+
+@pytest.mark.timeout(300)
+async def test_the_side_by_side_run_works_against_an_outside_cvat(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`--cvat-url` with a stand-in playing the real server (it has no processes to read),
+    beside the stand-in at a real server's costs (the benchmark's pool section)."""
+    outside = CvatServer(admin=("outside-admin", "Outside-Adm1n-Passw0rd"))
+    await outside.start(host="127.0.0.1", port=0)
+    try:
+        figures = await calibrate(RealCvat(outside.base_url, "outside-admin",
+                                           "Outside-Adm1n-Passw0rd"), candidates=1, idle=1.0)
+    finally:
+        await outside.stop()
+    assert figures["real_journey_calls"] > figures["real_off_calls_to_login"] > 0
+    # The stand-in at a real server's costs: requests counted, CVAT's CPU charged.
+    assert figures["standin_journey_calls"] > figures["standin_off_calls_to_login"] > \
+        figures["standin_warm_calls_to_login"] > 0
+    assert figures["standin_off_cpu_to_login_s"] > figures["standin_warm_cpu_to_login_s"] > 0
+    assert figures["standin_idle_calls_per_minute"] is not None
+    assert "ratio_off_calls_to_login" in figures
+    assert figures["real_off_cpu_to_login_s"] is None  # not on this machine's processes
+    assert outside.tasks == {} and [u.username for u in outside.users.values()] == [
+        "outside-admin"]  # what the bot made there is deleted afterwards
+    print_table({**figures, "machine": {"cores": 1, "memory_gb": 1, "python": "3"}},
+                calibration_rows(figures))
+    assert "stand-in / real: off_calls_to_login" in capsys.readouterr().out

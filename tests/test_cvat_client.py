@@ -10,13 +10,16 @@ import secrets
 import socket
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import requests
 from PIL import Image, ImageDraw
 
 from config.env import load_settings
 from connection import (
+    CLOCK_SLACK,
     DEFAULT_LABELS,
     AsyncCvatClient,
     CvatAuthError,
@@ -31,7 +34,7 @@ from connection import (
     CvatVersion,
     task_create_rq_id,
 )
-from sandbox.cvat import CvatServer
+from sandbox.cvat import CvatCosts, CvatServer
 
 ADMIN = ("admin", "Adm1n-Passw0rd")
 N_IMAGES = 12
@@ -597,3 +600,104 @@ async def test_server_files_and_settings(tmp_path: Any) -> None:
     finally:
         await client.close()
         await server.stop()
+
+
+# ------------------------------------------------------------------------ authentication
+
+
+def hashing_seconds(server: CvatServer) -> float:
+    """Server CPU the stand-in spent in its password hasher so far."""
+    return server.cpu.spent["hashing"]
+
+
+async def test_the_password_is_hashed_once_however_many_calls(
+        server: CvatServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    server.costs = CvatCosts(password_hash=0.01)  # a CVAT that charges for every hashing
+    client = AsyncCvatClient(sync_client(server))
+    pooled = client.with_own_connections()
+    try:
+        await client.check_admin()
+        task_id, job_id = await make_task(client)
+        await asyncio.gather(*(client.get_job(job_id) for _ in range(5)),
+                             *(pooled.get_task(task_id) for _ in range(5)))
+        await pooled.users_by_id([1])
+    finally:
+        await pooled.close()
+        await client.close()
+    # One sign-in for both clients of the account: CVAT hashed the password once, not per call.
+    assert len(requests_to(server, "POST", r"^/api/auth/login$")) == 1
+    assert hashing_seconds(server) == pytest.approx(0.01)
+    token = server.users_by_name(ADMIN[0]).token
+    assert token and token not in caplog.text and ADMIN[1] not in caplog.text
+
+
+async def test_a_token_deleted_by_a_logout_elsewhere_is_replaced(
+        server: CvatServer, admin: AsyncCvatClient) -> None:
+    await admin.check_admin()
+    first = server.users_by_name(ADMIN[0]).token
+    # Somebody signs the bot's account out (a logout in the web UI deletes its one token).
+    out = await asyncio.to_thread(requests.post, f"{server.base_url}/api/auth/logout",
+                                  headers={"Authorization": f"Token {first}"}, timeout=5)
+    assert out.status_code == 200 and server.users_by_name(ADMIN[0]).token is None
+    # The next call, a POST, is refused with 401 (it did nothing), signed in again and sent
+    # once more: one task, two sign-ins.
+    name = f"after logout {secrets.token_hex(3)}"
+    task = await admin.create_task(name, existing_ok=False)
+    assert [t.id for t in await admin.find_tasks(name=name)] == [task.id]
+    assert [e[2] for e in requests_to(server, "POST", r"^/api/tasks$")] == [401, 201]
+    assert len(requests_to(server, "POST", r"^/api/auth/login$")) == 2
+    assert server.users_by_name(ADMIN[0]).token not in (None, first)
+
+
+async def test_an_account_that_cannot_sign_in_any_more_is_an_auth_error(
+        server: CvatServer, admin: AsyncCvatClient) -> None:
+    user, password = await make_candidate(admin, "gone")
+    candidate = admin.for_user(user.username, password)
+    try:
+        assert (await candidate.whoami()).id == user.id
+        await admin.delete_user(user.id)
+        with pytest.raises(CvatAuthError) as exc:  # its token is refused, so is its password
+            await candidate.whoami()
+        assert password not in str(exc.value)
+    finally:
+        await candidate.close()
+
+
+async def test_a_found_task_or_account_older_than_its_row_is_not_taken(
+        server: CvatServer, admin: AsyncCvatClient) -> None:
+    name = f"restored {secrets.token_hex(3)}"
+    theirs = await admin.create_task(name, existing_ok=False)
+    user, password = await make_candidate(admin, "older")
+    row_made = datetime.now(UTC) + 2 * CLOCK_SLACK  # a row made well after both
+    ours = await admin.create_task(name, not_before=row_made)
+    assert ours.id != theirs.id
+    with pytest.raises(CvatRejected) as taken:
+        await admin.register_user(user.username, password, f"{user.username}@example.com",
+                                  not_before=row_made)
+    assert "username" in taken.value.details
+    # Without a row to compare with (and the right password) the earlier ones are returned.
+    assert (await admin.register_user(user.username, password, "x@example.com")).id == user.id
+
+
+async def test_a_small_upload_is_one_request_and_a_big_one_goes_in_batches_by_size(
+        server: CvatServer, admin: AsyncCvatClient) -> None:
+    files = make_jpegs(5)
+    sizes = [len(content) for _, content in files]
+    two = 2 * max(sizes)
+    assert two < 3 * min(sizes)  # so a batch of `two` bytes holds exactly two of these
+    for limit, steps, posts in ((sum(sizes), [0, 5], 1), (two, [0, 2, 4, 5], 5)):
+        task = await admin.create_task(f"batches {secrets.token_hex(3)}", existing_ok=False)
+        progress: list[int] = []
+        rq_id = await admin.upload_images(task.id, files, batch_bytes=limit,
+                                          on_progress=lambda k, n, seen=progress: seen.append(k))
+        assert progress == steps
+        assert len(requests_to(server, "POST", rf"^/api/tasks/{task.id}/data/?$")) == posts
+        job = await admin.wait_for_job(task.id, rq_id, expected_size=5)
+        assert job.task_id == task.id and job.frame_count == 5
+    # A lost answer to the single request: the processing request is found, nothing re-sent.
+    task = await admin.create_task(f"lost single {secrets.token_hex(3)}", existing_ok=False)
+    server.fail_next("POST", r"/data/?$", status=504, after=True)
+    rq_id = await admin.upload_images(task.id, files, batch_bytes=sum(sizes))
+    assert len(requests_to(server, "POST", rf"^/api/tasks/{task.id}/data/?$")) == 1
+    assert (await admin.wait_for_job(task.id, rq_id, expected_size=5)).frame_count == 5

@@ -20,7 +20,14 @@ from sandbox.telegram import TelegramServer, TelegramUser
 from tasks_generator.pool import PoolKeeper, pool_counts
 from tasks_generator.task_set import load_task_set
 from tests.conftest import CVAT_ADMIN_PASSWORD, CVAT_ADMIN_USERNAME, HANG, BotApp
-from tests.flow import TASK_SET, annotate, bot_process_env, get_task, start_bot_process
+from tests.flow import (
+    TASK_SET,
+    annotate,
+    bot_process_env,
+    get_task,
+    start_bot_process,
+    wait_for_pool,
+)
 
 POOL_ON = {"pool_accounts": 3, "pool_tasks": 3, "pool_accounts_refill_below": 3,
            "pool_tasks_refill_below": 3}
@@ -35,18 +42,6 @@ def pool_app(app_with: StartApp) -> StartApp:
         return await app_with(**{**POOL_ON, **changes})
 
     return start
-
-
-async def wait_for_pool(db: Database, accounts: int, tasks: int, within: float = HANG) -> None:
-    """Until exactly this many accounts and tasks are ready and none is being made."""
-    deadline = time.monotonic() + within
-    while True:
-        counts = await pool_counts(db)
-        if (counts.accounts_ready, counts.tasks_ready, counts.accounts_creating,
-                counts.tasks_creating) == (accounts, tasks, 0, 0):
-            return
-        assert time.monotonic() < deadline, f"pool never reached {accounts}/{tasks}: {counts}"
-        await asyncio.sleep(0.05)
 
 
 def pooled_names(cvat: CvatServer) -> list[str]:
@@ -359,3 +354,75 @@ async def test_tasks_of_images_no_attempt_gets_any_more_are_replaced(
     assert sorted(len(t.frames) for t in cvat.tasks.values()) == [8, 8, 8]
     subsets = await db.fetchall("SELECT image_subset FROM pool_tasks WHERE status = 'ready'")
     assert all(len(r["image_subset"]) == 8 for r in subsets) and len(subsets) == 3
+
+
+async def test_one_pooled_task_failing_unforeseen_does_not_stop_the_others(
+        settings: Settings, cvat: CvatServer, db: Database,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # CVAT (or a proxy before it) answers the job list of one pooled task with a body no CVAT
+    # sends: that build fails with an error nobody foresaw, not a CVAT error.
+    cvat.fail_next("GET", r"^/api/jobs\?task_id=", status=200,
+                   body={"count": 1, "next": None, "previous": None, "results": [{"id": None}]})
+    admin = AsyncCvatClient(CvatClient(cvat.base_url, CVAT_ADMIN_USERNAME, CVAT_ADMIN_PASSWORD))
+    keeper = asyncio.create_task(PoolKeeper(db, admin, dataclasses.replace(settings, **POOL_ON),
+                                            TASK_SET).run())
+    try:
+        deadline = time.monotonic() + 20
+        while (await pool_counts(db)).tasks_ready < 2 or (await pool_counts(db)).accounts_ready < 3:
+            assert time.monotonic() < deadline, "the other pooled things were not made"
+            await asyncio.sleep(0.05)
+        broken = await db.fetchone("SELECT id, cvat_task_id, failures, lease_until > now()"
+                                   " + interval '5 seconds' AS paused FROM pool_tasks"
+                                   " WHERE status = 'creating'")
+        assert broken["failures"] == 1 and broken["paused"]
+        assert f"pool_tasks row {broken['id']} failed" in caplog.text
+        assert "TypeError" in caplog.text
+        # Not retried in a tight loop: nothing more is asked about that task for a while,
+        # while the keeper goes on looking every second.
+        seen = len(cvat.request_log)
+        await asyncio.sleep(2.5)
+        assert not [p for _, p, *_ in cvat.request_log[seen:] if str(broken["cvat_task_id"]) in p]
+        assert not keeper.done()
+        # When its pause is over it is finished under its name: three tasks, none made twice.
+        await db.execute("UPDATE pool_tasks SET lease_until = now() WHERE id = %s",
+                         (broken["id"],))
+        await wait_for_pool(db, 3, 3)
+    finally:
+        keeper.cancel()
+        await asyncio.gather(keeper, return_exceptions=True)
+        await admin.close()
+    assert len(pooled_names(cvat)) == 3 == len(cvat.tasks)
+
+
+async def test_the_check_is_two_list_calls_and_leaves_what_is_not_ours_alone(
+        settings: Settings, cvat: CvatServer, db: Database) -> None:
+    admin = AsyncCvatClient(CvatClient(cvat.base_url, CVAT_ADMIN_USERNAME, CVAT_ADMIN_PASSWORD))
+    keeper = PoolKeeper(db, admin, dataclasses.replace(settings, **POOL_ON), TASK_SET)
+    for _ in range(3):
+        await keeper.refill()
+    await wait_for_pool(db, 3, 3)
+    task = await db.fetchone("SELECT cvat_task_id, cvat_job_id FROM pool_tasks ORDER BY id"
+                             " LIMIT 1")
+    account = await db.fetchone("SELECT cvat_user_id FROM pool_accounts ORDER BY id LIMIT 1")
+    # By hand on CVAT: somebody takes a pooled job for a colleague, another activates an
+    # account; CVAT is reset under a third, which now has another task's job id.
+    colleague = await admin.register_user("colleague", "Colle4gue-Passw0rd", "c@example.com")
+    await admin.assign_job(task["cvat_job_id"], colleague.id)
+    await admin.set_user_active(account["cvat_user_id"], True)
+    await db.execute("UPDATE pool_tasks SET cvat_job_id = %s WHERE cvat_task_id = (SELECT"
+                     " max(cvat_task_id) FROM pool_tasks)", (task["cvat_job_id"],))
+    before = len(cvat.request_log)
+    assert await keeper.check() == 3
+    assert [(m, p) for m, p, *_ in cvat.request_log[before:]] == [("GET", "/api/users"),
+                                                                  ("GET", "/api/jobs")]
+    # Left alone on CVAT, as they are; replaced in the pool by new ones.
+    assert cvat.jobs[task["cvat_job_id"]].assignee_id == colleague.id
+    assert cvat.users[account["cvat_user_id"]].is_active
+    assert len(cvat.tasks) == 3
+    for _ in range(3):
+        await keeper.refill()
+    await wait_for_pool(db, 3, 3)
+    assert len(cvat.tasks) == 5 and len(candidate_users(cvat)) == 4
+    ready = await db.fetchall("SELECT cvat_task_id FROM pool_tasks WHERE status = 'ready'")
+    assert task["cvat_task_id"] not in {r["cvat_task_id"] for r in ready}
+    await admin.close()

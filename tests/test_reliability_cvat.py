@@ -24,7 +24,6 @@ BUILD_STEPS = {
     "create task": ("POST", r"^/api/tasks$"),
     "upload": ("POST", r"^/api/tasks/\d+/data"),
     "wait": ("GET", r"^/api/requests/"),
-    "verify task": ("GET", r"^/api/tasks/\d+$"),
     "list jobs": ("GET", r"^/api/jobs\?"),
     "assign": ("PATCH", r"^/api/jobs/\d+"),
 }

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import http.cookiejar
 import io
+import itertools
 import json
 import time
 import xml.etree.ElementTree as ET
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -17,7 +19,7 @@ import pytest
 import requests
 from PIL import Image
 
-from sandbox.cvat import CvatServer
+from sandbox.cvat import CvatCosts, CvatServer
 
 RECORDED = Path(__file__).resolve().parent / "fixtures" / "cvat" / "cvat-2.73-recorded-flow.json"
 ADMIN = ("admin", "Adm1n-Passw0rd")
@@ -674,3 +676,62 @@ def test_export_zip(cvat: CvatServer) -> None:
     assert len(images[2].findall("box")) == 1
     bad = api.admin.post(f"{api.url}/api/jobs/{jid}/dataset/export", params={"format": "YOLO"})
     assert bad.status_code == 400
+
+
+# --------------------------------------------------------------------------- what CVAT costs
+
+
+def test_costs_are_off_unless_asked_for(cvat: CvatServer) -> None:
+    api = Api(cvat)
+    assert CvatServer().costs.free and not CvatCosts.measured().free
+    for _ in range(3):
+        assert api.admin.get(f"{api.url}/api/users/self", timeout=10).status_code == 200
+    assert cvat.cpu.spent["hashing"] == cvat.cpu.spent["requests"] == 0
+
+
+def test_basic_authentication_costs_the_hasher_and_queues_for_the_cores(
+        cvat: CvatServer) -> None:
+    cvat.costs = CvatCosts(password_hash=0.2, request=0.01, server_cores=1, hash_cores=1)
+    api = Api(cvat)
+    key = requests.post(f"{api.url}/api/auth/login", json={"username": ADMIN[0],
+                        "password": ADMIN[1]}, timeout=10).json()["key"]
+    assert cvat.cpu.spent["hashing"] == pytest.approx(0.2)  # signing in checks the password
+    token = {"Authorization": f"Token {key}"}
+    for _ in range(4):
+        r = requests.get(f"{api.url}/api/users/self", headers=token, timeout=10)
+        assert r.status_code == 200
+    assert cvat.cpu.spent["hashing"] == pytest.approx(0.2)  # a token is not hashed
+    assert cvat.cpu.spent["requests"] == pytest.approx(0.05)
+    # Three Basic requests at once: one core to hash on, so they are hashed one after another.
+    before = len(cvat.request_times)
+    with ThreadPoolExecutor(3) as pool:
+        codes = list(pool.map(lambda _: api.admin.get(f"{api.url}/api/users/self",
+                                                      timeout=10).status_code, range(3)))
+    assert codes == [200, 200, 200]
+    ends = sorted(end for *_, end in cvat.request_times[before:])
+    assert all(b - a >= 0.2 for a, b in itertools.pairwise(ends))
+    assert cvat.cpu.spent["hashing"] == pytest.approx(0.8)
+    assert cvat.cpu_seconds >= 0.8 + 0.08
+
+
+def test_one_import_worker_takes_tasks_one_after_another(cvat: CvatServer) -> None:
+    cvat.costs = CvatCosts(import_workers=1)
+    cvat.processing_time = 0.2
+    api = Api(cvat)
+    rq_ids = []
+    for n in range(3):
+        tid = api.admin.post(f"{api.url}/api/tasks", json={"name": f"w{n}", "labels": LABELS},
+                             timeout=10).json()["id"]
+        r = api.admin.post(f"{api.url}/api/tasks/{tid}/data", data={"image_quality": 70},
+                           files={"client_files[0]": ("a.jpg", jpeg())},
+                           headers={"Upload-Start": "1", "Upload-Finish": "1"}, timeout=10)
+        rq_ids.append(r.json()["rq_id"])
+    # All three were accepted at once; the worker started each only when the last was done.
+    first = api.admin.get(f"{api.url}/api/requests/{quote(rq_ids[2], safe='')}",
+                          timeout=10).json()
+    assert first["status"] == "queued"
+    done = [api.wait(rq_id) for rq_id in rq_ids]
+    assert all(d["status"] == "finished" for d in done)
+    for earlier, later in itertools.pairwise(done):
+        assert later["started_date"] >= earlier["finished_date"]
+    assert cvat.cpu.spent["import"] >= 0.6

@@ -9,20 +9,25 @@ Start it in-process::
 
 or from synchronous code: ``url = server.start_in_thread()`` ... ``server.stop_thread()``;
 or as ``python -m sandbox.cvat --host 127.0.0.1 --port PORT --admin USER:PASSWORD
-[--latency 0.1] [--processing-time 2] [--version 2.73.0] [--share-dir DIR] [--validate-schema]``.
+[--latency 0.1] [--processing-time 2] [--version 2.73.0] [--share-dir DIR] [--validate-schema]
+[--measured-costs]``.
 
 Constructor keywords (all also attributes, changeable while running):
     admin (superuser, groups ["admin"]), version ("2.73.0"; "2.3.0" = old mode),
     validate_schema (openapi-core middleware; violations in ``schema_violations``),
     latency (seconds added to each call), processing_time (seconds task creation takes),
     error_rate (fraction of calls answering 500/502/503) + seed, share_dir (server_files root),
-    request_ttl (seconds a finished creation request stays visible; CVAT: 500).
+    request_ttl (seconds a finished creation request stays visible; CVAT: 500),
+    costs (``CvatCosts``: server CPU charged per request on a shared budget of cores, Basic
+    authentication's password hashing, one import worker taking tasks one after another; free by
+    default, ``CvatCosts.measured()`` = a real CVAT 2.73; ``server.cpu_seconds`` adds it up).
 
 Knobs:
     ``server.fail_next(method, path_regex, status=503, count=1, drop=False, hang=False,
-    after=False)`` (method "*" matches any; regex searched in path+query; drop closes the
-    connection without an answer; hang never answers until the client gives up; after=True runs
-    the call first, then replaces its answer), ``server.clear_faults()``,
+    after=False, body=None)`` (method "*" matches any; regex searched in path+query; drop closes
+    the connection without an answer; hang never answers until the client gives up; after=True
+    runs the call first, then replaces its answer; body answers that JSON with `status`),
+    ``server.clear_faults()``,
     ``server.empty_task_failure = True`` (processing "finishes" but the task stays empty).
 
 State for assertions:
@@ -34,6 +39,7 @@ State for assertions:
     is_superuser=False, is_staff=False)`` to seed accounts directly.
 """
 
+from .costs import CvatCosts
 from .server import ApiError, CvatServer
 
-__all__ = ["ApiError", "CvatServer"]
+__all__ = ["ApiError", "CvatCosts", "CvatServer"]

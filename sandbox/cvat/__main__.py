@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 
+from .costs import CvatCosts
 from .server import CvatServer
 
 log = logging.getLogger("sandbox.cvat")
@@ -24,6 +25,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--share-dir", default=None)
     parser.add_argument("--validate-schema", action="store_true")
+    parser.add_argument("--measured-costs", action="store_true",
+                        help="charge a real CVAT 2.73's server CPU per request and process "
+                             "tasks one after another")
     return parser.parse_args(argv)
 
 
@@ -38,6 +42,7 @@ async def _serve(args: argparse.Namespace) -> None:
         error_rate=args.error_rate,
         seed=args.seed,
         share_dir=args.share_dir,
+        costs=CvatCosts.measured() if args.measured_costs else None,
     )
     await server.start(host=args.host, port=args.port)
     print(f"CVAT stand-in {args.version} on {server.base_url}", flush=True)

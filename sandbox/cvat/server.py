@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import functools
 import io
 import json
 import logging
@@ -24,6 +26,7 @@ from aiohttp.streams import StreamReader
 from PIL import Image
 
 from . import export
+from .costs import CpuBudget, CvatCosts
 from .models import (
     AttributeSpec,
     Frame,
@@ -101,6 +104,7 @@ class _Fault:
     drop: bool
     hang: bool
     after: bool
+    body: Any = None
 
 
 @dataclass
@@ -149,7 +153,9 @@ class CvatServer:
         share_dir: str | Path | None = None,
         request_ttl: float = 500.0,
         schema_path: str | Path | None = None,
+        costs: CvatCosts | None = None,
     ) -> None:
+        self.costs = costs or CvatCosts()
         self.version = version
         self.version_tuple = _parse_version(version)
         self.validate_schema = validate_schema
@@ -186,6 +192,24 @@ class CvatServer:
         self.add_user(admin[0], admin[1], groups=["admin"], is_superuser=True, is_staff=True)
 
     # ------------------------------------------------------------------ public helpers
+
+    @property
+    def costs(self) -> CvatCosts:
+        """What requests and task processing cost (see costs.py); setting it starts a new
+        budget of cores and a new count of `cpu_seconds`."""
+        return self._costs
+
+    @costs.setter
+    def costs(self, value: CvatCosts) -> None:
+        self._costs = value
+        self.cpu = CpuBudget(value.server_cores, value.hash_cores)
+        self._import_slots = (asyncio.Semaphore(value.import_workers)
+                              if value.import_workers else None)
+
+    @property
+    def cpu_seconds(self) -> float:
+        """Server and import-worker CPU charged so far (`cpu.spent` by kind)."""
+        return self.cpu.total
 
     @property
     def seed(self) -> int | None:
@@ -257,14 +281,17 @@ class CvatServer:
         drop: bool = False,
         hang: bool = False,
         after: bool = False,
+        body: Any = None,
     ) -> None:
         """Make the next `count` matching calls fail (status, dropped connection or hang).
 
         With after=True the call is executed first and only its answer is replaced
-        (the 'gateway timed out but the server did it' case).
+        (the 'gateway timed out but the server did it' case). With `body` the answer is that
+        JSON with `status` (a proxy, or a server version, answering something unexpected).
         """
         self._faults.append(
-            _Fault(method.upper(), re.compile(path_regex), status, count, drop, hang, after)
+            _Fault(method.upper(), re.compile(path_regex), status, count, drop, hang, after,
+                   body)
         )
 
     def hold_next(self, method: str, path_regex: str) -> Hold:
@@ -290,7 +317,8 @@ class CvatServer:
     def make_app(self) -> web.Application:
         """Build the aiohttp application (routes and middlewares)."""
         app = web.Application(
-            middlewares=[self._log_mw, self._fault_mw, self._schema_mw, self._api_mw],
+            middlewares=[self._log_mw, self._fault_mw, self._cost_mw, self._schema_mw,
+                         self._api_mw],
             client_max_size=1024**3,
         )
         r = app.router
@@ -480,7 +508,22 @@ class CvatServer:
             if request.transport is not None:
                 request.transport.close()
             raise asyncio.CancelledError
+        if fault.body is not None:
+            return cvat_response(fault.body, fault.status)
         return self._error_page(fault.status)
+
+    @web.middleware
+    async def _cost_mw(
+        self, request: web.Request, handler: Callable[..., Any]
+    ) -> web.StreamResponse:
+        """Charge what the request costs a real CVAT's server, on the shared cores."""
+        if not self._costs.free:
+            scheme = request.headers.get("Authorization", "").partition(" ")[0].lower() or None
+            if scheme is None and "sessionid" in request.cookies:
+                scheme = "session"
+            hashing, work = self._costs.of_request(request.method, request.path, scheme)
+            await self.cpu.spend(hashing=hashing, requests=work)
+        return await handler(request)
 
     @staticmethod
     def _error_page(status: int) -> web.Response:
@@ -1348,12 +1391,10 @@ class CvatServer:
             task_id=task.id,
         )
         self.requests[rq_id] = rq
-        self._spawn(
-            self._process_task(
-                task, rq, uploads, server_files, sorting, order,
-                int(quality) if quality not in (None, "") else None,
-            )
-        )  # fmt: skip
+        self._spawn(self._in_import_worker(functools.partial(
+            self._process_task, task, rq, uploads, server_files, sorting, order,
+            int(quality) if quality not in (None, "") else None,
+        )))  # fmt: skip
         log.info("task %s data accepted: %d client files", task.id, len(uploads))
         return cvat_response({"rq_id": rq_id}, 202)
 
@@ -1457,7 +1498,8 @@ class CvatServer:
                 except Exception as exc:  # noqa: BLE001 - Pillow raises many types
                     raise ValueError(f"cannot identify image file '{name}': {exc}") from None
                 frames.append(Frame(name=name, width=width, height=height, content=content))
-                rq.progress = (idx + 1) / len(files)
+                if self._costs.progress:
+                    rq.progress = (idx + 1) / len(files)
             if task.id not in self.tasks:
                 # Deleted while processing: CVAT's worker fails the job, nothing is created.
                 raise ValueError(f"The task {task.id} was deleted")
@@ -1477,6 +1519,16 @@ class CvatServer:
         rq.finished_at = time.monotonic()
         ttl = self.request_ttl if rq.status == "finished" else 7 * 24 * 3600
         rq.expiry_date = iso_after(rq.finished_date, ttl)
+
+    async def _in_import_worker(self, processing: Callable[[], Awaitable[None]]) -> None:
+        """Run a task's processing as CVAT's import worker does: one task at a time when the
+        costs say so (the rest stay queued), its time counted as the worker's CPU."""
+        async with self._import_slots or contextlib.nullcontext():
+            started = time.monotonic()
+            try:
+                await processing()
+            finally:
+                self.cpu.count(time.monotonic() - started, "import")
 
     def _read_share(self, rel: str) -> bytes | None:
         if self.share_dir is None:

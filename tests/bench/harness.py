@@ -30,9 +30,22 @@ import psycopg2
 from bot_files.loop_monitor import LoopMonitor
 from config.env import PROJECT_DIR
 from db import EmbeddedPostgres, reachable_temp_dir
-from sandbox.cvat import CvatServer
+from sandbox.cvat import CvatCosts, CvatServer
 from sandbox.telegram import BotMessage, TelegramServer, TelegramUser
+from tests.bench.cvat_side import CountingProxy
 from tests.flow import perfect_shapes, read_login
+
+
+@dataclass(frozen=True)
+class RealCvat:
+    """A real CVAT server to run against: its address, a superuser, and (when it runs on this
+    machine) the file listing its processes, to read its CPU."""
+
+    url: str
+    username: str
+    password: str
+    pids_file: Path | None = None
+
 
 BOT_TOKEN = "7100000001:AAF-bench-token-for-the-sandbox-0123456789"
 ECHO_TOKEN = "7100000002:AAF-bench-echo-token-for-the-sandbox-01234"
@@ -235,27 +248,46 @@ class CpuWindow:
 
 
 class Stage:
-    """The Telegram and CVAT stand-ins (fresh per scenario) and a bot subprocess against them."""
+    """The Telegram and CVAT stand-ins (fresh per scenario) and a bot subprocess against them;
+    or, with `real_cvat`, a real CVAT server instead of the stand-in. With `count_calls` (always
+    with a real CVAT) the bot calls CVAT through a CountingProxy (`proxy.calls`)."""
 
     def __init__(self, postgres: Postgres, workdir: Path, scenario: str, *,
-                 latency: float = 0.0, processing_time: float = 0.0) -> None:
+                 latency: float = 0.0, processing_time: float = 0.0,
+                 costs: CvatCosts | None = None, real_cvat: RealCvat | None = None,
+                 count_calls: bool = False) -> None:
         self.postgres = postgres
         self.workdir = workdir / scenario
         self.scenario = scenario
         self.telegram = TelegramServer(record_calls=False)
         self.telegram.add_bot(BOT_TOKEN, username="bench_bot", first_name="Bench")
         self.telegram.add_bot(ECHO_TOKEN, username="bench_echo_bot", first_name="Echo")
+        self.real_cvat = real_cvat
         self.cvat = CvatServer(admin=CVAT_ADMIN, validate_schema=False, latency=latency,
-                               processing_time=processing_time)
+                               processing_time=processing_time, costs=costs)
+        self.cvat_admin = (real_cvat.username, real_cvat.password) if real_cvat else CVAT_ADMIN
+        self.proxy: CountingProxy | None = None
+        self._count_calls = count_calls or real_cvat is not None
+        self.cvat_url = ""  # what the bot calls
+        self.cvat_public_url = ""  # what candidates open
         self.bot: BotProcess | None = None
         self.database_url = ""
         self.driver_monitor = LoopMonitor(warn_after=math.inf)
         self._next_user = 1_000_000
 
     async def start(self) -> None:
-        """Start both stand-ins and the driver's own loop monitor."""
+        """Start the stand-ins (the CVAT one unless a real CVAT is used), the counting proxy
+        and the driver's own loop monitor."""
         await self.telegram.start(host="127.0.0.1", port=0)
-        await self.cvat.start(host="127.0.0.1", port=0)
+        if self.real_cvat is None:
+            await self.cvat.start(host="127.0.0.1", port=0)
+            self.cvat_public_url = self.cvat.base_url
+        else:
+            self.cvat_public_url = self.real_cvat.url
+        self.cvat_url = self.cvat_public_url
+        if self._count_calls:
+            self.proxy = CountingProxy(self.cvat_public_url)
+            self.cvat_url = await self.proxy.start()
         self.driver_monitor.start()
 
     async def start_bot(self, **extra_env: str) -> BotProcess:
@@ -265,9 +297,10 @@ class Stage:
         env.update({
             "BOT_TOKEN": BOT_TOKEN,
             "TELEGRAM_API_URL": self.telegram.base_url,
-            "CVAT_URL": self.cvat.base_url,
-            "CVAT_ADMIN_USERNAME": CVAT_ADMIN[0],
-            "CVAT_ADMIN_PASSWORD": CVAT_ADMIN[1],
+            "CVAT_URL": self.cvat_url,
+            "CVAT_PUBLIC_URL": self.cvat_public_url,
+            "CVAT_ADMIN_USERNAME": self.cvat_admin[0],
+            "CVAT_ADMIN_PASSWORD": self.cvat_admin[1],
             "DATABASE_URL": self.database_url,
             "LOG_DIR": str(self.workdir / "bot-logs"),
             "LOG_TO_CONSOLE": "false",
@@ -314,7 +347,10 @@ class Stage:
         if self.bot is not None:
             await self.bot.stop()
         await self.driver_monitor.stop()
-        await self.cvat.stop()
+        if self.proxy is not None:
+            await self.proxy.stop()
+        if self.real_cvat is None:
+            await self.cvat.stop()
         await self.telegram.stop()
 
 
@@ -453,7 +489,7 @@ async def bounded(coros: Sequence[Awaitable[Any]], limit: int) -> list[Any]:
 
 @contextlib.asynccontextmanager
 async def stage(postgres: Postgres, workdir: Path, scenario: str,
-                **knobs: float) -> AsyncIterator[Stage]:
+                **knobs: Any) -> AsyncIterator[Stage]:
     """A started Stage, stopped afterwards."""
     s = Stage(postgres, workdir, scenario, **knobs)
     await s.start()

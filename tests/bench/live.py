@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from db import Database
 from sandbox.telegram import TelegramUser
-from tasks_generator.pool import pool_counts
+from tests.bench.calibration import POOL_OFF, measure_target
 from tests.bench.harness import (
     ECHO_TOKEN,
     CpuWindow,
@@ -43,10 +42,6 @@ logger = logging.getLogger(__name__)
 
 REALISTIC_LATENCY = 0.1  # seconds added to every CVAT call
 REALISTIC_PROCESSING = 2.0  # seconds CVAT takes to process a task's images
-# Measured on a real CVAT 2.73 on loopback with 12 images: about 0.3 s a call, 0.6 s processing.
-SERVER_LATENCY = 0.3
-SERVER_PROCESSING = 0.6
-POOL_OFF = {"POOL_ACCOUNTS": "0", "POOL_TASKS": "0"}
 
 
 @dataclass(frozen=True)
@@ -65,6 +60,7 @@ class LiveSizes:
     hostile_candidates: int = 3      # with work over the limits, and as many with slow work
     hostile_probes: int = 300
     hostile_pause: float = 2.0       # seconds between one candidate's Submit presses
+    idle_seconds: float = 0.0  # CVAT's CPU while the bot idles with a full pool; 0 = skipped
 
     @classmethod
     def quick(cls) -> LiveSizes:
@@ -81,7 +77,7 @@ class LiveSizes:
                    throughput_seconds=0.5, credential_candidates=1, pool_candidates=1,
                    memory_candidates=2,
                    memory_concurrency=2, hostile_candidates=1, hostile_probes=3,
-                   hostile_pause=0.5)
+                   hostile_pause=0.5, idle_seconds=1.0)
 
 
 async def bench_responsiveness(postgres: Postgres, workdir: Path,
@@ -220,22 +216,6 @@ async def bench_credentials(postgres: Postgres, workdir: Path, sizes: LiveSizes)
     }
 
 
-async def _pool_ready(database_url: str, accounts: int, tasks: int, within: float) -> None:
-    """Wait until the bot's warm pool holds this many ready accounts and tasks."""
-    db = Database(database_url)
-    try:
-        deadline = time.monotonic() + within
-        while True:
-            counts = await pool_counts(db)
-            if counts.accounts_ready >= accounts and counts.tasks_ready >= tasks:
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the warm pool did not fill to {accounts}/{tasks}")
-            await asyncio.sleep(0.1)
-    finally:
-        await db.close()
-
-
 async def _time_to_credentials(s: Stage, user: TelegramUser) -> tuple[float, int]:
     """Seconds from pressing "Yes, create my task" to the credentials, and the CVAT calls made
     meanwhile."""
@@ -252,26 +232,10 @@ async def _time_to_credentials(s: Stage, user: TelegramUser) -> tuple[float, int
 
 
 async def bench_pool(postgres: Postgres, workdir: Path, sizes: LiveSizes) -> dict[str, Any]:
-    """Time to credentials with the warm pool off and warm (default sizes, refilled between
-    candidates), against a CVAT stand-in with a real server's delays."""
-    figures: dict[str, Any] = {"pool_candidates": sizes.pool_candidates,
-                               "pool_cvat_latency_s": SERVER_LATENCY,
-                               "pool_cvat_processing_s": SERVER_PROCESSING}
-    for mode, env in (("off", POOL_OFF), ("warm", {})):
-        async with stage(postgres, workdir, f"pool_{mode}", latency=SERVER_LATENCY,
-                         processing_time=SERVER_PROCESSING) as s:
-            await s.start_bot(**env)
-            seconds, calls = [], []
-            for user in s.users(sizes.pool_candidates):
-                if mode == "warm":
-                    await _pool_ready(s.database_url, 3, 3, within=120)
-                taken, made = await _time_to_credentials(s, user)
-                seconds.append(taken)
-                calls.append(made)
-        figures[f"pool_{mode}_credentials_ms"] = ms(statistics.median(seconds))
-        figures[f"pool_{mode}_credentials_max_ms"] = ms(max(seconds))
-        figures[f"pool_{mode}_cvat_calls"] = statistics.median(calls)
-    return figures
+    """Time to credentials with the warm pool off and warm, and what each candidate costs
+    CVAT, against the CVAT stand-in charging a real server's costs (CvatCosts.measured)."""
+    return await measure_target(postgres, workdir, "standin", sizes.pool_candidates,
+                                sizes.idle_seconds, None)
 
 
 async def bench_memory(postgres: Postgres, workdir: Path, sizes: LiveSizes) -> dict[str, Any]:
