@@ -3,13 +3,15 @@ superuser in REAL_CVAT_USERNAME and REAL_CVAT_PASSWORD (../shared/realcvat bring
 2.73 on this machine: REAL_CVAT_URL=http://127.0.0.1:8080 REAL_CVAT_USERNAME=admin
 REAL_CVAT_PASSWORD=AdminPass-123 ./run.sh test tests/test_real_cvat.py).
 
-The candidate's journey, the warm pool, and HR deleting an account; Telegram is the stand-in,
+The candidate's journey, the warm pool, HR deleting an account, and work built to be
+expensive; Telegram is the stand-in,
 PostgreSQL real. Whatever a test made on that CVAT is deleted afterwards.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -17,7 +19,7 @@ import pytest
 
 import log
 from config.env import Settings
-from connection import AsyncCvatClient, CvatAuthError, CvatNotFound
+from connection import AsyncCvatClient, CvatAuthError, CvatForbidden, CvatNotFound
 from db import Database
 from sandbox.telegram import TelegramServer
 from tasks_generator.pool import PoolKeeper
@@ -28,6 +30,7 @@ from tests.flow import (
     candidate_client,
     delete_from_cvat,
     get_task,
+    perfect_shapes,
     wait_for_pool,
 )
 from tests.test_pool import POOL_ON
@@ -161,3 +164,43 @@ async def test_hr_deletes_a_candidates_account_on_a_real_cvat(
             await candidate.whoami()
     finally:
         await candidate.close()
+
+
+async def test_work_built_to_be_expensive_on_a_real_cvat(
+        telegram: TelegramServer, start_bot: StartBot, db: Database,
+        admin: AsyncCvatClient) -> None:
+    """CVAT 2.73 saves a 100,000-vertex polygon and a 20,000 x 20,000 px mask from a worker;
+    the bot refuses to grade them, names the image and the limit, and gives the job back."""
+    await start_bot()
+    user = telegram.user(7401, first_name="Heavy", username="heavy_cand")
+    login = await get_task(user)
+    client = candidate_client(login)
+    try:
+        job = (await client.visible_jobs())[0]
+        meta = await client.get_job_meta(job.id)
+        frames = [f["name"].rsplit("/", 1)[-1] for f in meta["frames"]]
+        labels = await client.get_labels(job_id=job.id)
+        car = next(lb["id"] for lb in labels if lb["name"] == "car")
+        n = 100_000
+        polygon = [v for i in range(n) for v in (400 + 250 * math.cos(2 * math.pi * i / n),
+                                                  300 + 200 * math.sin(2 * math.pi * i / n))]
+        hostile = [*perfect_shapes(frames, labels),
+                   {"type": "polygon", "frame": 0, "label_id": car, "points": polygon},
+                   {"type": "mask", "frame": 1, "label_id": car,
+                    "points": [0, 20_000 * 20_000, 0, 0, 19_999, 19_999]}]
+        await client.put_job_annotations(job.id, {"shapes": hostile, "tracks": [], "tags": []})
+        await user.send("✅ Submit")
+        answer = await user.expect_edit("I cannot check this work", timeout=60)
+        assert f"on image {frames[0]} a shape has 100,000 points" in answer.text
+        assert (await admin.get_job(job.id)).assignee_id is not None  # given back to fix
+        assert await db.fetchval("SELECT status FROM attempts") == "ready"
+        # Fixed: graded, and from then on CVAT refuses the candidate's edits.
+        await client.put_job_annotations(job.id, {"shapes": perfect_shapes(frames, labels),
+                                                  "tracks": [], "tags": []})
+        await user.send("✅ Submit")
+        await user.expect_edit("Thank you!", timeout=60)
+        assert await db.fetchval("SELECT band FROM metrics") == "pass"
+        with pytest.raises(CvatForbidden):
+            await client.put_job_annotations(job.id, {"shapes": [], "tracks": [], "tags": []})
+    finally:
+        await client.close()
