@@ -47,7 +47,7 @@ def test_live_sections_run_with_tiny_counts(capsys: pytest.CaptureFixture[str]) 
     """The bot as a subprocess, the echo bot, every live section and the table (the pool's
     section runs in the side-by-side test below)."""
     figures = asyncio.run(run_live(LiveSizes.tiny(), sections=(
-        "throughput", "credentials", "responsiveness", "memory")))
+        "throughput", "credentials", "responsiveness", "memory", "hostile")))
     assert figures["load_flows_completed"] == figures["load_candidates"] == 2
     assert figures["idle_samples"] == 3 and figures["load_samples"] >= 1
     assert figures["bot_max_loop_stall_ms"] is not None  # read from the bot's log after SIGTERM

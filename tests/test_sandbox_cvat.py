@@ -708,8 +708,10 @@ def test_basic_authentication_costs_the_hasher_and_queues_for_the_cores(
         codes = list(pool.map(lambda _: api.admin.get(f"{api.url}/api/users/self",
                                                       timeout=10).status_code, range(3)))
     assert codes == [200, 200, 200]
-    ends = sorted(end for *_, end in cvat.request_times[before:])
-    assert all(b - a >= 0.2 for a, b in itertools.pairwise(ends))
+    # Hashed one after another, three hashings take at least 3 x 0.2 s from the first arrival
+    # to the last answer (on two cores it would be 0.4 s); a busy machine only adds to it.
+    timed = cvat.request_times[before:]
+    assert max(end for *_, end in timed) - min(start for *_, start, _ in timed) >= 0.6
     assert cvat.cpu.spent["hashing"] == pytest.approx(0.8)
     assert cvat.cpu_seconds >= 0.8 + 0.08
 
