@@ -25,7 +25,15 @@ from main import create_bot, create_dispatcher
 from sandbox.cvat import CvatServer
 from sandbox.telegram import BotMessage, TelegramServer, TelegramUser
 from tasks_generator.pool import PoolCounts, pool_counts
-from tests.flow import TASK_SET, Login, candidate_client, perfect_shapes, read_login
+from tests.flow import (
+    TASK_SET,
+    Login,
+    candidate_client,
+    candidate_job,
+    perfect_shapes,
+    read_login,
+    save_shapes,
+)
 
 TOKEN = "7000000001:AAF-demo-token-for-the-sandbox-0123456789"
 HR_ID = 500
@@ -71,10 +79,7 @@ async def _annotate(login: Login, *, only: set[str] | None = None,
     """Save the candidate's work in CVAT with their own login, as the CVAT UI would."""
     client = candidate_client(login)
     try:
-        job = (await client.visible_jobs())[0]
-        meta = await client.get_job_meta(job.id)
-        frames = [f["name"].rsplit("/", 1)[-1] for f in meta["frames"]]
-        labels = await client.get_labels(job_id=job.id)
+        job_id, frames, labels = await candidate_job(client)
         plates = [s.text for n in frames for s in TASK_SET.ground_truth.images[n].shapes
                   if s.label == "plate"]
         typo = {plates[1]: CYRILLIC[plates[1][0]] + plates[1][1:],
@@ -87,8 +92,7 @@ async def _annotate(login: Login, *, only: set[str] | None = None,
             car = next(s for s in shapes if s["label_id"] != plate_id)
             x0, y0, x1, y1 = car["points"]
             car["points"] = [x0 - 25, y0 - 20, x1 + 25, y1 + 15]  # a loose box
-        await client.put_job_annotations(job.id, {"version": 0, "tags": [], "shapes": shapes,
-                                                  "tracks": []})
+        await save_shapes(client, job_id, shapes)
     finally:
         await client.close()
 

@@ -103,21 +103,31 @@ def perfect_shapes(frames: list[str], labels: list[dict[str, Any]],
     return shapes
 
 
+async def candidate_job(client: AsyncCvatClient) -> tuple[int, list[str], list[dict[str, Any]]]:
+    """The candidate's single job as they see it: its id, frame names and labels."""
+    jobs = await client.visible_jobs()
+    assert len(jobs) == 1, f"the candidate sees {len(jobs)} jobs"
+    job = jobs[0]
+    meta = await client.get_job_meta(job.id)
+    # Frames from CVAT's share are named by their path there; the set names them by file.
+    frames = [f["name"].rsplit("/", 1)[-1] for f in meta["frames"]]
+    return job.id, frames, await client.get_labels(job_id=job.id)
+
+
+async def save_shapes(client: AsyncCvatClient, job_id: int,
+                      shapes: list[dict[str, Any]]) -> None:
+    """Replace the job's annotations with `shapes`, as the candidate's CVAT UI saves them."""
+    await client.put_job_annotations(job_id, {"version": 0, "tags": [], "shapes": shapes,
+                                              "tracks": []})
+
+
 async def annotate(login: Login, **options: Any) -> tuple[int, list[str]]:
     """Log in as the candidate, find their single job, save annotations; (job id, frames)."""
     client = candidate_client(login)
     try:
-        jobs = await client.visible_jobs()
-        assert len(jobs) == 1, f"the candidate sees {len(jobs)} jobs"
-        job = jobs[0]
-        meta = await client.get_job_meta(job.id)
-        # Frames from CVAT's share are named by their path there; the set names them by file.
-        frames = [f["name"].rsplit("/", 1)[-1] for f in meta["frames"]]
-        labels = await client.get_labels(job_id=job.id)
-        shapes = perfect_shapes(frames, labels, **options)
-        await client.put_job_annotations(job.id, {"version": 0, "tags": [], "shapes": shapes,
-                                                  "tracks": []})
-        return job.id, frames
+        job_id, frames, labels = await candidate_job(client)
+        await save_shapes(client, job_id, perfect_shapes(frames, labels, **options))
+        return job_id, frames
     finally:
         await client.close()
 

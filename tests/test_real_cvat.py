@@ -28,9 +28,11 @@ from tests.flow import (
     TASK_SET,
     annotate,
     candidate_client,
+    candidate_job,
     delete_from_cvat,
     get_task,
     perfect_shapes,
+    save_shapes,
     wait_for_pool,
 )
 from tests.test_pool import POOL_ON
@@ -176,10 +178,7 @@ async def test_work_built_to_be_expensive_on_a_real_cvat(
     login = await get_task(user)
     client = candidate_client(login)
     try:
-        job = (await client.visible_jobs())[0]
-        meta = await client.get_job_meta(job.id)
-        frames = [f["name"].rsplit("/", 1)[-1] for f in meta["frames"]]
-        labels = await client.get_labels(job_id=job.id)
+        job_id, frames, labels = await candidate_job(client)
         car = next(lb["id"] for lb in labels if lb["name"] == "car")
         n = 100_000
         polygon = [v for i in range(n) for v in (400 + 250 * math.cos(2 * math.pi * i / n),
@@ -188,19 +187,18 @@ async def test_work_built_to_be_expensive_on_a_real_cvat(
                    {"type": "polygon", "frame": 0, "label_id": car, "points": polygon},
                    {"type": "mask", "frame": 1, "label_id": car,
                     "points": [0, 20_000 * 20_000, 0, 0, 19_999, 19_999]}]
-        await client.put_job_annotations(job.id, {"shapes": hostile, "tracks": [], "tags": []})
+        await save_shapes(client, job_id, hostile)
         await user.send("✅ Submit")
         answer = await user.expect_edit("I cannot check this work", timeout=60)
         assert f"on image {frames[0]} a shape has 100,000 points" in answer.text
-        assert (await admin.get_job(job.id)).assignee_id is not None  # given back to fix
+        assert (await admin.get_job(job_id)).assignee_id is not None  # given back to fix
         assert await db.fetchval("SELECT status FROM attempts") == "ready"
         # Fixed: graded, and from then on CVAT refuses the candidate's edits.
-        await client.put_job_annotations(job.id, {"shapes": perfect_shapes(frames, labels),
-                                                  "tracks": [], "tags": []})
+        await save_shapes(client, job_id, perfect_shapes(frames, labels))
         await user.send("✅ Submit")
         await user.expect_edit("Thank you!", timeout=60)
         assert await db.fetchval("SELECT band FROM metrics") == "pass"
         with pytest.raises(CvatForbidden):
-            await client.put_job_annotations(job.id, {"shapes": [], "tracks": [], "tags": []})
+            await save_shapes(client, job_id, [])
     finally:
         await client.close()

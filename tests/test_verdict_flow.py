@@ -31,8 +31,10 @@ from tests.flow import (
     annotate,
     bot_process_env,
     candidate_client,
+    candidate_job,
     get_task,
     perfect_shapes,
+    save_shapes,
     start_bot_process,
 )
 
@@ -48,14 +50,9 @@ async def save_work(login: Login, edit: Callable[[list[dict[str, Any]], list[dic
     """Save the ground truth changed by `edit(shapes, labels)` as the candidate; (job id,
     the candidate's client, still open)."""
     client = candidate_client(login)
-    job = (await client.visible_jobs())[0]
-    meta = await client.get_job_meta(job.id)
-    frames = [f["name"].rsplit("/", 1)[-1] for f in meta["frames"]]
-    labels = await client.get_labels(job_id=job.id)
-    shapes = edit(perfect_shapes(frames, labels), labels)
-    await client.put_job_annotations(job.id, {"version": 0, "tags": [], "shapes": shapes,
-                                              "tracks": []})
-    return job.id, client
+    job_id, frames, labels = await candidate_job(client)
+    await save_shapes(client, job_id, edit(perfect_shapes(frames, labels), labels))
+    return job_id, client
 
 
 def label_id(labels: list[dict[str, Any]], name: str) -> int:
