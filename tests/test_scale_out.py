@@ -143,17 +143,21 @@ async def test_one_users_updates_are_serialised_across_replicas(db: Database) ->
         # While replica A handles a long update of Anna's, replica B's update of hers waits
         # inside PostgreSQL: a few statements in all, not a poll every few milliseconds.
         holding = asyncio.Event()
+        inside = {"a": False}
 
         async def long_update() -> None:
             async with replica_a.lock(anna):
+                inside["a"] = True
                 holding.set()
                 await asyncio.sleep(1.0)
+                inside["a"] = False  # the last thing before replica A lets go
 
         holder = asyncio.create_task(long_update())
         await holding.wait()
         before = other_db.statements
         async with replica_b.lock(anna):
-            assert holder.done()
+            # Replica B is let in only once A is out (its task may finish a moment later).
+            assert not inside["a"]
         await holder
         assert other_db.statements - before <= 3  # try, wait, release
     finally:
