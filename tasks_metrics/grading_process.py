@@ -118,6 +118,10 @@ class GradingProcesses:
         # Wall-clock bound: the CPU budget, with room for a machine busy with other work.
         self.timeout = cpu_seconds * 3 + 30
         self._slots = asyncio.Semaphore(processes)
+        # Submissions being read from CVAT and checked: as many as there are processes, so
+        # that however many candidates press Submit at once, the bot holds only this many
+        # submissions' bytes (each up to SUBMISSION_MAX_MB) at a time.
+        self.intake = asyncio.Semaphore(processes)
         self._idle: list[_Process] = []
         self._running: set[_Process] = set()
         self._closed = False

@@ -191,9 +191,10 @@ async def _check_and_store(db: Database, cvat: AsyncCvatClient, grader: GradingP
     if job.assignee_id is not None:
         await cvat.assign_job(attempt.cvat_job_id, None)  # from here on the work cannot change
     try:
-        annotations, labels, meta = await read_work(cvat, attempt.cvat_job_id,
-                                                    settings.submission_max_mb * 1024 * 1024)
-        problems = await grader.check(annotations, labels, meta, attempt.image_subset)
+        async with grader.intake:
+            annotations, labels, meta = await read_work(
+                cvat, attempt.cvat_job_id, settings.submission_max_mb * 1024 * 1024)
+            problems = await grader.check(annotations, labels, meta, attempt.image_subset)
     except OverLimit as exc:
         logger.info("attempt %s over the %s limit: %s", attempt.id, exc.code, exc)
         return SubmitOutcome("over_limit", attempt, limit=exc)
