@@ -20,12 +20,15 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tasks_metrics.checker import Problem
 from tasks_metrics.framing import FramingError, encode_message, read_message_async
 from tasks_metrics.limits import MEMORY, TIME, Limits, OverLimit
 from tasks_metrics.types import AnnotationFormatError
+
+if TYPE_CHECKING:
+    from config.env import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +131,7 @@ class GradingProcesses:
         self.started = 0  # processes started so far (for the benchmark and the tests)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> GradingProcesses:
+    def from_settings(cls, settings: Settings) -> GradingProcesses:
         """The processes as the settings describe them."""
         return cls(settings.task_set, settings.images_per_task,
                    limits=Limits(max_bytes=settings.submission_max_mb * 1024 * 1024,
