@@ -80,9 +80,7 @@ def rule_lines(t: Texts, rule: PassRule, before: PassRule | None = None) -> list
     for measure in MEASURES:
         gate = rule.gate(measure)
         old = before.gate(measure) if before is not None else None
-        changed = before is not None and (
-            (gate is None) != (old is None) or (gate is not None and old is not None and (
-                gate.pass_at, gate.borderline_at) != (old.pass_at, old.borderline_at)))
+        changed = before is not None and gate != old
         if gate is None:
             line = t("gates.rule_off", name=gate_name(t, measure))
         else:

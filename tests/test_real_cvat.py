@@ -35,6 +35,7 @@ from tests.flow import (
     save_shapes,
     wait_for_pool,
 )
+from tests.test_hr import find
 from tests.test_pool import POOL_ON
 
 REAL_CVAT_URL = os.environ.get("REAL_CVAT_URL", "")
@@ -148,11 +149,7 @@ async def test_hr_deletes_a_candidates_account_on_a_real_cvat(
     login = await get_task(user)
     user_id = await db.fetchval("SELECT cvat_user_id FROM candidates")
     hr = telegram.user(HR_ADMIN_ID, first_name="Helen", username="helen_hr")
-    await hr.send("/hr")
-    await hr.expect_message("HR menu")
-    await hr.press("🔎 Find a candidate")
-    await hr.expect_message("Send the candidate's")
-    await hr.send("@leaving_cand")
+    await find(hr, "@leaving_cand")
     await hr.expect_message("Leaving")
     await hr.press("🗑 Delete CVAT account")
     await hr.expect_message("Delete the CVAT account")

@@ -37,6 +37,7 @@ from tests.flow import (
     save_shapes,
     start_bot_process,
 )
+from tests.test_hr import find, submit_with_wrong_plates
 
 
 @pytest.fixture
@@ -307,11 +308,7 @@ async def test_a_poisoned_item_never_stops_the_background_loop(
                              ([gone, garbage],)) == 2
 
     # HR see why on the card.
-    await hr_user.send("/hr")
-    await hr_user.expect_message("HR menu")
-    await hr_user.press("🔎 Find a candidate")
-    await hr_user.expect_message("Send the candidate's")
-    await hr_user.send("7001")
+    await find(hr_user, "7001")
     card = await hr_user.expect_message("Attempt 1", timeout=10)
     assert "⚠️ Not graded: malformed: the task set 'default' has no image 'gone.jpg'" \
         in card.text
@@ -338,13 +335,7 @@ async def test_a_candidates_text_cannot_break_the_card(
 async def test_hr_tune_the_pass_rule_with_a_preview(
     user: TelegramUser, hr_user: TelegramUser, telegram: TelegramServer, db: Database
 ) -> None:
-    await user.send("/start")
-    login = await get_task(user)
-    plates = [s.text for n in TASK_SET.subset_for_attempt(1)
-              for s in TASK_SET.ground_truth.images[n].shapes if s.label == "plate"]
-    await annotate(login, plate_texts={text: text + "X" for text in plates[:3]})  # 85.7%
-    await user.send("✅ Submit")
-    await user.expect_edit("Thank you!", timeout=30)
+    await submit_with_wrong_plates(user, wrong=3)  # 3 of 21 plates: 85.7%
     await hr_user.expect_message("🟡 borderline: plate texts right 85.7% < 90%", timeout=10)
 
     ira = telegram.user(900_005, first_name="Ира", language_code="ru")
