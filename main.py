@@ -36,6 +36,7 @@ from bot_files.handlers.candidate import deliver_credentials
 from bot_files.isolation import PostgresEventIsolation
 from bot_files.loop_monitor import LoopMonitor
 from bot_files.middlewares import PrivateChatsOnly, UserContextMiddleware
+from bot_files.outbound import Outbound
 from bot_files.telegram_limits import Pacer, RetryAfterMiddleware, ThrottlingMiddleware
 from bot_files.texts import LANGUAGES, Texts, pick_language
 from config.env import Settings, SettingsError, load_settings
@@ -110,8 +111,10 @@ def create_dispatcher(settings: Settings, db: Database, cvat: AsyncCvatClient) -
     into handlers by name."""
     task_set = load_task_set(settings.task_set, settings.images_per_task)
     isolation = PostgresEventIsolation(db) if settings.replicas else None
+    pacer = Pacer()
     dp = Dispatcher(storage=PostgresStorage(db), events_isolation=isolation, settings=settings,
-                    db=db, cvat=cvat, task_set=task_set, pacer=Pacer(),
+                    db=db, cvat=cvat, task_set=task_set, pacer=pacer,
+                    outbound=Outbound(db, pacer),
                     grader=GradingProcesses.from_settings(settings),
                     disable_fsm=True)  # registered below, after the throttle
     # First: updates from groups and floods are dropped before they cost any database work;

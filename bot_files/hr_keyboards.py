@@ -11,7 +11,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot_files.texts import Raw, Texts
 
-HR_PREFIXES = frozenset({"h1", "h1c", "h1s", "h1w", "h1r"})
+HR_PREFIXES = frozenset({"h1", "h1c", "h1s", "h1w", "h1r", "h1d", "h1a"})
 MAX_LABEL = 40  # characters of a person's name on a button
 
 
@@ -98,6 +98,28 @@ class HrRule(CallbackData, prefix="h1r"):
 
     act: RuleAct
     m: str = ""
+
+
+class DecideAct(StrEnum):
+    """Steps of a decision: pick it (then HR may type a line), send it, or cancel."""
+
+    PICK = "p"
+    SEND = "s"
+    CANCEL = "no"
+
+
+class HrDecide(CallbackData, prefix="h1d"):
+    """"h1d:s:42:invite": send the Invite decision to candidate 42."""
+
+    act: DecideAct
+    cid: int
+    d: str = ""
+
+
+class HrReply(CallbackData, prefix="h1a"):
+    """"h1a:123456789": answer a support message of Telegram user 123456789."""
+
+    tid: int
 
 
 def is_hr_callback(data: str | None) -> bool:
@@ -195,6 +217,9 @@ def card_keyboard(t: Texts, candidate_id: int, picture_attempts: list[int], *,
     for number in picture_attempts:
         builder.button(text=t("hr.btn_pictures", number=number),
                        callback_data=HrCard(act=CardAct.PICTURES, cid=candidate_id, arg=number))
+    for decision in ("invite", "reject", "hold"):
+        builder.button(text=t(f"hr.btn_decide_{decision}"),
+                       callback_data=HrDecide(act=DecideAct.PICK, cid=candidate_id, d=decision))
     builder.button(text=t("hr.btn_extra"),
                    callback_data=HrCard(act=CardAct.EXTRA, cid=candidate_id))
     if can_regrade:
@@ -209,7 +234,25 @@ def card_keyboard(t: Texts, candidate_id: int, picture_attempts: list[int], *,
     builder.button(text=t("hr.btn_delete_data"),
                    callback_data=HrCard(act=CardAct.DELETE_DATA, cid=candidate_id))
     builder.button(text=t("hr.btn_menu"), callback_data=HrMenu(act=MenuAct.MENU))
-    builder.adjust(1)
+    builder.adjust(*([1] * len(picture_attempts)), 3, 1)
+    return builder.as_markup()
+
+
+def decision_keyboard(t: Texts, candidate_id: int, decision: str) -> InlineKeyboardMarkup:
+    """Send / Cancel under the preview of a decision's message."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=t("hr.btn_decision_send"),
+                   callback_data=HrDecide(act=DecideAct.SEND, cid=candidate_id, d=decision))
+    builder.button(text=t("hr.btn_cancel"),
+                   callback_data=HrDecide(act=DecideAct.CANCEL, cid=candidate_id))
+    builder.adjust(2)
+    return builder.as_markup()
+
+
+def reply_keyboard(t: Texts, telegram_id: int) -> InlineKeyboardMarkup:
+    """Reply under a support message forwarded to HR."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=t("hr.btn_reply"), callback_data=HrReply(tid=telegram_id))
     return builder.as_markup()
 
 

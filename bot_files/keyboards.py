@@ -27,8 +27,13 @@ class TaskStep(StrEnum):
     ASK_NEW = "askn"       # show the confirmation for a new attempt
     CONFIRM_NEW = "gon"    # build a new attempt
     LATER = "no"           # not now
-    SUBMIT = "sub"         # submit the work
+    CHECK = "chk"          # check the work without submitting
+    SUBMIT = "sub"         # ask to confirm the submission
+    SUBMIT_OK = "sub!"     # submit the work (confirmed)
+    SUBMIT_LATER = "subn"  # not yet: keep working
     CREDENTIALS = "cred"   # show the login again
+    WRITE_HR = "hr"        # write a message to HR (under HR's reply, or a typed question)
+    SEND_TYPED = "hrq"     # send the text the candidate just typed to HR
 
 
 class TaskAction(CallbackData, prefix="t1"):
@@ -58,7 +63,7 @@ def _main_menu(language: str, stage: str | None, more_attempts: bool,
     elif stage == "building":
         first_row = [t("menu.credentials")]
     elif stage == "ready":
-        first_row = [t("menu.submit"), t("menu.credentials")]
+        first_row = [t("menu.check"), t("menu.submit"), t("menu.credentials")]
     elif stage == "done" and more_attempts:
         first_row = [t("menu.new_attempt"), t("menu.credentials")]
     for text in first_row:
@@ -66,7 +71,7 @@ def _main_menu(language: str, stage: str | None, more_attempts: bool,
     builder.button(text=t("menu.help"))
     builder.button(text=t("menu.language"))
     builder.button(text=t("menu.support"))
-    sizes = [len(first_row)] if first_row else []
+    sizes = [2, 1] if len(first_row) == 3 else [len(first_row)] if first_row else []
     if hr:
         builder.button(text=t("hr.menu_button"))
     builder.adjust(*sizes, 2, 1, *([1] if hr else []))
@@ -106,12 +111,31 @@ def _clickable(url: str) -> bool:
 
 
 def credentials_keyboard(t: Texts, url: str) -> InlineKeyboardMarkup:
-    """Open CVAT (when Telegram accepts the link as a button) and Submit."""
+    """Open CVAT (when Telegram accepts the link as a button), Check my work and Submit."""
     builder = InlineKeyboardBuilder()
     if _clickable(url):
         builder.button(text=t("task.open_cvat"), url=url)
+    builder.button(text=t("task.check_button"), callback_data=TaskAction(step=TaskStep.CHECK))
     builder.button(text=t("task.submit_button"), callback_data=TaskAction(step=TaskStep.SUBMIT))
     builder.adjust(1)
+    return builder.as_markup()
+
+
+def submit_confirm_keyboard(t: Texts) -> InlineKeyboardMarkup:
+    """Yes, submit / Not yet under the question before a submission."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=t("submit.yes"), callback_data=TaskAction(step=TaskStep.SUBMIT_OK))
+    builder.button(text=t("submit.not_yet"),
+                   callback_data=TaskAction(step=TaskStep.SUBMIT_LATER))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def support_reply_keyboard(t: Texts) -> InlineKeyboardMarkup:
+    """Under HR's reply: write back to HR."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=t("support.write_back"),
+                   callback_data=TaskAction(step=TaskStep.WRITE_HR))
     return builder.as_markup()
 
 

@@ -41,15 +41,17 @@ class UserContextMiddleware(BaseMiddleware):
         user: User | None = data.get("event_from_user")
         stored: str | None = None
         visitor: Visitor | None = None
+        telegram_code = user.language_code if user else None
         if user is not None and not user.is_bot:
             try:
                 visitor = await visit(self.db, self.settings, telegram_id=user.id,
-                                      username=user.username, full_name=user.full_name)
+                                      username=user.username, full_name=user.full_name,
+                                      first_language=pick_language(None, telegram_code))
                 stored = visitor.language
             except DatabaseUnavailable as exc:
                 logger.warning("language of user %s unknown: %s", user.id, exc)
         data["visitor"] = visitor
-        lang = pick_language(stored, user.language_code if user else None)
+        lang = pick_language(stored, telegram_code)
         data["lang"] = lang
         data["t"] = Texts(lang)
         return await handler(event, data)

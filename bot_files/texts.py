@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 import string
 import tomllib
 from collections.abc import Mapping
@@ -10,11 +11,16 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from babel import Locale
+
 TEXTS_DIR = Path(__file__).resolve().parent.parent / "media" / "texts"
 LANGUAGES = ("en", "ru")
 DEFAULT_LANGUAGE = "en"
-# Telegram language codes whose speakers are better served in Russian than in English.
-_RUSSIAN_SPEAKING = ("ru", "uk", "be", "kk", "ky", "uz", "tg", "hy", "az")
+# Telegram language codes greeted in Russian at first contact; everyone else gets English and
+# the language key (greeting a Ukrainian- or Kazakh-language user in Russian unasked is not ours
+# to choose).
+_RUSSIAN_SPEAKING = ("ru", "be")
+_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
 
 
 class Raw(str):
@@ -47,6 +53,43 @@ def catalog(language: str) -> dict[str, str]:
     return texts
 
 
+class _PluralFormatter(string.Formatter):
+    """`str.format` plus plural forms chosen by CLDR's rules for the language (Babel):
+    `{count} {count:one=кандидат|few=кандидата|many=кандидатов|other=кандидата}` gives
+    "1 кандидат", "2 кандидата", "5 кандидатов", "21 кандидат". A form may hold `#`, which
+    stands for the number: `{left:one=# attempt|other=# attempts}`."""
+
+    def __init__(self, language: str) -> None:
+        self.locale = Locale.parse(language)
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if "=" not in format_spec:
+            return super().format_field(value, format_spec)
+        forms = plural_forms(format_spec)
+        number = as_number(value)
+        category = self.locale.plural_form(number) if number is not None else "other"
+        form = forms.get(category) or forms.get("other") or forms.get("many", "")
+        return form.replace("#", str(value))
+
+
+def plural_forms(spec: str) -> dict[str, str]:
+    """`one=кандидат|few=кандидата|many=кандидатов` as {category: form}."""
+    return dict(part.split("=", 1) for part in spec.split("|"))
+
+
+def as_number(value: Any) -> float | int | None:
+    """The number a value shows (an int, or a grouped string such as "12 345"), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    match = _NUMBER.search(str(value).replace("\u00a0", "").replace(" ", ""))
+    if match is None:
+        return None
+    text = match.group().replace(",", ".")
+    return float(text) if "." in text else int(text)
+
+
 def placeholders(template: str) -> set[str]:
     """The {names} a text expects."""
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
@@ -66,16 +109,18 @@ class Texts:
     def __init__(self, language: str) -> None:
         self.language = language if language in LANGUAGES else DEFAULT_LANGUAGE
         self._catalog = catalog(self.language)
+        self._formatter = _PluralFormatter(self.language)
 
     def __call__(self, key: str, **values: Any) -> str:
         template = self._catalog.get(key)
         if template is None:
             template = catalog(DEFAULT_LANGUAGE)[key]
         safe = {
-            name: value if isinstance(value, Raw) else html.escape(str(value), quote=False)
+            name: value if isinstance(value, Raw | int | float) else html.escape(str(value),
+                                                                               quote=False)
             for name, value in values.items()
         }
-        return template.format(**safe)
+        return self._formatter.format(template, **safe)
 
     def all_variants(self, key: str) -> set[str]:
         """The text of a key in every language (to recognise a typed menu button)."""

@@ -6,14 +6,17 @@ from __future__ import annotations
 import html
 import math
 
+from bot_files.replies import when_text
 from bot_files.texts import Raw, Texts
 from tasks_metrics.to_handlers import (
     BORDERLINE,
     FAIL,
     MEASURES,
     PASS,
+    DecisionRecord,
     GateResult,
     PassRule,
+    Standing,
     Verdict,
 )
 
@@ -89,3 +92,35 @@ def rule_lines(t: Texts, rule: PassRule, before: PassRule | None = None) -> list
                      borderline_at=percent(t, gate.borderline_at))
         lines.append(f"{line} ✏️" if changed else line)
     return lines
+
+
+def candidate_result(t: Texts, verdict: Verdict, shown: str) -> str:
+    """The result as a candidate reads it: the band in their words and, with `shown` ==
+    "gates", each measure with what passes (HTML)."""
+    band = verdict.band if verdict.band in (PASS, BORDERLINE, FAIL) else FAIL
+    lines = [t(f"result.{band}")]
+    if shown == "gates":
+        lines += [t("result.gate", icon=_ICONS.get(g.band, "▫️"), name=gate_name(t, g.measure),
+                    value=percent(t, g.value), needed=percent(t, g.pass_at))
+                  for g in verdict.gates if g.value is not None]
+    return "\n".join(lines)
+
+
+def standing_line(t: Texts, standing: Standing) -> str:
+    """"Your result now (attempt 1): ✅ passed" (HTML)."""
+    band = standing.band if standing.band in (PASS, BORDERLINE, FAIL) else FAIL
+    return t("result.standing", number=standing.attempt_number,
+             band=t(f"result.short_{band}"))
+
+
+def decision_label(t: Texts, decision: str) -> str:
+    """"✅ Invite" in the reader's language."""
+    return t(f"hr.decision_{decision}")
+
+
+def decision_line(t: Texts, record: DecisionRecord) -> str:
+    """HR's decision as the card shows it: what, by whom, when, and whether it reached the
+    candidate (HTML)."""
+    return t("hr.decision_line", decision=decision_label(t, record.decision),
+             who=record.decided_by_name, when=when_text(t, record.decided_at),
+             sent=t("hr.decision_sent" if record.sent_at else "hr.decision_not_sent"))

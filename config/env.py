@@ -248,6 +248,32 @@ class Settings:
         "Tell candidates their result (the band and how each measure fared) after grading.",
         "false",
     )
+    attempt_counts: str = _meta(
+        "ATTEMPT_COUNTS", _choice("latest", "best", "first"),
+        "Which graded attempt decides a candidate's result: latest, best (the highest band,"
+        " then score) or first. Candidates are told before a second attempt.", "latest",
+    )
+    hints: bool = _meta(
+        "HINTS_AFTER_ATTEMPT", _bool,
+        "After an attempt that leaves another: up to three hints from the pass rule's weakest"
+        " measures (never the answer key).", "true",
+    )
+    candidate_result: str = _meta(
+        "CANDIDATE_RESULT", _choice("off", "band", "gates"),
+        "What candidates learn of their result after the final attempt or with HR's decision:"
+        " off, band (passed / borderline / not passed) or gates (the band and each measure).",
+        "band",
+    )
+    result_after_final: bool = _meta(
+        "RESULT_AFTER_FINAL_ATTEMPT", _bool,
+        "Send the result (CANDIDATE_RESULT) right after the final attempt is graded; false ="
+        " only with HR's decision.", "false",
+    )
+    reply_days: int = _meta(
+        "HR_REPLY_DAYS", _number(int, 0, 60),
+        "Working days within which candidates are told HR will write to them (0 = not said).",
+        "3",
+    )
     cvat_image_source: str = _meta(
         "CVAT_IMAGE_SOURCE", _choice("upload", "share"),
         "upload: send the images with every task; share: use files on CVAT's share.", "upload",

@@ -217,16 +217,20 @@ _STAGE_JOINS = (
 
 
 async def visit_row(db: Database, telegram_id: int, username: str | None,
-                    full_name: str) -> dict[str, Any]:
+                    full_name: str, first_language: str) -> dict[str, Any]:
     """One round trip per update: record that the user wrote, and read their language, their
-    candidate stage figures and whether they are on the HR whitelist."""
+    candidate stage figures and whether they are on the HR whitelist. A user without a stored
+    language gets `first_language` (the one that fits Telegram's language_code) stored, so that
+    what the bot sends them later, outside a reply, speaks the same language."""
     row = await db.fetchone(
-        "WITH u AS (INSERT INTO telegram_users (telegram_id, username, full_name)"
-        " VALUES (%(id)s, %(username)s, %(name)s) ON CONFLICT (telegram_id) DO UPDATE"
-        " SET username = EXCLUDED.username, full_name = EXCLUDED.full_name,"
+        "WITH u AS (INSERT INTO telegram_users (telegram_id, username, full_name, language)"
+        " VALUES (%(id)s, %(username)s, %(name)s, %(language)s) ON CONFLICT (telegram_id)"
+        " DO UPDATE SET username = EXCLUDED.username, full_name = EXCLUDED.full_name,"
+        " language = coalesce(telegram_users.language, EXCLUDED.language),"
         " last_seen_at = now() RETURNING language)"
         f" {_STAGE_SELECT}, u.language FROM u {_STAGE_JOINS}",
-        {"id": telegram_id, "username": username, "name": full_name},
+        {"id": telegram_id, "username": username, "name": full_name,
+         "language": first_language},
     )
     assert row is not None
     return row

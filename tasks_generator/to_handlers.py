@@ -154,6 +154,7 @@ class Stage:
     kind: str
     attempts_left: int
     number: int = 0
+    candidate_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -169,16 +170,19 @@ def _stage(row: dict[str, object], settings: Settings) -> Stage:
     extra = int(row["extra_attempts"] or 0)  # type: ignore[call-overload]
     left = max(0, settings.max_attempts + extra - int(row["used"] or 0))  # type: ignore[call-overload]
     status = row["attempt_status"]
+    candidate_id = row["candidate_id"]
     if status is None:
-        return Stage("new", left)
+        return Stage("new", left, candidate_id=candidate_id)  # type: ignore[arg-type]
     kind = {CREATING: "building", READY: "ready", FAILED: "failed"}.get(str(status), "done")
-    return Stage(kind, left, int(row["attempt_number"]))  # type: ignore[call-overload]
+    return Stage(kind, left, int(row["attempt_number"]),  # type: ignore[call-overload]
+                 candidate_id)  # type: ignore[arg-type]
 
 
 async def visit(db: Database, settings: Settings, *, telegram_id: int, username: str | None,
-                full_name: str) -> Visitor:
-    """Record the visit and read what the menus need, in one database round trip."""
-    row = await visit_row(db, telegram_id, username, full_name)
+                full_name: str, first_language: str) -> Visitor:
+    """Record the visit (and, at first contact, the language) and read what the menus need,
+    in one database round trip."""
+    row = await visit_row(db, telegram_id, username, full_name, first_language)
     return Visitor(row["language"], _stage(row, settings),
                    bool(row["whitelisted"]) or telegram_id in settings.hr_admin_ids)
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from db import Cursor, Database
+from tasks_metrics.decisions import counting_order
 
 INT, FLOAT, TEXT, DATE = "int", "float", "text", "date"
 # The gates of the pass rule below pass, as words ("cars found 66% < 95%"); the rows hold the
@@ -32,6 +33,7 @@ CANDIDATE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("candidate_id", INT), ("telegram_id", INT), ("telegram_username", TEXT),
     ("full_name", TEXT), ("cvat_username", TEXT), ("created_at", DATE),
     ("cvat_deleted_at", DATE), ("attempts_submitted", INT), ("extra_attempts", INT),
+    ("decision", TEXT), ("decided_by", TEXT), ("decided_at", DATE),
     ("latest_attempt", INT), *_METRIC_COLUMNS,
 )
 
@@ -54,18 +56,30 @@ _METRIC_SQL = """
     m.plate_precision, m.plate_recall, m.plate_matched_iou, m.plate_missed, m.plate_extra,
     m.plate_cer, m.graded_at"""
 
-CANDIDATES_SQL = f"""
+# {order}: the ORDER BY that puts the attempt that counts first (ATTEMPT_COUNTS).
+_CANDIDATES_SQL = """
 SELECT c.id AS candidate_id, c.telegram_id, c.telegram_username, c.full_name, c.cvat_username,
        c.created_at, c.cvat_deleted_at,
        (SELECT count(*) FROM attempts s WHERE s.candidate_id = c.id
           AND s.status IN ('submitted', 'graded'))::int AS attempts_submitted,
-       c.extra_attempts, a.number AS latest_attempt, {_METRIC_SQL}
+       c.extra_attempts, d.decision,
+       coalesce(nullif(u.full_name, ''), '@' || u.username, d.decided_by::text) AS decided_by,
+       d.decided_at, a.number AS latest_attempt, {metrics}
 FROM candidates c
 LEFT JOIN LATERAL (
-    SELECT la.id, la.number FROM attempts la JOIN metrics lm ON lm.attempt_id = la.id
-    WHERE la.candidate_id = c.id ORDER BY la.number DESC LIMIT 1) a ON true
+    SELECT a.id, a.number FROM attempts a JOIN metrics m ON m.attempt_id = a.id
+    WHERE a.candidate_id = c.id ORDER BY {order} LIMIT 1) a ON true
 LEFT JOIN metrics m ON m.attempt_id = a.id
+LEFT JOIN LATERAL (
+    SELECT decision, decided_by, decided_at FROM decisions
+    WHERE candidate_id = c.id ORDER BY id DESC LIMIT 1) d ON true
+LEFT JOIN telegram_users u ON u.telegram_id = d.decided_by
 ORDER BY c.id"""
+
+
+def candidates_sql(counting: str = "latest") -> str:
+    """The candidates sheet's query, each candidate with the attempt that counts."""
+    return _CANDIDATES_SQL.format(metrics=_METRIC_SQL, order=counting_order(counting))
 
 ATTEMPTS_SQL = f"""
 SELECT c.id AS candidate_id, c.telegram_id, c.telegram_username, c.cvat_username,
@@ -108,13 +122,14 @@ class Exports:
     scores: list[tuple[float, str]]  # (score, band) of each graded candidate
 
 
-async def export_rows(db: Database) -> ExportRows:
-    """Every candidate and every attempt with their metrics, in one transaction."""
+async def export_rows(db: Database, counting: str = "latest") -> ExportRows:
+    """Every candidate (with the attempt that counts, by ATTEMPT_COUNTS) and every attempt
+    with their metrics, in one transaction."""
 
     def work(cur: Cursor) -> ExportRows:
         # A plain tuple cursor: much cheaper than dict rows for tens of thousands of rows.
         with cur.connection.cursor() as plain:
-            plain.execute(CANDIDATES_SQL)
+            plain.execute(candidates_sql(counting))
             candidate_columns = [d.name for d in plain.description]
             candidates = plain.fetchall()
             plain.execute(ATTEMPTS_SQL)

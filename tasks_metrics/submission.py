@@ -23,7 +23,7 @@ from db import Database, DatabaseUnavailable
 from tasks_generator.attempts import (
     CREATING,
     FAILED,
-    GRADED,
+    READY,
     SUBMITTED,
     Attempt,
     count_used,
@@ -147,6 +147,43 @@ async def _reopen(cvat: AsyncCvatClient, attempt: Attempt, candidate: Candidate)
     return True
 
 
+async def _open_attempt(db: Database, settings: Settings,
+                        telegram_id: int) -> tuple[Candidate, Attempt] | SubmitOutcome:
+    """The candidate's attempt that is open for work, or why there is none."""
+    candidate = await get_candidate(db, telegram_id)
+    attempt = await latest_attempt(db, candidate.id) if candidate else None
+    if candidate is None or attempt is None or attempt.status == FAILED:
+        return SubmitOutcome("no_task", attempt)
+    if attempt.status == CREATING:
+        return SubmitOutcome("not_ready", attempt)
+    if attempt.status != READY:
+        return SubmitOutcome("already_submitted", attempt,
+                             attempts_left=await _attempts_left(db, settings, attempt))
+    return candidate, attempt
+
+
+async def check_work(
+    db: Database, cvat: AsyncCvatClient, grader: GradingProcesses, settings: Settings,
+    telegram_id: int,
+) -> SubmitOutcome:
+    """🔎 Check my work: the same read and completeness check as Submit, with nothing locked,
+    stored or used up. kind "complete" when Submit would grade the work as it is now."""
+    opened = await _open_attempt(db, settings, telegram_id)
+    if isinstance(opened, SubmitOutcome):
+        return opened
+    _, attempt = opened
+    if not await claim_check(db, attempt.id):
+        return SubmitOutcome("checking", attempt)
+    try:
+        checked = await _read_and_check(cvat, grader, settings, attempt)
+    except AnnotationFormatError as exc:
+        raise CvatError(f"CVAT sent annotations of job {attempt.cvat_job_id} that cannot be "
+                        f"read: {exc}") from exc
+    finally:
+        await release_check(db, attempt.id, job_open=True)
+    return checked if isinstance(checked, SubmitOutcome) else SubmitOutcome("complete", attempt)
+
+
 async def submit_work(
     db: Database, cvat: AsyncCvatClient, grader: GradingProcesses, settings: Settings,
     telegram_id: int,
@@ -154,15 +191,10 @@ async def submit_work(
     """The whole Submit: the job is locked (unassigned: CVAT then refuses the candidate's
     edits), read once and checked; incomplete or over-limit work reopens the job and uses up
     nothing; complete work is stored as read and that copy is graded."""
-    candidate = await get_candidate(db, telegram_id)
-    attempt = await latest_attempt(db, candidate.id) if candidate else None
-    if candidate is None or attempt is None or attempt.status == FAILED:
-        return SubmitOutcome("no_task", attempt)
-    if attempt.status == CREATING:
-        return SubmitOutcome("not_ready", attempt)
-    if attempt.status in (SUBMITTED, GRADED):
-        return SubmitOutcome("already_submitted", attempt,
-                             attempts_left=await _attempts_left(db, settings, attempt))
+    opened = await _open_attempt(db, settings, telegram_id)
+    if isinstance(opened, SubmitOutcome):
+        return opened
+    candidate, attempt = opened
     if not await claim_check(db, attempt.id):
         return SubmitOutcome("checking", attempt)
     job_open = True
@@ -182,14 +214,20 @@ async def submit_work(
         await release_check(db, attempt.id, job_open=job_open)
 
 
-async def _check_and_store(db: Database, cvat: AsyncCvatClient, grader: GradingProcesses,
-                           settings: Settings, candidate: Candidate,
-                           attempt: Attempt) -> SubmitOutcome:
+@dataclass(frozen=True)
+class _Read:
+    """One read of a job's work that passed the limits and the completeness check."""
+
+    annotations: bytes
+    labels: list[dict[str, Any]]
+    meta: dict[str, Any]
+
+
+async def _read_and_check(cvat: AsyncCvatClient, grader: GradingProcesses, settings: Settings,
+                          attempt: Attempt) -> _Read | SubmitOutcome:
+    """Read the job's work once and check it in a grading process: the read, or what is
+    wrong with it (incomplete, over a limit, or too costly to check)."""
     assert attempt.cvat_job_id is not None
-    job = await cvat.get_job(attempt.cvat_job_id)  # its dates, before the bot's PATCH moves them
-    ended = candidate_last_change(job.updated_date, job.assignee_updated_date) or job.updated_date
-    if job.assignee_id is not None:
-        await cvat.assign_job(attempt.cvat_job_id, None)  # from here on the work cannot change
     try:
         async with grader.intake:
             annotations, labels, meta = await read_work(
@@ -203,8 +241,21 @@ async def _check_and_store(db: Database, cvat: AsyncCvatClient, grader: GradingP
         return SubmitOutcome("unreadable", attempt, reason=exc.reason)
     if problems:
         return SubmitOutcome("incomplete", attempt, tuple(problems))
+    return _Read(annotations, labels, meta)
 
-    stored = stored_copy(annotations, labels, meta)
+
+async def _check_and_store(db: Database, cvat: AsyncCvatClient, grader: GradingProcesses,
+                           settings: Settings, candidate: Candidate,
+                           attempt: Attempt) -> SubmitOutcome:
+    assert attempt.cvat_job_id is not None
+    job = await cvat.get_job(attempt.cvat_job_id)  # its dates, before the bot's PATCH moves them
+    ended = candidate_last_change(job.updated_date, job.assignee_updated_date) or job.updated_date
+    if job.assignee_id is not None:
+        await cvat.assign_job(attempt.cvat_job_id, None)  # from here on the work cannot change
+    checked = await _read_and_check(cvat, grader, settings, attempt)
+    if isinstance(checked, SubmitOutcome):
+        return checked
+    stored = stored_copy(checked.annotations, checked.labels, checked.meta)
     recorded = await db.execute(
         "UPDATE attempts SET status = 'submitted', submitted_at = now(), task_ended = %s,"
         " submitted_annotations = %s::jsonb, updated_at = now()"

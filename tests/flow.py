@@ -178,3 +178,10 @@ async def delete_from_cvat(db: Database, admin: AsyncCvatClient) -> None:
             if row["id"] is not None:
                 with contextlib.suppress(CvatError):
                     await delete(row["id"])
+
+
+async def submit(user: TelegramUser) -> None:
+    """✅ Submit and confirm it, as a candidate does (English texts)."""
+    await user.send("✅ Submit")
+    await user.expect_message("for grading?")
+    await user.press("✅ Yes, submit it")

@@ -12,7 +12,7 @@ from db import Database
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
 from tests.conftest import HANG, HR_ADMIN_ID, BotApp
-from tests.flow import annotate, get_task
+from tests.flow import annotate, get_task, submit
 from tests.test_hr import find
 
 
@@ -35,7 +35,7 @@ async def test_after_the_last_graded_attempt_the_login_is_retired_step_by_step(
     await person.send("/start")
     login = await get_task(person)
     await annotate(login)
-    await person.send("✅ Submit")
+    await submit(person)
     await person.expect_edit("Thank you!")
 
     # Graded and no attempt left: the password is forgotten by the time the candidate is

@@ -15,7 +15,7 @@ from config.env import Settings
 from db import Database
 from sandbox.telegram import TelegramServer, TelegramUser
 from tests.conftest import BotApp
-from tests.flow import annotate, get_task
+from tests.flow import annotate, get_task, submit
 
 GENERIC_ERROR = "something went wrong on my side"
 
@@ -66,7 +66,7 @@ async def test_bad_input_with_a_task_and_after_submitting(user: TelegramUser,
     await _bad_inputs(user)
     assert await db.fetchval("SELECT status FROM attempts") == "ready"
     await annotate(login)
-    await user.send("✅ Submit")
+    await submit(user)
     await user.expect_edit("Thank you!", timeout=20)
     await _bad_inputs(user)
     assert await db.fetchval("SELECT status FROM attempts") == "graded"

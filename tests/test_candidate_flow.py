@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
+from config.env import Settings
 from connection import CvatForbidden, CvatNotFound
 from db import Database
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
 from tests.conftest import BotApp
-from tests.flow import TASK_SET, annotate, candidate_client, get_task, read_login
+from tests.flow import TASK_SET, annotate, candidate_client, get_task, read_login, submit
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """These journeys press buttons faster than a person: the per-user flood limit (tested on
+    its own) gets a bigger burst here."""
+    return dataclasses.replace(settings, throttle_burst=1000)
 
 
 async def _attempt_rows(db: Database) -> list[dict]:
@@ -30,10 +39,11 @@ async def test_happy_path(user: TelegramUser, cvat: CvatServer, db: Database) ->
     ready = await user.expect_edit("Your test task is ready", timeout=20)
     assert "✅ Images 12/12" in ready.text and "✅ Account" in ready.text
     credentials = await user.expect_message("Your CVAT login")
-    assert credentials.button_data == {"✅ Submit": "t1:sub"}
+    assert credentials.button_data == {"🔎 Check my work": "t1:chk", "✅ Submit": "t1:sub"}
     instructions = await user.expect_message("What to do")
     assert "Latin" in instructions.text and "Cyrillic" in instructions.text
-    assert instructions.reply_keyboard[0] == ["✅ Submit", "🔑 My credentials"]
+    assert instructions.reply_keyboard[0] == ["🔎 Check my work", "✅ Submit"]
+    assert instructions.reply_keyboard[1] == ["🔑 My credentials"]
     login = read_login(credentials)
     assert login.url == cvat.base_url
 
@@ -52,11 +62,14 @@ async def test_happy_path(user: TelegramUser, cvat: CvatServer, db: Database) ->
         await client.close()
 
     job_id, _ = await annotate(login)
-    await user.send("✅ Submit")
+    await submit(user)
     await user.expect_message("Checking your work")
     thanks = await user.expect_edit("Thank you!", timeout=20)
-    assert "attempt 1" in thanks.text and "one more attempt" in thanks.text
+    assert "attempt 1" in thanks.text and "1 more attempt on new images" in thanks.text
+    assert "Only your latest attempt counts" in thanks.text
+    assert "write to you in this chat within 3 working days" in thanks.text
     assert "score" not in thanks.text.lower()  # SHOW_SCORE_TO_CANDIDATE is off by default
+    assert "What to look at next time" not in thanks.text  # a perfect attempt: no hints
     menu = await user.expect_message("You have submitted your test")
     assert menu.reply_keyboard[0] == ["🔁 New attempt", "🔑 My credentials"]
 
@@ -84,8 +97,8 @@ async def test_incomplete_submission_lists_what_is_missing(user: TelegramUser,
     login = await get_task(user)
     first_six = set(TASK_SET.subset_for_attempt(1)[:6])
     await annotate(login, only=first_six)
-    await user.send("✅ Submit")
-    report = await user.expect_edit("Almost there", timeout=20)
+    await submit(user)
+    report = await user.expect_edit("Not finished yet", timeout=20)
     missing = [n for n in TASK_SET.subset_for_attempt(1) if n not in first_six]
     for name in missing:
         assert f"{name}: no car is marked" in report.text
@@ -95,7 +108,7 @@ async def test_incomplete_submission_lists_what_is_missing(user: TelegramUser,
     assert [(r["number"], r["status"]) for r in await _attempt_rows(db)] == [(1, "ready")]
 
     await annotate(login)  # finishes every image
-    await user.send("✅ Submit")
+    await submit(user)
     await user.expect_edit("Thank you!", timeout=20)
     assert [(r["number"], r["status"]) for r in await _attempt_rows(db)] == [(1, "graded")]
 
@@ -105,8 +118,8 @@ async def test_plate_without_text_is_reported_without_the_answer(user: TelegramU
     plate_text = next(s.text for n in TASK_SET.subset_for_attempt(1)
                       for s in TASK_SET.ground_truth.images[n].shapes if s.label == "plate")
     await annotate(login, plate_texts={plate_text: "  "})
-    await user.send("✅ Submit")
-    report = await user.expect_edit("Almost there", timeout=20)
+    await submit(user)
+    report = await user.expect_edit("Not finished yet", timeout=20)
     assert "has no text" in report.text
     assert plate_text not in report.text
 
@@ -116,13 +129,13 @@ async def test_second_attempt_gets_new_images_and_a_third_is_refused(
 ) -> None:
     first = await get_task(user)
     await annotate(first)
-    await user.send("✅ Submit")
+    await submit(user)
     await user.expect_edit("Thank you!", timeout=20)
 
     second = await get_task(user, new_attempt=True)
     assert second.username == first.username  # the same account
     await annotate(second, plate_texts={})
-    await user.send("✅ Submit")
+    await submit(user)
     last = await user.expect_edit("Thank you!", timeout=20)
     assert "more attempt" not in last.text
 
@@ -256,3 +269,68 @@ async def test_a_task_left_by_a_failed_cleanup_is_deleted_at_start(
         await asyncio.sleep(0.1)
     assert cvat.tasks == {}
     assert (await _attempt_rows(db))[0]["cvat_task_id"] is None
+
+
+async def test_check_never_submits_and_submit_asks_first(user: TelegramUser, cvat: CvatServer,
+                                                        db: Database) -> None:
+    """🔎 Check my work reports what is missing and locks nothing; ✅ Submit asks before it
+    grades, and "Not yet" leaves the work open."""
+    login = await get_task(user)
+    first_six = set(TASK_SET.subset_for_attempt(1)[:6])
+    job_id, _ = await annotate(login, only=first_six)
+    await user.send("🔎 Check my work")
+    await user.expect_message("nothing is submitted")
+    report = await user.expect_edit("Not finished yet", timeout=20)
+    missing = [n for n in TASK_SET.subset_for_attempt(1) if n not in first_six]
+    assert f"{missing[0]}: no car is marked" in report.text
+    assert "Nothing was submitted" in report.text
+    row = await db.fetchone("SELECT status, checking_until, submitted_annotations FROM attempts")
+    assert row == {"status": "ready", "checking_until": None, "submitted_annotations": None}
+    assert cvat.jobs[job_id].assignee_id is not None  # never taken from the candidate
+
+    await annotate(login)
+    await user.press("🔎 Check my work")  # the button under the login
+    complete = await user.expect_edit("Every image has what the test needs", timeout=20)
+    assert "cannot see whether the boxes and texts are right" in complete.text
+    assert await db.fetchval("SELECT status FROM attempts") == "ready"
+
+    await user.send("✅ Submit")
+    question = await user.expect_message("Submit attempt 1 for grading?")
+    assert "You will not be able to change it afterwards" in question.text
+    await user.press("Not yet")
+    await user.expect_edit("your work stays open")
+    assert await db.fetchval("SELECT status FROM attempts") == "ready"
+    assert cvat.jobs[job_id].assignee_id is not None
+
+    await user.press("✅ Submit")  # the button under the login asks too
+    await user.expect_message("Submit attempt 1 for grading?")
+    await user.press("✅ Yes, submit it")
+    await user.expect_edit("Thank you!", timeout=20)
+    assert await db.fetchval("SELECT status FROM attempts") == "graded"
+    assert cvat.jobs[job_id].assignee_id is None
+
+
+async def test_russian_candidate_checks_and_submits_in_russian(
+        telegram: TelegramServer, bot_app: BotApp, db: Database) -> None:
+    olga = telegram.user(5302, first_name="Ольга", language_code="ru")
+    await olga.send("/start")
+    greeting = await olga.expect_message("Здравствуйте, Ольга!")
+    assert "12 фотографий" in greeting.text and "Около 60 минут" in greeting.text
+    assert "Засчитывается только последняя попытка" in greeting.text
+    await olga.send("📝 Получить задание")
+    await olga.expect_message("Готовы начать?")
+    await olga.press("✅ Да, создать задание")
+    credentials = await olga.expect_message("Данные для входа в CVAT", timeout=20)
+    instructions = await olga.expect_message("Что нужно сделать", timeout=20)
+    assert instructions.reply_keyboard[0] == ["🔎 Проверить работу", "✅ Сдать работу"]
+    await annotate(read_login(credentials), only=set(TASK_SET.subset_for_attempt(1)[:3]))
+    await olga.send("🔎 Проверить работу")
+    await olga.expect_edit("Работа ещё не закончена", timeout=20)
+    await olga.send("✅ Сдать работу")
+    await olga.expect_message("Сдать попытку 1 на проверку?")
+    await olga.press("✅ Да, сдать")
+    await olga.expect_edit("Работа ещё не закончена", timeout=20)
+    assert await db.fetchval("SELECT status FROM attempts") == "ready"
+    # Telegram's language_code was stored at first contact.
+    assert await db.fetchval("SELECT language FROM telegram_users WHERE telegram_id = 5302") \
+        == "ru"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from config.env import PROJECT_DIR
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
-from tests.flow import annotate, get_task
+from tests.flow import annotate, get_task, submit
 
 
 async def test_cooldown_and_score_shown(app_with, telegram: TelegramServer) -> None:
@@ -14,7 +14,7 @@ async def test_cooldown_and_score_shown(app_with, telegram: TelegramServer) -> N
     login = await get_task(user)
     # Every plate typed in lower case: the boxes are perfect, the texts are all wrong.
     await annotate(login, plate_texts=_lowercase_plates())
-    await user.send("✅ Submit")
+    await submit(user)
     thanks = await user.expect_edit("Thank you!", timeout=20)
     # The old averaged score (0.67) called this borderline; the plate text gate fails it.
     assert "Your result: ❌ fail: plate texts right 0% < 90%" in thanks.text

@@ -13,7 +13,7 @@ from config.env import Settings
 from db import Database
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
-from tests.flow import TASK_SET, annotate, get_task
+from tests.flow import TASK_SET, annotate, get_task, submit
 from tests.test_hr_export import (
     add_candidate,
     add_graded_attempt,
@@ -55,7 +55,7 @@ async def submit_with_wrong_plates(user: TelegramUser, wrong: int = 3) -> str:
              for n in subset
              if any(s.label == "plate" for s in TASK_SET.ground_truth.images[n].shapes)][:wrong]
     await annotate(login, plate_texts={text: text + "X" for text in texts})
-    await user.send("✅ Submit")
+    await submit(user)
     await user.expect_edit("Thank you!", timeout=20)
     return login.username
 

@@ -26,6 +26,7 @@ from tests.flow import (
     bot_process_env,
     get_task,
     start_bot_process,
+    submit,
     wait_for_pool,
 )
 
@@ -105,7 +106,7 @@ async def annotate_and_submit(user: TelegramUser, credentials: object) -> None:
     from tests.flow import read_login
 
     await annotate(read_login(credentials))  # type: ignore[arg-type]
-    await user.send("✅ Submit")
+    await submit(user)
     await user.expect_edit("Thank you!", timeout=20)
 
 
@@ -174,7 +175,7 @@ async def test_a_pooled_task_deleted_on_cvat_is_never_handed_out(
     assert job.task_id != row["cvat_task_id"] and job.task_id in cvat.tasks
     assert frames == list(first)
     assert cvat.users[job.assignee_id].username == login.username
-    await user.send("✅ Submit")
+    await submit(user)
     await user.expect_edit("Thank you!", timeout=20)
     attempt = await db.fetchone("SELECT status, cvat_task_id FROM attempts")
     assert attempt == {"status": "graded", "cvat_task_id": job.task_id}
@@ -216,7 +217,7 @@ async def test_second_attempt_takes_a_pooled_task_of_its_own_images(
     user = telegram.user(8001, first_name="Zoe", language_code="en")
     first = await get_task(user)
     await annotate(first)
-    await user.send("✅ Submit")
+    await submit(user)
     await user.expect_edit("Thank you!", timeout=20)
     second = await get_task(user, new_attempt=True)
     assert second.username == first.username

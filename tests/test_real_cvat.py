@@ -33,6 +33,7 @@ from tests.flow import (
     get_task,
     perfect_shapes,
     save_shapes,
+    submit,
     wait_for_pool,
 )
 from tests.test_hr import find
@@ -102,7 +103,7 @@ async def test_a_candidate_takes_the_test_on_a_real_cvat(
     job = await admin.get_job(job_id)
     assert (await admin.get_user(job.assignee_id)).username == login.username
     assert (await admin.get_user(job.assignee_id)).groups == ("worker",)
-    await user.send("✅ Submit")
+    await submit(user)
     await user.expect_edit("Thank you!", timeout=60)
     graded = await db.fetchone("SELECT m.car_iou, m.plate_iou, m.plate_accuracy FROM metrics m"
                                " JOIN attempts a ON a.id = m.attempt_id")
@@ -185,14 +186,14 @@ async def test_work_built_to_be_expensive_on_a_real_cvat(
                    {"type": "mask", "frame": 1, "label_id": car,
                     "points": [0, 20_000 * 20_000, 0, 0, 19_999, 19_999]}]
         await save_shapes(client, job_id, hostile)
-        await user.send("✅ Submit")
+        await submit(user)
         answer = await user.expect_edit("I cannot check this work", timeout=60)
         assert f"on image {frames[0]} a shape has 100,000 points" in answer.text
         assert (await admin.get_job(job_id)).assignee_id is not None  # given back to fix
         assert await db.fetchval("SELECT status FROM attempts") == "ready"
         # Fixed: graded, and from then on CVAT refuses the candidate's edits.
         await save_shapes(client, job_id, perfect_shapes(frames, labels))
-        await user.send("✅ Submit")
+        await submit(user)
         await user.expect_edit("Thank you!", timeout=60)
         assert await db.fetchval("SELECT band FROM metrics") == "pass"
         with pytest.raises(CvatForbidden):

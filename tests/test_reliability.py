@@ -31,6 +31,7 @@ from tests.flow import (
     bot_process_env,
     get_task,
     start_bot_process,
+    submit,
     text_update,
 )
 
@@ -78,7 +79,7 @@ async def test_database_restart_while_a_submission_is_graded(
     login = await get_task(user)
     await annotate(login)
     cvat.latency = 0.3  # the reads from CVAT take a while: the database goes down meanwhile
-    await user.send("✅ Submit")
+    await submit(user)
     await _wait_for(lambda: any(path.endswith("/annotations/") or "annotations" in path
                                 for method, path, *_ in cvat.request_log[-3:]
                                 if method == "GET"))

@@ -14,7 +14,7 @@ from db import Database
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
 from tests.conftest import BotApp
-from tests.flow import annotate, get_task, read_login
+from tests.flow import annotate, get_task, read_login, submit
 
 # Every CVAT call on the way to a candidate's credentials, and how to break it.
 BUILD_STEPS = {
@@ -149,7 +149,7 @@ async def test_cvat_failing_while_grading(
     await annotate(login)
     method, path = GRADING_STEPS[step]
     cvat.fail_next(method, path, **FAULTS[fault])
-    await user.send("✅ Submit")
+    await submit(user)
     await user.expect_edit(TROUBLE, timeout=60)
     status = await db.fetchval("SELECT status FROM attempts")
     assert status == "ready"  # not used up, not lost

@@ -22,7 +22,7 @@ from main import WEBHOOK_PATH, create_bot, create_dispatcher, create_webhook_app
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
 from tests.conftest import HANG, make_settings
-from tests.flow import annotate, get_task, text_update
+from tests.flow import annotate, get_task, submit, text_update
 
 CANDIDATES = 100
 
@@ -90,7 +90,7 @@ async def _take_the_test(user: TelegramUser) -> None:
     await user.expect_message("Hello")
     login = await get_task(user)
     await annotate(login)
-    await user.send("✅ Submit")
+    await submit(user)
     await user.expect_edit("Thank you!")
 
 

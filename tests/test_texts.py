@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import html
+import re
+
+import pytest
 
 from bot_files.texts import LANGUAGES, Texts, catalog, pick_language, placeholders
 from sandbox.telegram import parse_html
@@ -31,6 +34,77 @@ def test_every_text_is_valid_telegram_html_when_filled() -> None:
 def test_language_follows_choice_then_telegram() -> None:
     assert pick_language("en", "ru") == "en"
     assert pick_language(None, "ru-RU") == "ru"
-    assert pick_language(None, "uk") == "ru"
+    assert pick_language(None, "be") == "ru"
+    assert pick_language(None, "uk") == "en"  # not greeted in Russian unasked
     assert pick_language(None, "de") == "en"
     assert pick_language(None, None) == "en"
+
+
+NUMBERS = (1, 2, 5, 11, 21, 22)
+NAMES = {"en": "Olga Kuznetsova", "ru": "Ольга Кузнецова"}
+# Placeholders that hold words or markup, not a count.
+WORDY = {"name", "who", "username", "url", "image", "label", "kind", "query", "text", "decision",
+         "band", "verdict", "cvat", "line", "note", "icon", "expected", "given", "status",
+         "problem", "error", "reason", "message", "language", "sent", "when", "date", "time",
+         "created", "started", "ended", "spent", "old", "new", "by", "since", "rule", "gates",
+         "changes", "telegram_id", "counting", "bot", "password", "hint", "needed", "value",
+         "limit", "pass_at", "borderline_at", "failed", "moves", "measure", "x", "y"}
+# Words a Russian count may stand before without agreeing with it.
+NOT_A_NOUN_RU = {"из", "уже", "на", "нет", "сейчас", "сдана", "мин", "чел"}
+
+
+def _filled(template: str, number: int, language: str) -> dict[str, object]:
+    return {name: NAMES[language] if name in WORDY else number
+            for name in placeholders(template)}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_every_text_renders_with_counts_and_names(language: str) -> None:
+    """Every text, with every count 1, 2, 5, 11, 21, 22 and a name in it, renders to valid
+    Telegram HTML with nothing left unfilled."""
+    t = Texts(language)
+    for key, template in catalog(language).items():
+        for number in NUMBERS:
+            text = t(key, **_filled(template, number, language))
+            assert "{" not in text and "=" not in text.replace("==", ""), (key, text)
+            parse_html(text)
+
+
+def test_russian_counts_agree_with_their_nouns() -> None:
+    """A count written before a Russian noun takes the noun's CLDR form (1 кандидат, 2
+    кандидата, 5 кандидатов, 21 кандидат): every such place in the texts has plural forms."""
+    bare = re.compile(r"\{(\w+)\}[ \u00a0]+([а-яё]+)", re.IGNORECASE)
+    for key, template in catalog("ru").items():
+        for match in bare.finditer(template):
+            name, word = match.groups()
+            if name not in WORDY:
+                assert word.lower() in NOT_A_NOUN_RU, \
+                    f"ru {key}: {match.group(0)!r} needs plural forms"
+    t = Texts("ru")
+    expected = {1: "1 фотографию", 2: "2 фотографии", 5: "5 фотографий", 11: "11 фотографий",
+                21: "21 фотографию", 22: "22 фотографии"}
+    for number, words in expected.items():
+        greeting = t("start.greeting", name="Ольга", images=number, minutes=number,
+                     attempts=2, counting="")
+        assert words in greeting, greeting
+    assert "1 проверенный кандидат" in t("hr.chart_caption", count=1)
+    assert "22 проверенных кандидата" in t("hr.chart_caption", count=22)
+    assert "ещё 1 попытку" in t("submit.more_attempts", left=1)
+    assert "ещё 5 попыток" in t("submit.more_attempts", left=5)
+    assert "в течение 21 рабочего дня" in t("submit.hr_will_write", days=21)
+    en = Texts("en")
+    assert "1 more attempt " in en("submit.more_attempts", left=1)
+    assert "2 more attempts " in en("submit.more_attempts", left=2)
+
+
+def test_a_name_is_never_declined_in_russian() -> None:
+    """Russian cannot put a name into a case by a template ("Разрешить Ольга Кузнецова",
+    "о Ольга Кузнецова"): a name stands where the nominative is right: after a label, at a
+    line's start, in a greeting, or beside another placeholder; never after a preposition or
+    a word that governs a case."""
+    nominative_before = re.compile(
+        r"(^|\n|: |; |\(|«|• |▫️ |📇 |\} ?|</code>|Здравствуйте, |Кандидат |Готово: )$")
+    for key, template in catalog("ru").items():
+        for match in re.finditer(r"\{name\}", template):
+            before = re.sub(r"(<b>|<i>)$", "", template[:match.start()])
+            assert nominative_before.search(before), f"ru {key}: {{name}} after {before[-20:]!r}"

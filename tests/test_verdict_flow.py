@@ -6,6 +6,7 @@ tuning the pass rule in the bot."""
 from __future__ import annotations
 
 import asyncio
+import re
 import dataclasses
 import io
 import json
@@ -36,6 +37,7 @@ from tests.flow import (
     perfect_shapes,
     save_shapes,
     start_bot_process,
+    submit,
 )
 from tests.test_hr import find, submit_with_wrong_plates
 
@@ -77,7 +79,7 @@ async def test_hr_notification_names_the_gate_a_missing_third_of_cars_fails(
 
     _, client = await save_work(login, drop_every_third_car)
     await client.close()
-    await user.send("✅ Submit")
+    await submit(user)
     await user.expect_edit("Thank you!", timeout=30)
     notice = await hr_user.expect_message("New result", timeout=10)
     assert "Anna Smith @anna_s, attempt 1: ❌ fail: cars found 69.2% < 95%" in notice.text
@@ -111,7 +113,7 @@ async def test_the_graded_copy_is_the_copy_that_was_checked(
         # The bot reads the work only once the job is closed to the candidate: hold that read
         # and let the candidate try to swap in other work in exactly that window.
         hold = cvat.hold_next("GET", rf"/api/jobs/{job_id}/annotations")
-        await user.send("✅ Submit")
+        await submit(user)
         await asyncio.wait_for(hold.reached.wait(), 30)
         assert cvat.jobs[job_id].assignee_id is None
         with pytest.raises(CvatForbidden):
@@ -136,14 +138,14 @@ async def test_incomplete_work_reopens_the_job_and_uses_up_nothing(
         s for s in shapes if s["frame"] != 0])
     await client.close()
     candidate_id = cvat.jobs[job_id].assignee_id
-    await user.send("✅ Submit")
-    incomplete = await user.expect_edit("Almost there", timeout=30)
+    await submit(user)
+    incomplete = await user.expect_edit("Not finished yet", timeout=30)
     assert TASK_SET.subset_for_attempt(1)[0] in incomplete.text
     assert cvat.jobs[job_id].assignee_id == candidate_id  # the candidate can fix it
     row = await db.fetchone("SELECT status, checking_until, submitted_annotations FROM attempts")
     assert row == {"status": "ready", "checking_until": None, "submitted_annotations": None}
     await annotate(login)
-    await user.send("✅ Submit")
+    await submit(user)
     await user.expect_edit("Thank you!", timeout=30)
 
 
@@ -195,11 +197,16 @@ async def test_a_hostile_submission_costs_only_its_own_attempt(
 
         before_kb = _memory_kb(bot.pid, "VmRSS")
         _reset_peak_memory(bot.pid)
+        questions = []
         for _ in range(3):
             await mallory.send("✅ Submit")
+            questions.append(await mallory.expect_message("for grading?", timeout=30))
+        for question in questions:  # three confirmed presses at once
+            await mallory.press("✅ Yes, submit it", message_id=question.message_id)
         await bystander.send("/help")
         await bystander.expect_message("How this works", timeout=30)
-        answers = [await mallory.expect_edit(timeout=60) for _ in range(3)]
+        answers = [await mallory.expect_edit(re.compile("cannot check|still checking"),
+                                             timeout=60) for _ in range(3)]
         await bystander.send("/help")
         await bystander.expect_message("How this works", timeout=30)
         peak_kb = _memory_kb(bot.pid, "VmHWM")
@@ -322,7 +329,7 @@ async def test_a_candidates_text_cannot_break_the_card(
     plate = next(s.text for n in TASK_SET.subset_for_attempt(1)
                  for s in TASK_SET.ground_truth.images[n].shapes if s.label == "plate")
     await annotate(login, plate_texts={plate: "<" * 1000})
-    await user.send("✅ Submit")
+    await submit(user)
     await user.expect_edit("Thank you!", timeout=30)
     await hr_user.expect_message("New result", timeout=10)
     await hr_user.press("📇 Open card")

@@ -18,10 +18,11 @@ from bot_files.keyboards import (
     main_menu,
     new_attempt_keyboard,
     retry_keyboard,
+    submit_confirm_keyboard,
 )
 from bot_files.replies import target_of
 from bot_files.texts import Texts, limit_text, pick_language, problem_text
-from bot_files.verdicts import verdict_line
+from bot_files.verdicts import candidate_result, standing_line
 from config.env import Settings
 from connection import AsyncCvatClient, CvatError, CvatNotFound, CvatUnavailable
 from create_users.to_handlers import user_language
@@ -38,7 +39,14 @@ from tasks_generator.to_handlers import (
     request_test_task,
     resend_credentials,
 )
-from tasks_metrics.to_handlers import GradingProcesses, SubmitOutcome, submit_work
+from tasks_metrics.to_handlers import (
+    GradingProcesses,
+    SubmitOutcome,
+    check_work,
+    hint_codes,
+    standing,
+    submit_work,
+)
 from tasks_new.to_handlers import request_new_attempt
 
 logger = logging.getLogger(__name__)
@@ -177,10 +185,16 @@ async def offer_task(event: Message | CallbackQuery, t: Texts, db: Database,
         await target.answer(t("task.none_left", allowed=stage.number),
                             reply_markup=main_menu(t, "done", 0))
     else:
-        await target.answer(
-            t("task.confirm_new", number=stage.number + 1,
-              allowed=stage.number + stage.attempts_left, images=task_set.images_per_task),
-            reply_markup=confirm_keyboard(t, new_attempt=True))
+        lines = [t("task.confirm_new", number=stage.number + 1,
+                   allowed=stage.number + stage.attempts_left,
+                   images=task_set.images_per_task),
+                 t(f"counting.{settings.attempt_counts}")]
+        if stage.candidate_id is not None:
+            now = await standing(db, stage.candidate_id, settings.attempt_counts)
+            if now is not None:
+                lines.append(standing_line(t, now))
+        await target.answer("\n\n".join(lines),
+                            reply_markup=confirm_keyboard(t, new_attempt=True))
 
 
 async def build_task(callback: CallbackQuery, callback_data: TaskAction, t: Texts, db: Database,
@@ -248,13 +262,68 @@ async def show_credentials(event: Message | CallbackQuery, t: Texts, db: Databas
     )
 
 
-async def submit(event: Message | CallbackQuery, t: Texts, db: Database, cvat: AsyncCvatClient,
-                 grader: GradingProcesses, settings: Settings) -> None:
-    """Submit: the job is locked and read once; complete work is stored and graded, anything
-    else reopens the job with the reason."""
+async def ask_submit(event: Message | CallbackQuery, t: Texts, db: Database,
+                     cvat: AsyncCvatClient, grader: GradingProcesses,
+                     settings: Settings) -> None:
+    """✅ Submit: with a task open, ask first (a submission cannot be changed); otherwise say
+    why there is nothing to submit, as Submit itself would."""
+    stage = await candidate_stage(db, settings, event.from_user.id)
+    if stage.kind != "ready":
+        await submit(event, t, db, cvat, grader, settings)
+        return
+    if isinstance(event, CallbackQuery):
+        await event.answer()
+    target = target_of(event)
+    if target is not None:
+        await target.answer(t("submit.confirm", number=stage.number),
+                            reply_markup=submit_confirm_keyboard(t))
+
+
+async def keep_working(callback: CallbackQuery, t: Texts) -> None:
+    """Not yet: the work stays open."""
+    await callback.answer()
+    target = target_of(callback)
+    if target is not None:
+        try:
+            await target.edit_text(t("submit.kept_open"))
+        except TelegramBadRequest:
+            logger.debug("'not yet' on a message that cannot be edited")
+
+
+async def check(event: Message | CallbackQuery, t: Texts, db: Database, cvat: AsyncCvatClient,
+                grader: GradingProcesses, settings: Settings) -> None:
+    """🔎 Check my work: the completeness check, with nothing locked or used up."""
     target = target_of(event)
     if isinstance(event, CallbackQuery):
         await event.answer()
+    if target is None:
+        return
+    status = await target.answer(t("check.checking"))
+    try:
+        outcome = await check_work(db, cvat, grader, settings, event.from_user.id)
+    except CvatError as exc:
+        await _cvat_trouble(status, t, exc, TaskStep.CHECK, edit=True)
+        return
+    if outcome.kind == "complete":
+        await status.edit_text(t("check.complete"))
+    elif outcome.kind == "incomplete":
+        await status.edit_text(_problem_list(t, outcome, "check.incomplete"))
+    else:
+        await _report_submission(status, t, outcome, settings, db)
+
+
+async def submit(event: Message | CallbackQuery, t: Texts, db: Database, cvat: AsyncCvatClient,
+                 grader: GradingProcesses, settings: Settings) -> None:
+    """Submit (confirmed): the job is locked and read once; complete work is stored and
+    graded, anything else reopens the job with the reason."""
+    target = target_of(event)
+    if isinstance(event, CallbackQuery):
+        await event.answer()
+        if target is not None:
+            try:  # the question is answered: its buttons go
+                await target.edit_reply_markup(reply_markup=None)
+            except TelegramBadRequest:
+                logger.debug("submit confirmation already without buttons")
     if target is None:
         return
     status = await target.answer(t("submit.checking"))
@@ -263,33 +332,55 @@ async def submit(event: Message | CallbackQuery, t: Texts, db: Database, cvat: A
     except CvatError as exc:
         await _cvat_trouble(status, t, exc, TaskStep.SUBMIT, edit=True)
         return
-    await _report_submission(status, t, outcome, settings)
+    await _report_submission(status, t, outcome, settings, db)
     await notify_hr(status.bot, db, settings, outcome)
 
 
+def _problem_list(t: Texts, outcome: SubmitOutcome, title_key: str) -> str:
+    """What is missing or wrong, one line per problem, under a title."""
+    lines = [t(title_key), ""]
+    for problem in outcome.problems[:MAX_PROBLEM_LINES]:
+        lines.append(t("submit.item", image=problem.image,
+                       problem=problem_text(t, problem.code, problem.params)))
+    if len(outcome.problems) > MAX_PROBLEM_LINES:
+        lines.append(t("submit.more", count=len(outcome.problems) - MAX_PROBLEM_LINES))
+    return "\n".join(lines)
+
+
+def _after_grading(t: Texts, outcome: SubmitOutcome, settings: Settings) -> list[str]:
+    """The paragraphs after "submitted": the result if it is shown, hints and the counting
+    rule while attempts remain, when HR will write."""
+    result = outcome.result
+    final = outcome.attempts_left == 0
+    parts = [t("submit.thanks", number=outcome.attempt.number if outcome.attempt else 0)]
+    if result is not None and (settings.show_score or (
+            final and settings.result_after_final and settings.candidate_result != "off")):
+        shown = "gates" if settings.show_score else settings.candidate_result
+        parts.append(candidate_result(t, result.verdict, shown))
+    if not final:
+        codes = hint_codes(result.verdict, result.report) if (
+            settings.hints and result is not None) else []
+        if codes:
+            parts.append("\n".join([t("hints.title"),
+                                    *(t("hints.item", hint=t(f"hints.{code}"))
+                                      for code in codes)]))
+        parts.append(t("submit.more_attempts", left=outcome.attempts_left))
+        parts.append(t(f"counting.{settings.attempt_counts}"))
+    parts.append(t("submit.hr_will_write", days=settings.reply_days) if settings.reply_days
+                 else t("submit.hr_will_write_soon"))
+    return parts
+
+
 async def _report_submission(status: Message, t: Texts, outcome: SubmitOutcome,
-                             settings: Settings) -> None:
+                             settings: Settings, db: Database) -> None:
     if outcome.kind == "incomplete":
-        lines = [t("submit.incomplete"), ""]
-        for problem in outcome.problems[:MAX_PROBLEM_LINES]:
-            lines.append(t("submit.item", image=problem.image,
-                           problem=problem_text(t, problem.code, problem.params)))
-        if len(outcome.problems) > MAX_PROBLEM_LINES:
-            lines.append(t("submit.more", count=len(outcome.problems) - MAX_PROBLEM_LINES))
-        await status.edit_text("\n".join(lines))
+        await status.edit_text(_problem_list(t, outcome, "submit.incomplete"))
         return
     if outcome.kind == "over_limit" and outcome.limit is not None:
         await status.edit_text(t("submit.over_limit", problem=limit_text(t, outcome.limit)))
         return
     if outcome.kind in ("graded", "grading_failed") and outcome.attempt is not None:
-        lines = [t("submit.thanks", number=outcome.attempt.number)]
-        if settings.show_score and outcome.result is not None:
-            lines.append(t("submit.result", verdict=verdict_line(t, outcome.result.verdict)))
-        if outcome.attempts_left == 1:
-            lines.append(t("submit.one_more"))
-        elif outcome.attempts_left > 1:
-            lines.append(t("submit.several_more", left=outcome.attempts_left))
-        await status.edit_text("\n\n".join(lines))
+        await status.edit_text("\n\n".join(_after_grading(t, outcome, settings)))
         await status.answer(t("start.next_done_more" if outcome.attempts_left else
                               "start.next_done"),
                             reply_markup=main_menu(t, "done", outcome.attempts_left))
@@ -325,14 +416,19 @@ def create_router() -> Router:
 
     router.message.register(offer_task, typed("menu.get_task"))
     router.message.register(show_credentials, typed("menu.credentials"))
-    router.message.register(submit, typed("menu.submit"))
+    router.message.register(ask_submit, typed("menu.submit"))
+    router.message.register(check, typed("menu.check"))
     router.message.register(offer_task, typed("menu.new_attempt"))
     router.callback_query.register(offer_task, TaskAction.filter(F.step == TaskStep.ASK))
     router.callback_query.register(offer_task, TaskAction.filter(F.step == TaskStep.ASK_NEW))
     router.callback_query.register(
         build_task, TaskAction.filter(F.step.in_({TaskStep.CONFIRM, TaskStep.CONFIRM_NEW})))
     router.callback_query.register(not_now, TaskAction.filter(F.step == TaskStep.LATER))
-    router.callback_query.register(submit, TaskAction.filter(F.step == TaskStep.SUBMIT))
+    router.callback_query.register(ask_submit, TaskAction.filter(F.step == TaskStep.SUBMIT))
+    router.callback_query.register(submit, TaskAction.filter(F.step == TaskStep.SUBMIT_OK))
+    router.callback_query.register(keep_working,
+                                   TaskAction.filter(F.step == TaskStep.SUBMIT_LATER))
+    router.callback_query.register(check, TaskAction.filter(F.step == TaskStep.CHECK))
     router.callback_query.register(show_credentials,
                                    TaskAction.filter(F.step == TaskStep.CREDENTIALS))
     return router

@@ -9,7 +9,7 @@ from aiogram.types import CallbackQuery, Message
 
 from bot_files.handlers.menu import current_menu
 from bot_files.keyboards import LanguageChoice, language_keyboard
-from bot_files.texts import LANGUAGES, Texts
+from bot_files.texts import LANGUAGES, Raw, Texts
 from config.env import Settings
 from create_users.to_handlers import set_language
 from db import Database
@@ -32,7 +32,9 @@ async def start(message: Message, state: FSMContext, t: Texts, settings: Setting
     user = message.from_user
     greeting = t("start.greeting", name=user.first_name if user else "",
                  images=task_set.images_per_task, minutes=settings.test_duration_minutes,
-                 attempts=settings.max_attempts)
+                 attempts=settings.max_attempts,
+                 counting=Raw(t(f"counting.{settings.attempt_counts}")
+                              if settings.max_attempts > 1 else ""))
     kind = visitor.stage.kind if visitor else "new"
     left = visitor.stage.attempts_left if visitor else settings.max_attempts
     next_key = {"new": "start.next_new", "failed": "start.next_new",

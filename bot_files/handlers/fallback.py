@@ -1,19 +1,33 @@
-"""The polite answer to anything no other handler took: stickers, random text, stale buttons."""
+"""The polite answer to anything no other handler took: stickers, random text, stale buttons.
+A candidate's free text may be a question: it is kept, and one tap passes it on to HR."""
 
 from __future__ import annotations
 
 from aiogram import Router
+from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
+from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot_files.handlers.menu import current_menu
+from bot_files.handlers.support import MAX_SUPPORT_TEXT, TYPED_KEY
+from bot_files.keyboards import TaskAction, TaskStep
 from bot_files.texts import Texts
 from tasks_generator.to_handlers import Visitor
 
 
-async def unknown_message(message: Message, t: Texts, visitor: Visitor | None) -> None:
-    """Explain and show the menu again."""
-    await message.answer(t("fallback.message"),
-                         reply_markup=current_menu(t, visitor))
+async def unknown_message(message: Message, t: Texts, state: FSMContext,
+                          visitor: Visitor | None) -> None:
+    """Explain and show the menu again; under free text from a candidate, offer to pass it
+    on to HR."""
+    text = message.text or ""
+    if text and not text.startswith("/") and visitor is not None and not visitor.hr:
+        await state.update_data({TYPED_KEY: text[:MAX_SUPPORT_TEXT]})
+        builder = InlineKeyboardBuilder()
+        builder.button(text=t("support.offer_yes"),
+                       callback_data=TaskAction(step=TaskStep.SEND_TYPED))
+        await message.answer(t("fallback.offer"), reply_markup=builder.as_markup())
+        return
+    await message.answer(t("fallback.message"), reply_markup=current_menu(t, visitor))
 
 
 async def edited_message(message: Message, t: Texts) -> None:

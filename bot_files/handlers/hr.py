@@ -63,7 +63,15 @@ from bot_files.hr_keyboards import (
 from bot_files.replies import edit_or_send, target_of, when_text
 from bot_files.telegram_limits import Pacer
 from bot_files.texts import Raw, Texts, pick_language
-from bot_files.verdicts import band_text, failing_gates, gate_name, gate_row, plain, verdict_line
+from bot_files.verdicts import (
+    band_text,
+    decision_line,
+    failing_gates,
+    gate_name,
+    gate_row,
+    plain,
+    verdict_line,
+)
 from config.env import Settings
 from connection import AsyncCvatClient, CvatError
 from create_users.to_handlers import (
@@ -79,6 +87,7 @@ from tasks_metrics.to_handlers import (
     AnnotationFormatError,
     CandidateCard,
     CandidateSummary,
+    DecisionRecord,
     GradingFailed,
     GradingProcesses,
     SubmitOutcome,
@@ -87,6 +96,8 @@ from tasks_metrics.to_handlers import (
     build_exports,
     candidate_card,
     candidate_summary,
+    current_decision,
+    decision_counts,
     delete_cvat_account,
     error_pictures,
     export_file_name,
@@ -256,7 +267,7 @@ async def export_all(target: Message, t: Texts, db: Database, settings: Settings
                      actor_id: int) -> None:
     """Summary, score chart, XLSX and CSV of every candidate."""
     status = await target.answer(t("hr.export_working"))
-    rows = await export_rows(db)
+    rows = await export_rows(db, settings.attempt_counts)
     if not rows.candidates:
         await edit_or_send(status, t("hr.export_empty"), reply_markup=back_to_menu_keyboard(t))
         return
@@ -276,7 +287,8 @@ async def export_all(target: Message, t: Texts, db: Database, settings: Settings
         car_iou=_number(t, medians.get("car_iou")), plate_iou=_number(t, medians.get("plate_iou")),
         plate_accuracy=_number(t, medians.get("plate_accuracy")),
         minutes=t("hr.no_value") if minutes is None else round(minutes),
-        gates=Raw(below or t("hr.no_value"))))
+        gates=Raw(below or t("hr.no_value")))
+        + "\n\n" + t("hr.decisions_summary", **await decision_counts(db)))
     if exports.scores:
         legend = {band: plain(band_text(t, band)).split(" ", 1)[-1]
                   for band in ("pass", "borderline", "fail")}
@@ -356,8 +368,10 @@ async def results_page(callback: CallbackQuery, callback_data: HrSearchPage, sta
 # --- the card --------------------------------------------------------------------------------
 
 
-def render_card(t: Texts, card: CandidateCard) -> list[str]:
-    """The card as messages: the candidate, then each attempt with metrics and wrong plates."""
+def render_card(t: Texts, card: CandidateCard,
+                decision: DecisionRecord | None = None) -> list[str]:
+    """The card as messages: the candidate and HR's decision, then each attempt with metrics
+    and wrong plates."""
     c = card.candidate
     if c.cvat_username is None:
         cvat = t("hr.cvat_none")
@@ -372,6 +386,8 @@ def render_card(t: Texts, card: CandidateCard) -> list[str]:
     blocks = [t("hr.card_head", name=_name(c), username=_username(c),
                 telegram_id=c.telegram_id, cvat=Raw(cvat), created=when_text(t, c.created_at),
                 extra=c.extra_attempts)]
+    if decision is not None:
+        blocks.append(decision_line(t, decision))
     if c.returned_after is not None:
         blocks.append(t("hr.returning", date=when_text(t, c.returned_after),
                         attempts=c.previous_attempts))
@@ -420,7 +436,7 @@ async def send_card(target: Message, t: Texts, db: Database, candidate_id: int,
     if card is None:
         await target.answer(t("hr.not_found"), reply_markup=back_to_menu_keyboard(t))
         return
-    messages = render_card(t, card)
+    messages = render_card(t, card, await current_decision(db, candidate_id))
     for text in messages[:-1]:
         await target.answer(text)
     pictures = [a.number for a in card.attempts if a.has_work and a.metrics is not None]

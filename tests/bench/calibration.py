@@ -27,7 +27,7 @@ from sandbox.cvat.costs import MEASURED_PROCESSING
 from sandbox.telegram import TelegramUser
 from tests.bench.cvat_side import CpuReader, real_cpu_reader, standin_cpu_reader
 from tests.bench.harness import Postgres, RealCvat, Stage, cvat_annotate, ms, stage
-from tests.flow import delete_from_cvat, read_login, wait_for_pool
+from tests.flow import delete_from_cvat, read_login, submit, wait_for_pool
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ async def _press_to_login(meter: Meter, user: TelegramUser) -> tuple[Window, Any
 
 async def _submit_to_grade(meter: Meter, user: TelegramUser) -> Window:
     start = await meter.start()
-    await user.send("✅ Submit")
+    await submit(user)
     await user.expect_message("Checking your work", timeout=60)
     await user.expect_edit("Thank you!", timeout=180)
     return await meter.since(start)

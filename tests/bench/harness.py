@@ -33,7 +33,7 @@ from db import EmbeddedPostgres, reachable_temp_dir
 from sandbox.cvat import CvatCosts, CvatServer
 from sandbox.telegram import BotMessage, TelegramServer, TelegramUser
 from tests.bench.cvat_side import CountingProxy
-from tests.flow import perfect_shapes, read_login
+from tests.flow import perfect_shapes, read_login, submit
 
 
 @dataclass(frozen=True)
@@ -471,7 +471,7 @@ async def whole_flow(user: TelegramUser, timeout: float = 600.0) -> None:  # noq
     await user.expect_message("Hello", timeout=timeout)
     login = read_login(await get_task(user, timeout))
     await cvat_annotate(login.url, login.username, login.password)
-    await user.send("✅ Submit")
+    await submit(user)
     await user.expect_message("Checking your work", timeout=timeout)
     await user.expect_edit("Thank you!", timeout=timeout)
 

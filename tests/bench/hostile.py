@@ -39,7 +39,7 @@ from tests.bench.harness import (
     stage,
 )
 from tests.bench.tasks import DEFAULT_SET_XML
-from tests.flow import perfect_shapes, read_login
+from tests.flow import perfect_shapes, read_login, submit
 
 
 def _polygon(n: int, frame: int, label: int, radius: float, squash: float = 1.0) -> dict[str, Any]:
@@ -90,7 +90,7 @@ async def _keep_submitting(user: TelegramUser, stop: asyncio.Event, answers: lis
                            pause: float) -> None:
     """Press Submit, wait for the answer, pause, again, until `stop`."""
     while not stop.is_set():
-        await user.send("✅ Submit")
+        await submit(user)
         with contextlib.suppress(AssertionError):
             answer = await user.expect_edit(timeout=120)
             answers.append(answer.text.split(":")[0].split("\n")[0][:40])

@@ -1,0 +1,90 @@
+"""HR answer a candidate's support message: Reply under the forwarded message, then the text,
+which reaches the candidate as a message from HR (with a button to write back) and is logged."""
+
+from __future__ import annotations
+
+from aiogram import Bot, F, Router
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, Message
+
+from authorization import HRFilter
+from bot_files.handlers.support import MAX_SUPPORT_TEXT
+from bot_files.hr_keyboards import HrReply
+from bot_files.keyboards import support_reply_keyboard
+from bot_files.outbound import Letter, Outbound
+from bot_files.replies import target_of
+from bot_files.texts import Texts
+from db import Database
+from log import record_action
+from tasks_metrics.to_handlers import search_candidates
+
+
+class ReplyStates(StatesGroup):
+    """Waiting for HR's answer to a support message."""
+
+    text = State()
+
+
+async def _who(db: Database, telegram_id: int) -> tuple[int | None, str]:
+    """The candidate's row id (if they are one) and a name to show HR."""
+    found = await search_candidates(db, str(telegram_id), limit=1)
+    if found and found[0].telegram_id == telegram_id:
+        return found[0].id, found[0].full_name or str(telegram_id)
+    name = await db.fetchval("SELECT full_name FROM telegram_users WHERE telegram_id = %s",
+                             (telegram_id,))
+    return None, name or str(telegram_id)
+
+
+async def reply_pressed(callback: CallbackQuery, callback_data: HrReply, state: FSMContext,
+                        t: Texts, db: Database) -> None:
+    """Reply under a support message: ask for the text."""
+    await callback.answer()
+    target = target_of(callback)
+    if target is None:
+        return
+    _, name = await _who(db, callback_data.tid)
+    await state.set_state(ReplyStates.text)
+    await state.set_data({"reply_to": callback_data.tid})
+    await target.answer(t("hr.reply_ask", name=name))
+
+
+async def reply_received(message: Message, state: FSMContext, t: Texts, db: Database,
+                         bot: Bot, outbound: Outbound) -> None:
+    """HR's answer: to the candidate, in their language, and into the action log."""
+    text = (message.text or "").strip()
+    if not text:
+        await message.answer(t("hr.find_need_text"))
+        return
+    if len(text) > MAX_SUPPORT_TEXT:
+        await message.answer(t("support.too_long", limit=MAX_SUPPORT_TEXT))
+        return
+    telegram_id = int((await state.get_data()).get("reply_to", 0))
+    await state.clear()
+    candidate_id, name = await _who(db, telegram_id)
+
+    def compose(ct: Texts) -> Letter:
+        return Letter(ct("support.from_hr", text=text), support_reply_keyboard(ct))
+
+    delivered = await outbound.send(bot, telegram_id, compose)
+    assert message.from_user is not None
+    await record_action(db, message.from_user.id, "hr.reply", candidate_id,
+                        {"to": telegram_id, "text": text}, ok=delivered)
+    await message.answer(t("hr.reply_sent" if delivered else "hr.reply_undelivered",
+                           name=name))
+
+
+async def reply_not_text(message: Message, t: Texts) -> None:
+    """A sticker or a photo instead of the answer."""
+    await message.answer(t("hr.find_need_text"))
+
+
+def create_router() -> Router:
+    """HR only: Reply and the answer's text."""
+    router = Router(name="hr_reply")
+    router.message.filter(HRFilter())
+    router.callback_query.filter(HRFilter())
+    router.callback_query.register(reply_pressed, HrReply.filter())
+    router.message.register(reply_received, ReplyStates.text, F.text & ~F.text.startswith("/"))
+    router.message.register(reply_not_text, ReplyStates.text, ~F.text)
+    return router
