@@ -67,7 +67,7 @@ async def test_after_the_last_graded_attempt_the_login_is_retired_step_by_step(
     await hr.press("➕ One more attempt")
     await hr.expect_message("one more attempt?")
     await hr.press("✅ Yes, allow")
-    await person.expect_message("HR allowed you one more attempt")
+    await person.expect_message("the recruiter allowed you one more attempt")
     second = await get_task(person, new_attempt=True)
     assert second.username != login.username
     assert cvat.users_by_name(login.username) is None

@@ -41,7 +41,7 @@ async def find(hr: TelegramUser, query: str) -> None:
     """HR menu → Find a candidate → the query."""
     await open_menu(hr)
     await hr.press("🔎 Find a candidate")
-    await hr.expect_message("Send the candidate's")
+    await hr.expect_message("Send a name, @username")
     await hr.send(query)
 
 
@@ -138,7 +138,7 @@ async def test_graded_submission_notifies_hr_and_the_card_shows_everything(
     # 3 of 21 plates mistyped: only the plate text gate is below pass (85.7% < 90%).
     assert ("Anna Smith @anna_s, attempt 1: 🟡 borderline: plate texts right 85.7% < 90%"
             in notice.text)
-    assert ("попытка 1: 🟡 пограничный: верно прочитанные номера 85,7% < 90%"
+    assert ("попытка 1: 🟡 на грани: верно прочитанные номера 85,7% < 90%"
             in (await listening.expect_message("Новый результат", timeout=10)).text)
     await quiet.expect_nothing(0.5)
     await bystander.expect_nothing(0.1)
@@ -173,7 +173,7 @@ async def test_graded_submission_notifies_hr_and_the_card_shows_everything(
     await hr_user.press("✅ Yes, allow")
     await hr_user.expect_edit("may take one more attempt")
     assert await db.fetchval("SELECT extra_attempts FROM candidates") == 1
-    await user.expect_message("HR allowed you one more attempt")
+    await user.expect_message("the recruiter allowed you one more attempt")
 
     # Re-grade from the stored work: the same figures again.
     before = await db.fetchone("SELECT score, graded_at FROM metrics")

@@ -6,11 +6,11 @@ tuning the pass rule in the bot."""
 from __future__ import annotations
 
 import asyncio
-import re
 import dataclasses
 import io
 import json
 import math
+import re
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -363,7 +363,7 @@ async def test_hr_tune_the_pass_rule_with_a_preview(
     preview = await ira.expect_message("Черновик правила оценки", timeout=10)
     assert "• верно прочитанные номера: проход ≥ 80%, пограничный ≥ 70% ✏️" in preview.text
     assert "Кандидатов, у которых изменится результат: 1 из 1" in preview.text
-    assert "• 🟡 пограничный → ✅ прошёл: 1" in preview.text
+    assert "• 🟡 на грани → ✅ тест пройден: 1" in preview.text
     assert await db.fetchval("SELECT band FROM metrics") == "borderline"  # nothing applied yet
 
     # Helen starts a draft from rule #1 too; Ира applies first.

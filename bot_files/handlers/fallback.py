@@ -15,12 +15,19 @@ from bot_files.texts import Texts
 from tasks_generator.to_handlers import Visitor
 
 
+def looks_like_a_question(text: str) -> bool:
+    """Free text worth offering to HR: a question, or a sentence (not a stray word, a menu
+    key from an old keyboard, or a command)."""
+    text = text.strip()
+    return not text.startswith("/") and ("?" in text or len(text.split()) >= 4)
+
+
 async def unknown_message(message: Message, t: Texts, state: FSMContext,
                           visitor: Visitor | None) -> None:
-    """Explain and show the menu again; under free text from a candidate, offer to pass it
-    on to HR."""
+    """Explain and show the menu again; under a candidate's question, offer to pass it on to
+    HR."""
     text = message.text or ""
-    if text and not text.startswith("/") and visitor is not None and not visitor.hr:
+    if looks_like_a_question(text) and visitor is not None and not visitor.hr:
         await state.update_data({TYPED_KEY: text[:MAX_SUPPORT_TEXT]})
         builder = InlineKeyboardBuilder()
         builder.button(text=t("support.offer_yes"),
