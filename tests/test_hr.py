@@ -68,7 +68,7 @@ async def test_whitelisted_hr_gets_xlsx_csv_summary_and_chart(hr_user: TelegramU
     summary = await hr_user.expect_edit("All candidates", timeout=10)
     assert "Candidates: 4" in summary.text and "Submitted: 3" in summary.text
     assert "pass 1, 🟡 borderline 1, ❌ fail 1" in summary.text and "Score: 0.700" in summary.text
-    chart = await hr_user.expect_message("Score distribution", timeout=10)
+    chart = await hr_user.expect_message("Scores of graded candidates", timeout=10)
     assert chart.photo and chart.photo.startswith(b"\x89PNG")
     xlsx = await hr_user.expect_message(".xlsx", timeout=10)
     csv = await hr_user.expect_message(".csv", timeout=10)
