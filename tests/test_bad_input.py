@@ -53,7 +53,7 @@ async def test_bad_input_when_new(user: TelegramUser, db: Database) -> None:
 async def test_bad_input_while_writing_to_hr(user: TelegramUser, hr_user: TelegramUser) -> None:
     await hr_user.send("/start")
     await user.send("/support")
-    await user.expect_message("Write your message for HR")
+    await user.expect_message("Type your message to HR")
     await _bad_inputs(user)
     user.skip_all()
     await user.send("my real question")  # the dialog is still waiting for text

@@ -17,8 +17,8 @@ async def test_start_greets_in_english_with_the_menu(user) -> None:
     reply = await user.expect_message("Hello, Anna!")
     assert "CVAT" in reply.text
     # What the test is, how long it takes, how many attempts.
-    assert "12 street photos" in reply.text
-    assert "About 60 minutes" in reply.text and "Attempts. 2" in reply.text
+    assert "12 street images" in reply.text
+    assert "About 60 minutes" in reply.text and "Attempts: 2. Only your latest attempt counts" in reply.text
     assert reply.reply_keyboard == [["📝 Get a test task"], ["ℹ️ Help", "🌐 Language"],
                                     ["✉️ Write to HR"]]
 
@@ -82,7 +82,7 @@ async def test_support_dialog_survives_a_bot_restart(user, hr_user, bot_app: Bot
     await hr_user.send("/start")
     await hr_user.expect_message("Hello, Helen")
     await user.send("/support")
-    await user.expect_message("Write your message for HR")
+    await user.expect_message("Type your message to HR")
     await bot_app.restart()
     await user.send_sticker()
     await user.expect_message("Please send your message as text")
@@ -100,7 +100,7 @@ async def test_cancel_leaves_the_dialog(user) -> None:
     await user.send("/cancel")
     await user.expect_message("nothing to cancel")
     await user.send("✉️ Write to HR")
-    await user.expect_message("Write your message for HR")
+    await user.expect_message("Type your message to HR")
     await user.send("/cancel")
     await user.expect_message("Cancelled")
     await user.send("some text")
@@ -111,7 +111,7 @@ async def test_database_restarted_under_the_running_bot(user, pg_server: PgServe
     if pg_server.embedded is None:
         pytest.skip("needs the embedded server to restart it")
     await user.send("/support")
-    await user.expect_message("Write your message for HR")
+    await user.expect_message("Type your message to HR")
     await asyncio.to_thread(pg_server.stop)
     # While it is down the bot says so plainly (the dialog state is in the database, so
     # guessing without it could send the text to the wrong place)...
@@ -123,7 +123,7 @@ async def test_database_restarted_under_the_running_bot(user, pg_server: PgServe
     await asyncio.to_thread(pg_server.start)
     # Once it is back, the next update is answered and the dialog state is intact.
     await user.send("the server was down")
-    await user.expect_message("Thank you", timeout=20)
+    await user.expect_message("Your message is saved", timeout=20)
 
 
 async def test_preflight_names_a_rejected_token(telegram: TelegramServer, db: Database) -> None:

@@ -17,7 +17,8 @@ async def test_cooldown_and_score_shown(app_with, telegram: TelegramServer) -> N
     await submit(user)
     thanks = await user.expect_edit("Thank you!", timeout=20)
     # The old averaged score (0.67) called this borderline; the plate text gate fails it.
-    assert "Your result: ❌ fail: plate texts right 0% < 90%" in thanks.text
+    assert "❌ Your result is below the pass mark." in thanks.text
+    assert "❌ plate texts right: 0% (needed: 90%)" in thanks.text
     await user.send("🔁 New attempt")
     await user.expect_message("Start attempt 2 of 2")
     await user.press("✅ Yes, start a new attempt")

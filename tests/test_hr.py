@@ -266,7 +266,7 @@ async def test_whitelist_add_by_id_and_forward_then_remove(
     await open_menu(hr_user)
     await hr_user.press("👥 Whitelist")
     listing = await hr_user.expect_message("HR whitelist")
-    assert "900001" in listing.text and "HR_ADMIN_IDS" in listing.text
+    assert "900001" in listing.text and "set in the bot's configuration" in listing.text
 
     await hr_user.press("➕ Add")
     await hr_user.expect_message("Send the new HR user's Telegram id")

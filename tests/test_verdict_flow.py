@@ -92,7 +92,7 @@ async def test_hr_notification_names_the_gate_a_missing_third_of_cars_fails(
     await hr_user.expect_message("Меню HR")
     await hr_user.press("📊 Все кандидаты")
     summary = await hr_user.expect_edit("Все кандидаты", timeout=10)
-    assert "Ниже порога прохода</b> (последние проверенные попытки): найдено машин: 1" \
+    assert "Ниже порога прохода</b> (засчитываемые попытки): найдено машин: 1" \
         in summary.html
     xlsx = await hr_user.expect_message(".xlsx", timeout=10)
     csv = await hr_user.expect_message(".csv", timeout=10)
