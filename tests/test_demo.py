@@ -21,7 +21,7 @@ def test_demo_runs_start_to_finish() -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     for step in ("Maria ▸ /start", "Not finished yet", "Your result is borderline",
-                 "What to look at next time", "Message from HR", "📨 Sent to Maria: ✅ Invite",
+                 "Message from HR", "📨 Sent to Maria: ✅ Invite",
                  "invite you to the next step",
                  "New result: Maria, attempt 1: 🟡 borderline: plate texts right 85.7% < 90%",
                  "New result: Maria, attempt 2: ✅ pass", "[📇 Open card]", "missed",
