@@ -29,6 +29,7 @@ class TaskStep(StrEnum):
     LATER = "no"           # not now
     SUBMIT = "sub"         # submit the work
     CREDENTIALS = "cred"   # show the login again
+    GREETING = "hi"        # the candidate's greeting and menu (HR asking to take the test)
 
 
 class TaskAction(CallbackData, prefix="t1"):

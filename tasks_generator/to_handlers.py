@@ -15,6 +15,7 @@ from db import Database, DatabaseUnavailable
 from log import logged_action, record_action
 from tasks_generator.attempts import (
     CREATING,
+    EXPIRED,
     FAILED,
     GRADED,
     READY,
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "ACCOUNT",
+    "EXPIRED",
     "IMAGES",
     "READY_STAGE",
     "TASK",

@@ -22,6 +22,7 @@ from create_users.lifecycle import forget_finished_passwords
 from db import Database, DatabaseUnavailable
 from tasks_generator.attempts import (
     CREATING,
+    EXPIRED,
     FAILED,
     GRADED,
     SUBMITTED,
@@ -70,7 +71,8 @@ class GradedAttempt:
 class SubmitOutcome:
     """What pressing Submit led to.
 
-    kind: "no_task", "not_ready" (still being built), "already_submitted", "checking" (an
+    kind: "no_task", "not_ready" (still being built), "already_submitted", "expired" (its
+    deadline passed: the job is locked, `attempts_left` says what is next), "checking" (an
     earlier press is still being checked), "incomplete" (see `problems`), "over_limit" (see
     `limit`), "unreadable" (the check ran out of time or memory: `reason`); the attempt stays
     open after these three. "graded" (see `result`), or "grading_failed" (stored, but the
@@ -160,8 +162,9 @@ async def submit_work(
         return SubmitOutcome("no_task", attempt)
     if attempt.status == CREATING:
         return SubmitOutcome("not_ready", attempt)
-    if attempt.status in (SUBMITTED, GRADED):
-        return SubmitOutcome("already_submitted", attempt,
+    if attempt.status in (SUBMITTED, GRADED, EXPIRED):
+        kind = "expired" if attempt.status == EXPIRED else "already_submitted"
+        return SubmitOutcome(kind, attempt,
                              attempts_left=await _attempts_left(db, settings, attempt))
     if not await claim_check(db, attempt.id):
         return SubmitOutcome("checking", attempt)

@@ -11,6 +11,14 @@ from tasks_metrics.db_operations import (
     preview_rule,
     rule_history,
 )
+from tasks_metrics.deadlines import Notice as DeadlineNotice
+from tasks_metrics.deadlines import (
+    NoticeKind,
+    claim_expiry_notices,
+    claim_reminders,
+    expire_overdue,
+    release_notice,
+)
 from tasks_metrics.export_data import ExportRows, Exports, Summary, export_file_name, export_rows
 from tasks_metrics.grading_process import GradingFailed, GradingProcesses
 from tasks_metrics.hr_operations import (
@@ -75,6 +83,7 @@ __all__ = [
     "BandChanges",
     "CandidateCard",
     "CandidateSummary",
+    "DeadlineNotice",
     "ExportRows",
     "Exports",
     "GateResult",
@@ -82,6 +91,7 @@ __all__ = [
     "GradingFailed",
     "GradingProcesses",
     "Measure",
+    "NoticeKind",
     "OverLimit",
     "PassRule",
     "Problem",
@@ -96,10 +106,13 @@ __all__ = [
     "build_exports",
     "candidate_card",
     "candidate_summary",
+    "claim_expiry_notices",
+    "claim_reminders",
     "current_rule",
     "delete_cvat_account",
     "ensure_rule",
     "error_pictures",
+    "expire_overdue",
     "export_file_name",
     "export_rows",
     "grade_attempt",
@@ -108,6 +121,7 @@ __all__ = [
     "preview_rule",
     "regrade_candidate",
     "regrade_interrupted",
+    "release_notice",
     "reopen_abandoned_checks",
     "rule_history",
     "search_candidates",

@@ -9,6 +9,7 @@ from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
 from aiogram.types import CallbackQuery, Message, User
 
+from bot_files.deadlines import expiry_menu, expiry_next, expiry_text
 from bot_files.handlers.hr import notify_hr
 from bot_files.keyboards import (
     TaskAction,
@@ -28,6 +29,7 @@ from create_users.to_handlers import user_language
 from db import Database
 from tasks_generator.to_handlers import (
     ACCOUNT,
+    EXPIRED,
     IMAGES,
     READY_STAGE,
     TASK,
@@ -139,6 +141,10 @@ async def _explain_request(target: Message, t: Texts, result: TaskRequest) -> No
         await _send_credentials(target, t, result.credentials, "task.already")
     elif result.kind == "busy":
         await target.answer(t("task.busy"))
+    elif result.kind == "done" and result.attempt is not None and result.attempt.status == EXPIRED:
+        left = result.allowed - result.used
+        await target.answer(expiry_text(t, "deadline.task_expired", result.attempt.number, left),
+                            reply_markup=expiry_menu(t, left))
     elif result.kind == "done" and result.attempt is not None:
         more = result.allowed > result.used
         await target.answer(t("task.done_more" if more else "task.done",
@@ -293,6 +299,11 @@ async def _report_submission(status: Message, t: Texts, outcome: SubmitOutcome,
         await status.answer(t("start.next_done_more" if outcome.attempts_left else
                               "start.next_done"),
                             reply_markup=main_menu(t, "done", outcome.attempts_left))
+        return
+    if outcome.kind == "expired" and outcome.attempt is not None:
+        await status.edit_text(t("deadline.submit_expired", number=outcome.attempt.number))
+        await status.answer(expiry_next(t, outcome.attempts_left),
+                            reply_markup=expiry_menu(t, outcome.attempts_left))
         return
     key = {"no_task": "task.no_task", "not_ready": "task.not_ready",
            "already_submitted": "submit.already", "checking": "submit.checking_already",
