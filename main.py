@@ -142,7 +142,7 @@ async def start_background_work(dispatcher: Dispatcher, bot: Bot, db: Database,
         logger.warning("pass rule not checked at start: %s", exc)
 
     async def deliver(telegram_id: int, credentials: Credentials) -> None:
-        await deliver_credentials(bot, db, telegram_id, credentials)
+        await deliver_credentials(bot, db, telegram_id, credentials, task_set)
 
     async def recover() -> None:
         # Each step handles its items one by one (an item's failure is recorded on it and the
