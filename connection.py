@@ -76,6 +76,7 @@ PATH_JOB_META = "/api/jobs/{id}/data/meta"
 PATH_JOB_EXPORT = "/api/jobs/{id}/dataset/export"
 PATH_LABELS = "/api/labels"
 PATH_REQUEST = "/api/requests/{id}"
+PATH_GUIDES = "/api/guides"
 
 MEDIA_TYPE = "application/vnd.cvat+json"
 EXPORT_FORMAT = "CVAT for images 1.1"
@@ -99,6 +100,7 @@ V_JOB_TYPES = (2, 5)  # ground-truth jobs, ?type= filter on /api/jobs
 V_REQUESTS_API = (2, 16)  # /api/requests/{rq_id}, rq_id in POST /data response
 V_NEW_RQ_ID = (2, 38)  # rq_id "action=create&target=task&target_id=N"
 V_SUPERUSER_ONLY = (2, 55)  # groups visible/writable only for is_superuser (was is_staff)
+V_GUIDES = (2, 5)  # annotation guides of tasks and projects (/api/guides, guide_id)
 V_QUALITY_OPTIONAL = (2, 65)  # image_quality no longer validated on Upload-Multiple requests
 
 DEFAULT_LABELS: tuple[dict[str, Any], ...] = (
@@ -265,6 +267,7 @@ class CvatTask:
     assignee_id: int | None = None
     created_date: datetime | None = None
     updated_date: datetime | None = None
+    guide_id: int | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -293,6 +296,7 @@ class CvatTask:
             assignee_id=_ref_id(data.get("assignee")),
             created_date=_parse_dt(data.get("created_date")),
             updated_date=_parse_dt(data.get("updated_date")),
+            guide_id=_ref_id(data.get("guide_id")),
             raw=dict(data),
         )
 
@@ -1015,6 +1019,24 @@ class CvatClient:
     def _tasks_made_since(self, name: str, not_before: datetime | None) -> list[CvatTask]:
         return [t for t in self.find_tasks(name=name) if made_since(t.created_date, not_before)]
 
+    def add_task_guide(self, task_id: int, markdown: str) -> int | None:
+        """Attach an annotation guide (Markdown) to a task: CVAT shows it beside the task's
+        jobs. Its id, or None on a CVAT without guides (before 2.5). A task has at most one
+        guide, so this is never re-sent blindly: after an ambiguous failure the task is read,
+        and a guide that arrived is taken."""
+        if not self.server_version().at_least(V_GUIDES):
+            return None
+        try:
+            data = self._json("POST", PATH_GUIDES,
+                              json_body={"task_id": task_id, "markdown": markdown})
+        except CvatUnavailable:
+            guide_id = self.get_task(task_id).guide_id
+            if guide_id is None:
+                raise
+            return guide_id
+        logger.info("CVAT task %d has guide %s", task_id, data.get("id"))
+        return int(data["id"])
+
     def delete_task(self, task_id: int) -> bool:
         """Delete a task; True if deleted now, False if it was already gone (404)."""
         return self._delete(PATH_TASK.format(id=task_id), f"task {task_id}")
@@ -1630,6 +1652,10 @@ class AsyncCvatClient:
     async def jobs_by_id(self, ids: Sequence[int]) -> dict[int, CvatJob]:
         """See CvatClient.jobs_by_id."""
         return await self._run(self.client.jobs_by_id, ids)
+
+    async def add_task_guide(self, task_id: int, markdown: str) -> int | None:
+        """See CvatClient.add_task_guide."""
+        return await self._run(self.client.add_task_guide, task_id, markdown)
 
     async def assign_job(self, job_id: int, user_id: int | None) -> CvatJob:
         """See CvatClient.assign_job."""

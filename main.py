@@ -30,6 +30,7 @@ from aiogram.types import BotCommand, BotCommandScopeDefault, ErrorEvent
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
 from aiohttp import web
 
+from bot_files.deadlines import DeadlineKeeper
 from bot_files.fsm_storage import PostgresStorage
 from bot_files.handlers import get_routers
 from bot_files.handlers.candidate import deliver_credentials
@@ -133,17 +134,18 @@ def create_dispatcher(settings: Settings, db: Database, cvat: AsyncCvatClient) -
 
 async def start_background_work(dispatcher: Dispatcher, bot: Bot, db: Database,
                                 cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet,
-                                grader: GradingProcesses) -> None:
+                                grader: GradingProcesses, pacer: Pacer) -> None:
     """Put the pass rule of the settings in force (unless HR set one), then from start on,
-    periodically: finish what a crash interrupted (builds, checks, gradings), and keep the warm
-    pool of accounts and tasks full; all off the update path."""
+    periodically: finish what a crash interrupted (builds, checks, gradings), keep the warm
+    pool of accounts and tasks full, and keep the candidates' deadlines (the nudge, the
+    expiry); all off the update path."""
     try:
         await ensure_rule(db, settings.pass_rule)
     except DatabaseUnavailable as exc:
         logger.warning("pass rule not checked at start: %s", exc)
 
     async def deliver(telegram_id: int, credentials: Credentials) -> None:
-        await deliver_credentials(bot, db, telegram_id, credentials)
+        await deliver_credentials(bot, db, telegram_id, credentials, task_set)
 
     async def recover() -> None:
         # Each step handles its items one by one (an item's failure is recorded on it and the
@@ -172,6 +174,8 @@ async def start_background_work(dispatcher: Dispatcher, bot: Bot, db: Database,
                                              name="warm-pool")
     dispatcher["accounts"] = asyncio.create_task(AccountKeeper(db, pool_cvat, settings).run(),
                                                  name="finished-accounts")
+    dispatcher["deadlines"] = asyncio.create_task(
+        DeadlineKeeper(bot, db, pool_cvat, settings, pacer).run(), name="deadlines")
 
 
 async def stop_background_work(dispatcher: Dispatcher, grader: GradingProcesses) -> None:
@@ -180,7 +184,7 @@ async def stop_background_work(dispatcher: Dispatcher, grader: GradingProcesses)
     monitor = dispatcher.get("loop_monitor")
     if monitor is not None:
         await monitor.stop()
-    for name in ("background", "pool", "accounts"):
+    for name in ("background", "pool", "accounts", "deadlines"):
         task = dispatcher.get(name)
         if task is not None and not task.done():
             task.cancel()

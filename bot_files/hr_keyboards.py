@@ -9,6 +9,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from bot_files.keyboards import TaskAction, TaskStep
 from bot_files.texts import Raw, Texts
 
 HR_PREFIXES = frozenset({"h1", "h1c", "h1s", "h1w", "h1r", "h1d", "h1a"})
@@ -133,8 +134,10 @@ def short(label: str) -> Raw:
     return Raw(label if len(label) <= MAX_LABEL else label[:MAX_LABEL - 1] + "…")
 
 
-def hr_menu_keyboard(t: Texts, notifications: bool) -> InlineKeyboardMarkup:
-    """The HR menu: export, find, whitelist, notifications switch."""
+def hr_menu_keyboard(t: Texts, notifications: bool,
+                     candidate_side: bool = False) -> InlineKeyboardMarkup:
+    """The HR menu: export, find, whitelist, notifications switch (and, at /start, the way to
+    the candidate's greeting)."""
     builder = InlineKeyboardBuilder()
     builder.button(text=t("hr.btn_export"), callback_data=HrMenu(act=MenuAct.EXPORT))
     builder.button(text=t("hr.btn_find"), callback_data=HrMenu(act=MenuAct.FIND))
@@ -142,6 +145,9 @@ def hr_menu_keyboard(t: Texts, notifications: bool) -> InlineKeyboardMarkup:
     builder.button(text=t("hr.btn_rule"), callback_data=HrMenu(act=MenuAct.RULE))
     builder.button(text=t("hr.btn_notify_on" if notifications else "hr.btn_notify_off"),
                    callback_data=HrMenu(act=MenuAct.NOTIFY))
+    if candidate_side:
+        builder.button(text=t("hr_start.take_test"),
+                       callback_data=TaskAction(step=TaskStep.GREETING))
     builder.adjust(1)
     return builder.as_markup()
 

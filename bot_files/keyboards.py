@@ -34,6 +34,7 @@ class TaskStep(StrEnum):
     CREDENTIALS = "cred"   # show the login again
     WRITE_HR = "hr"        # write a message to HR (under HR's reply, or a typed question)
     SEND_TYPED = "hrq"     # send the text the candidate just typed to HR
+    GREETING = "hi"        # the candidate's greeting and menu (HR asking to take the test)
 
 
 class TaskAction(CallbackData, prefix="t1"):

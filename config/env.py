@@ -380,6 +380,16 @@ class Settings:
         "How often the database and CVAT are checked for /healthz (webhook mode); a call to"
         " /healthz itself checks nothing.", "10",
     )
+    test_deadline_hours: float = _meta(
+        "TEST_DEADLINE_HOURS", _number(float, 0, 24 * 365),
+        "Hours a candidate has for a test task, from when its login arrives; then the job is"
+        " locked and the attempt closed as expired (it counts as used). 0 = no deadline.", "72",
+    )
+    test_reminder_hours: float = _meta(
+        "TEST_REMINDER_HOURS", _number(float, 0, 24 * 365),
+        "Hours before the deadline a candidate who has not submitted is reminded once."
+        " 0 = no reminder.", "24",
+    )
 
     @property
     def pass_rule(self) -> PassRule:

@@ -24,12 +24,14 @@ from log import record_action
 
 logger = logging.getLogger(__name__)
 
-# Every allowed attempt used, and every attempt graded: the test is over for this candidate.
+# Every allowed attempt used, and every attempt graded (or expired): the test is over for this
+# candidate.
 _FINISHED = (
     "(SELECT count(*) FROM attempts a WHERE a.candidate_id = c.id"
-    "  AND a.status IN ('submitted', 'graded')) >= %(max_attempts)s + c.extra_attempts"
+    "  AND a.status IN ('submitted', 'graded', 'expired'))"
+    " >= %(max_attempts)s + c.extra_attempts"
     " AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.candidate_id = c.id"
-    "  AND a.status <> 'graded')"
+    "  AND a.status NOT IN ('graded', 'expired'))"
 )
 
 
@@ -55,6 +57,7 @@ async def deactivate_finished_accounts(db: Database, cvat: AsyncCvatClient,
         " WHERE c.cvat_user_id IS NOT NULL AND c.cvat_deleted_at IS NULL"
         f" AND c.cvat_deactivated_at IS NULL AND {_FINISHED}"
         " AND greatest((SELECT max(m.graded_at) FROM metrics m WHERE m.candidate_id = c.id),"
+        "  (SELECT max(a.expired_at) FROM attempts a WHERE a.candidate_id = c.id),"
         "  c.cvat_reactivated_at) < now() - %(after)s ORDER BY c.id",
         {"max_attempts": settings.max_attempts,
          "after": timedelta(days=settings.cvat_deactivate_after_days)})
@@ -163,7 +166,7 @@ async def delete_candidate_data(db: Database, cvat: AsyncCvatClient, actor_id: i
         cur.execute(
             "INSERT INTO deleted_candidates (telegram_hash, attempts_used)"
             f" SELECT {tombstone_hash_sql('%(tid)s')}, count(*) FROM attempts"
-            "  WHERE candidate_id = %(cid)s AND status IN ('submitted', 'graded')"
+            "  WHERE candidate_id = %(cid)s AND status IN ('submitted', 'graded', 'expired')"
             " ON CONFLICT (telegram_hash) DO UPDATE SET deleted_at = now(),"
             " attempts_used = deleted_candidates.attempts_used + EXCLUDED.attempts_used,"
             " deletions = deleted_candidates.deletions + 1",

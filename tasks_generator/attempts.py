@@ -1,7 +1,8 @@
 """SQL for `attempts`: the durable progress of each test task.
 
 creating -> ready -> submitted -> graded, or failed (a failed attempt is resumed by the next
-request, it does not use up an attempt). A lease marks an attempt someone is building now.
+request, it does not use up an attempt), or ready -> expired (its deadline passed before it was
+submitted: it counts as used). A lease marks an attempt someone is building now.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from db import Cursor, Database
 from tasks_generator.installation import installation_mark
 
 CREATING, READY, SUBMITTED, GRADED, FAILED = "creating", "ready", "submitted", "graded", "failed"
+EXPIRED = "expired"
 OPEN_STATUSES = (CREATING, READY)
-USED_STATUSES = (SUBMITTED, GRADED)
+USED_STATUSES = (SUBMITTED, GRADED, EXPIRED)
+# The same, for SQL written out in full.
+USED_SQL = "(" + ", ".join(f"'{status}'" for status in USED_STATUSES) + ")"
 DEFAULT_LEASE = timedelta(seconds=60)
 
 
@@ -178,7 +182,7 @@ async def open_attempt(
                 return Opening("busy", candidate, latest, used, allowed)  # being cleaned up
             return build(cur, candidate, _take_lease(cur, latest.id, lease), used, allowed)
         if latest is not None and not new_attempt:
-            return Opening("done", candidate, latest, used, allowed)  # submitted or graded
+            return Opening("done", candidate, latest, used, allowed)  # submitted, graded, expired
         if used >= allowed:
             return Opening("no_attempts_left", candidate, latest, used, allowed)
         if latest is not None and latest.submitted_at and cooldown:
@@ -205,7 +209,7 @@ _STAGE_SELECT = (
     "SELECT c.id AS candidate_id, c.extra_attempts, a.status AS attempt_status,"
     " a.number AS attempt_number,"
     " (SELECT count(*) FROM attempts x WHERE x.candidate_id = c.id"
-    "  AND x.status IN ('submitted', 'graded')) AS used,"
+    f"  AND x.status IN {USED_SQL}) AS used,"
     " EXISTS (SELECT 1 FROM trainingdata_whitelist w WHERE w.telegram_id = %(id)s)"
     "  AS whitelisted"
 )

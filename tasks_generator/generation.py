@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from config.env import Settings
 from connection import (
@@ -18,6 +19,7 @@ from connection import (
     CvatJob,
     CvatNotFound,
     CvatRejected,
+    CvatTask,
     made_since,
 )
 from create_users.db_operations import (
@@ -37,6 +39,7 @@ from tasks_generator.attempts import (
     mark_ready,
     record_step,
 )
+from tasks_generator.guide import guide_markdown
 from tasks_generator.task_set import TaskSet
 
 logger = logging.getLogger(__name__)
@@ -94,6 +97,7 @@ async def task_with_images(
         await remember(task.id)
     expected = len(images)
     if task.has_data and task.size == expected and task.jobs_count >= 1:
+        await _guide(cvat, task, task_set)
         return await cvat.annotation_job(task.id, expected)
     if task.has_data:
         # Half-processed or broken by an earlier run: CVAT cannot attach data twice, so the
@@ -105,6 +109,16 @@ async def task_with_images(
         task = await cvat.create_task(name, existing_ok=False, not_before=not_before)
         await remember(task.id)
     await progress(TASK, 1, 1)
+    # The guide goes in beside the upload: it costs the candidate no wait.
+    job, _ = await _all(_images(cvat, settings, task_set, task, images, progress),
+                        _guide(cvat, task, task_set))
+    return job
+
+
+async def _images(cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet, task: CvatTask,
+                  images: tuple[str, ...], progress: Progress) -> CvatJob:
+    """Upload (or attach from the share) a task's images and wait for its job."""
+    expected = len(images)
     await progress(IMAGES, 0, expected)
     if settings.cvat_image_source == "share":
         paths = [f"{settings.cvat_share_dir.rstrip('/')}/{image}" for image in images]
@@ -124,9 +138,31 @@ async def task_with_images(
             # The images of an earlier builder (taken over mid-way) are being processed: CVAT
             # takes no second upload meanwhile, so wait for that one.
             logger.info("task %s (%s): an earlier upload is being processed; waiting for it",
-                        task.id, name)
+                        task.id, task.name)
             rq_id = str(exc.details.get("rq_id") or "") or None
     return await cvat.wait_for_job(task.id, rq_id, expected_size=expected)
+
+
+async def _guide(cvat: AsyncCvatClient, task: CvatTask, task_set: TaskSet) -> None:
+    """Put the candidates' guide in the task, unless it has one (a resumed build). Without it
+    the candidate still has the guide in the chat, so a CVAT that refuses it is logged and
+    the build goes on."""
+    if task.guide_id is not None:
+        return
+    try:
+        await cvat.add_task_guide(task.id, guide_markdown(task_set))
+    except CvatRejected as exc:
+        logger.warning("task %s has no guide: CVAT refused it: %s", task.id, exc)
+
+
+async def _all(*steps: Awaitable[Any]) -> list[Any]:
+    """Run steps together to the end (so none is left running unwatched); the first failure
+    is raised."""
+    results = await asyncio.gather(*steps, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
 
 
 async def build_attempt(

@@ -715,6 +715,36 @@ def label_spec() -> list[dict]:
     ]
 
 
+# What to box for each label, and the plate-text rule (PLATE_RE) in plain words, per language:
+# Telegram HTML (<b>, <code>), shown to candidates as written.
+LABEL_HINTS = {
+    CAR_LABEL: {
+        "en": "every car you can see, mirrors and wheels included",
+        "ru": "каждая видимая машина, вместе с зеркалами и колёсами",
+    },
+    PLATE_LABEL: {
+        "en": "every licence plate, its black border included; a car whose plate cannot be "
+              "seen gets no plate box",
+        "ru": "каждый номерной знак вместе с чёрной рамкой; если номер машины не виден, рамку "
+              "номера не рисуйте",
+    },
+}
+PLATE_RULE = {
+    "en": "capital letters and digits as on the plate, no spaces: a letter, three digits, two "
+          "letters and the two digits of the region, e.g. <code>A123BC77</code>. Russian plates "
+          "use Cyrillic letters that look like Latin ones (А В Е К М Н О Р С Т У Х); our "
+          "labelling convention is to type them as Latin letters, in the <b>English layout</b>. "
+          "Cyrillic or lower-case letters and spaces count as mistakes. Letters stand 1st, 5th "
+          "and 6th, so a round sign there is the letter O, elsewhere the digit 0.",
+    "ru": "заглавные буквы и цифры, как на номере, без пробелов: буква, три цифры, две буквы "
+          "и две цифры региона, например <code>A123BC77</code>. На российских номерах буквы "
+          "кириллические, похожие на латинские (А В Е К М Н О Р С Т У Х); по нашим правилам "
+          "разметки их вводят латиницей, в <b>английской раскладке</b>. Кириллица, строчные "
+          "буквы и пробелы считаются ошибкой. Буквы стоят на 1-м, 5-м и 6-м местах: круглый "
+          "знак там — буква O, в остальных местах — цифра 0.",
+}
+
+
 def build_set_json(name: str, count: int, seed: int) -> bytes:
     """Return the set.json metadata a loader reads."""
     data = {
@@ -726,6 +756,9 @@ def build_set_json(name: str, count: int, seed: int) -> bytes:
         "images_per_task": IMAGES_PER_TASK,
         "labels": label_spec(),
         "plate_regex": PLATE_RE.pattern,
+        # The guide candidates read (in the bot and in the CVAT task) says these in plain words.
+        "label_hints": LABEL_HINTS,
+        "plate_rule": PLATE_RULE,
         "generator": f"tasks_generator.make_task_set --count {count} --seed {seed}",
     }
     return (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode("utf-8")

@@ -1,21 +1,28 @@
 """A task set: images plus their ground truth (CVAT for images 1.1 XML), split into subsets.
 
 A set lives in a folder: `annotations.xml`, `images/`, and optionally `set.json`
-({"name", "description", "images_per_task"}). HR can make one by annotating images in CVAT,
-exporting "CVAT for images 1.1" and dropping the export and the images into a new folder.
+({"name", "description", "images_per_task", "labels", and for the candidates' guide
+"label_hints" {label: {language: text}} and "plate_rule" {language: text}}). HR can make one
+by annotating images in CVAT, exporting "CVAT for images 1.1" and dropping the export and the
+images into a new folder.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from tasks_metrics.cvat_xml import parse_cvat_xml
 from tasks_metrics.types import TaskAnnotations
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# What a set without "labels" in its set.json is annotated with (connection.DEFAULT_LABELS).
+DEFAULT_LABELS = ("car", "plate")
+DEFAULT_TEXT_ATTRIBUTE = ("plate", "plate")
 
 
 class TaskSetError(ValueError):
@@ -31,6 +38,13 @@ class TaskSet:
     ground_truth: TaskAnnotations
     image_names: tuple[str, ...]
     images_per_task: int
+    labels: tuple[str, ...] = DEFAULT_LABELS
+    # (label, attribute) whose text the candidate types, if any
+    text_attribute: tuple[str, str] | None = DEFAULT_TEXT_ATTRIBUTE
+    # per label, per language: what to box (set.json "label_hints")
+    label_hints: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # per language: the text rule in plain words (set.json "plate_rule")
+    plate_rule: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def subsets(self) -> tuple[tuple[str, ...], ...]:
@@ -85,4 +99,20 @@ def load_task_set(folder: Path, images_per_task: int = 0) -> TaskSet:
         ground_truth=ground_truth,
         image_names=names,
         images_per_task=min(size, len(names)),
+        **_guide_fields(meta),
     )
+
+
+def _guide_fields(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """What the candidates' guide needs from set.json: the labels, the attribute typed as text,
+    and the plain-words hints and text rule."""
+    fields: dict[str, Any] = {"label_hints": meta.get("label_hints") or {},
+                              "plate_rule": meta.get("plate_rule") or {}}
+    labels = meta.get("labels")
+    if labels:
+        fields["labels"] = tuple(str(label["name"]) for label in labels)
+        fields["text_attribute"] = next(
+            ((str(label["name"]), str(attribute["name"])) for label in labels
+             for attribute in label.get("attributes") or ()
+             if attribute.get("input_type") == "text"), None)
+    return fields

@@ -15,6 +15,7 @@ from db import Database, DatabaseUnavailable
 from log import logged_action, record_action
 from tasks_generator.attempts import (
     CREATING,
+    EXPIRED,
     FAILED,
     GRADED,
     READY,
@@ -37,6 +38,7 @@ from tasks_generator.generation import (
     clean_up_failed,
 )
 from tasks_generator.generation import READY as READY_STAGE
+from tasks_generator.guide import guide_text
 from tasks_generator.pool import PoolCounts, PoolKeeper, pool_counts
 from tasks_generator.task_set import TaskSet, load_task_set
 
@@ -44,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "ACCOUNT",
+    "EXPIRED",
     "IMAGES",
     "READY_STAGE",
     "TASK",
@@ -56,6 +59,7 @@ __all__ = [
     "TaskSet",
     "Visitor",
     "candidate_stage",
+    "guide_text",
     "load_task_set",
     "pool_counts",
     "reconcile",

@@ -22,6 +22,7 @@ from create_users.lifecycle import forget_finished_passwords
 from db import Database, DatabaseUnavailable
 from tasks_generator.attempts import (
     CREATING,
+    EXPIRED,
     FAILED,
     READY,
     SUBMITTED,
@@ -70,7 +71,8 @@ class GradedAttempt:
 class SubmitOutcome:
     """What pressing Submit led to.
 
-    kind: "no_task", "not_ready" (still being built), "already_submitted", "checking" (an
+    kind: "no_task", "not_ready" (still being built), "already_submitted", "expired" (its
+    deadline passed: the job is locked, `attempts_left` says what is next), "checking" (an
     earlier press is still being checked), "incomplete" (see `problems`), "over_limit" (see
     `limit`), "unreadable" (the check ran out of time or memory: `reason`); the attempt stays
     open after these three. "graded" (see `result`), or "grading_failed" (stored, but the
@@ -157,7 +159,8 @@ async def _open_attempt(db: Database, settings: Settings,
     if attempt.status == CREATING:
         return SubmitOutcome("not_ready", attempt)
     if attempt.status != READY:
-        return SubmitOutcome("already_submitted", attempt,
+        kind = "expired" if attempt.status == EXPIRED else "already_submitted"
+        return SubmitOutcome(kind, attempt,
                              attempts_left=await _attempts_left(db, settings, attempt))
     return candidate, attempt
 

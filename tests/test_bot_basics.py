@@ -18,7 +18,8 @@ async def test_start_greets_in_english_with_the_menu(user) -> None:
     assert "CVAT" in reply.text
     # What the test is, how long it takes, how many attempts.
     assert "12 street images" in reply.text
-    assert "About 60 minutes" in reply.text and "Attempts: 2. Only your latest attempt counts" in reply.text
+    assert "About 60 minutes" in reply.text
+    assert "Attempts: 2. Only your latest attempt counts" in reply.text
     assert reply.reply_keyboard == [["📝 Get a test task"], ["ℹ️ Help", "🌐 Language"],
                                     ["✉️ Write to HR"]]
 

@@ -9,6 +9,7 @@ from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
 from aiogram.types import CallbackQuery, Message, User
 
+from bot_files.deadlines import expiry_menu, expiry_next, expiry_text
 from bot_files.handlers.hr import notify_hr
 from bot_files.keyboards import (
     TaskAction,
@@ -29,6 +30,7 @@ from create_users.to_handlers import user_language
 from db import Database
 from tasks_generator.to_handlers import (
     ACCOUNT,
+    EXPIRED,
     IMAGES,
     READY_STAGE,
     TASK,
@@ -36,6 +38,7 @@ from tasks_generator.to_handlers import (
     TaskRequest,
     TaskSet,
     candidate_stage,
+    guide_text,
     request_test_task,
     resend_credentials,
 )
@@ -114,7 +117,7 @@ class ProgressMessage:
 
 
 async def _send_credentials(target: Message, t: Texts, credentials: Credentials,
-                            intro_key: str | None = None) -> None:
+                            task_set: TaskSet, intro_key: str | None = None) -> None:
     if intro_key:
         await target.answer(t(intro_key))
     await target.answer(
@@ -122,11 +125,11 @@ async def _send_credentials(target: Message, t: Texts, credentials: Credentials,
           username=credentials.username, password=credentials.password),
         reply_markup=credentials_keyboard(t, credentials.url),
     )
-    await target.answer(t("instructions.text"), reply_markup=main_menu(t, "ready"))
+    await target.answer(guide_text(t.language, task_set), reply_markup=main_menu(t, "ready"))
 
 
 async def deliver_credentials(bot: Bot, db: Database, telegram_id: int,
-                              credentials: Credentials) -> None:
+                              credentials: Credentials, task_set: TaskSet) -> None:
     """Send the login of a task finished in the background (after a restart)."""
     language = await user_language(db, telegram_id)
     t = Texts(pick_language(language, None))
@@ -136,17 +139,23 @@ async def deliver_credentials(bot: Bot, db: Database, telegram_id: int,
         t("credentials.text", number=credentials.attempt_number, url=credentials.url,
           username=credentials.username, password=credentials.password),
         reply_markup=credentials_keyboard(t, credentials.url))
-    await bot.send_message(telegram_id, t("instructions.text"), reply_markup=main_menu(t, "ready"))
+    await bot.send_message(telegram_id, guide_text(t.language, task_set),
+                           reply_markup=main_menu(t, "ready"))
 
 
-async def _explain_request(target: Message, t: Texts, result: TaskRequest) -> None:
+async def _explain_request(target: Message, t: Texts, result: TaskRequest,
+                           task_set: TaskSet) -> None:
     """Every outcome of asking for a task except a fresh build."""
     if result.kind == "taken_over":
         return  # the builder that took over sends the login
     if result.kind == "ready" and result.credentials is not None:
-        await _send_credentials(target, t, result.credentials, "task.already")
+        await _send_credentials(target, t, result.credentials, task_set, "task.already")
     elif result.kind == "busy":
         await target.answer(t("task.busy"))
+    elif result.kind == "done" and result.attempt is not None and result.attempt.status == EXPIRED:
+        left = result.allowed - result.used
+        await target.answer(expiry_text(t, "deadline.task_expired", result.attempt.number, left),
+                            reply_markup=expiry_menu(t, left))
     elif result.kind == "done" and result.attempt is not None:
         more = result.allowed > result.used
         await target.answer(t("task.done_more" if more else "task.done",
@@ -180,7 +189,7 @@ async def offer_task(event: Message | CallbackQuery, t: Texts, db: Database,
     elif stage.kind == "ready":
         credentials = await resend_credentials(db, event.from_user.id, settings)
         if credentials is not None:
-            await _send_credentials(target, t, credentials, "task.already")
+            await _send_credentials(target, t, credentials, task_set, "task.already")
     elif stage.attempts_left <= 0:
         await target.answer(t("task.none_left", allowed=stage.number),
                             reply_markup=main_menu(t, "done", 0))
@@ -219,7 +228,7 @@ async def build_task(callback: CallbackQuery, callback_data: TaskAction, t: Text
         return
     if result.kind == "created" and result.credentials is not None:
         await progress.finish(ok=True)
-        await _send_credentials(target, t, result.credentials)
+        await _send_credentials(target, t, result.credentials, task_set)
         return
     # Nothing was built (a parallel press, an attempt already submitted, none left): the
     # progress message gives way to the explanation.
@@ -227,7 +236,7 @@ async def build_task(callback: CallbackQuery, callback_data: TaskAction, t: Text
         await target.delete()
     except TelegramBadRequest:
         logger.debug("progress message already gone")
-    await _explain_request(target, t, result)
+    await _explain_request(target, t, result, task_set)
 
 
 async def not_now(callback: CallbackQuery, t: Texts) -> None:
@@ -384,6 +393,11 @@ async def _report_submission(status: Message, t: Texts, outcome: SubmitOutcome,
         await status.answer(t("start.next_done_more" if outcome.attempts_left else
                               "start.next_done"),
                             reply_markup=main_menu(t, "done", outcome.attempts_left))
+        return
+    if outcome.kind == "expired" and outcome.attempt is not None:
+        await status.edit_text(t("deadline.submit_expired", number=outcome.attempt.number))
+        await status.answer(expiry_next(t, outcome.attempts_left),
+                            reply_markup=expiry_menu(t, outcome.attempts_left))
         return
     key = {"no_task": "task.no_task", "not_ready": "task.not_ready",
            "already_submitted": "submit.already", "checking": "submit.checking_already",

@@ -7,8 +7,10 @@ from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
+from bot_files.handlers.hr import open_menu
 from bot_files.handlers.menu import current_menu
-from bot_files.keyboards import LanguageChoice, language_keyboard
+from bot_files.keyboards import LanguageChoice, TaskAction, TaskStep, language_keyboard
+from bot_files.replies import target_of
 from bot_files.texts import LANGUAGES, Raw, Texts
 from config.env import Settings
 from create_users.to_handlers import set_language
@@ -25,14 +27,31 @@ async def cancel(message: Message, state: FSMContext, t: Texts,
                          reply_markup=current_menu(t, visitor))
 
 
-async def start(message: Message, state: FSMContext, t: Texts, settings: Settings,
-                task_set: TaskSet, visitor: Visitor | None) -> None:
-    """Greeting: what the test is, how long, how many attempts; the menu for the stage."""
+async def start(message: Message, state: FSMContext, t: Texts, db: Database,
+                settings: Settings, task_set: TaskSet, visitor: Visitor | None) -> None:
+    """HR get the HR menu first (the candidate's side one button away); everyone else the
+    greeting: what the test is, how long, how many attempts, and the menu for the stage."""
     await state.clear()
-    user = message.from_user
-    greeting = t("start.greeting", name=user.first_name if user else "",
-                 images=task_set.images_per_task, minutes=settings.test_duration_minutes,
-                 attempts=settings.max_attempts,
+    if visitor is not None and visitor.hr:
+        await open_menu(message, state, t, db, at_start=True)
+        return
+    await _greet(message, t, settings, task_set, visitor,
+                 message.from_user.first_name if message.from_user else "")
+
+
+async def greeting_requested(callback: CallbackQuery, t: Texts, settings: Settings,
+                             task_set: TaskSet, visitor: Visitor | None) -> None:
+    """"Take the test myself" under HR's start: the candidate's greeting and menu."""
+    await callback.answer()
+    target = target_of(callback)
+    if target is not None:
+        await _greet(target, t, settings, task_set, visitor, callback.from_user.first_name)
+
+
+async def _greet(target: Message, t: Texts, settings: Settings, task_set: TaskSet,
+                 visitor: Visitor | None, name: str) -> None:
+    greeting = t("start.greeting", name=name, images=task_set.images_per_task,
+                 minutes=settings.test_duration_minutes, attempts=settings.max_attempts,
                  counting=Raw(t(f"counting.{settings.attempt_counts}")
                               if settings.max_attempts > 1 else ""))
     kind = visitor.stage.kind if visitor else "new"
@@ -40,7 +59,7 @@ async def start(message: Message, state: FSMContext, t: Texts, settings: Setting
     next_key = {"new": "start.next_new", "failed": "start.next_new",
                 "building": "start.next_building", "ready": "start.next_ready"}.get(
         kind, "start.next_done_more" if left else "start.next_done")
-    await message.answer(f"{greeting}\n\n{t(next_key)}", reply_markup=current_menu(t, visitor))
+    await target.answer(f"{greeting}\n\n{t(next_key)}", reply_markup=current_menu(t, visitor))
 
 
 async def show_help(message: Message, t: Texts, visitor: Visitor | None) -> None:
@@ -82,4 +101,6 @@ def create_router() -> Router:
     router.message.register(choose_language, Command("language"))
     router.message.register(choose_language, F.text.in_(language_texts))
     router.callback_query.register(language_chosen, LanguageChoice.filter())
+    router.callback_query.register(greeting_requested,
+                                   TaskAction.filter(F.step == TaskStep.GREETING))
     return router

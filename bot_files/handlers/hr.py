@@ -206,12 +206,18 @@ def _chunks(blocks: list[str], limit: int = MESSAGE_LIMIT) -> list[str]:
 # --- the menu --------------------------------------------------------------------------------
 
 
-async def open_menu(message: Message, state: FSMContext, t: Texts, db: Database) -> None:
-    """/hr or the HR menu button: the HR menu."""
+async def open_menu(message: Message, state: FSMContext, t: Texts, db: Database, *,
+                    at_start: bool = False) -> None:
+    """/hr or the HR menu button: the HR menu; at /start (`at_start`) with a greeting and a
+    button to the candidate's side."""
     await state.set_state(None)
     user_id = message.chat.id
-    await message.answer(t("hr.menu_title"),
-                         reply_markup=hr_menu_keyboard(t, await notifications_on(db, user_id)))
+    title = t("hr.menu_title")
+    if at_start:
+        name = message.from_user.first_name if message.from_user else ""
+        title = f"{t('hr_start.greeting', name=name)}\n\n{title}"
+    await message.answer(title, reply_markup=hr_menu_keyboard(
+        t, await notifications_on(db, user_id), candidate_side=at_start))
     await record_action(db, user_id, "hr.menu")
 
 

@@ -147,6 +147,23 @@ class Task:
 
 
 @dataclass
+class Guide:
+    """An annotation guide (Markdown) bound to a task (CVAT: one per task or project)."""
+
+    id: int
+    task_id: int
+    markdown: str = ""
+    created_date: str = field(default_factory=now_iso)
+    updated_date: str = field(default_factory=now_iso)
+
+    def to_json(self) -> dict[str, Any]:
+        """AnnotationGuideRead."""
+        return {"id": self.id, "task_id": self.task_id, "project_id": None,
+                "created_date": self.created_date, "updated_date": self.updated_date,
+                "markdown": self.markdown}
+
+
+@dataclass
 class Job:
     """An annotation job (one segment of a task)."""
 

@@ -30,6 +30,7 @@ from .costs import CpuBudget, CvatCosts
 from .models import (
     AttributeSpec,
     Frame,
+    Guide,
     Job,
     Label,
     RqRequest,
@@ -174,6 +175,7 @@ class CvatServer:
         self.users: dict[int, User] = {}
         self.tasks: dict[int, Task] = {}
         self.jobs: dict[int, Job] = {}
+        self.guides: dict[int, Guide] = {}
         self.requests: dict[str, RqRequest] = {}
         self.sessions: dict[str, tuple[int, str]] = {}
         self._faults: list[_Fault] = []
@@ -359,6 +361,10 @@ class CvatServer:
         r.add_post(r"/api/jobs/{id:\d+}/dataset/export", self.h_job_export)
         r.add_get(r"/api/jobs/{id:\d+}/dataset/download", self.h_download)
         r.add_get("/api/labels", self.h_labels_list)
+        r.add_post("/api/guides", self.h_guide_create)
+        r.add_get(r"/api/guides/{id:\d+}", self.h_guide_get)
+        r.add_patch(r"/api/guides/{id:\d+}", self.h_guide_patch)
+        r.add_delete(r"/api/guides/{id:\d+}", self.h_guide_delete)
         r.add_get("/api/requests", self.h_requests_list)
         r.add_get("/api/requests/{rq_id}", self.h_request_get)
         return app
@@ -1096,7 +1102,7 @@ class CvatServer:
                     "data_cloud_storage_id": None,
                 }
             )
-        data["guide_id"] = None
+        data["guide_id"] = self._guide_of(task.id)
         if task.has_data:
             data["size"] = len(task.frames)
             data["image_quality"] = task.image_quality
@@ -1335,7 +1341,78 @@ class CvatServer:
         task = self._get_task(request, "delete")
         for job in self._task_jobs(task):
             del self.jobs[job.id]
+        guide_id = self._guide_of(task.id)
+        if guide_id is not None:
+            del self.guides[guide_id]
         del self.tasks[task.id]
+        return web.Response(status=204)
+
+    # ------------------------------------------------------------------ annotation guides
+    # CVAT 2.5+: a task (or a project) has at most one guide, in Markdown; whoever may change
+    # the task may write it, whoever may see the task or one of its jobs may read it.
+
+    def _guide_of(self, task_id: int) -> int | None:
+        return next((g.id for g in self.guides.values() if g.task_id == task_id), None)
+
+    def _guide(self, request: web.Request, *, write: bool) -> Guide:
+        if self.version_tuple < (2, 5, 0):
+            raise ApiError(404, {"detail": "Not found."})
+        guide = self.guides.get(int(request.match_info["id"]))
+        if guide is None:
+            raise _not_found("AnnotationGuide")
+        self._check_guide_access(request[USER], self.tasks[guide.task_id], write=write)
+        return guide
+
+    def _check_guide_access(self, user: User, task: Task, *, write: bool) -> None:
+        staff = self._is_admin(user) or user.id in (task.owner_id, task.assignee_id)
+        job_staff = any(job.assignee_id == user.id for job in self._task_jobs(task))
+        if not (staff or (not write and (self._is_task_staff(user, task) or job_staff))):
+            raise _forbidden()
+
+    async def h_guide_create(self, request: web.Request) -> web.Response:
+        """POST /api/guides {task_id | project_id, markdown}."""
+        if self.version_tuple < (2, 5, 0):
+            raise ApiError(404, {"detail": "Not found."})
+        data = await self._json_body(request)
+        if not isinstance(data, dict):
+            raise ApiError(400, {"non_field_errors": ["Invalid data. Expected a dictionary."]})
+        task_id, project_id = data.get("task_id"), data.get("project_id")
+        if task_id is None and project_id is None:
+            raise ApiError(400, ["One of project_id or task_id must be specified"])
+        if task_id is not None and project_id is not None:
+            raise ApiError(400, ["Both project_id and task_id must not be specified"])
+        if project_id is not None:  # the stand-in has no projects
+            raise ApiError(400, [f"The specified project #{project_id} does not exist."])
+        task = self.tasks.get(int(task_id))
+        if task is None:
+            raise ApiError(400, [f"The specified task #{task_id} does not exist."])
+        self._check_guide_access(request[USER], task, write=True)
+        if self._guide_of(task.id) is not None:
+            # The task's one-to-one guide exists: CVAT's database refuses the second row and
+            # the unhandled IntegrityError is a 500.
+            raise ApiError(500, None)
+        guide = Guide(id=self._next_id("guide"), task_id=task.id,
+                      markdown=str(data.get("markdown") or ""))
+        self.guides[guide.id] = guide
+        return cvat_response(guide.to_json(), status=201)
+
+    async def h_guide_get(self, request: web.Request) -> web.Response:
+        """GET /api/guides/{id}."""
+        return cvat_response(self._guide(request, write=False).to_json())
+
+    async def h_guide_patch(self, request: web.Request) -> web.Response:
+        """PATCH /api/guides/{id} {markdown}."""
+        guide = self._guide(request, write=True)
+        data = await self._json_body(request)
+        if isinstance(data, dict) and "markdown" in data:
+            guide.markdown = str(data["markdown"] or "")
+            guide.updated_date = now_iso()
+        return cvat_response(guide.to_json())
+
+    async def h_guide_delete(self, request: web.Request) -> web.Response:
+        """DELETE /api/guides/{id}."""
+        guide = self._guide(request, write=True)
+        del self.guides[guide.id]
         return web.Response(status=204)
 
     # ------------------------------------------------------------------ task data
@@ -1766,7 +1843,7 @@ class CvatServer:
             "project_id": None,
             "project_name": None,
             "assignee": self._user_basic(self.users.get(job.assignee_id or 0), origin),
-            "guide_id": None,
+            "guide_id": self._guide_of(job.task_id),
             "dimension": "2d",
             "mode": "annotation",
             "media_type": "image",
