@@ -33,6 +33,7 @@ from aiohttp import web
 from bot_files.fsm_storage import PostgresStorage
 from bot_files.handlers import get_routers
 from bot_files.handlers.candidate import deliver_credentials
+from bot_files.handlers.hr_lists import DigestKeeper
 from bot_files.isolation import PostgresEventIsolation
 from bot_files.loop_monitor import LoopMonitor
 from bot_files.middlewares import PrivateChatsOnly, UserContextMiddleware
@@ -169,6 +170,8 @@ async def start_background_work(dispatcher: Dispatcher, bot: Bot, db: Database,
                                              name="warm-pool")
     dispatcher["accounts"] = asyncio.create_task(AccountKeeper(db, pool_cvat, settings).run(),
                                                  name="finished-accounts")
+    dispatcher["digests"] = asyncio.create_task(DigestKeeper(bot, db, settings).run(),
+                                                name="digests")
 
 
 async def stop_background_work(dispatcher: Dispatcher, grader: GradingProcesses) -> None:
@@ -177,7 +180,7 @@ async def stop_background_work(dispatcher: Dispatcher, grader: GradingProcesses)
     monitor = dispatcher.get("loop_monitor")
     if monitor is not None:
         await monitor.stop()
-    for name in ("background", "pool", "accounts"):
+    for name in ("background", "pool", "accounts", "digests"):
         task = dispatcher.get(name)
         if task is not None and not task.done():
             task.cancel()

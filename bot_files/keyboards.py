@@ -32,9 +32,11 @@ class TaskStep(StrEnum):
 
 
 class TaskAction(CallbackData, prefix="t1"):
-    """Button payload of the candidate flow ("t1:sub")."""
+    """Button payload of the candidate flow ("t1:sub"); a confirmation also names the version
+    of the privacy notice it showed ("t1:go:3f9c0a7b21de"), which pressing it agrees to."""
 
     step: TaskStep
+    v: str = ""
 
 
 def main_menu(t: Texts, stage: str | None = None, attempts_left: int = 0,
@@ -81,12 +83,13 @@ def language_keyboard(t: Texts) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-def confirm_keyboard(t: Texts, new_attempt: bool = False) -> InlineKeyboardMarkup:
-    """Yes / Not now under the confirmation."""
+def confirm_keyboard(t: Texts, new_attempt: bool = False,
+                     notice: str = "") -> InlineKeyboardMarkup:
+    """Yes / Not now under the confirmation (Yes agrees to the privacy notice `notice`)."""
     builder = InlineKeyboardBuilder()
     step = TaskStep.CONFIRM_NEW if new_attempt else TaskStep.CONFIRM
     builder.button(text=t("task.yes_new" if new_attempt else "task.yes"),
-                   callback_data=TaskAction(step=step))
+                   callback_data=TaskAction(step=step, v=notice))
     builder.button(text=t("task.not_now"), callback_data=TaskAction(step=TaskStep.LATER))
     builder.adjust(1)
     return builder.as_markup()

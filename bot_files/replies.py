@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from aiogram.exceptions import TelegramBadRequest
@@ -31,7 +31,7 @@ async def edit_or_send(message: Message, text: str, **kwargs: Any) -> None:
         await message.answer(text, **kwargs)
 
 
-def when_text(t: Texts, value: datetime | None) -> str:
-    """A moment as HR read it: "2026-11-30 14:05 UTC", or a dash."""
-    return t("hr.no_value") if value is None else value.astimezone(UTC).strftime(
-        "%Y-%m-%d %H:%M UTC")
+def when_text(t: Texts, value: datetime | None, zone: tzinfo = UTC) -> str:
+    """A moment as HR read it: "2026-11-30 14:05 UTC" ("… MSK" in Europe/Moscow), or a dash."""
+    return t("hr.no_value") if value is None else value.astimezone(zone).strftime(
+        "%Y-%m-%d %H:%M %Z")

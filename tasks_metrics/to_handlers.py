@@ -13,6 +13,14 @@ from tasks_metrics.db_operations import (
 )
 from tasks_metrics.export_data import ExportRows, Exports, Summary, export_file_name, export_rows
 from tasks_metrics.grading_process import GradingFailed, GradingProcesses
+from tasks_metrics.hr_lists import (
+    DigestFigures,
+    ListClock,
+    ListName,
+    digest_figures,
+    list_counts,
+    list_page,
+)
 from tasks_metrics.hr_operations import (
     AttemptCard,
     CandidateCard,
@@ -38,6 +46,7 @@ from tasks_metrics.pass_rule import (
     Verdict,
     parse_thresholds,
 )
+from tasks_metrics.picture_labels import PictureLabels
 from tasks_metrics.submission import (
     GradedAttempt,
     SubmitOutcome,
@@ -75,15 +84,19 @@ __all__ = [
     "BandChanges",
     "CandidateCard",
     "CandidateSummary",
+    "DigestFigures",
     "ExportRows",
     "Exports",
     "GateResult",
     "GradedAttempt",
     "GradingFailed",
     "GradingProcesses",
+    "ListClock",
+    "ListName",
     "Measure",
     "OverLimit",
     "PassRule",
+    "PictureLabels",
     "Problem",
     "RuleError",
     "RuleVersion",
@@ -98,12 +111,15 @@ __all__ = [
     "candidate_summary",
     "current_rule",
     "delete_cvat_account",
+    "digest_figures",
     "ensure_rule",
     "error_pictures",
     "export_file_name",
     "export_rows",
     "grade_attempt",
     "grant_extra_attempt",
+    "list_counts",
+    "list_page",
     "parse_thresholds",
     "preview_rule",
     "regrade_candidate",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from aiogram import F, Router
 from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
@@ -11,7 +13,7 @@ from bot_files.handlers.menu import current_menu
 from bot_files.keyboards import LanguageChoice, language_keyboard
 from bot_files.texts import LANGUAGES, Texts
 from config.env import Settings
-from create_users.to_handlers import set_language
+from create_users.to_handlers import notice_texts, set_language
 from db import Database
 from tasks_generator.to_handlers import TaskSet, Visitor
 
@@ -25,9 +27,20 @@ async def cancel(message: Message, state: FSMContext, t: Texts,
                          reply_markup=current_menu(t, visitor))
 
 
+def privacy_notice(settings: Settings) -> dict[str, str]:
+    """The privacy notice in each language: the company's PRIVACY_NOTICE, or a generic one
+    that says what is kept and for how long."""
+    key = "privacy.default_notice" if settings.retention_days else \
+        "privacy.default_notice_forever"
+    return notice_texts(settings, {lang: html.unescape(Texts(lang)(key,
+                                                                  days=settings.retention_days))
+                                   for lang in LANGUAGES})
+
+
 async def start(message: Message, state: FSMContext, t: Texts, settings: Settings,
                 task_set: TaskSet, visitor: Visitor | None) -> None:
-    """Greeting: what the test is, how long, how many attempts; the menu for the stage."""
+    """Greeting: what the test is, how long, how many attempts, the privacy notice; the menu
+    for the stage."""
     await state.clear()
     user = message.from_user
     greeting = t("start.greeting", name=user.first_name if user else "",
@@ -38,7 +51,9 @@ async def start(message: Message, state: FSMContext, t: Texts, settings: Setting
     next_key = {"new": "start.next_new", "failed": "start.next_new",
                 "building": "start.next_building", "ready": "start.next_ready"}.get(
         kind, "start.next_done_more" if left else "start.next_done")
-    await message.answer(f"{greeting}\n\n{t(next_key)}", reply_markup=current_menu(t, visitor))
+    notice = t("privacy.block", notice=privacy_notice(settings)[t.language])
+    await message.answer(f"{greeting}\n\n{notice}\n\n{t(next_key)}",
+                         reply_markup=current_menu(t, visitor))
 
 
 async def show_help(message: Message, t: Texts, visitor: Visitor | None) -> None:
