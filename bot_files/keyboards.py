@@ -32,11 +32,18 @@ class TaskStep(StrEnum):
 
 
 class TaskAction(CallbackData, prefix="t1"):
-    """Button payload of the candidate flow ("t1:sub"); a confirmation also names the version
-    of the privacy notice it showed ("t1:go:3f9c0a7b21de"), which pressing it agrees to."""
+    """Button payload of the candidate flow ("t1:sub")."""
 
     step: TaskStep
-    v: str = ""
+
+
+class ConfirmTask(CallbackData, prefix="t2"):
+    """Yes under a task's confirmation: the step (CONFIRM or CONFIRM_NEW) and the version of
+    the privacy notice the confirmation showed, which pressing it agrees to
+    ("t2:go:3f9c0a7b21de"). A "t1:go" from before the notice agrees to nothing."""
+
+    step: TaskStep
+    v: str
 
 
 def main_menu(t: Texts, stage: str | None = None, attempts_left: int = 0,
@@ -89,7 +96,7 @@ def confirm_keyboard(t: Texts, new_attempt: bool = False,
     builder = InlineKeyboardBuilder()
     step = TaskStep.CONFIRM_NEW if new_attempt else TaskStep.CONFIRM
     builder.button(text=t("task.yes_new" if new_attempt else "task.yes"),
-                   callback_data=TaskAction(step=step, v=notice))
+                   callback_data=ConfirmTask(step=step, v=notice))
     builder.button(text=t("task.not_now"), callback_data=TaskAction(step=TaskStep.LATER))
     builder.adjust(1)
     return builder.as_markup()

@@ -11,7 +11,17 @@ from tasks_metrics.db_operations import (
     preview_rule,
     rule_history,
 )
-from tasks_metrics.export_data import ExportRows, Exports, Summary, export_file_name, export_rows
+from tasks_metrics.export_data import (
+    ATTEMPT_COLUMNS,
+    CANDIDATE_COLUMNS,
+    Column,
+    ExportLocale,
+    ExportRows,
+    Exports,
+    Summary,
+    export_file_name,
+    export_rows,
+)
 from tasks_metrics.grading_process import GradingFailed, GradingProcesses
 from tasks_metrics.hr_lists import (
     DigestFigures,
@@ -58,12 +68,13 @@ from tasks_metrics.submission import (
 from tasks_metrics.types import AnnotationFormatError
 
 
-def build_exports(rows: ExportRows, language: str = "en") -> Exports:
-    """XLSX, CSV, summary and scores (blocking: run in a thread). pandas and openpyxl load here
-    on the first export rather than at start: about 90 MB the bot need not hold until then."""
+def build_exports(rows: ExportRows, locale: ExportLocale | None = None) -> Exports:
+    """XLSX, CSV, summary and scores as `locale` reads them (blocking: run in a thread).
+    pandas and openpyxl load here on the first export rather than at start: about 90 MB the
+    bot need not hold until then."""
     from tasks_metrics.export import build_exports as build
 
-    return build(rows, language)
+    return build(rows, locale)
 
 
 def band_histogram(scores: list[tuple[float, str]], **labels: str) -> bytes:
@@ -75,7 +86,9 @@ def band_histogram(scores: list[tuple[float, str]], **labels: str) -> bytes:
 
 
 __all__ = [
+    "ATTEMPT_COLUMNS",
     "BORDERLINE",
+    "CANDIDATE_COLUMNS",
     "FAIL",
     "MEASURES",
     "PASS",
@@ -84,7 +97,9 @@ __all__ = [
     "BandChanges",
     "CandidateCard",
     "CandidateSummary",
+    "Column",
     "DigestFigures",
+    "ExportLocale",
     "ExportRows",
     "Exports",
     "GateResult",

@@ -12,6 +12,7 @@ from aiogram.types import CallbackQuery, Message, User
 from bot_files.handlers.common import privacy_notice
 from bot_files.handlers.hr import notify_hr
 from bot_files.keyboards import (
+    ConfirmTask,
     TaskAction,
     TaskStep,
     confirm_keyboard,
@@ -216,15 +217,17 @@ async def _consented(target: Message, t: Texts, db: Database, settings: Settings
     return False
 
 
-async def build_task(callback: CallbackQuery, callback_data: TaskAction, t: Texts, db: Database,
-                     cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet) -> None:
+async def build_task(callback: CallbackQuery, callback_data: TaskAction | ConfirmTask, t: Texts,
+                     db: Database, cvat: AsyncCvatClient, settings: Settings,
+                     task_set: TaskSet) -> None:
     """Confirmed: build the task with a progress message, then send the login."""
     await callback.answer()
     target = target_of(callback)
     if target is None:
         return
     user: User = callback.from_user
-    if not await _consented(target, t, db, settings, task_set, user.id, callback_data.v):
+    shown = callback_data.v if isinstance(callback_data, ConfirmTask) else ""
+    if not await _consented(target, t, db, settings, task_set, user.id, shown):
         return
     new_attempt = callback_data.step == TaskStep.CONFIRM_NEW
     progress = ProgressMessage(target, t)
@@ -364,8 +367,9 @@ def create_router() -> Router:
     router.message.register(offer_task, typed("menu.new_attempt"))
     router.callback_query.register(offer_task, TaskAction.filter(F.step == TaskStep.ASK))
     router.callback_query.register(offer_task, TaskAction.filter(F.step == TaskStep.ASK_NEW))
-    router.callback_query.register(
-        build_task, TaskAction.filter(F.step.in_({TaskStep.CONFIRM, TaskStep.CONFIRM_NEW})))
+    confirm_steps = {TaskStep.CONFIRM, TaskStep.CONFIRM_NEW}
+    router.callback_query.register(build_task, TaskAction.filter(F.step.in_(confirm_steps)))
+    router.callback_query.register(build_task, ConfirmTask.filter(F.step.in_(confirm_steps)))
     router.callback_query.register(not_now, TaskAction.filter(F.step == TaskStep.LATER))
     router.callback_query.register(submit, TaskAction.filter(F.step == TaskStep.SUBMIT))
     router.callback_query.register(show_credentials,

@@ -43,6 +43,7 @@ from authorization import (
     set_role,
 )
 from bot_files.handlers.menu import menu_for
+from bot_files.hr_exports import export_locale
 from bot_files.hr_keyboards import (
     CardAct,
     HrCard,
@@ -66,7 +67,7 @@ from bot_files.hr_pictures import job_url, picture_labels, send_scorecard
 from bot_files.replies import edit_or_send, target_of, when_text
 from bot_files.telegram_limits import Pacer
 from bot_files.texts import Raw, Texts, pick_language
-from bot_files.verdicts import band_text, failing_gates, gate_name, gate_row, plain, verdict_line
+from bot_files.verdicts import band_text, gate_name, gate_row, plain, verdict_line
 from config.env import Settings
 from connection import AsyncCvatClient, CvatError
 from create_users.to_handlers import (
@@ -85,7 +86,6 @@ from tasks_metrics.to_handlers import (
     GradingFailed,
     GradingProcesses,
     SubmitOutcome,
-    Verdict,
     band_histogram,
     build_exports,
     candidate_card,
@@ -253,10 +253,7 @@ async def export_all(target: Message, t: Texts, db: Database, settings: Settings
     if not rows.candidates:
         await edit_or_send(status, t("hr.export_empty"), reply_markup=back_to_menu_keyboard(t))
         return
-    def describe(band: Any, gates: Any) -> str:
-        return plain(failing_gates(t, Verdict.from_stored(band, gates), limit=len(gates or ())))
-
-    exports = await asyncio.to_thread(build_exports, rows, describe)
+    exports = await asyncio.to_thread(build_exports, rows, export_locale(t, settings))
     summary = exports.summary
     medians = summary.medians
     minutes = medians.get("time_spent_min")
