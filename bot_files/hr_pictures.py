@@ -51,7 +51,7 @@ def scorecard(t: Texts, card: CandidateCard, attempt: AttemptCard, zone: tzinfo,
     c, m, verdict = card.candidate, attempt.metrics or {}, attempt.verdict
     assert verdict is not None
     failing = failing_gates(t, verdict)
-    band = plain(band_text(t, verdict.band))
+    band = plain(band_text(t, verdict.band)).split(" ", 1)[-1]  # the colour says it: no emoji
     gates = [(gate_name(t, g.measure),
               t("scorecard.not_measured") if g.value is None else percent(t, g.value),
               t("scorecard.needed", pass_at=percent(t, g.pass_at)), g.band or "")
