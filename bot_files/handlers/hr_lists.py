@@ -34,7 +34,7 @@ from bot_files.hr_keyboards import (
     lists_keyboard,
     notify_keyboard,
 )
-from bot_files.replies import edit_or_send, target_of
+from bot_files.replies import edit_or_send, register_typed_answer, target_of
 from bot_files.texts import Texts, pick_language
 from bot_files.verdicts import band_text
 from config.env import Settings
@@ -257,7 +257,6 @@ def create_router() -> Router:
     router.callback_query.register(list_pressed, HrList.filter())
     router.callback_query.register(notify_pressed, HrNotify.filter())
     router.message.register(typed_lists, F.text.in_(Texts("en").all_variants("hr.btn_lists")))
-    router.message.register(digest_time_received, NotifyStates.digest_time,
-                            F.text & ~F.text.startswith("/"))
-    router.message.register(digest_time_not_text, NotifyStates.digest_time, ~F.text)
+    register_typed_answer(router, NotifyStates.digest_time, digest_time_received,
+                          digest_time_not_text)
     return router

@@ -24,7 +24,7 @@ from bot_files.hr_keyboards import (
     rule_keyboard,
     rule_preview_keyboard,
 )
-from bot_files.replies import edit_or_send, target_of, when_text
+from bot_files.replies import edit_or_send, register_typed_answer, target_of, when_text
 from bot_files.texts import Raw, Texts
 from bot_files.verdicts import band_text, gate_name, percent, rule_lines
 from config.env import Settings
@@ -275,7 +275,6 @@ def create_router() -> Router:
     router.callback_query.register(menu_rule, HrMenu.filter(F.act == MenuAct.RULE))
     router.callback_query.register(rule_pressed, HrRule.filter())
     router.message.register(typed_rule, F.text.in_(Texts("en").all_variants("hr.btn_rule")))
-    router.message.register(thresholds_received, RuleStates.thresholds,
-                            F.text & ~F.text.startswith("/"))
-    router.message.register(thresholds_not_text, RuleStates.thresholds, ~F.text)
+    register_typed_answer(router, RuleStates.thresholds, thresholds_received,
+                          thresholds_not_text)
     return router
