@@ -34,6 +34,7 @@ from bot_files.deadlines import DeadlineKeeper
 from bot_files.fsm_storage import PostgresStorage
 from bot_files.handlers import get_routers
 from bot_files.handlers.candidate import deliver_credentials
+from bot_files.handlers.hr_lists import DigestKeeper
 from bot_files.isolation import PostgresEventIsolation
 from bot_files.loop_monitor import LoopMonitor
 from bot_files.middlewares import PrivateChatsOnly, UserContextMiddleware
@@ -176,6 +177,8 @@ async def start_background_work(dispatcher: Dispatcher, bot: Bot, db: Database,
                                                  name="finished-accounts")
     dispatcher["deadlines"] = asyncio.create_task(
         DeadlineKeeper(bot, db, pool_cvat, settings, pacer).run(), name="deadlines")
+    dispatcher["digests"] = asyncio.create_task(DigestKeeper(bot, db, settings).run(),
+                                                name="digests")
 
 
 async def stop_background_work(dispatcher: Dispatcher, grader: GradingProcesses) -> None:
@@ -184,7 +187,7 @@ async def stop_background_work(dispatcher: Dispatcher, grader: GradingProcesses)
     monitor = dispatcher.get("loop_monitor")
     if monitor is not None:
         await monitor.stop()
-    for name in ("background", "pool", "accounts", "deadlines"):
+    for name in ("background", "pool", "accounts", "deadlines", "digests"):
         task = dispatcher.get(name)
         if task is not None and not task.done():
             task.cancel()

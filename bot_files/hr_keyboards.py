@@ -9,10 +9,11 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
+from authorization import Notify, NotifyChoice, Role
 from bot_files.keyboards import TaskAction, TaskStep
 from bot_files.texts import Raw, Texts
 
-HR_PREFIXES = frozenset({"h1", "h1c", "h1s", "h1w", "h1r", "h1d", "h1a"})
+HR_PREFIXES = frozenset({"h1", "h1c", "h1s", "h1w", "h1r", "h1l", "h1n", "h1d", "h1a"})
 MAX_LABEL = 40  # characters of a person's name on a button
 
 
@@ -25,6 +26,7 @@ class MenuAct(StrEnum):
     WHITELIST = "w"
     NOTIFY = "n"
     RULE = "r"
+    LISTS = "l"
 
 
 class HrMenu(CallbackData, prefix="h1"):
@@ -48,6 +50,7 @@ class CardAct(StrEnum):
     DELETE_DATA_OK = "dd!"  # the data, and the CVAT account deactivated
     DELETE_ALL_OK = "da!"  # the data and the CVAT account
     REACTIVATE = "ra"  # the CVAT account the bot deactivated after the test
+    SCORECARD = "sc"  # the one-page scorecard of the attempt that counts
     CANCEL = "no"
 
 
@@ -72,6 +75,7 @@ class WhitelistAct(StrEnum):
     ADD = "add"
     REMOVE = "rm"
     REMOVE_OK = "rm!"
+    ROLE = "ro"  # viewer <-> admin
     CANCEL = "no"
 
 
@@ -123,6 +127,19 @@ class HrReply(CallbackData, prefix="h1a"):
     tid: int
 
 
+class HrList(CallbackData, prefix="h1l"):
+    """"h1l:review:2": page 2 of a list of candidates ("" = the overview of every list)."""
+
+    name: str = ""
+    page: int = 1
+
+
+class HrNotify(CallbackData, prefix="h1n"):
+    """"h1n:digest": how this HR user hears about results ("time": change the digest time)."""
+
+    mode: str
+
+
 def is_hr_callback(data: str | None) -> bool:
     """True for callback data shaped like an HR button (to log forged presses)."""
     return bool(data) and data.split(":", 1)[0] in HR_PREFIXES
@@ -134,17 +151,22 @@ def short(label: str) -> Raw:
     return Raw(label if len(label) <= MAX_LABEL else label[:MAX_LABEL - 1] + "…")
 
 
-def hr_menu_keyboard(t: Texts, notifications: bool,
+def notify_label(t: Texts, choice: NotifyChoice) -> str:
+    """The menu button: how this HR user hears about results now."""
+    return t(f"hr.btn_notify_{choice.mode}", time=choice.digest_at.strftime("%H:%M"))
+
+
+def hr_menu_keyboard(t: Texts, choice: NotifyChoice,
                      candidate_side: bool = False) -> InlineKeyboardMarkup:
-    """The HR menu: export, find, whitelist, notifications switch (and, at /start, the way to
-    the candidate's greeting)."""
+    """The HR menu: export, lists, find, whitelist, pass rule, notifications (and, at /start,
+    the way to the candidate's greeting)."""
     builder = InlineKeyboardBuilder()
     builder.button(text=t("hr.btn_export"), callback_data=HrMenu(act=MenuAct.EXPORT))
+    builder.button(text=t("hr.btn_lists"), callback_data=HrMenu(act=MenuAct.LISTS))
     builder.button(text=t("hr.btn_find"), callback_data=HrMenu(act=MenuAct.FIND))
     builder.button(text=t("hr.btn_whitelist"), callback_data=HrMenu(act=MenuAct.WHITELIST))
     builder.button(text=t("hr.btn_rule"), callback_data=HrMenu(act=MenuAct.RULE))
-    builder.button(text=t("hr.btn_notify_on" if notifications else "hr.btn_notify_off"),
-                   callback_data=HrMenu(act=MenuAct.NOTIFY))
+    builder.button(text=notify_label(t, choice), callback_data=HrMenu(act=MenuAct.NOTIFY))
     if candidate_side:
         builder.button(text=t("hr_start.take_test"),
                        callback_data=TaskAction(step=TaskStep.GREETING))
@@ -152,11 +174,60 @@ def hr_menu_keyboard(t: Texts, notifications: bool,
     return builder.as_markup()
 
 
-def rule_keyboard(t: Texts, measures: list[tuple[str, str]], *,
-                  draft: bool) -> InlineKeyboardMarkup:
-    """A button per measure (value, label) to change it; then Apply/Discard for a draft, or
-    History and the shipped defaults for the rule in force; back to the menu."""
+def notify_keyboard(t: Texts, choice: NotifyChoice) -> InlineKeyboardMarkup:
+    """Each result / daily digest / nothing (the current one ticked), the digest's time."""
     builder = InlineKeyboardBuilder()
+    for mode in Notify:
+        tick = "✔️ " if mode == choice.mode else ""
+        builder.button(text=tick + t(f"hr.notify_choice_{mode}",
+                                     time=choice.digest_at.strftime("%H:%M")),
+                       callback_data=HrNotify(mode=str(mode)))
+    builder.button(text=t("hr.btn_digest_time"), callback_data=HrNotify(mode="time"))
+    builder.button(text=t("hr.btn_menu"), callback_data=HrMenu(act=MenuAct.MENU))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def lists_keyboard(t: Texts, counts: list[tuple[str, int]]) -> InlineKeyboardMarkup:
+    """A button per list with its size, then back to the menu."""
+    builder = InlineKeyboardBuilder()
+    for name, count in counts:
+        builder.button(text=t(f"lists.btn_{name}", count=count),
+                       callback_data=HrList(name=name, page=1))
+    builder.button(text=t("hr.btn_menu"), callback_data=HrMenu(act=MenuAct.MENU))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def list_page_keyboard(t: Texts, name: str, items: list[tuple[int, str]], page: int,
+                       pages: int) -> InlineKeyboardMarkup:
+    """One button per candidate (opens the card), paging, back to the lists."""
+    builder = InlineKeyboardBuilder()
+    for candidate_id, label in items:
+        builder.button(text=short(label), callback_data=HrCard(act=CardAct.OPEN, cid=candidate_id))
+    paging = 0
+    if page > 1:
+        builder.button(text=t("hr.btn_prev"), callback_data=HrList(name=name, page=page - 1))
+        paging += 1
+    if page < pages:
+        builder.button(text=t("hr.btn_next"), callback_data=HrList(name=name, page=page + 1))
+        paging += 1
+    builder.button(text=t("lists.btn_back"), callback_data=HrList())
+    builder.adjust(*([1] * len(items)), *([paging] if paging else []), 1)
+    return builder.as_markup()
+
+
+def rule_keyboard(t: Texts, measures: list[tuple[str, str]], *,
+                  draft: bool, admin: bool = True) -> InlineKeyboardMarkup:
+    """A button per measure (value, label) to change it; then Apply/Discard for a draft, or
+    History and the shipped defaults for the rule in force; back to the menu. A viewer gets
+    History and the menu only."""
+    builder = InlineKeyboardBuilder()
+    if not admin:
+        builder.button(text=t("hr.btn_rule_history"), callback_data=HrRule(act=RuleAct.HISTORY))
+        builder.button(text=t("hr.btn_menu"), callback_data=HrMenu(act=MenuAct.MENU))
+        builder.adjust(2)
+        return builder.as_markup()
     for measure, label in measures:
         builder.button(text=label, callback_data=HrRule(act=RuleAct.EDIT, m=measure))
     if draft:
@@ -216,13 +287,27 @@ def search_results_keyboard(t: Texts, items: list[tuple[int, str]], page: int,
 
 def card_keyboard(t: Texts, candidate_id: int, picture_attempts: list[int], *,
                   can_regrade: bool, has_cvat_account: bool,
-                  deactivated: bool = False) -> InlineKeyboardMarkup:
-    """Pictures per attempt, one more attempt, re-grade, reactivate or delete the account,
-    delete data."""
+                  deactivated: bool = False, admin: bool = True) -> InlineKeyboardMarkup:
+    """Pictures per attempt and the scorecard; for admins also one more attempt, re-grade,
+    reactivate or delete the account, delete data."""
     builder = InlineKeyboardBuilder()
     for number in picture_attempts:
         builder.button(text=t("hr.btn_pictures", number=number),
                        callback_data=HrCard(act=CardAct.PICTURES, cid=candidate_id, arg=number))
+    if picture_attempts:
+        builder.button(text=t("hr.btn_scorecard"),
+                       callback_data=HrCard(act=CardAct.SCORECARD, cid=candidate_id))
+    if admin:
+        _admin_card_buttons(t, builder, candidate_id, can_regrade=can_regrade,
+                            has_cvat_account=has_cvat_account, deactivated=deactivated)
+    builder.button(text=t("hr.btn_menu"), callback_data=HrMenu(act=MenuAct.MENU))
+    builder.adjust(*([1] * (len(picture_attempts) + bool(picture_attempts))),
+                   *([3] if admin else []), 1)
+    return builder.as_markup()
+
+
+def _admin_card_buttons(t: Texts, builder: InlineKeyboardBuilder, candidate_id: int, *,
+                        can_regrade: bool, has_cvat_account: bool, deactivated: bool) -> None:
     for decision in ("invite", "reject", "hold"):
         builder.button(text=t(f"hr.btn_decide_{decision}"),
                        callback_data=HrDecide(act=DecideAct.PICK, cid=candidate_id, d=decision))
@@ -239,9 +324,6 @@ def card_keyboard(t: Texts, candidate_id: int, picture_attempts: list[int], *,
                        callback_data=HrCard(act=CardAct.DELETE_CVAT, cid=candidate_id))
     builder.button(text=t("hr.btn_delete_data"),
                    callback_data=HrCard(act=CardAct.DELETE_DATA, cid=candidate_id))
-    builder.button(text=t("hr.btn_menu"), callback_data=HrMenu(act=MenuAct.MENU))
-    builder.adjust(*([1] * len(picture_attempts)), 3, 1)
-    return builder.as_markup()
 
 
 def decision_keyboard(t: Texts, candidate_id: int, decision: str) -> InlineKeyboardMarkup:
@@ -305,15 +387,24 @@ def open_card_keyboard(t: Texts, candidate_id: int) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-def whitelist_keyboard(t: Texts, removable: list[tuple[int, str]], page: int,
-                       pages: int) -> InlineKeyboardMarkup:
-    """A remove button per person on the page, Add, paging, back to the menu."""
+def whitelist_keyboard(t: Texts, removable: list[tuple[int, str, Role]], page: int,
+                       pages: int, *, admin: bool = True) -> InlineKeyboardMarkup:
+    """For admins: per person on the page a remove and a role button, and Add; paging; back
+    to the menu."""
     builder = InlineKeyboardBuilder()
-    for telegram_id, label in removable:
-        builder.button(text=t("hr.wl_btn_remove", who=short(label)),
-                       callback_data=HrWhitelist(act=WhitelistAct.REMOVE, tid=telegram_id,
-                                                 page=page))
-    builder.button(text=t("hr.wl_btn_add"), callback_data=HrWhitelist(act=WhitelistAct.ADD))
+    rows: list[int] = []
+    if admin:
+        for telegram_id, label, role in removable:
+            builder.button(text=t("hr.wl_btn_remove", who=short(label)),
+                           callback_data=HrWhitelist(act=WhitelistAct.REMOVE, tid=telegram_id,
+                                                     page=page))
+            builder.button(text=t("hr.wl_btn_make_viewer" if role == Role.ADMIN
+                                  else "hr.wl_btn_make_admin"),
+                           callback_data=HrWhitelist(act=WhitelistAct.ROLE, tid=telegram_id,
+                                                     page=page))
+            rows.append(2)
+        builder.button(text=t("hr.wl_btn_add"), callback_data=HrWhitelist(act=WhitelistAct.ADD))
+        rows.append(1)
     paging = 0
     if page > 1:
         builder.button(text=t("hr.btn_prev"),
@@ -324,7 +415,7 @@ def whitelist_keyboard(t: Texts, removable: list[tuple[int, str]], page: int,
                        callback_data=HrWhitelist(act=WhitelistAct.PAGE, page=page + 1))
         paging += 1
     builder.button(text=t("hr.btn_menu"), callback_data=HrMenu(act=MenuAct.MENU))
-    builder.adjust(*([1] * len(removable)), 1, *([paging] if paging else []), 1)
+    builder.adjust(*rows, *([paging] if paging else []), 1)
     return builder.as_markup()
 
 

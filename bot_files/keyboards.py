@@ -43,6 +43,15 @@ class TaskAction(CallbackData, prefix="t1"):
     step: TaskStep
 
 
+class ConfirmTask(CallbackData, prefix="t2"):
+    """Yes under a task's confirmation: the step (CONFIRM or CONFIRM_NEW) and the version of
+    the privacy notice the confirmation showed, which pressing it agrees to
+    ("t2:go:3f9c0a7b21de"). A "t1:go" from before the notice agrees to nothing."""
+
+    step: TaskStep
+    v: str
+
+
 def main_menu(t: Texts, stage: str | None = None, attempts_left: int = 0,
               hr: bool = False) -> ReplyKeyboardMarkup:
     """The persistent menu under the input field, with what fits the candidate's stage (and
@@ -87,12 +96,13 @@ def language_keyboard(t: Texts) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-def confirm_keyboard(t: Texts, new_attempt: bool = False) -> InlineKeyboardMarkup:
-    """Yes / Not now under the confirmation."""
+def confirm_keyboard(t: Texts, new_attempt: bool = False,
+                     notice: str = "") -> InlineKeyboardMarkup:
+    """Yes / Not now under the confirmation (Yes agrees to the privacy notice `notice`)."""
     builder = InlineKeyboardBuilder()
     step = TaskStep.CONFIRM_NEW if new_attempt else TaskStep.CONFIRM
     builder.button(text=t("task.yes_new" if new_attempt else "task.yes"),
-                   callback_data=TaskAction(step=step))
+                   callback_data=ConfirmTask(step=step, v=notice))
     builder.button(text=t("task.not_now"), callback_data=TaskAction(step=TaskStep.LATER))
     builder.adjust(1)
     return builder.as_markup()

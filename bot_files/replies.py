@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from aiogram import F, Router
 from aiogram.exceptions import TelegramBadRequest
+from aiogram.fsm.state import State
 from aiogram.types import CallbackQuery, InaccessibleMessage, Message
 
 from bot_files.texts import Texts
@@ -31,7 +33,14 @@ async def edit_or_send(message: Message, text: str, **kwargs: Any) -> None:
         await message.answer(text, **kwargs)
 
 
-def when_text(t: Texts, value: datetime | None) -> str:
-    """A moment as HR read it: "2026-11-30 14:05 UTC", or a dash."""
-    return t("hr.no_value") if value is None else value.astimezone(UTC).strftime(
-        "%Y-%m-%d %H:%M UTC")
+def when_text(t: Texts, value: datetime | None, zone: tzinfo = UTC) -> str:
+    """A moment as HR read it: "2026-11-30 14:05 UTC" ("… MSK" in Europe/Moscow), or a dash."""
+    return t("hr.no_value") if value is None else value.astimezone(zone).strftime(
+        "%Y-%m-%d %H:%M %Z")
+
+
+def register_typed_answer(router: Router, state: State, received: Any, not_text: Any) -> None:
+    """A dialog waiting for typed text in `state`: text (not a command) goes to `received`,
+    anything else (a sticker, a photo) to `not_text`."""
+    router.message.register(received, state, F.text & ~F.text.startswith("/"))
+    router.message.register(not_text, state, ~F.text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import math
+from datetime import UTC, tzinfo
 
 from bot_files.replies import when_text
 from bot_files.texts import Raw, Texts
@@ -118,9 +119,9 @@ def decision_label(t: Texts, decision: str) -> str:
     return t(f"hr.decision_{decision}")
 
 
-def decision_line(t: Texts, record: DecisionRecord) -> str:
+def decision_line(t: Texts, record: DecisionRecord, zone: tzinfo = UTC) -> str:
     """HR's decision as the card shows it: what, by whom, when, and whether it reached the
     candidate (HTML)."""
     return t("hr.decision_line", decision=decision_label(t, record.decision),
-             who=record.decided_by_name, when=when_text(t, record.decided_at),
+             who=record.decided_by_name, when=when_text(t, record.decided_at, zone),
              sent=t("hr.decision_sent" if record.sent_at else "hr.decision_not_sent"))

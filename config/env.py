@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
 
@@ -136,6 +137,14 @@ def _bool(raw: str) -> bool:
     if value in ("0", "false", "no", "off", ""):
         return False
     raise ValueError(f"must be true or false, got {raw!r}")
+
+
+def _timezone(raw: str) -> str:
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"is not a time zone name like UTC or Europe/Moscow: {raw!r}") from None
+    return raw
 
 
 def _gate(raw: str) -> tuple[float, float] | None:
@@ -375,6 +384,26 @@ class Settings:
         "Days after a candidate's last attempt was graded (none left) before their CVAT account"
         " is deactivated; HR can reactivate it. 0 = at once.", "7",
     )
+    timezone: str = _meta(
+        "TIMEZONE", _timezone,
+        "Time zone of the times HR read (exports, cards, lists, the digest), e.g."
+        " Europe/Moscow.", "UTC",
+    )
+    privacy_notice: str = _meta(
+        "PRIVACY_NOTICE", _str,
+        "The company's privacy text shown at /start and agreed to before the first task (who"
+        " keeps the data and how to reach them); empty = a generic text.", "",
+    )
+    retention_days: int = _meta(
+        "RETENTION_DAYS", _number(int, 0, 3650),
+        "Days after a candidate's last activity before their data, CVAT account and tasks are"
+        " deleted (an anonymous tombstone stays); 0 = kept until HR delete them.", "180",
+    )
+    stalled_after_days: int = _meta(
+        "STALLED_AFTER_DAYS", _number(int, 1, 365),
+        "HR's list of candidates who started a task and have not submitted it for this many"
+        " days.", "3",
+    )
     health_check_interval_seconds: int = _meta(
         "HEALTH_CHECK_INTERVAL_SECONDS", _number(int, 1, 3600),
         "How often the database and CVAT are checked for /healthz (webhook mode); a call to"
@@ -395,6 +424,11 @@ class Settings:
     def pass_rule(self) -> PassRule:
         """The pass rule the settings describe (the first rule; HR may change it in the bot)."""
         return PassRule.from_dict({str(m): getattr(self, f"gate_{m}") for m in Measure})
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The time zone HR read times in."""
+        return ZoneInfo(self.timezone)
 
     @property
     def cvat_link(self) -> str:

@@ -70,8 +70,9 @@ def lock_or_create_candidate(
     # A person whose data HR deleted before starts as a new candidate, marked as returning.
     cur.execute(
         "INSERT INTO candidates (telegram_id, telegram_username, full_name, returned_after,"
-        " previous_attempts) SELECT %(id)s, %(username)s, %(name)s, d.deleted_at,"
-        " coalesce(d.attempts_used, 0) FROM (SELECT 1) one LEFT JOIN deleted_candidates d"
+        " previous_attempts, previously_tested_at) SELECT %(id)s, %(username)s, %(name)s,"
+        " d.deleted_at, coalesce(d.attempts_used, 0), d.tested_at"
+        " FROM (SELECT 1) one LEFT JOIN deleted_candidates d"
         f" ON d.telegram_hash = {tombstone_hash_sql('%(id)s')}"
         " ON CONFLICT (telegram_id) DO UPDATE SET telegram_username = EXCLUDED.telegram_username,"
         " full_name = EXCLUDED.full_name"

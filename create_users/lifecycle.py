@@ -5,15 +5,17 @@
 - `CVAT_DEACTIVATE_AFTER_DAYS` after the last graded attempt the account is deactivated on CVAT
   (it can no longer log in, mint tokens or call the API); HR can reactivate it.
 - Deleting a candidate's data deletes or deactivates the CVAT account first (HR choose), then
-  every row about the person, and leaves a tombstone (a keyed hash of the Telegram id), so a
-  new start is a new candidate shown to HR as returning.
+  every row about the person, and leaves a tombstone (a keyed hash of the Telegram id, when
+  they were last tested and how many attempts they used), so a new start is a new candidate
+  shown to HR as returning. Forgetting a person (HR's *Forget this person*, or
+  `RETENTION_DAYS` after their last activity) deletes their CVAT account and tasks as well.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from config.env import Settings
@@ -93,9 +95,11 @@ class AccountKeeper:
                 forgotten = await forget_finished_passwords(self.db, self.settings)
                 deactivated = await deactivate_finished_accounts(self.db, self.cvat,
                                                                  self.settings)
-                if forgotten or deactivated:
+                expired = await apply_retention(self.db, self.cvat, self.settings)
+                if forgotten or deactivated or expired:
                     logger.info("finished candidates: %d passwords forgotten, %d CVAT accounts"
-                                " deactivated", forgotten, deactivated)
+                                " deactivated, %d people forgotten after the retention period",
+                                forgotten, deactivated, expired)
             except (DatabaseUnavailable, CvatError) as exc:
                 logger.warning("finished candidates' accounts not looked after now: %s", exc)
             await asyncio.sleep(self.settings.reconcile_interval_seconds)
@@ -132,11 +136,21 @@ async def reactivate_cvat_account(db: Database, cvat: AsyncCvatClient, actor_id:
 KEEP_ACCOUNT, DELETE_ACCOUNT = "deactivate", "delete"
 
 
-async def delete_candidate_data(db: Database, cvat: AsyncCvatClient, actor_id: int,
+async def _delete_tasks(cvat: AsyncCvatClient, task_ids: list[int]) -> None:
+    """Delete the candidate's CVAT tasks (one already gone is fine)."""
+    for task_id in task_ids:
+        try:
+            await cvat.delete_task(task_id)
+        except CvatNotFound:
+            pass
+
+
+async def delete_candidate_data(db: Database, cvat: AsyncCvatClient, actor_id: int | None,
                                 candidate_id: int, account: str = KEEP_ACCOUNT) -> str:
-    """Delete every row about the candidate, after deleting (`account="delete"`) or
-    deactivating their CVAT account; a tombstone remembers only that this Telegram account
-    was deleted, and how many attempts it had used.
+    """Delete every row about the candidate, after deleting their CVAT account and tasks
+    (`account="delete"`: forgetting the person) or deactivating the account; a tombstone
+    remembers only that this Telegram account was deleted, when it was last tested, and how
+    many attempts it had used.
 
     "deleted", "not_found", or "building" (a task is being built for them right now: nothing
     was done); a CVAT failure is raised before anything is deleted."""
@@ -149,26 +163,34 @@ async def delete_candidate_data(db: Database, cvat: AsyncCvatClient, actor_id: i
         return "not_found"
     if candidate["building"]:
         return "building"
-    if candidate["cvat_user_id"] is not None and candidate["cvat_deleted_at"] is None:
-        try:
-            if account == DELETE_ACCOUNT:
-                await cvat.delete_user(candidate["cvat_user_id"])
-            else:
-                await cvat.update_user(candidate["cvat_user_id"], is_active=False)
-        except CvatNotFound:
-            pass  # already gone from CVAT
-        except CvatError as exc:
-            await record_action(db, actor_id, "hr.delete_data", candidate_id,
-                                {"error": type(exc).__name__}, ok=False)
-            raise
+    try:
+        if account == DELETE_ACCOUNT:
+            tasks = await db.fetchall("SELECT cvat_task_id FROM attempts WHERE candidate_id = %s"
+                                      " AND cvat_task_id IS NOT NULL", (candidate_id,))
+            await _delete_tasks(cvat, [row["cvat_task_id"] for row in tasks])
+        if candidate["cvat_user_id"] is not None and candidate["cvat_deleted_at"] is None:
+            try:
+                if account == DELETE_ACCOUNT:
+                    await cvat.delete_user(candidate["cvat_user_id"])
+                else:
+                    await cvat.update_user(candidate["cvat_user_id"], is_active=False)
+            except CvatNotFound:
+                pass  # already gone from CVAT
+    except CvatError as exc:
+        await record_action(db, actor_id, "hr.delete_data", candidate_id,
+                            {"error": type(exc).__name__}, ok=False)
+        raise
 
     def forget(cur: Cursor) -> bool:
         cur.execute(
-            "INSERT INTO deleted_candidates (telegram_hash, attempts_used)"
-            f" SELECT {tombstone_hash_sql('%(tid)s')}, count(*) FROM attempts"
-            "  WHERE candidate_id = %(cid)s AND status IN ('submitted', 'graded', 'expired')"
+            "INSERT INTO deleted_candidates (telegram_hash, attempts_used, tested_at)"
+            f" SELECT {tombstone_hash_sql('%(tid)s')},"
+            "  count(*) FILTER (WHERE status IN ('submitted', 'graded', 'expired')),"
+            "  max(submitted_at)"
+            "  FROM attempts WHERE candidate_id = %(cid)s"
             " ON CONFLICT (telegram_hash) DO UPDATE SET deleted_at = now(),"
             " attempts_used = deleted_candidates.attempts_used + EXCLUDED.attempts_used,"
+            " tested_at = coalesce(EXCLUDED.tested_at, deleted_candidates.tested_at),"
             " deletions = deleted_candidates.deletions + 1",
             {"tid": candidate["telegram_id"], "cid": candidate_id})
         cur.execute("DELETE FROM pool_accounts WHERE candidate_id = %s", (candidate_id,))
@@ -190,3 +212,47 @@ async def delete_candidate_data(db: Database, cvat: AsyncCvatClient, actor_id: i
     await record_action(db, actor_id, "hr.delete_data", candidate_id, {"account": account},
                         ok=deleted)
     return "deleted" if deleted else "not_found"
+
+
+# --- retention -------------------------------------------------------------------------------
+
+# A candidate's last activity: their first request, any change to an attempt, a grading, or a
+# message to the bot.
+_LAST_ACTIVITY = (
+    "greatest(c.created_at,"
+    " (SELECT max(a.updated_at) FROM attempts a WHERE a.candidate_id = c.id),"
+    " (SELECT max(a.submitted_at) FROM attempts a WHERE a.candidate_id = c.id),"
+    " (SELECT max(m.graded_at) FROM metrics m WHERE m.candidate_id = c.id),"
+    " (SELECT u.last_seen_at FROM telegram_users u WHERE u.telegram_id = c.telegram_id))"
+)
+
+
+async def apply_retention(db: Database, cvat: AsyncCvatClient, settings: Settings,
+                          now: datetime | None = None) -> int:
+    """Forget every candidate inactive for RETENTION_DAYS (data, CVAT account and tasks; the
+    tombstone stays), and the bare visits of people who never asked for a task and are not
+    HR; how many candidates. Off with RETENTION_DAYS=0. One candidate's CVAT failure is
+    logged and tried again at the next pass."""
+    if not settings.retention_days:
+        return 0
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=settings.retention_days)
+    rows = await db.fetchall(
+        f"SELECT c.id FROM candidates c WHERE {_LAST_ACTIVITY} < %s ORDER BY c.id", (cutoff,))
+    forgotten = 0
+    for row in rows:
+        try:
+            outcome = await delete_candidate_data(db, cvat, None, row["id"], DELETE_ACCOUNT)
+        except CvatError as exc:
+            logger.warning("candidate %s not forgotten after the retention period now: %s",
+                           row["id"], exc)
+            continue
+        if outcome == "deleted":
+            await record_action(db, None, "retention.forgotten", row["id"],
+                                {"days": settings.retention_days})
+            forgotten += 1
+    await db.execute(
+        "DELETE FROM telegram_users u WHERE u.last_seen_at < %s AND NOT (u.telegram_id = ANY(%s))"
+        " AND NOT EXISTS (SELECT 1 FROM candidates c WHERE c.telegram_id = u.telegram_id)"
+        " AND NOT EXISTS (SELECT 1 FROM trainingdata_whitelist w"
+        "  WHERE w.telegram_id = u.telegram_id)", (cutoff, sorted(settings.hr_admin_ids)))
+    return forgotten

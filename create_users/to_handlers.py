@@ -5,10 +5,13 @@ from create_users.lifecycle import (
     DELETE_ACCOUNT,
     KEEP_ACCOUNT,
     AccountKeeper,
+    apply_retention,
     delete_candidate_data,
     reactivate_cvat_account,
 )
+from create_users.privacy import has_consented, notice_texts, notice_version, record_consent
 
-__all__ = ["DELETE_ACCOUNT", "KEEP_ACCOUNT", "AccountKeeper", "Candidate",
-           "delete_candidate_data", "get_candidate", "reactivate_cvat_account", "set_language",
+__all__ = ["DELETE_ACCOUNT", "KEEP_ACCOUNT", "AccountKeeper", "Candidate", "apply_retention",
+           "delete_candidate_data", "get_candidate", "has_consented", "notice_texts",
+           "notice_version", "reactivate_cvat_account", "record_consent", "set_language",
            "user_language"]

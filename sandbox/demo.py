@@ -238,8 +238,10 @@ async def _story(telegram: TelegramServer, db: Database) -> None:
     pictures_button = next(b for row in card.buttons for b in row if b.startswith("🖼"))
     chat.say(helen, f"[{pictures_button}]")
     await helen.press(pictures_button, message_id=card.message_id)
-    await asyncio.sleep(3)
+    await helen.expect_edit("pictures", timeout=20)
+    await asyncio.sleep(2)
     chat.flush(helen)
+    await press(helen, "🪪 Scorecard", "Scorecard:", message_id=card.message_id)
     print("\n— HR decide: an invitation, with a line of their own —")
     await press(helen, "✅ Invite", "will receive this message", message_id=card.message_id)
     await send(helen, "Please book an interview slot for Tuesday.", "will receive this message")
@@ -258,7 +260,8 @@ async def _story(telegram: TelegramServer, db: Database) -> None:
             path.write_bytes(message.document.data)
             saved.append(path)
         elif message.photo:
-            path = OUTPUT / f"picture_{message.message_id}.jpg"
+            kind = "png" if message.photo.startswith(b"\x89PNG") else "jpg"
+            path = OUTPUT / f"picture_{message.message_id}.{kind}"
             path.write_bytes(message.photo)
             saved.append(path)
     rows = await db.fetchall(

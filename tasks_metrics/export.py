@@ -1,5 +1,6 @@
-"""HR exports: every candidate (headline metrics of the latest graded attempt) and every attempt,
-as a formatted XLSX and a CSV built from pandas frames, a summary and a score histogram.
+"""HR exports: every candidate (the latest graded attempt) and every attempt, as a formatted
+XLSX (with a glossary sheet) and a CSV in the reader's words, time zone and locale, built from
+pandas frames; a summary and a score histogram.
 
 The XLSX is fast on purpose (10,000 candidates in well under a second): openpyxl lays out the
 workbook (styles, widths, header, filters, pass/fail colours) with one prototype data row per
@@ -14,7 +15,7 @@ import json
 import re
 import zipfile
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -28,23 +29,31 @@ from PIL import Image, ImageDraw
 
 from tasks_metrics.export_data import (
     ATTEMPT_COLUMNS,
+    BAND,
     CANDIDATE_COLUMNS,
     DATE,
+    DECISION,
     FLOAT,
     GATES,
     INT,
+    LINK,
+    PERCENT,
+    STATUS,
     TEXT,
-    DescribeGates,
+    Column,
+    ExportLocale,
     ExportRows,
     Exports,
     Summary,
 )
 from tasks_metrics.generation import get_font
 
-_WIDTHS = {TEXT: 18, DATE: 17, INT: 10, FLOAT: 11, GATES: 40}
-_NUMBER_FORMATS = {INT: "0", FLOAT: "0.000", DATE: "yyyy-mm-dd hh:mm", TEXT: "@", GATES: "@"}
-_SPECIAL_FORMATS = {"time_spent_min": "0.0", "telegram_id": "0", "candidate_id": "0"}
-_SPECIAL_WIDTHS = {"full_name": 24, "band": 11, "telegram_id": 13}
+_WIDTHS = {TEXT: 18, DATE: 17, INT: 10, FLOAT: 11, GATES: 40, PERCENT: 11, BAND: 12,
+           STATUS: 12, DECISION: 12, LINK: 30}
+_NUMBER_FORMATS = {INT: "0", FLOAT: "0.0", DATE: "yyyy-mm-dd hh:mm", TEXT: "@", GATES: "@",
+                   PERCENT: "0.0%", BAND: "@", STATUS: "@", DECISION: "@", LINK: "@"}
+_SPECIAL_WIDTHS = {"full_name": 26, "telegram_id": 13}
+_TEXT_KINDS = (TEXT, GATES, BAND, STATUS, DECISION, LINK)
 _HEADER_FILL = PatternFill("solid", fgColor="1F4E78")
 _BAND_FILLS = {"pass": "C6EFCE", "borderline": "FFEB9C", "fail": "FFC7CE"}
 _EXCEL_EPOCH = pd.Timestamp("1899-12-30")
@@ -52,25 +61,46 @@ _BAD_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def frames(rows: ExportRows) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The candidates and attempts tables as DataFrames, columns in export order."""
-    candidates = pd.DataFrame.from_records(rows.candidates, columns=rows.candidate_columns)
-    attempts = pd.DataFrame.from_records(rows.attempts, columns=rows.attempt_columns)
-    return (_typed(candidates, CANDIDATE_COLUMNS), _typed(attempts, ATTEMPT_COLUMNS))
+def raw_frames(rows: ExportRows) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The candidates and attempts as the database gave them."""
+    return (pd.DataFrame.from_records(rows.candidates, columns=rows.candidate_columns),
+            pd.DataFrame.from_records(rows.attempts, columns=rows.attempt_columns))
 
 
-def _typed(frame: pd.DataFrame, columns: tuple[tuple[str, str], ...]) -> pd.DataFrame:
+def _job_links(frame: pd.DataFrame, cvat_link: str) -> pd.Series:
+    if not cvat_link or "cvat_job_id" not in frame:
+        return pd.Series([None] * len(frame), dtype=object)
+    base = cvat_link.rstrip("/")
+    return pd.Series([f"{base}/tasks/{int(t)}/jobs/{int(j)}" if pd.notna(t) and pd.notna(j)
+                      else None for t, j in zip(frame["cvat_task_id"], frame["cvat_job_id"],
+                                                strict=True)], dtype=object)
+
+
+def typed(frame: pd.DataFrame, columns: tuple[Column, ...],
+          locale: ExportLocale) -> pd.DataFrame:
+    """The sheet's columns, in order, typed, in the reader's words (bands, statuses, gates)
+    and time zone; numbers stay exact."""
+    describe = locale.describe_gates or describe_gates_plain
     out = {}
-    for name, kind in columns:
+    for column in columns:
+        name, kind = column.key, column.kind
+        if kind == LINK:
+            out[name] = _job_links(frame, locale.cvat_link)
+            continue
         series = frame[name] if name in frame else pd.Series([None] * len(frame), dtype=object)
-        if kind == FLOAT:
+        if kind in (FLOAT, PERCENT):
             series = pd.to_numeric(series, errors="coerce").astype("float64")
         elif kind == INT:
             series = pd.to_numeric(series, errors="coerce").astype("Int64")
         elif kind == DATE:
-            series = pd.to_datetime(series, utc=True)
+            series = pd.to_datetime(series, utc=True).dt.tz_convert(locale.zone)
         elif kind == GATES:
-            series = series.map(_gates_list).astype(object)
+            series = pd.Series([describe(b, g) if b else None
+                                for b, g in zip(frame["band"], series, strict=True)],
+                               dtype=object)
+        elif kind in (BAND, STATUS, DECISION):
+            series = series.map(lambda v, p=kind: None if v is None or pd.isna(v)
+                                else locale.word(f"{p}_{v}", str(v))).astype(object)
         else:
             series = series.astype(object).where(series.notna(), None)
         out[name] = series.reset_index(drop=True)
@@ -97,7 +127,7 @@ def describe_gates_plain(band: Any, gates: Any) -> str:
 
 
 def summarize(candidates: pd.DataFrame) -> Summary:
-    """Counts, medians and gates below pass for the summary message."""
+    """Counts, medians and gates below pass for the summary message (from the raw rows)."""
     band = candidates["band"]
     graded = candidates[band.notna()]
     below: Counter[str] = Counter(
@@ -105,11 +135,12 @@ def summarize(candidates: pd.DataFrame) -> Summary:
         if g.get("band") in ("fail", "borderline"))
     medians: dict[str, float | None] = {}
     for name in ("score", "car_iou", "plate_iou", "plate_accuracy", "time_spent_min"):
-        value = graded[name].median() if len(graded) else None
+        value = pd.to_numeric(graded[name], errors="coerce").median() if len(graded) else None
         medians[name] = None if value is None or pd.isna(value) else float(value)
+    submitted = pd.to_numeric(candidates["attempts_submitted"], errors="coerce").fillna(0)
     return Summary(
         candidates=len(candidates),
-        submitted=int((candidates["attempts_submitted"].fillna(0) > 0).sum()),
+        submitted=int((submitted > 0).sum()),
         graded=len(graded),
         passed=int((band == "pass").sum()),
         borderline=int((band == "borderline").sum()),
@@ -119,34 +150,45 @@ def summarize(candidates: pd.DataFrame) -> Summary:
     )
 
 
-def build_exports(rows: ExportRows, describe_gates: DescribeGates | None = None) -> Exports:
-    """XLSX, CSV and summary from the export rows (blocking: run in a thread); the failed
-    gates are put in words by `describe_gates(band, gates)` (the reader's language)."""
-    candidates, attempts = frames(rows)
-    summary = summarize(candidates)
-    describe = describe_gates or describe_gates_plain
-    for frame in (candidates, attempts):
-        frame["failed_gates"] = [describe(b, g) if b else None
-                                 for b, g in zip(frame["band"], frame["failed_gates"],
-                                                 strict=True)]
-    xlsx = build_xlsx({"Candidates": (candidates, CANDIDATE_COLUMNS),
-                       "Attempts": (attempts, ATTEMPT_COLUMNS)})
-    graded = candidates[candidates["score"].notna()]
-    scores = list(zip(graded["score"].tolist(), graded["band"].tolist(), strict=True))
-    return Exports(xlsx=xlsx, csv=build_csv(candidates), summary=summary, scores=scores)
+def build_exports(rows: ExportRows, locale: ExportLocale | None = None) -> Exports:
+    """XLSX (candidates, attempts, glossary), CSV and summary from the export rows, as
+    `locale` reads them (blocking: run in a thread)."""
+    locale = locale or ExportLocale()
+    raw_candidates, raw_attempts = raw_frames(rows)
+    summary = summarize(raw_candidates)
+    candidates = typed(raw_candidates, CANDIDATE_COLUMNS, locale)
+    attempts = typed(raw_attempts, ATTEMPT_COLUMNS, locale)
+    xlsx = build_xlsx({locale.word("sheet_candidates", "Candidates"):
+                       (candidates, CANDIDATE_COLUMNS),
+                       locale.word("sheet_attempts", "Attempts"): (attempts, ATTEMPT_COLUMNS)},
+                      locale)
+    graded = raw_candidates[pd.to_numeric(raw_candidates["score"], errors="coerce").notna()]
+    scores = list(zip(pd.to_numeric(graded["score"]).tolist(), graded["band"].tolist(),
+                      strict=True))
+    return Exports(xlsx=xlsx, csv=build_csv(candidates, locale), summary=summary,
+                   scores=scores)
 
 
 # --- CSV -----------------------------------------------------------------------------------
 
 
-def build_csv(candidates: pd.DataFrame) -> bytes:
-    """The candidates sheet as UTF-8 CSV with a BOM (Excel then reads Cyrillic names right);
-    text that a spreadsheet would run as a formula is prefixed with an apostrophe."""
+def build_csv(candidates: pd.DataFrame, locale: ExportLocale | None = None) -> bytes:
+    """The candidates sheet as a CSV Excel opens right in the reader's locale: UTF-8 with a
+    BOM (Cyrillic names), the locale's separator and decimal mark (";" and "," for Russian),
+    shares as percentages, times in the reader's zone. Text a spreadsheet would run as a
+    formula is prefixed with an apostrophe."""
+    locale = locale or ExportLocale()
     frame = candidates.copy()
-    for name, kind in CANDIDATE_COLUMNS:
-        if kind in (TEXT, GATES):
-            frame[name] = frame[name].map(_csv_safe)
-    return frame.to_csv(index=False).encode("utf-8-sig")
+    for column in CANDIDATE_COLUMNS:
+        if column.kind in _TEXT_KINDS:
+            frame[column.key] = frame[column.key].map(_csv_safe)
+        elif column.kind == PERCENT and locale.headers:
+            frame[column.key] = (frame[column.key] * 100).round(1)
+        elif column.kind == DATE and locale.headers:
+            frame[column.key] = frame[column.key].dt.strftime("%Y-%m-%d %H:%M")
+    frame.columns = [locale.header(c) for c in CANDIDATE_COLUMNS]
+    return frame.to_csv(index=False, sep=locale.separator,
+                        decimal=locale.decimal).encode("utf-8-sig")
 
 
 def _csv_safe(value: Any) -> Any:
@@ -158,13 +200,19 @@ def _csv_safe(value: Any) -> Any:
 # --- XLSX ----------------------------------------------------------------------------------
 
 
-def build_xlsx(sheets: dict[str, tuple[pd.DataFrame, tuple[tuple[str, str], ...]]]) -> bytes:
-    """A formatted workbook: bold header, widths, number formats, filters, frozen header,
-    rows coloured by band (conditional formatting), one sheet per entry."""
+Sheets = dict[str, tuple[pd.DataFrame, tuple[Column, ...]]]
+
+
+def build_xlsx(sheets: Sheets, locale: ExportLocale | None = None) -> bytes:
+    """A formatted workbook: bold header in the reader's words, widths, number formats,
+    filters, the header row and the name column frozen, rows coloured by band (conditional
+    formatting), one sheet per entry, then the glossary."""
+    locale = locale or ExportLocale()
     wb = Workbook()
     wb.remove(wb.active)
     for title, (frame, columns) in sheets.items():
-        _layout_sheet(wb, title, columns, len(frame))
+        _layout_sheet(wb, title, columns, len(frame), locale)
+    _glossary(wb, [c for _, columns in sheets.values() for c in columns], locale)
     skeleton = io.BytesIO()
     wb.save(skeleton)
     bodies = {f"xl/worksheets/sheet{i}.xml": (frame, columns)
@@ -181,50 +229,80 @@ def build_xlsx(sheets: dict[str, tuple[pd.DataFrame, tuple[tuple[str, str], ...]
     return out.getvalue()
 
 
-def _layout_sheet(wb: Workbook, title: str, columns: tuple[tuple[str, str], ...],
-                  rows: int) -> None:
+def _glossary(wb: Workbook, columns: list[Column], locale: ExportLocale) -> None:
+    """One line per column: its header and what it means."""
+    ws = wb.create_sheet(locale.word("sheet_glossary", "Glossary"))
+    bold = Font(bold=True, color="FFFFFF")
+    for index, text in enumerate((locale.word("glossary_column", "Column"),
+                                  locale.word("glossary_meaning", "What it means")), start=1):
+        cell = ws.cell(row=1, column=index, value=text)
+        cell.font, cell.fill = bold, _HEADER_FILL
+    seen: set[str] = set()
+    row = 2
+    for column in columns:
+        if column.key in seen:
+            continue
+        seen.add(column.key)
+        ws.cell(row=row, column=1, value=locale.header(column)).font = Font(bold=True)
+        ws.cell(row=row, column=2, value=locale.glossary.get(column.key, ""))
+        row += 1
+    note = locale.word("glossary_note", "")
+    if note:
+        ws.cell(row=row + 1, column=1, value=note.format(zone=locale.zone_name))
+    ws.column_dimensions["A"].width = 32
+    ws.column_dimensions["B"].width = 100
+    ws.freeze_panes = "A2"
+
+
+def _layout_sheet(wb: Workbook, title: str, columns: tuple[Column, ...], rows: int,
+                  locale: ExportLocale) -> None:
     ws = wb.create_sheet(title)
     bold = Font(bold=True, color="FFFFFF")
-    for index, (name, kind) in enumerate(columns, start=1):
-        header = ws.cell(row=1, column=index, value=name)
+    for index, column in enumerate(columns, start=1):
+        header = ws.cell(row=1, column=index, value=locale.header(column))
         header.font = bold
         header.fill = _HEADER_FILL
         header.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
         # The prototype row: its style per column is copied onto every data row.
-        prototype = ws.cell(row=2, column=index, value=_PROTOTYPE_VALUES[kind])
-        prototype.number_format = _SPECIAL_FORMATS.get(name, _NUMBER_FORMATS[kind])
+        prototype = ws.cell(row=2, column=index, value=_PROTOTYPE_VALUES[column.kind])
+        prototype.number_format = "0" if column.key.endswith("_id") else \
+            _NUMBER_FORMATS[column.kind]
         letter = get_column_letter(index)
-        ws.column_dimensions[letter].width = _SPECIAL_WIDTHS.get(name, _WIDTHS[kind])
-    ws.row_dimensions[1].height = 30
-    ws.freeze_panes = "C2"
+        ws.column_dimensions[letter].width = _SPECIAL_WIDTHS.get(column.key,
+                                                                 _WIDTHS[column.kind])
+    ws.row_dimensions[1].height = 45
+    ws.freeze_panes = "B2"  # the header row and the name stay in view
     last = get_column_letter(len(columns))
     end = max(rows + 1, 2)
     ws.auto_filter.ref = f"A1:{last}{end}"
-    band_index = [name for name, _ in columns].index("band") + 1
+    band_index = [c.key for c in columns].index("band") + 1
     band = get_column_letter(band_index)
     for value, colour in _BAND_FILLS.items():
+        word = locale.word(f"band_{value}", value).replace('"', '""')
         ws.conditional_formatting.add(
             f"A2:{last}{end}",
-            FormulaRule(formula=[f'${band}2="{value}"'],
+            FormulaRule(formula=[f'${band}2="{word}"'],
                         fill=PatternFill("solid", fgColor=colour, bgColor=colour)))
 
 
-_PROTOTYPE_VALUES: dict[str, Any] = {INT: 0, FLOAT: 0.5, TEXT: "x", GATES: "x",
+_PROTOTYPE_VALUES: dict[str, Any] = {INT: 0, FLOAT: 0.5, PERCENT: 0.5, TEXT: "x", GATES: "x",
+                                     BAND: "x", STATUS: "x", DECISION: "x", LINK: "x",
                                      DATE: datetime(2000, 1, 1)}
 _ROW2 = re.compile(r'<row r="2"[^>]*>.*?</row>', re.S)
 _CELL_STYLE = re.compile(r'<c r="([A-Z]+)2"(?: s="(\d+)")?')
 _DIMENSION = re.compile(r'<dimension ref="[^"]*"/>')
 
 
-def _fill_sheet(xml: str, frame: pd.DataFrame, columns: tuple[tuple[str, str], ...]) -> str:
+def _fill_sheet(xml: str, frame: pd.DataFrame, columns: tuple[Column, ...]) -> str:
     prototype = _ROW2.search(xml)
     if prototype is None:
         raise RuntimeError("the sheet skeleton has no prototype row")
     styles = {letter: style or "0" for letter, style in _CELL_STYLE.findall(prototype.group(0))}
     cells_by_column = []
-    for index, (name, kind) in enumerate(columns, start=1):
+    for index, column in enumerate(columns, start=1):
         letter = get_column_letter(index)
-        cells_by_column.append(_column_cells(frame[name], kind, letter, styles.get(letter, "0")))
+        cells_by_column.append(_column_cells(frame[column.key], column.kind, letter,
+                                             styles.get(letter, "0")))
     body = "".join(
         f'<row r="{number}">{"".join(cells)}</row>'
         for number, cells in enumerate(zip(*cells_by_column, strict=True), start=2)
@@ -237,7 +315,7 @@ def _fill_sheet(xml: str, frame: pd.DataFrame, columns: tuple[tuple[str, str], .
 def _column_cells(series: pd.Series, kind: str, letter: str, style: str) -> list[str]:
     """The XML of one column's cells, row 2 on (empty string for a missing value)."""
     start = 2
-    if kind in (TEXT, GATES):
+    if kind in _TEXT_KINDS:
         return [
             "" if value is None else
             f'<c r="{letter}{row}" s="{style}" t="inlineStr"><is><t xml:space="preserve">'
@@ -245,8 +323,8 @@ def _column_cells(series: pd.Series, kind: str, letter: str, style: str) -> list
             for row, value in enumerate(series.tolist(), start=start)
         ]
     if kind == DATE:
-        serial = ((series.dt.tz_convert(UTC).dt.tz_localize(None) - _EXCEL_EPOCH)
-                  / pd.Timedelta(days=1))
+        # Local wall-clock time (the zone is in the header): what the reader's Excel shows.
+        serial = (series.dt.tz_localize(None) - _EXCEL_EPOCH) / pd.Timedelta(days=1)
         values = serial.to_numpy(dtype="float64", na_value=np.nan).tolist()
         return ["" if value != value else f'<c r="{letter}{row}" s="{style}"><v>{value!r}</v></c>'
                 for row, value in enumerate(values, start=start)]

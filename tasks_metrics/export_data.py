@@ -4,9 +4,9 @@ first asks for an export (see tasks_metrics/export.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from db import Cursor, Database
@@ -16,33 +16,86 @@ INT, FLOAT, TEXT, DATE = "int", "float", "text", "date"
 # The gates of the pass rule below pass, as words ("cars found 66% < 95%"); the rows hold the
 # stored gates (JSON) and `DescribeGates` turns them into the reader's language.
 GATES = "gates"
+PERCENT = "percent"  # a share (0..1) shown as a percentage; the file holds the exact share
+BAND = "band"        # pass / borderline / fail, in the reader's words
+STATUS = "status"    # an attempt's status, in the reader's words
+DECISION = "decision"  # HR's decision (invite / reject / hold), in the reader's words
+LINK = "link"        # the CVAT job of the attempt (from its task and job ids)
 DescribeGates = Callable[[Any, Any], str]
 
-_METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("score", FLOAT), ("band", TEXT), ("failed_gates", GATES), ("car_iou", FLOAT),
-    ("plate_iou", FLOAT), ("plate_accuracy", FLOAT), ("task_started", DATE), ("task_ended", DATE),
-    ("time_spent_min", FLOAT), ("times_attempted", INT), ("wrong_plates", INT),
-    ("car_precision", FLOAT), ("car_recall", FLOAT), ("car_matched_iou", FLOAT),
-    ("car_missed", INT), ("car_extra", INT),
-    ("plate_precision", FLOAT), ("plate_recall", FLOAT), ("plate_matched_iou", FLOAT),
-    ("plate_missed", INT), ("plate_extra", INT), ("plate_cer", FLOAT), ("graded_at", DATE),
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a sheet: the row field it shows and how. The sheets are these tuples:
+    a new column is one more entry (and its field in the SQL, and its header and glossary
+    line in media/texts, export.col_<key> and export.gloss_<key>)."""
+
+    key: str
+    kind: str
+
+
+def _columns(*spec: tuple[str, str]) -> tuple[Column, ...]:
+    return tuple(Column(key, kind) for key, kind in spec)
+
+
+_METRIC_COLUMNS = _columns(
+    ("band", BAND), ("failed_gates", GATES),
+    ("car_recall", PERCENT), ("car_missed", INT), ("car_extra", INT), ("car_precision", PERCENT),
+    ("car_matched_iou", PERCENT),
+    ("plate_recall", PERCENT), ("plate_missed", INT), ("plate_extra", INT),
+    ("plate_precision", PERCENT), ("plate_matched_iou", PERCENT), ("plate_accuracy", PERCENT),
+    ("wrong_plates", INT), ("plate_cer", PERCENT), ("score", PERCENT),
+    ("time_spent_min", FLOAT), ("task_started", DATE), ("task_ended", DATE),
+    ("graded_at", DATE),
 )
 
-# (column, kind): the candidates sheet, one row per candidate.
-CANDIDATE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("candidate_id", INT), ("telegram_id", INT), ("telegram_username", TEXT),
-    ("full_name", TEXT), ("cvat_username", TEXT), ("created_at", DATE),
-    ("cvat_deleted_at", DATE), ("attempts_submitted", INT), ("extra_attempts", INT),
-    ("decision", TEXT), ("decided_by", TEXT), ("decided_at", DATE),
-    ("latest_attempt", INT), *_METRIC_COLUMNS,
+# The candidates sheet, one row per candidate (the attempt that counts, ATTEMPT_COUNTS): the
+# name first (frozen), what HR act on next, the identifiers last.
+CANDIDATE_COLUMNS: tuple[Column, ...] = (
+    *_columns(("full_name", TEXT), ("telegram_username", TEXT), ("decision", DECISION),
+              ("decided_by", TEXT), ("decided_at", DATE)),
+    *_METRIC_COLUMNS,
+    *_columns(("attempts_submitted", INT), ("extra_attempts", INT), ("latest_attempt", INT),
+              ("created_at", DATE), ("telegram_id", INT), ("cvat_username", TEXT),
+              ("cvat_job", LINK), ("candidate_id", INT)),
 )
 
 # The attempts sheet, one row per attempt (graded or not).
-ATTEMPT_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("candidate_id", INT), ("telegram_id", INT), ("telegram_username", TEXT),
-    ("cvat_username", TEXT), ("attempt", INT), ("status", TEXT), ("submitted_at", DATE),
+ATTEMPT_COLUMNS: tuple[Column, ...] = (
+    *_columns(("full_name", TEXT), ("telegram_username", TEXT), ("attempt", INT),
+              ("status", STATUS), ("submitted_at", DATE)),
     *_METRIC_COLUMNS,
+    *_columns(("telegram_id", INT), ("cvat_username", TEXT), ("cvat_job", LINK),
+              ("candidate_id", INT)),
 )
+
+
+@dataclass(frozen=True)
+class ExportLocale:
+    """How a reader sees the files: headers and glossary lines by column key, the words for
+    bands, statuses and sheets, their time zone, the CSV's separator and decimal mark, and
+    the CVAT address of the job links. The default is the machine's view: keys as headers,
+    UTC, a comma-separated CSV."""
+
+    headers: Mapping[str, str] = field(default_factory=dict)
+    glossary: Mapping[str, str] = field(default_factory=dict)
+    words: Mapping[str, str] = field(default_factory=dict)
+    zone: tzinfo = UTC
+    zone_name: str = "UTC"
+    separator: str = ","
+    decimal: str = "."
+    cvat_link: str = ""
+    describe_gates: DescribeGates | None = None
+
+    def header(self, column: Column) -> str:
+        """The column's header (the zone is named in the headers of times)."""
+        text = self.headers.get(column.key, column.key)
+        return f"{text}, {self.zone_name}" if column.kind == DATE and self.headers else text
+
+    def word(self, key: str, default: str) -> str:
+        """A word of the files (band_pass, status_graded, sheet_candidates, …)."""
+        return self.words.get(key, default)
+
 
 _METRIC_SQL = """
     m.score, m.band, m.gates AS failed_gates, m.car_iou, m.plate_iou, m.plate_accuracy,
@@ -54,7 +107,7 @@ _METRIC_SQL = """
      WHERE p ->> 'correct' = 'false')::int AS wrong_plates,
     m.car_precision, m.car_recall, m.car_matched_iou, m.car_missed, m.car_extra,
     m.plate_precision, m.plate_recall, m.plate_matched_iou, m.plate_missed, m.plate_extra,
-    m.plate_cer, m.graded_at"""
+    m.plate_cer, m.graded_at, a.cvat_task_id, a.cvat_job_id"""
 
 # {order}: the ORDER BY that puts the attempt that counts first (ATTEMPT_COUNTS).
 _CANDIDATES_SQL = """
@@ -67,7 +120,8 @@ SELECT c.id AS candidate_id, c.telegram_id, c.telegram_username, c.full_name, c.
        d.decided_at, a.number AS latest_attempt, {metrics}
 FROM candidates c
 LEFT JOIN LATERAL (
-    SELECT a.id, a.number FROM attempts a JOIN metrics m ON m.attempt_id = a.id
+    SELECT a.id, a.number, a.cvat_task_id, a.cvat_job_id
+    FROM attempts a JOIN metrics m ON m.attempt_id = a.id
     WHERE a.candidate_id = c.id ORDER BY {order} LIMIT 1) a ON true
 LEFT JOIN metrics m ON m.attempt_id = a.id
 LEFT JOIN LATERAL (
@@ -82,7 +136,7 @@ def candidates_sql(counting: str = "latest") -> str:
     return _CANDIDATES_SQL.format(metrics=_METRIC_SQL, order=counting_order(counting))
 
 ATTEMPTS_SQL = f"""
-SELECT c.id AS candidate_id, c.telegram_id, c.telegram_username, c.cvat_username,
+SELECT c.id AS candidate_id, c.telegram_id, c.telegram_username, c.full_name, c.cvat_username,
        a.number AS attempt, a.status, a.submitted_at, {_METRIC_SQL}
 FROM attempts a JOIN candidates c ON c.id = a.candidate_id
 LEFT JOIN metrics m ON m.attempt_id = a.id

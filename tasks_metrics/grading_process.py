@@ -207,12 +207,20 @@ class GradingProcesses:
         result, _ = await self._job({"op": "grade", "subset": list(subset)}, [stored])
         return Graded(result["values"], result["report"])
 
-    async def pictures(self, stored: bytes, subset: Sequence[str],
-                       limit: int = 30) -> list[tuple[str, bytes]]:
-        """JPEG pictures of a stored submission's errors, (image name, bytes)."""
+    async def pictures(self, stored: bytes, subset: Sequence[str], limit: int = 30,
+                       labels: dict[str, str] | None = None) -> list[tuple[str, bytes]]:
+        """JPEG pictures of a stored submission's errors, (image name, bytes), with `labels`
+        (tasks_metrics.generation.PictureLabels) in the reader's language."""
         result, blobs = await self._job({"op": "pictures", "subset": list(subset),
-                                         "max": limit}, [stored])
+                                         "max": limit, "labels": labels or {}}, [stored])
         return list(zip(result["names"], blobs, strict=True))
+
+    async def scorecard(self, card: dict[str, Any], labels: dict[str, str] | None = None,
+                        ) -> bytes:
+        """The PNG of a scorecard (tasks_metrics.scorecard.Scorecard as a dict)."""
+        _, blobs = await self._job({"op": "scorecard", "card": card, "labels": labels or {}},
+                                   [])
+        return blobs[0]
 
     async def close(self) -> None:
         """End every process (idle ones at once, busy ones after killing their job)."""

@@ -62,7 +62,8 @@ class Worker:
         self.limits = limits
         self.ops: dict[str, Callable[[dict[str, Any], list[bytes]],
                                      tuple[dict[str, Any], list[bytes]]]] = {
-            "check": self.check, "grade": self.grade, "pictures": self.pictures}
+            "check": self.check, "grade": self.grade, "pictures": self.pictures,
+            "scorecard": self.scorecard}
 
     def check(self, header: dict[str, Any], blobs: list[bytes]) -> tuple[dict[str, Any],
                                                                           list[bytes]]:
@@ -98,15 +99,28 @@ class Worker:
     def pictures(self, header: dict[str, Any], blobs: list[bytes]) -> tuple[dict[str, Any],
                                                                              list[bytes]]:
         """JPEG pictures of the errors, images with errors only, at most `max`."""
-        from tasks_metrics.generation import render_overlays
+        from tasks_metrics.generation import PictureLabels, render_overlays
 
         subset, task = self._stored(header, blobs[0])
         ground_truth = self._ground_truth(subset)
         report = grade(ground_truth, task)
         pictures = render_overlays(ground_truth, task, report,
-                                   lambda name: self.task_set.image_path(name).read_bytes())
+                                   lambda name: self.task_set.image_path(name).read_bytes(),
+                                   labels=PictureLabels.from_dict(header.get("labels")))
         items = list(pictures.items())[:int(header.get("max", 30))]
         return {"names": [name for name, _ in items]}, [data for _, data in items]
+
+    def scorecard(self, header: dict[str, Any], blobs: list[bytes]) -> tuple[dict[str, Any],
+                                                                              list[bytes]]:
+        """The one-page scorecard (a PNG) of the words and figures the bot sent."""
+        from tasks_metrics.generation import PictureLabels
+        from tasks_metrics.scorecard import Scorecard, render_scorecard
+
+        card = header.get("card")
+        if not isinstance(card, dict):
+            raise AnnotationFormatError("no scorecard to draw")
+        return {}, [render_scorecard(Scorecard.from_dict(card),
+                                     PictureLabels.from_dict(header.get("labels")))]
 
     def answer(self, header: dict[str, Any], blobs: list[bytes]) -> tuple[dict[str, Any],
                                                                            list[bytes]]:

@@ -22,15 +22,19 @@ logger = logging.getLogger(__name__)
 SEARCH_LIMIT = 200
 MAX_PICTURES = 30
 
-_SUMMARY_SQL = """
-SELECT c.id, c.telegram_id, c.telegram_username, c.full_name, c.cvat_username, c.cvat_user_id,
-       c.created_at, c.cvat_deleted_at, c.extra_attempts, l.band, l.score, l.number AS latest,
-       c.cvat_deactivated_at, c.returned_after, c.previous_attempts
+# Every candidate `c` with their latest graded attempt `l` (band, score, number): the lists,
+# the search and the card all read candidates through this.
+SUMMARY_FROM = """
 FROM candidates c
 LEFT JOIN LATERAL (
     SELECT m.band, m.score, a.number FROM attempts a JOIN metrics m ON m.attempt_id = a.id
     WHERE a.candidate_id = c.id ORDER BY a.number DESC LIMIT 1) l ON true
 """
+SUMMARY_SQL = """
+SELECT c.id, c.telegram_id, c.telegram_username, c.full_name, c.cvat_username, c.cvat_user_id,
+       c.created_at, c.cvat_deleted_at, c.extra_attempts, l.band, l.score, l.number AS latest,
+       c.cvat_deactivated_at, c.returned_after, c.previous_attempts, c.previously_tested_at
+""" + SUMMARY_FROM
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class CandidateSummary:
     cvat_deactivated_at: datetime | None = None  # by the bot, after the test was over
     returned_after: datetime | None = None  # their data was deleted then; this is a new start
     previous_attempts: int = 0  # attempts used before that deletion
+    previously_tested_at: datetime | None = None  # their last test before that deletion
 
     @property
     def has_cvat_account(self) -> bool:
@@ -76,6 +81,8 @@ class AttemptCard:
     has_work: bool = False
     verdict: Verdict | None = None
     grading_error: str | None = None
+    cvat_task_id: int | None = None
+    cvat_job_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,7 @@ class CandidateCard:
     attempts: list[AttemptCard]
 
 
-def _summary(row: dict[str, Any]) -> CandidateSummary:
+def summary_of(row: dict[str, Any]) -> CandidateSummary:
     return CandidateSummary(**{k: row[k] for k in CandidateSummary.__dataclass_fields__})
 
 
@@ -105,28 +112,28 @@ async def search_candidates(db: Database, query: str,
     name = text.removeprefix("@")
     if text.lstrip("-").isdigit():
         rows = await db.fetchall(
-            _SUMMARY_SQL + " WHERE c.telegram_id = %s OR lower(c.cvat_username) = lower(%s)"
+            SUMMARY_SQL + " WHERE c.telegram_id = %s OR lower(c.cvat_username) = lower(%s)"
             + order, (int(text), text, limit))
     elif text.startswith("@"):
         rows = await db.fetchall(
-            _SUMMARY_SQL + " WHERE lower(c.telegram_username) = lower(%s)" + order,
+            SUMMARY_SQL + " WHERE lower(c.telegram_username) = lower(%s)" + order,
             (name, limit))
     else:
         rows = await db.fetchall(
-            _SUMMARY_SQL + " WHERE lower(c.cvat_username) = lower(%s)"
+            SUMMARY_SQL + " WHERE lower(c.cvat_username) = lower(%s)"
             " OR lower(c.telegram_username) = lower(%s)" + order, (text, text, limit))
     if not rows and name:
         pattern = _like(name)
         rows = await db.fetchall(
-            _SUMMARY_SQL + " WHERE c.telegram_username ILIKE %s OR c.cvat_username ILIKE %s"
+            SUMMARY_SQL + " WHERE c.telegram_username ILIKE %s OR c.cvat_username ILIKE %s"
             " OR c.full_name ILIKE %s" + order, (pattern, pattern, pattern, limit))
-    return [_summary(row) for row in rows]
+    return [summary_of(row) for row in rows]
 
 
 async def candidate_summary(db: Database, candidate_id: int) -> CandidateSummary | None:
     """One candidate by row id, or None (deleted)."""
-    row = await db.fetchone(_SUMMARY_SQL + " WHERE c.id = %s", (candidate_id,))
-    return _summary(row) if row else None
+    row = await db.fetchone(SUMMARY_SQL + " WHERE c.id = %s", (candidate_id,))
+    return summary_of(row) if row else None
 
 
 async def candidate_card(db: Database, candidate_id: int) -> CandidateCard | None:
@@ -142,7 +149,7 @@ async def candidate_card(db: Database, candidate_id: int) -> CandidateCard | Non
         " m.car_precision, m.car_recall, m.car_matched_iou, m.car_missed, m.car_extra,"
         " m.plate_precision, m.plate_recall, m.plate_matched_iou, m.plate_missed,"
         " m.plate_extra, m.plate_cer, m.graded_at, m.report -> 'plates' AS plates, m.gates,"
-        " m.rule_id,"
+        " m.rule_id, a.cvat_task_id, a.cvat_job_id,"
         " a.grading_error"
         " FROM attempts a LEFT JOIN metrics m ON m.attempt_id = a.id"
         " WHERE a.candidate_id = %s ORDER BY a.number", (candidate_id,))
@@ -166,7 +173,8 @@ async def candidate_card(db: Database, candidate_id: int) -> CandidateCard | Non
             wrong_plates=[p for p in plates if isinstance(p, dict) and not p.get("correct")],
             has_work=row["has_work"],
             verdict=Verdict.from_stored(row["band"], row["gates"]) if metrics else None,
-            grading_error=row["grading_error"] if row["status"] == "submitted" else None))
+            grading_error=row["grading_error"] if row["status"] == "submitted" else None,
+            cvat_task_id=row["cvat_task_id"], cvat_job_id=row["cvat_job_id"]))
     return CandidateCard(candidate, attempts)
 
 
@@ -236,8 +244,8 @@ async def delete_cvat_account(db: Database, cvat: AsyncCvatClient, actor_id: int
     return outcome
 
 
-async def error_pictures(db: Database, grader: GradingProcesses,
-                         attempt_id: int) -> list[tuple[str, bytes]]:
+async def error_pictures(db: Database, grader: GradingProcesses, attempt_id: int,
+                         labels: dict[str, str] | None = None) -> list[tuple[str, bytes]]:
     """JPEG pictures of the errors of one submitted attempt, (image name, bytes), images with
     errors only, at most MAX_PICTURES; empty when there is nothing wrong or nothing stored.
     Drawn by a grading process (the stored work is the candidate's, and untrusted), which
@@ -248,4 +256,4 @@ async def error_pictures(db: Database, grader: GradingProcesses,
     if row is None or row["stored"] is None:
         return []
     return await grader.pictures(row["stored"].encode("utf-8"), row["image_subset"],
-                                 MAX_PICTURES)
+                                 MAX_PICTURES, labels)

@@ -75,6 +75,18 @@ class ObjectRef:
 
 
 @dataclass(frozen=True)
+class MatchedPair:
+    """A ground-truth object and the candidate's box matched to it, and how well they fit
+    (for the pictures: loose or cut boxes are marked with their fit)."""
+
+    image: str
+    label: str
+    box: tuple[float, float, float, float]
+    candidate_box: tuple[float, float, float, float]
+    iou: float
+
+
+@dataclass(frozen=True)
 class ClassReport:
     """Object-level figures for one class."""
 
@@ -85,6 +97,7 @@ class ClassReport:
     matched_iou: float | None
     missed: tuple[ObjectRef, ...] = ()
     extra: tuple[ObjectRef, ...] = ()
+    matched: tuple[MatchedPair, ...] = field(default=(), compare=False)
 
     @property
     def precision(self) -> float | None:
@@ -286,11 +299,12 @@ class _ClassAcc:
     missed: list[ObjectRef] = field(default_factory=list)
     extra: list[ObjectRef] = field(default_factory=list)
     union_ious: list[float] = field(default_factory=list)
+    matched: list[MatchedPair] = field(default_factory=list)
 
     def report(self, label: str) -> ClassReport:
         return ClassReport(label, self.tp, self.gt, self.cand, _mean(self.ious),
                            tuple(sorted(self.missed, key=_object_key)),
-                           tuple(sorted(self.extra, key=_object_key)))
+                           tuple(sorted(self.extra, key=_object_key)), tuple(self.matched))
 
 
 def _graded_shapes(image: ImageAnnotations, label: str) -> list[Shape]:
@@ -340,6 +354,8 @@ def grade(
             a.cand += len(cands)
             a.tp += len(pairs)
             a.ious.extend(float(matrix[i, j]) for i, j in pairs)
+            a.matched.extend(MatchedPair(name, label, _box(gts[i]), _box(cands[j]),
+                                         float(matrix[i, j])) for i, j in pairs)
             gt_to_cand = dict(pairs)
             matched_cands = set(gt_to_cand.values())
             for i, shape in enumerate(gts):

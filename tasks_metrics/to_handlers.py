@@ -31,9 +31,27 @@ from tasks_metrics.decisions import (
     record_decision,
     standing,
 )
-from tasks_metrics.export_data import ExportRows, Exports, Summary, export_file_name, export_rows
+from tasks_metrics.export_data import (
+    ATTEMPT_COLUMNS,
+    CANDIDATE_COLUMNS,
+    Column,
+    ExportLocale,
+    ExportRows,
+    Exports,
+    Summary,
+    export_file_name,
+    export_rows,
+)
 from tasks_metrics.grading_process import GradingFailed, GradingProcesses
 from tasks_metrics.hints import hint_codes
+from tasks_metrics.hr_lists import (
+    DigestFigures,
+    ListClock,
+    ListName,
+    digest_figures,
+    list_counts,
+    list_page,
+)
 from tasks_metrics.hr_operations import (
     AttemptCard,
     CandidateCard,
@@ -59,6 +77,7 @@ from tasks_metrics.pass_rule import (
     Verdict,
     parse_thresholds,
 )
+from tasks_metrics.picture_labels import PictureLabels
 from tasks_metrics.submission import (
     GradedAttempt,
     SubmitOutcome,
@@ -71,12 +90,13 @@ from tasks_metrics.submission import (
 from tasks_metrics.types import AnnotationFormatError
 
 
-def build_exports(rows: ExportRows, language: str = "en") -> Exports:
-    """XLSX, CSV, summary and scores (blocking: run in a thread). pandas and openpyxl load here
-    on the first export rather than at start: about 90 MB the bot need not hold until then."""
+def build_exports(rows: ExportRows, locale: ExportLocale | None = None) -> Exports:
+    """XLSX, CSV, summary and scores as `locale` reads them (blocking: run in a thread).
+    pandas and openpyxl load here on the first export rather than at start: about 90 MB the
+    bot need not hold until then."""
     from tasks_metrics.export import build_exports as build
 
-    return build(rows, language)
+    return build(rows, locale)
 
 
 def band_histogram(scores: list[tuple[float, str]], **labels: str) -> bytes:
@@ -88,7 +108,9 @@ def band_histogram(scores: list[tuple[float, str]], **labels: str) -> bytes:
 
 
 __all__ = [
+    "ATTEMPT_COLUMNS",
     "BORDERLINE",
+    "CANDIDATE_COLUMNS",
     "FAIL",
     "MEASURES",
     "PASS",
@@ -97,20 +119,26 @@ __all__ = [
     "BandChanges",
     "CandidateCard",
     "CandidateSummary",
+    "Column",
     "Counting",
     "DeadlineNotice",
     "Decision",
     "DecisionRecord",
+    "DigestFigures",
+    "ExportLocale",
     "ExportRows",
     "Exports",
     "GateResult",
     "GradedAttempt",
     "GradingFailed",
     "GradingProcesses",
+    "ListClock",
+    "ListName",
     "Measure",
     "NoticeKind",
     "OverLimit",
     "PassRule",
+    "PictureLabels",
     "Problem",
     "Recorded",
     "RuleError",
@@ -132,6 +160,7 @@ __all__ = [
     "current_rule",
     "decision_counts",
     "delete_cvat_account",
+    "digest_figures",
     "ensure_rule",
     "error_pictures",
     "expire_overdue",
@@ -140,6 +169,8 @@ __all__ = [
     "grade_attempt",
     "grant_extra_attempt",
     "hint_codes",
+    "list_counts",
+    "list_page",
     "mark_sent",
     "parse_thresholds",
     "preview_rule",

@@ -85,9 +85,10 @@ async def test_deleted_data_takes_the_account_along_and_a_return_is_marked(
     await hr_user.expect_message("Anna Smith")
     await hr_user.press("🧹 Delete data")
     await hr_user.expect_message("This cannot be undone")
-    await hr_user.press("🗑 Delete the data and the CVAT account")
+    await hr_user.press("🕳 Forget this person")
     await hr_user.expect_edit("is deleted", timeout=10)
     assert cvat.users_by_name(login.username) is None
+    assert not cvat.tasks  # their task went with the account
     for table, column in (("candidates", "telegram_id"), ("telegram_users", "telegram_id"),
                           ("fsm_storage", "user_id"), ("action_log", "actor_id")):
         assert await db.fetchval(f"SELECT count(*) FROM {table} WHERE {column} = %s",

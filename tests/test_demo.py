@@ -30,7 +30,7 @@ def test_demo_runs_start_to_finish() -> None:
     xlsx = sorted((PROJECT_DIR / "demo-output").glob("*.xlsx"))
     assert xlsx
     frame = pd.read_excel(xlsx[-1])
-    assert len(frame) == 1 and frame.loc[0, "score"] == 1.0
+    assert len(frame) == 1 and frame.loc[0, "Overall score"] == 1.0  # a share, shown as %
 
 
 def _tree_modes(folder: Path) -> dict[Path, int]:

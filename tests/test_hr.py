@@ -9,6 +9,8 @@ import time
 import pandas as pd
 import pytest
 
+from bot_files.hr_exports import export_locale
+from bot_files.texts import Texts
 from config.env import Settings
 from db import Database
 from sandbox.cvat import CvatServer
@@ -61,7 +63,8 @@ async def submit_with_wrong_plates(user: TelegramUser, wrong: int = 3) -> str:
 
 
 async def test_whitelisted_hr_gets_xlsx_csv_summary_and_chart(hr_user: TelegramUser,
-                                                              db: Database) -> None:
+                                                              db: Database,
+                                                              settings: Settings) -> None:
     await seed_several(db)
     await open_menu(hr_user)
     await hr_user.press("📊 All candidates")
@@ -73,7 +76,8 @@ async def test_whitelisted_hr_gets_xlsx_csv_summary_and_chart(hr_user: TelegramU
     xlsx = await hr_user.expect_message(".xlsx", timeout=10)
     csv = await hr_user.expect_message(".csv", timeout=10)
     assert xlsx.document is not None and csv.document is not None
-    await check_files_against_database(db, xlsx.document.data, csv.document.data)
+    await check_files_against_database(db, xlsx.document.data, csv.document.data,
+                                       export_locale(Texts("en"), settings))
     assert len(pd.read_csv(io.BytesIO(csv.document.data))) == 4
     logged = await db.fetchval("SELECT count(*) FROM action_log WHERE action = 'hr.export'"
                                " AND actor_id = %s", (hr_user.id,))
@@ -123,9 +127,11 @@ async def test_graded_submission_notifies_hr_and_the_card_shows_everything(
                      " (900003), (900004)")
     # The quiet one switches notifications off in the HR menu.
     await open_menu(quiet)
-    await quiet.press("🔔 Notifications: on")
-    assert "off" in (await quiet.expect_answer())["text"]
-    assert (await quiet.expect_edit()).buttons[-1] == ["🔕 Notifications: off"]
+    await quiet.press("🔔 Notifications: each result")
+    await quiet.expect_message("How should I tell you")
+    await quiet.press("Nothing")
+    assert (await quiet.expect_message("no notifications")).buttons[-1] == [
+        "🔕 Notifications: off"]
     await listening.send("/language")
     await listening.expect_message()
     await listening.press("🇷🇺 Русский")

@@ -15,7 +15,13 @@ from PIL import Image
 from authorization import remove_from_whitelist
 from db import Database
 from tasks_metrics.export import build_exports, score_histogram
-from tasks_metrics.export_data import export_rows
+from tasks_metrics.export_data import (
+    ATTEMPT_COLUMNS,
+    CANDIDATE_COLUMNS,
+    PERCENT,
+    ExportLocale,
+    export_rows,
+)
 from tasks_metrics.hr_operations import search_candidates
 from tests.bench.hr_export import seed_candidates
 
@@ -91,31 +97,51 @@ def assert_same(value: Any, stored: Any) -> None:
         assert value == stored, (value, stored)
 
 
-METRIC_NAMES = ("score", "band", "car_iou", "plate_iou", "plate_accuracy", "car_precision",
-                "car_recall", "car_matched_iou", "car_missed", "car_extra", "plate_precision",
-                "plate_recall", "plate_matched_iou", "plate_missed", "plate_extra", "plate_cer",
-                "times_attempted")
+METRIC_NAMES = ("score", "plate_accuracy", "car_precision", "car_recall", "car_matched_iou",
+                "car_missed", "car_extra", "plate_precision", "plate_recall",
+                "plate_matched_iou", "plate_missed", "plate_extra", "plate_cer")
+PERCENTS = {c.key for c in CANDIDATE_COLUMNS if c.kind == PERCENT}
 
 
-async def check_files_against_database(db: Database, xlsx: bytes, csv: bytes) -> None:
-    """Both files: one row per candidate with the latest graded attempt's stored metrics, and
-    the XLSX's second sheet with every attempt."""
+def machine_view(frame: pd.DataFrame, locale: ExportLocale) -> pd.DataFrame:
+    """A sheet read back with the column keys as headers (whatever language it is in)."""
+    names = {locale.header(c): c.key for c in (*CANDIDATE_COLUMNS, *ATTEMPT_COLUMNS)}
+    return frame.rename(columns=names)
+
+
+async def check_files_against_database(db: Database, xlsx: bytes, csv: bytes,
+                                       locale: ExportLocale | None = None) -> None:
+    """Both files: one row per candidate with the latest graded attempt's stored metrics (the
+    XLSX exactly, a people's CSV as the percentages it shows), and the XLSX's second sheet
+    with every attempt."""
+    locale = locale or ExportLocale()
     latest = {row["candidate_id"]: row for row in await db.fetchall(
         "SELECT DISTINCT ON (m.candidate_id) m.* FROM metrics m"
         " ORDER BY m.candidate_id, m.times_attempted DESC")}
     candidates = await db.fetchall("SELECT id, telegram_id, full_name FROM candidates")
-    for frame in (pd.read_excel(io.BytesIO(xlsx), sheet_name="Candidates"),
-                  pd.read_csv(io.BytesIO(csv))):
+    people = bool(locale.headers)
+    sheets = openpyxl.load_workbook(io.BytesIO(xlsx), read_only=True).sheetnames
+    for frame, rounded in (
+            (pd.read_excel(io.BytesIO(xlsx), sheet_name=sheets[0]), False),
+            (pd.read_csv(io.BytesIO(csv), sep=locale.separator, decimal=locale.decimal),
+             people)):
+        frame = machine_view(frame, locale)
         assert sorted(frame["candidate_id"].tolist()) == sorted(c["id"] for c in candidates)
         for _, row in frame.iterrows():
             stored = latest.get(int(row["candidate_id"]))
+            assert_same(row["band"], None if stored is None else
+                        locale.word(f"band_{stored['band']}", stored["band"]))
             for name in METRIC_NAMES:
-                assert_same(row[name], None if stored is None else stored[name])
+                value = None if stored is None else stored[name]
+                if rounded and name in PERCENTS and value is not None:
+                    assert row[name] == pytest.approx(round(value * 100, 1)), name
+                else:
+                    assert_same(row[name], value)
             if stored is not None:
                 spent = stored["task_completed"].total_seconds() / 60
                 assert row["time_spent_min"] == pytest.approx(spent, abs=1e-9)
                 assert int(row["latest_attempt"]) == stored["times_attempted"]
-    every = pd.read_excel(io.BytesIO(xlsx), sheet_name="Attempts")
+    every = machine_view(pd.read_excel(io.BytesIO(xlsx), sheet_name=sheets[1]), locale)
     stored_all = await db.fetchall(
         "SELECT m.*, a.number FROM attempts a LEFT JOIN metrics m ON m.attempt_id = a.id")
     assert len(every) == len(stored_all)
@@ -153,16 +179,17 @@ async def test_workbook_is_formatted(db: Database) -> None:
     await seed_several(db)
     exports = await _build(db)
     workbook = openpyxl.load_workbook(io.BytesIO(exports.xlsx))
-    assert workbook.sheetnames == ["Candidates", "Attempts"]
+    assert workbook.sheetnames == ["Candidates", "Attempts", "Glossary"]
     sheet = workbook["Candidates"]
     header = [c.value for c in sheet[1]]
-    assert header[:3] == ["candidate_id", "telegram_id", "telegram_username"]
-    assert sheet["A1"].font.bold and sheet.freeze_panes == "C2"
+    assert header[:3] == ["full_name", "telegram_username", "band"]
+    assert sheet["A1"].font.bold and sheet.freeze_panes == "B2"  # the name stays in view
     score_col = header.index("score") + 1
-    assert sheet.cell(row=2, column=score_col).number_format == "0.000"
+    assert sheet.cell(row=2, column=score_col).number_format == "0.0%"
     created_col = header.index("created_at") + 1
     assert sheet.cell(row=2, column=created_col).is_date
-    assert sheet.column_dimensions["D"].width >= 20
+    assert sheet.column_dimensions["A"].width >= 20
+    assert workbook["Attempts"]["A2"].value is not None  # names on the attempts sheet too
     assert sheet.auto_filter.ref == f"A1:{sheet.cell(row=1, column=len(header)).column_letter}5"
     rules = [r for cf in sheet.conditional_formatting for r in cf.rules]
     assert {r.formula[0].split("=")[1] for r in rules} == {'"pass"', '"borderline"', '"fail"'}
@@ -206,6 +233,8 @@ async def test_search_by_username_cvat_id_and_part(db: Database) -> None:
 
 async def test_the_last_hr_user_is_never_removed(db: Database) -> None:
     await db.execute("INSERT INTO trainingdata_whitelist (telegram_id) VALUES (1), (2)")
+    await db.execute("INSERT INTO hr_preferences (telegram_id, role) VALUES (1, 'admin')")
+    assert await remove_from_whitelist(db, 2, 1, frozenset()) == "last"  # the only admin
     assert await remove_from_whitelist(db, 1, 2, frozenset()) == "removed"
     assert await remove_from_whitelist(db, 1, 1, frozenset()) == "last"
     assert await remove_from_whitelist(db, 1, 7, frozenset({7})) == "settings"
@@ -213,7 +242,7 @@ async def test_the_last_hr_user_is_never_removed(db: Database) -> None:
     assert await db.fetchval("SELECT count(*) FROM trainingdata_whitelist") == 1
     outcomes = await db.fetchall("SELECT details ->> 'outcome' AS o FROM action_log"
                                  " WHERE action = 'hr.whitelist_remove' ORDER BY id")
-    assert [r["o"] for r in outcomes] == ["removed", "last", "settings", "not_found"]
+    assert [r["o"] for r in outcomes] == ["last", "removed", "last", "settings", "not_found"]
 
 
 async def _build(db: Database) -> Any:

@@ -96,9 +96,9 @@ async def test_hr_notification_names_the_gate_a_missing_third_of_cars_fails(
         in summary.html
     xlsx = await hr_user.expect_message(".xlsx", timeout=10)
     csv = await hr_user.expect_message(".csv", timeout=10)
-    sheet = openpyxl.load_workbook(io.BytesIO(xlsx.document.data))["Candidates"]
+    sheet = openpyxl.load_workbook(io.BytesIO(xlsx.document.data))["Кандидаты"]
     header = [c.value for c in sheet[1]]
-    assert sheet.cell(row=2, column=header.index("failed_gates") + 1).value == \
+    assert sheet.cell(row=2, column=header.index("Ниже порога") + 1).value == \
         "найдено машин 69,2% < 95%"
     assert "найдено машин 69,2% < 95%" in csv.document.data.decode("utf-8-sig")
 
@@ -347,6 +347,7 @@ async def test_hr_tune_the_pass_rule_with_a_preview(
 
     ira = telegram.user(900_005, first_name="Ира", language_code="ru")
     await db.execute("INSERT INTO trainingdata_whitelist (telegram_id) VALUES (900005)")
+    await db.execute("INSERT INTO hr_preferences (telegram_id, role) VALUES (900005, 'admin')")
     await ira.send("/hr")
     await ira.expect_message("Меню HR")
     await ira.press("⚖️ Правило оценки")

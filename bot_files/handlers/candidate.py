@@ -10,8 +10,10 @@ from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
 from aiogram.types import CallbackQuery, Message, User
 
 from bot_files.deadlines import expiry_menu, expiry_next, expiry_text
+from bot_files.handlers.common import privacy_notice
 from bot_files.handlers.hr import notify_hr
 from bot_files.keyboards import (
+    ConfirmTask,
     TaskAction,
     TaskStep,
     confirm_keyboard,
@@ -26,7 +28,7 @@ from bot_files.texts import Texts, limit_text, pick_language, problem_text
 from bot_files.verdicts import candidate_result, standing_line
 from config.env import Settings
 from connection import AsyncCvatClient, CvatError, CvatNotFound, CvatUnavailable
-from create_users.to_handlers import user_language
+from create_users.to_handlers import has_consented, notice_version, record_consent, user_language
 from db import Database
 from tasks_generator.to_handlers import (
     ACCOUNT,
@@ -35,6 +37,7 @@ from tasks_generator.to_handlers import (
     READY_STAGE,
     TASK,
     Credentials,
+    Stage,
     TaskRequest,
     TaskSet,
     candidate_stage,
@@ -182,8 +185,7 @@ async def offer_task(event: Message | CallbackQuery, t: Texts, db: Database,
         return
     stage = await candidate_stage(db, settings, event.from_user.id)
     if stage.kind in ("new", "failed"):
-        await target.answer(t("task.confirm", images=task_set.images_per_task),
-                            reply_markup=confirm_keyboard(t))
+        await _ask_to_confirm(target, t, db, settings, task_set, event.from_user.id, stage)
     elif stage.kind == "building":
         await target.answer(t("task.busy"))
     elif stage.kind == "ready":
@@ -194,26 +196,64 @@ async def offer_task(event: Message | CallbackQuery, t: Texts, db: Database,
         await target.answer(t("task.none_left", allowed=stage.number),
                             reply_markup=main_menu(t, "done", 0))
     else:
+        await _ask_to_confirm(target, t, db, settings, task_set, event.from_user.id, stage)
+
+
+async def _ask_to_confirm(target: Message, t: Texts, db: Database, settings: Settings,
+                          task_set: TaskSet, telegram_id: int, stage: Stage) -> None:
+    """The confirmation of the first task or of the next attempt; with the privacy notice and
+    "Yes agrees to it" for whoever has not agreed to this version of it yet."""
+    new_attempt = stage.kind not in ("new", "failed")
+    if new_attempt:
         lines = [t("task.confirm_new", number=stage.number + 1,
                    allowed=stage.number + stage.attempts_left,
                    images=task_set.images_per_task),
                  t(f"counting.{settings.attempt_counts}")]
-        if stage.candidate_id is not None:
-            now = await standing(db, stage.candidate_id, settings.attempt_counts)
-            if now is not None:
-                lines.append(standing_line(t, now))
-        await target.answer("\n\n".join(lines),
-                            reply_markup=confirm_keyboard(t, new_attempt=True))
+        now = await standing(db, stage.candidate_id, settings.attempt_counts) \
+            if stage.candidate_id is not None else None
+        if now is not None:
+            lines.append(standing_line(t, now))
+        question = "\n\n".join(lines)
+    else:
+        question = t("task.confirm", images=task_set.images_per_task)
+    texts = privacy_notice(settings)
+    version = notice_version(texts)
+    if not await has_consented(db, telegram_id, version):
+        question += "\n\n" + t("privacy.block", notice=texts[t.language]) + "\n" + \
+            t("privacy.consent")
+    await target.answer(question, reply_markup=confirm_keyboard(t, new_attempt=new_attempt,
+                                                                notice=version))
 
 
-async def build_task(callback: CallbackQuery, callback_data: TaskAction, t: Texts, db: Database,
-                     cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet) -> None:
+async def _consented(target: Message, t: Texts, db: Database, settings: Settings,
+                     task_set: TaskSet, telegram_id: int, shown: str) -> bool:
+    """Whether the candidate agreed to the privacy notice in force: now, by pressing Yes under
+    it (`shown`: the version that confirmation showed), or before. A confirmation from before
+    this notice, or a forged one, gets the notice and the question again instead."""
+    texts = privacy_notice(settings)
+    version = notice_version(texts)
+    if await has_consented(db, telegram_id, version):
+        return True
+    if shown == version:
+        await record_consent(db, telegram_id, texts)
+        return True
+    await _ask_to_confirm(target, t, db, settings, task_set, telegram_id,
+                          await candidate_stage(db, settings, telegram_id))
+    return False
+
+
+async def build_task(callback: CallbackQuery, callback_data: TaskAction | ConfirmTask, t: Texts,
+                     db: Database, cvat: AsyncCvatClient, settings: Settings,
+                     task_set: TaskSet) -> None:
     """Confirmed: build the task with a progress message, then send the login."""
     await callback.answer()
     target = target_of(callback)
     if target is None:
         return
     user: User = callback.from_user
+    shown = callback_data.v if isinstance(callback_data, ConfirmTask) else ""
+    if not await _consented(target, t, db, settings, task_set, user.id, shown):
+        return
     new_attempt = callback_data.step == TaskStep.CONFIRM_NEW
     progress = ProgressMessage(target, t)
     await progress.start()
@@ -435,8 +475,9 @@ def create_router() -> Router:
     router.message.register(offer_task, typed("menu.new_attempt"))
     router.callback_query.register(offer_task, TaskAction.filter(F.step == TaskStep.ASK))
     router.callback_query.register(offer_task, TaskAction.filter(F.step == TaskStep.ASK_NEW))
-    router.callback_query.register(
-        build_task, TaskAction.filter(F.step.in_({TaskStep.CONFIRM, TaskStep.CONFIRM_NEW})))
+    confirm_steps = {TaskStep.CONFIRM, TaskStep.CONFIRM_NEW}
+    router.callback_query.register(build_task, TaskAction.filter(F.step.in_(confirm_steps)))
+    router.callback_query.register(build_task, ConfirmTask.filter(F.step.in_(confirm_steps)))
     router.callback_query.register(not_now, TaskAction.filter(F.step == TaskStep.LATER))
     router.callback_query.register(ask_submit, TaskAction.filter(F.step == TaskStep.SUBMIT))
     router.callback_query.register(submit, TaskAction.filter(F.step == TaskStep.SUBMIT_OK))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from aiogram import F, Router
 from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
@@ -13,7 +15,7 @@ from bot_files.keyboards import LanguageChoice, TaskAction, TaskStep, language_k
 from bot_files.replies import target_of
 from bot_files.texts import LANGUAGES, Raw, Texts
 from config.env import Settings
-from create_users.to_handlers import set_language
+from create_users.to_handlers import notice_texts, set_language
 from db import Database
 from tasks_generator.to_handlers import TaskSet, Visitor
 
@@ -25,6 +27,16 @@ async def cancel(message: Message, state: FSMContext, t: Texts,
     await state.clear()
     await message.answer(t("cancel.done" if had_state else "cancel.nothing"),
                          reply_markup=current_menu(t, visitor))
+
+
+def privacy_notice(settings: Settings) -> dict[str, str]:
+    """The privacy notice in each language: the company's PRIVACY_NOTICE, or a generic one
+    that says what is kept and for how long."""
+    key = "privacy.default_notice" if settings.retention_days else \
+        "privacy.default_notice_forever"
+    return notice_texts(settings, {lang: html.unescape(Texts(lang)(key,
+                                                                  days=settings.retention_days))
+                                   for lang in LANGUAGES})
 
 
 async def start(message: Message, state: FSMContext, t: Texts, db: Database,
@@ -59,7 +71,9 @@ async def _greet(target: Message, t: Texts, settings: Settings, task_set: TaskSe
     next_key = {"new": "start.next_new", "failed": "start.next_new",
                 "building": "start.next_building", "ready": "start.next_ready"}.get(
         kind, "start.next_done_more" if left else "start.next_done")
-    await target.answer(f"{greeting}\n\n{t(next_key)}", reply_markup=current_menu(t, visitor))
+    notice = t("privacy.block", notice=privacy_notice(settings)[t.language])
+    await target.answer(f"{greeting}\n\n{notice}\n\n{t(next_key)}",
+                        reply_markup=current_menu(t, visitor))
 
 
 async def show_help(message: Message, t: Texts, visitor: Visitor | None) -> None:

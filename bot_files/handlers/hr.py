@@ -13,12 +13,12 @@ import logging
 import math
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from aiogram import Bot, F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
+from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -33,14 +33,17 @@ from aiogram.types import (
 
 from authorization import (
     HRFilter,
+    Role,
     add_to_whitelist,
     hr_members,
+    is_admin,
     notification_recipients,
-    notifications_on,
+    notify_choice,
     remove_from_whitelist,
-    set_notifications,
+    set_role,
 )
 from bot_files.handlers.menu import menu_for
+from bot_files.hr_exports import export_locale
 from bot_files.hr_keyboards import (
     CardAct,
     HrCard,
@@ -60,13 +63,13 @@ from bot_files.hr_keyboards import (
     whitelist_confirm_keyboard,
     whitelist_keyboard,
 )
+from bot_files.hr_pictures import job_url, picture_labels, send_scorecard
 from bot_files.replies import edit_or_send, target_of, when_text
 from bot_files.telegram_limits import Pacer
 from bot_files.texts import Raw, Texts, pick_language
 from bot_files.verdicts import (
     band_text,
     decision_line,
-    failing_gates,
     gate_name,
     gate_row,
     plain,
@@ -91,7 +94,6 @@ from tasks_metrics.to_handlers import (
     GradingFailed,
     GradingProcesses,
     SubmitOutcome,
-    Verdict,
     band_histogram,
     build_exports,
     candidate_card,
@@ -217,25 +219,15 @@ async def open_menu(message: Message, state: FSMContext, t: Texts, db: Database,
         name = message.from_user.first_name if message.from_user else ""
         title = f"{t('hr_start.greeting', name=name)}\n\n{title}"
     await message.answer(title, reply_markup=hr_menu_keyboard(
-        t, await notifications_on(db, user_id), candidate_side=at_start))
+        t, await notify_choice(db, user_id), candidate_side=at_start))
     await record_action(db, user_id, "hr.menu")
 
 
 async def menu_pressed(callback: CallbackQuery, callback_data: HrMenu, state: FSMContext,
                        t: Texts, db: Database, settings: Settings) -> None:
-    """A button of the HR menu."""
+    """A button of the HR menu (lists and notifications: bot_files.handlers.hr_lists)."""
     target = target_of(callback)
     user_id = callback.from_user.id
-    if callback_data.act == MenuAct.NOTIFY:
-        on = not await notifications_on(db, user_id)
-        await set_notifications(db, user_id, on)
-        await callback.answer(t("hr.notify_now_on" if on else "hr.notify_now_off"))
-        if target is not None:
-            try:
-                await target.edit_reply_markup(reply_markup=hr_menu_keyboard(t, on))
-            except TelegramBadRequest:
-                logger.debug("HR menu not updated")
-        return
     await callback.answer()
     if target is None:
         return
@@ -248,7 +240,7 @@ async def menu_pressed(callback: CallbackQuery, callback_data: HrMenu, state: FS
     else:
         await state.set_state(None)
         await target.answer(t("hr.menu_title"),
-                            reply_markup=hr_menu_keyboard(t, await notifications_on(db, user_id)))
+                            reply_markup=hr_menu_keyboard(t, await notify_choice(db, user_id)))
 
 
 async def typed_export(message: Message, t: Texts, db: Database, settings: Settings) -> None:
@@ -277,10 +269,7 @@ async def export_all(target: Message, t: Texts, db: Database, settings: Settings
     if not rows.candidates:
         await edit_or_send(status, t("hr.export_empty"), reply_markup=back_to_menu_keyboard(t))
         return
-    def describe(band: Any, gates: Any) -> str:
-        return plain(failing_gates(t, Verdict.from_stored(band, gates), limit=len(gates or ())))
-
-    exports = await asyncio.to_thread(build_exports, rows, describe)
+    exports = await asyncio.to_thread(build_exports, rows, export_locale(t, settings))
     summary = exports.summary
     medians = summary.medians
     minutes = medians.get("time_spent_min")
@@ -322,7 +311,8 @@ async def ask_query(target: Message, state: FSMContext, t: Texts) -> None:
     await target.answer(t("hr.find_ask"))
 
 
-async def query_received(message: Message, state: FSMContext, t: Texts, db: Database) -> None:
+async def query_received(message: Message, state: FSMContext, t: Texts, db: Database,
+                         settings: Settings) -> None:
     """Search; one match opens the card, several make a list, none says so."""
     query = " ".join((message.text or "").split())[:100]
     found = await search_candidates(db, query)
@@ -334,7 +324,7 @@ async def query_received(message: Message, state: FSMContext, t: Texts, db: Data
     await state.set_state(None)
     await state.update_data(hr_query=query)
     if len(found) == 1:
-        await send_card(message, t, db, found[0].id, message.chat.id)
+        await send_card(message, t, db, settings, found[0].id, message.chat.id)
         return
     text, markup = _results_page(t, query, found, 1)
     await message.answer(text, reply_markup=markup)
@@ -374,36 +364,45 @@ async def results_page(callback: CallbackQuery, callback_data: HrSearchPage, sta
 # --- the card --------------------------------------------------------------------------------
 
 
-def render_card(t: Texts, card: CandidateCard,
+def render_card(t: Texts, card: CandidateCard, zone: tzinfo = UTC,
+                cvat_link: str | None = None,
                 decision: DecisionRecord | None = None) -> list[str]:
-    """The card as messages: the candidate and HR's decision, then each attempt with metrics
-    and wrong plates."""
+    """The card as messages: the candidate and HR's decision, then each attempt with metrics,
+    wrong plates and (given `cvat_link`) a link to its CVAT job; times in `zone`."""
     c = card.candidate
     if c.cvat_username is None:
         cvat = t("hr.cvat_none")
     elif c.cvat_deleted_at is not None:
         cvat = t("hr.cvat_deleted", username=cut(c.cvat_username),
-                 date=when_text(t, c.cvat_deleted_at))
+                 date=when_text(t, c.cvat_deleted_at, zone))
     elif c.cvat_deactivated_at is not None:
         cvat = t("hr.cvat_deactivated", username=cut(c.cvat_username),
-                 date=when_text(t, c.cvat_deactivated_at))
+                 date=when_text(t, c.cvat_deactivated_at, zone))
     else:
         cvat = t("hr.cvat_active", username=cut(c.cvat_username))
     blocks = [t("hr.card_head", name=_name(c), username=_username(c),
-                telegram_id=c.telegram_id, cvat=Raw(cvat), created=when_text(t, c.created_at),
+                telegram_id=c.telegram_id, cvat=Raw(cvat), created=when_text(t, c.created_at, zone),
                 extra=c.extra_attempts)]
     if decision is not None:
-        blocks.append(decision_line(t, decision))
+        blocks.append(decision_line(t, decision, zone))
     if c.returned_after is not None:
-        blocks.append(t("hr.returning", date=when_text(t, c.returned_after),
+        blocks.append(t("hr.returning", date=when_text(t, c.returned_after, zone),
                         attempts=c.previous_attempts))
+        if c.previously_tested_at is not None:
+            blocks[-1] += "\n" + t("hr.tested_before",
+                                   date=when_text(t, c.previously_tested_at, zone))
     if not card.attempts:
         blocks.append(t("hr.card_no_attempts"))
     for attempt in card.attempts:
         lines = [t("hr.attempt_head", number=attempt.number,
                    status=t(f"hr.status_{attempt.status}"), images=attempt.images),
-                 t("hr.attempt_times", started=when_text(t, attempt.task_started),
-                   ended=when_text(t, attempt.task_ended), spent=_spent(t, attempt.time_spent))]
+                 t("hr.attempt_times", started=when_text(t, attempt.task_started, zone),
+                   ended=when_text(t, attempt.task_ended, zone),
+                   spent=_spent(t, attempt.time_spent))]
+        if cvat_link and attempt.cvat_task_id and attempt.cvat_job_id:
+            lines.append(t("hr.attempt_job", url=job_url(cvat_link, attempt.cvat_task_id,
+                                                          attempt.cvat_job_id),
+                           job=attempt.cvat_job_id))
         if attempt.grading_error:
             lines.append(t("hr.attempt_not_graded", error=cut(attempt.grading_error, 200)))
         m = attempt.metrics
@@ -435,21 +434,24 @@ def render_card(t: Texts, card: CandidateCard,
     return _chunks(blocks)
 
 
-async def send_card(target: Message, t: Texts, db: Database, candidate_id: int,
-                    actor_id: int) -> None:
-    """Send the candidate's card with its action buttons (recorded in the action log)."""
+async def send_card(target: Message, t: Texts, db: Database, settings: Settings,
+                    candidate_id: int, actor_id: int) -> None:
+    """Send the candidate's card with the buttons the reader's role allows (recorded in the
+    action log)."""
     card = await candidate_card(db, candidate_id)
     if card is None:
         await target.answer(t("hr.not_found"), reply_markup=back_to_menu_keyboard(t))
         return
-    messages = render_card(t, card, await current_decision(db, candidate_id))
+    messages = render_card(t, card, settings.zone, settings.cvat_link,
+                           await current_decision(db, candidate_id))
     for text in messages[:-1]:
         await target.answer(text)
     pictures = [a.number for a in card.attempts if a.has_work and a.metrics is not None]
     markup = card_keyboard(t, candidate_id, pictures,
                            can_regrade=any(a.has_work for a in card.attempts),
                            has_cvat_account=card.candidate.has_cvat_account,
-                           deactivated=card.candidate.cvat_deactivated_at is not None)
+                           deactivated=card.candidate.cvat_deactivated_at is not None,
+                           admin=await is_admin(db, settings.hr_admin_ids, actor_id))
     await target.answer(messages[-1], reply_markup=markup)
     await record_action(db, actor_id, "hr.card", candidate_id)
 
@@ -472,9 +474,11 @@ async def card_pressed(callback: CallbackQuery, callback_data: HrCard, t: Texts,
         return
     act, cid, actor = callback_data.act, callback_data.cid, callback.from_user.id
     if act == CardAct.OPEN:
-        await send_card(target, t, db, cid, actor)
+        await send_card(target, t, db, settings, cid, actor)
     elif act == CardAct.PICTURES:
         await send_pictures(target, t, db, grader, bot, cid, callback_data.arg, actor)
+    elif act == CardAct.SCORECARD:
+        await send_scorecard(target, t, db, grader, settings, cid, actor)
     elif act == CardAct.CANCEL:
         await edit_or_send(target, t("hr.cancelled"))
     elif act in _CONFIRM_TEXTS:
@@ -570,7 +574,7 @@ async def send_pictures(target: Message, t: Texts, db: Database, grader: Grading
         return
     status = await target.answer(t("hr.pictures_working"))
     try:
-        pictures = await error_pictures(db, grader, attempt.id)
+        pictures = await error_pictures(db, grader, attempt.id, picture_labels(t))
     except (GradingFailed, AnnotationFormatError) as exc:
         logger.warning("pictures of attempt %s not drawn: %s", attempt.id, exc)
         await edit_or_send(status, t("hr.pictures_failed", number=number))
@@ -580,7 +584,7 @@ async def send_pictures(target: Message, t: Texts, db: Database, grader: Grading
     if not pictures:
         await edit_or_send(status, t("hr.pictures_none", number=number))
         return
-    await edit_or_send(status, t("hr.pictures_legend", number=number, count=len(pictures)))
+    await edit_or_send(status, t("hr.pictures_ready", number=number, count=len(pictures)))
     chat_id = target.chat.id
     albums = math.ceil(len(pictures) / ALBUM_SIZE)
     size = math.ceil(len(pictures) / albums)  # even albums: never a lone picture at the end
@@ -602,7 +606,7 @@ async def send_pictures(target: Message, t: Texts, db: Database, grader: Grading
 
 async def show_whitelist(target: Message, t: Texts, db: Database, settings: Settings,
                          page: int, *, edit: bool = False) -> None:
-    """One page of HR users, with remove buttons and Add."""
+    """One page of HR users with their roles; for admins, remove and role buttons and Add."""
     members = await hr_members(db, settings.hr_admin_ids)
     pages = max(1, math.ceil(len(members) / WHITELIST_PAGE_SIZE))
     page = min(max(page, 1), pages)
@@ -612,10 +616,13 @@ async def show_whitelist(target: Message, t: Texts, db: Database, settings: Sett
         who = " ".join(p for p in (member.full_name,
                                    f"@{member.username}" if member.username else "") if p)
         lines.append(t("hr.wl_item_settings" if member.from_settings else "hr.wl_item",
-                       who=who, telegram_id=member.telegram_id))
+                       who=who, telegram_id=member.telegram_id,
+                       role=t(f"hr.role_{member.role}")))
     removable = [(m.telegram_id, m.full_name or (f"@{m.username}" if m.username else "")
-                  or str(m.telegram_id)) for m in shown if m.on_whitelist]
-    markup = whitelist_keyboard(t, removable, page, pages)
+                  or str(m.telegram_id), m.role) for m in shown if m.on_whitelist]
+    reader = target.chat.id
+    markup = whitelist_keyboard(t, removable, page, pages,
+                                admin=await is_admin(db, settings.hr_admin_ids, reader))
     if edit:
         await edit_or_send(target, "\n".join(lines), reply_markup=markup)
     else:
@@ -649,6 +656,14 @@ async def whitelist_pressed(callback: CallbackQuery, callback_data: HrWhitelist,
         key = {"removed": "hr.wl_removed", "last": "hr.wl_last", "settings": "hr.wl_settings"
                }.get(outcome, "hr.wl_not_found")
         await edit_or_send(target, t(key, telegram_id=tid))
+        await show_whitelist(target, t, db, settings, page)
+    elif act == WhitelistAct.ROLE:
+        member = next((m for m in await hr_members(db, settings.hr_admin_ids)
+                       if m.telegram_id == tid), None)
+        role = Role.VIEWER if member is not None and member.role == Role.ADMIN else Role.ADMIN
+        outcome = await set_role(db, callback.from_user.id, tid, role, settings.hr_admin_ids)
+        await target.answer(t(f"hr.wl_role_{outcome}", telegram_id=tid,
+                              role=t(f"hr.role_{role}")))
         await show_whitelist(target, t, db, settings, page)
     else:
         await edit_or_send(target, t("hr.cancelled"))

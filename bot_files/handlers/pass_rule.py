@@ -14,7 +14,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
-from authorization import HRFilter
+from authorization import HRFilter, is_admin
 from bot_files.hr_keyboards import (
     HrMenu,
     HrRule,
@@ -24,9 +24,10 @@ from bot_files.hr_keyboards import (
     rule_keyboard,
     rule_preview_keyboard,
 )
-from bot_files.replies import edit_or_send, target_of, when_text
+from bot_files.replies import edit_or_send, register_typed_answer, target_of, when_text
 from bot_files.texts import Raw, Texts
 from bot_files.verdicts import band_text, gate_name, percent, rule_lines
+from config.env import Settings
 from db import Database
 from log import record_action
 from tasks_metrics.to_handlers import (
@@ -66,12 +67,14 @@ def _measure_buttons(t: Texts) -> list[tuple[str, str]]:
     return [(str(m), gate_name(t, m)) for m in MEASURES]
 
 
-async def show_rule(target: Message, t: Texts, db: Database, *, edit: bool = False) -> None:
-    """The rule in force, with a button per measure to change it."""
+async def show_rule(target: Message, t: Texts, db: Database, *, edit: bool = False,
+                    admin: bool = True) -> None:
+    """The rule in force, with a button per measure to change it (for admins)."""
     version = await current_rule(db)
-    text = t("hr.rule_title", number=version.id or 0, since=when_text(t, version.created_at),
-             by=_by(t, version), gates=Raw("\n".join(rule_lines(t, version.rule))))
-    markup = rule_keyboard(t, _measure_buttons(t), draft=False)
+    text = t("hr.rule_title" if admin else "hr.rule_title_viewer", number=version.id or 0,
+             since=when_text(t, version.created_at), by=_by(t, version),
+             gates=Raw("\n".join(rule_lines(t, version.rule))))
+    markup = rule_keyboard(t, _measure_buttons(t), draft=False, admin=admin)
     if edit:
         await edit_or_send(target, text, reply_markup=markup)
     else:
@@ -245,20 +248,23 @@ async def show_history(target: Message, t: Texts, db: Database) -> None:
     await target.answer("\n\n".join(items), reply_markup=back_to_menu_keyboard(t))
 
 
-async def menu_rule(callback: CallbackQuery, state: FSMContext, t: Texts,
-                    db: Database) -> None:
+async def menu_rule(callback: CallbackQuery, state: FSMContext, t: Texts, db: Database,
+                    settings: Settings) -> None:
     """⚖️ Pass rule in the HR menu."""
     await callback.answer()
     target = target_of(callback)
     if target is not None:
         await state.set_state(None)
-        await show_rule(target, t, db)
+        await show_rule(target, t, db, admin=await is_admin(db, settings.hr_admin_ids,
+                                                            callback.from_user.id))
 
 
-async def typed_rule(message: Message, state: FSMContext, t: Texts, db: Database) -> None:
+async def typed_rule(message: Message, state: FSMContext, t: Texts, db: Database,
+                     settings: Settings) -> None:
     """⚖️ Pass rule, typed."""
     await state.set_state(None)
-    await show_rule(message, t, db)
+    await show_rule(message, t, db, admin=await is_admin(db, settings.hr_admin_ids,
+                                                         message.chat.id))
 
 
 def create_router() -> Router:
@@ -269,7 +275,6 @@ def create_router() -> Router:
     router.callback_query.register(menu_rule, HrMenu.filter(F.act == MenuAct.RULE))
     router.callback_query.register(rule_pressed, HrRule.filter())
     router.message.register(typed_rule, F.text.in_(Texts("en").all_variants("hr.btn_rule")))
-    router.message.register(thresholds_received, RuleStates.thresholds,
-                            F.text & ~F.text.startswith("/"))
-    router.message.register(thresholds_not_text, RuleStates.thresholds, ~F.text)
+    register_typed_answer(router, RuleStates.thresholds, thresholds_received,
+                          thresholds_not_text)
     return router
