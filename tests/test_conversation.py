@@ -28,10 +28,12 @@ def settings(settings: Settings) -> Settings:
     return dataclasses.replace(settings, throttle_burst=1000, max_attempts=3)
 
 
-async def _whitelist(db: Database, *users: TelegramUser) -> None:
+async def _whitelist(db: Database, *users: TelegramUser, role: str = "admin") -> None:
     for person in users:
         await db.execute("INSERT INTO trainingdata_whitelist (telegram_id) VALUES (%s)",
                          (person.id,))
+        await db.execute("INSERT INTO hr_preferences (telegram_id, role) VALUES (%s, %s)",
+                         (person.id, role))
 
 
 async def test_hints_after_attempt_one_never_reveal_the_key(user: TelegramUser) -> None:

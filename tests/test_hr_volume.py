@@ -19,7 +19,14 @@ from PIL import Image, ImageDraw
 from authorization import Role, add_to_whitelist, set_role
 from bot_files.handlers.hr_lists import clock, send_due_digests
 from bot_files.handlers.roles import ADMIN_CARD_ACTS, ADMIN_RULE_ACTS, ADMIN_WHITELIST_ACTS
-from bot_files.hr_keyboards import HrCard, HrRule, HrWhitelist
+from bot_files.hr_keyboards import (
+    DecideAct,
+    HrCard,
+    HrDecide,
+    HrReply,
+    HrRule,
+    HrWhitelist,
+)
 from config.env import Settings
 from create_users.lifecycle import apply_retention
 from db import Database
@@ -275,6 +282,8 @@ async def test_a_viewer_is_refused_every_admin_action(
     forged = [HrCard(act=act, cid=target).pack() for act in ADMIN_CARD_ACTS]
     forged += [HrWhitelist(act=act, tid=hr_user.id).pack() for act in ADMIN_WHITELIST_ACTS]
     forged += [HrRule(act=act, m="car_recall").pack() for act in ADMIN_RULE_ACTS]
+    forged += [HrDecide(act=act, cid=target, d="invite").pack() for act in DecideAct]
+    forged += [HrReply(tid=5555).pack()]
     for data in forged:
         await viewer.press_data(data)
         await viewer.expect_answer("Only an HR admin")
@@ -283,6 +292,7 @@ async def test_a_viewer_is_refused_every_admin_action(
                              (target,)) == 0
     assert await db.fetchval("SELECT count(*) FROM trainingdata_whitelist") == 1
     assert await db.fetchval("SELECT count(*) FROM pass_rules") == 1
+    assert await db.fetchval("SELECT count(*) FROM decisions") == 0
     refused = await db.fetchval("SELECT count(*) FROM action_log WHERE action = 'hr.refused'"
                                 " AND actor_id = %s", (viewer.id,))
     assert refused == len(forged) + 1
