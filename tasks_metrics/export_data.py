@@ -25,6 +25,7 @@ _METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
     ("car_missed", INT), ("car_extra", INT),
     ("plate_precision", FLOAT), ("plate_recall", FLOAT), ("plate_matched_iou", FLOAT),
     ("plate_missed", INT), ("plate_extra", INT), ("plate_cer", FLOAT), ("graded_at", DATE),
+    ("key_version", INT), ("flags", TEXT),
 )
 
 # (column, kind): the candidates sheet, one row per candidate.
@@ -52,7 +53,18 @@ _METRIC_SQL = """
      WHERE p ->> 'correct' = 'false')::int AS wrong_plates,
     m.car_precision, m.car_recall, m.car_matched_iou, m.car_missed, m.car_extra,
     m.plate_precision, m.plate_recall, m.plate_matched_iou, m.plate_missed, m.plate_extra,
-    m.plate_cer, m.graded_at"""
+    m.plate_cer, m.graded_at, m.key_version,
+    (SELECT string_agg(CASE f.kind
+        WHEN 'too_fast' THEN format('too fast: %s objects in %s s (%s s an object)',
+            f.evidence ->> 'objects', f.evidence ->> 'seconds', f.evidence ->> 'per_object')
+        ELSE format('%s to candidate %s attempt %s: %s of %s boxes within %s px on %s shared'
+                    ' images%s', replace(f.kind, '_', ' '), o.candidate_id, o.number,
+            f.evidence ->> 'close', f.evidence ->> 'boxes', f.evidence ->> 'pixels',
+            f.evidence ->> 'images', CASE WHEN jsonb_array_length(f.evidence -> 'typos') > 0
+            THEN ', the same wrong plates ' || (f.evidence ->> 'typos') ELSE '' END) END,
+        '; ' ORDER BY f.kind, f.id)
+     FROM flags f LEFT JOIN attempts o ON o.id = f.other_attempt
+     WHERE f.attempt_id = a.id AND m.attempt_id IS NOT NULL) AS flags"""
 
 CANDIDATES_SQL = f"""
 SELECT c.id AS candidate_id, c.telegram_id, c.telegram_username, c.full_name, c.cvat_username,

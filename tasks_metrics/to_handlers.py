@@ -12,6 +12,7 @@ from tasks_metrics.db_operations import (
     rule_history,
 )
 from tasks_metrics.export_data import ExportRows, Exports, Summary, export_file_name, export_rows
+from tasks_metrics.flags import SAME_PERSON, SIMILAR, TOO_FAST, Flag, flags_of
 from tasks_metrics.grading_process import GradingFailed, GradingProcesses
 from tasks_metrics.hr_operations import (
     AttemptCard,
@@ -69,6 +70,9 @@ def band_histogram(scores: list[tuple[float, str]], **labels: str) -> bytes:
 __all__ = [
     "BORDERLINE",
     "FAIL",
+    "SAME_PERSON",
+    "SIMILAR",
+    "TOO_FAST",
     "MEASURES",
     "PASS",
     "AnnotationFormatError",
@@ -78,6 +82,7 @@ __all__ = [
     "CandidateSummary",
     "ExportRows",
     "Exports",
+    "Flag",
     "GateResult",
     "GradedAttempt",
     "GradingFailed",
@@ -103,6 +108,7 @@ __all__ = [
     "error_pictures",
     "export_file_name",
     "export_rows",
+    "flags_of",
     "grade_attempt",
     "grant_extra_attempt",
     "parse_thresholds",

@@ -61,6 +61,15 @@ async def get_task(user: TelegramUser, *, new_attempt: bool = False) -> Login:
     return login
 
 
+async def attempt_images(db: Database, telegram_id: int, number: int = 1) -> tuple[str, ...]:
+    """The images drawn for a candidate's attempt (every attempt draws its own)."""
+    images = await db.fetchval(
+        "SELECT a.image_subset FROM attempts a JOIN candidates c ON c.id = a.candidate_id"
+        " WHERE c.telegram_id = %s AND a.number = %s", (telegram_id, number))
+    assert images, f"candidate {telegram_id} has no attempt {number}"
+    return tuple(images)
+
+
 def text_update(user: TelegramUser, text: str) -> dict[str, Any]:
     """A Bot API update with a text message from this user in their private chat, as Telegram
     would post it (for feeding the dispatcher directly)."""

@@ -11,7 +11,14 @@ from db import Database
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
 from tests.conftest import BotApp
-from tests.flow import TASK_SET, annotate, candidate_client, get_task, read_login
+from tests.flow import (
+    TASK_SET,
+    annotate,
+    attempt_images,
+    candidate_client,
+    get_task,
+    read_login,
+)
 
 
 async def _attempt_rows(db: Database) -> list[dict]:
@@ -45,7 +52,9 @@ async def test_happy_path(user: TelegramUser, cvat: CvatServer, db: Database) ->
         jobs = await client.visible_jobs()
         assert len(jobs) == 1
         meta = await client.get_job_meta(jobs[0].id)
-        assert [f["name"] for f in meta["frames"]] == list(TASK_SET.subset_for_attempt(1))
+        images = await attempt_images(db, user.id)
+        assert [f["name"] for f in meta["frames"]] == list(images)
+        assert TASK_SET.fits(images)  # a stratified draw of the set
         with pytest.raises((CvatForbidden, CvatNotFound)):
             await client.get_task(jobs[0].task_id)  # job-only assignee: no task-level access
     finally:
@@ -76,17 +85,18 @@ async def test_happy_path(user: TelegramUser, cvat: CvatServer, db: Database) ->
         await client.close()
     # The ground truth never went to CVAT: the task holds only the candidate's shapes.
     assert len(cvat.annotations(job_id)["shapes"]) == sum(
-        len(TASK_SET.ground_truth.images[n].shapes) for n in TASK_SET.subset_for_attempt(1))
+        len(TASK_SET.ground_truth.images[n].shapes) for n in images)
 
 
 async def test_incomplete_submission_lists_what_is_missing(user: TelegramUser,
                                                            db: Database) -> None:
     login = await get_task(user)
-    first_six = set(TASK_SET.subset_for_attempt(1)[:6])
+    images = await attempt_images(db, user.id)
+    first_six = set(images[:6])
     await annotate(login, only=first_six)
     await user.send("✅ Submit")
     report = await user.expect_edit("Almost there", timeout=20)
-    missing = [n for n in TASK_SET.subset_for_attempt(1) if n not in first_six]
+    missing = [n for n in images if n not in first_six]
     for name in missing:
         assert f"{name}: no car is marked" in report.text
     for name in first_six:
@@ -100,9 +110,10 @@ async def test_incomplete_submission_lists_what_is_missing(user: TelegramUser,
     assert [(r["number"], r["status"]) for r in await _attempt_rows(db)] == [(1, "graded")]
 
 
-async def test_plate_without_text_is_reported_without_the_answer(user: TelegramUser) -> None:
+async def test_plate_without_text_is_reported_without_the_answer(user: TelegramUser,
+                                                                 db: Database) -> None:
     login = await get_task(user)
-    plate_text = next(s.text for n in TASK_SET.subset_for_attempt(1)
+    plate_text = next(s.text for n in await attempt_images(db, user.id)
                       for s in TASK_SET.ground_truth.images[n].shapes if s.label == "plate")
     await annotate(login, plate_texts={plate_text: "  "})
     await user.send("✅ Submit")
@@ -222,7 +233,7 @@ async def test_a_build_interrupted_by_a_crash_is_finished_at_start(
     await db.execute(
         "INSERT INTO attempts (candidate_id, number, image_subset, cvat_task_name, lease_until)"
         " VALUES (%s, 1, %s, 'Test of candidate 1, attempt 1 (#1)', now() - interval '1 min')",
-        (candidate, list(TASK_SET.subset_for_attempt(1))))
+        (candidate, list(TASK_SET.reference_images)))
     app = BotApp(settings, db)
     await app.start()
     try:

@@ -29,6 +29,7 @@ from tests.flow import (
     TASK_SET,
     Login,
     annotate,
+    attempt_images,
     bot_process_env,
     candidate_client,
     candidate_job,
@@ -138,7 +139,7 @@ async def test_incomplete_work_reopens_the_job_and_uses_up_nothing(
     candidate_id = cvat.jobs[job_id].assignee_id
     await user.send("✅ Submit")
     incomplete = await user.expect_edit("Almost there", timeout=30)
-    assert TASK_SET.subset_for_attempt(1)[0] in incomplete.text
+    assert (await attempt_images(db, user.id))[0] in incomplete.text
     assert cvat.jobs[job_id].assignee_id == candidate_id  # the candidate can fix it
     row = await db.fetchone("SELECT status, checking_until, submitted_annotations FROM attempts")
     assert row == {"status": "ready", "checking_until": None, "submitted_annotations": None}
@@ -210,7 +211,7 @@ async def test_a_hostile_submission_costs_only_its_own_attempt(
     texts = [a.text for a in answers]
     over = [t for t in texts if t.startswith("I cannot check this work")]
     assert over, texts
-    image = TASK_SET.subset_for_attempt(1)[0]
+    image = (await attempt_images(db, mallory.id))[0]
     assert f"on image {image} a shape has 100,000 points; at most 1,000 are allowed" in over[0]
     assert all(t in over or "still checking your work" in t for t in texts), texts
     assert not any("went wrong" in t for t in texts)
@@ -225,7 +226,7 @@ async def _submitted(db: Database, telegram_id: int, *, subset: list[str] | None
                      stored: str | None = None) -> int:
     """A candidate whose attempt was stored at Submit some minutes ago and never graded (the
     bot stopped), as reconciliation finds it."""
-    images = list(TASK_SET.subset_for_attempt(1))
+    images = list(TASK_SET.reference_images)
     labels = [{"id": 1, "name": "car", "attributes": []},
               {"id": 2, "name": "plate", "attributes": [{"id": 3, "name": "plate"}]}]
     meta = {"start_frame": 0, "frames": [{"name": n, "width": 800, "height": 600}
@@ -267,7 +268,7 @@ async def test_a_poisoned_item_never_stops_the_background_loop(
     app_with: Callable[..., Awaitable[BotApp]], telegram: TelegramServer, db: Database,
     hr_user: TelegramUser,
 ) -> None:
-    images = list(TASK_SET.subset_for_attempt(1))
+    images = list(TASK_SET.reference_images)
     # Poisons: a submission on an image the task set no longer has, a stored copy that is
     # not annotations at all, and a build of such an image (each once crashed the loop).
     gone = await _submitted(db, 7001, subset=[*images[:-1], "gone.jpg"])
@@ -315,11 +316,11 @@ async def test_a_poisoned_item_never_stops_the_background_loop(
 
 
 async def test_a_candidates_text_cannot_break_the_card(
-    user: TelegramUser, hr_user: TelegramUser
+    user: TelegramUser, hr_user: TelegramUser, db: Database
 ) -> None:
     await user.send("/start")
     login = await get_task(user)
-    plate = next(s.text for n in TASK_SET.subset_for_attempt(1)
+    plate = next(s.text for n in await attempt_images(db, user.id)
                  for s in TASK_SET.ground_truth.images[n].shapes if s.label == "plate")
     await annotate(login, plate_texts={plate: "<" * 1000})
     await user.send("✅ Submit")
@@ -335,8 +336,8 @@ async def test_a_candidates_text_cannot_break_the_card(
 async def test_hr_tune_the_pass_rule_with_a_preview(
     user: TelegramUser, hr_user: TelegramUser, telegram: TelegramServer, db: Database
 ) -> None:
-    await submit_with_wrong_plates(user, wrong=3)  # 3 of 21 plates: 85.7%
-    await hr_user.expect_message("🟡 borderline: plate texts right 85.7% < 90%", timeout=10)
+    right = (await submit_with_wrong_plates(user, db, wrong=3)).plates_right  # about 86%
+    await hr_user.expect_message(f"🟡 borderline: plate texts right {right} < 90%", timeout=10)
 
     ira = telegram.user(900_005, first_name="Ира", language_code="ru")
     await db.execute("INSERT INTO trainingdata_whitelist (telegram_id) VALUES (900005)")
