@@ -11,7 +11,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot_files.texts import Raw, Texts
 
-HR_PREFIXES = frozenset({"h1", "h1c", "h1s", "h1w", "h1r"})
+HR_PREFIXES = frozenset({"h1", "h1c", "h1s", "h1w", "h1r", "h1k"})
 MAX_LABEL = 40  # characters of a person's name on a button
 
 
@@ -24,6 +24,7 @@ class MenuAct(StrEnum):
     WHITELIST = "w"
     NOTIFY = "n"
     RULE = "r"
+    KEY = "k"
 
 
 class HrMenu(CallbackData, prefix="h1"):
@@ -100,6 +101,23 @@ class HrRule(CallbackData, prefix="h1r"):
     m: str = ""
 
 
+class KeyAct(StrEnum):
+    """Buttons of the answer key screen."""
+
+    CALIBRATION = "c"
+    ASK = "a"  # exclude: ask which image or object
+    EXCLUDE = "x"  # exclude the image (n = 0) or object n of image i: asks to confirm
+    EXCLUDE_OK = "x!"
+
+
+class HrKey(CallbackData, prefix="h1k"):
+    """"h1k:x:scene_031.jpg:3": the answer key (i: an image of the set, n: an object)."""
+
+    act: KeyAct
+    i: str = ""
+    n: int = 0
+
+
 def is_hr_callback(data: str | None) -> bool:
     """True for callback data shaped like an HR button (to log forged presses)."""
     return bool(data) and data.split(":", 1)[0] in HR_PREFIXES
@@ -118,6 +136,7 @@ def hr_menu_keyboard(t: Texts, notifications: bool) -> InlineKeyboardMarkup:
     builder.button(text=t("hr.btn_find"), callback_data=HrMenu(act=MenuAct.FIND))
     builder.button(text=t("hr.btn_whitelist"), callback_data=HrMenu(act=MenuAct.WHITELIST))
     builder.button(text=t("hr.btn_rule"), callback_data=HrMenu(act=MenuAct.RULE))
+    builder.button(text=t("key.btn"), callback_data=HrMenu(act=MenuAct.KEY))
     builder.button(text=t("hr.btn_notify_on" if notifications else "hr.btn_notify_off"),
                    callback_data=HrMenu(act=MenuAct.NOTIFY))
     builder.adjust(1)
@@ -287,5 +306,29 @@ def whitelist_confirm_keyboard(t: Texts, telegram_id: int, page: int) -> InlineK
                                              page=page))
     builder.button(text=t("hr.btn_cancel"),
                    callback_data=HrWhitelist(act=WhitelistAct.CANCEL, page=page))
+    builder.adjust(2)
+    return builder.as_markup()
+
+
+def key_keyboard(t: Texts, suspects: list[tuple[str, int, str]]) -> InlineKeyboardMarkup:
+    """The answer key screen: calibration, exclude a probable key error (image, number,
+    label) or any object or image, back to the menu."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=t("key.btn_calibration"), callback_data=HrKey(act=KeyAct.CALIBRATION))
+    for image, number, label in suspects:
+        builder.button(text=t("key.btn_exclude_suspect", object=f"{image} #{number} {label}"),
+                       callback_data=HrKey(act=KeyAct.EXCLUDE, i=image, n=number))
+    builder.button(text=t("key.btn_exclude"), callback_data=HrKey(act=KeyAct.ASK))
+    builder.button(text=t("hr.btn_menu"), callback_data=HrMenu(act=MenuAct.MENU))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def key_confirm_keyboard(t: Texts, image: str, number: int) -> InlineKeyboardMarkup:
+    """Exclude for real, or cancel."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=t("key.btn_confirm"),
+                   callback_data=HrKey(act=KeyAct.EXCLUDE_OK, i=image, n=number))
+    builder.button(text=t("hr.btn_cancel"), callback_data=HrMenu(act=MenuAct.MENU))
     builder.adjust(2)
     return builder.as_markup()

@@ -248,6 +248,7 @@ def _parser() -> Any:
 
 
 async def _run(args: Any, db: Database, task_set: TaskSet, settings: Any) -> str:
+    import asyncio
     from pathlib import Path
 
     from tasks_metrics import calibration as calib
@@ -267,10 +268,12 @@ async def _run(args: Any, db: Database, task_set: TaskSet, settings: Any) -> str
     if args.command == "calibration":
         key, stats = await calib.calibration(db, task_set)
         if args.xlsx:
-            Path(args.xlsx).write_bytes(calib.xlsx(stats, task_set.name))
+            data = await asyncio.to_thread(calib.xlsx, stats, task_set.name)
+            await asyncio.to_thread(Path(args.xlsx).write_bytes, data)
         return calib.text_report(key, stats)
     if args.command == "replace":
-        key = await replace_annotations(db, task_set, Path(args.file).read_bytes())
+        xml = await asyncio.to_thread(Path(args.file).read_bytes)
+        key = await replace_annotations(db, task_set, xml)
     elif args.command == "exclude":
         key = await exclude(db, task_set, args.image, args.object)
     else:

@@ -62,7 +62,7 @@ class ImageStats:
 
     @property
     def mean_fit(self) -> float | None:
-        """The mean over candidates of the image's IoU (cars and plates)."""
+        """The mean over candidates of the image's box fit (mean IoU of matched pairs)."""
         return math.fsum(self.fits) / len(self.fits) if self.fits else None
 
 
@@ -85,10 +85,9 @@ def _count(image: ImageStats, report: dict[str, Any], strong: bool,
            truth: TaskAnnotations) -> None:
     """Add one attempt's report on this image."""
     image.candidates += 1
-    fit = [v for v in (report.get("per_image", {}).get(image.image) or {}).values()
-           if v is not None]
-    if fit:
-        image.fits.append(math.fsum(fit) / len(fit))
+    fit = (report.get("image_fit") or {}).get(image.image)
+    if fit is not None:
+        image.fits.append(float(fit))
     missed: set[int] = set()
     for label in CLASSES:
         for obj in report.get("per_class", {}).get(label, {}).get("missed_objects", []):
@@ -139,7 +138,7 @@ async def calibration(db: Database, task_set: TaskSet) -> tuple[KeyVersion, list
     key = await current_key(db, task_set.name)
     rows = await db.fetchall(
         "SELECT a.image_subset, m.band, jsonb_build_object('per_class', m.report -> 'per_class',"
-        " 'plates', m.report -> 'plates', 'per_image', m.report -> 'per_image') AS report"
+        " 'plates', m.report -> 'plates', 'image_fit', m.report -> 'image_fit') AS report"
         " FROM attempts a JOIN metrics m ON m.attempt_id = a.id"
         " WHERE a.task_set = %s AND a.status = 'graded'", (task_set.name,))
     stats = await asyncio.to_thread(

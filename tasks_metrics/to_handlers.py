@@ -1,5 +1,8 @@
 """What the handlers use from tasks_metrics."""
 
+from tasks_metrics.answer_key import KeyChangeError, KeyVersion, current_key, describe_object
+from tasks_metrics.answer_key import exclude as exclude_from_key
+from tasks_metrics.calibration import ImageStats, ObjectStats, calibration, suspects
 from tasks_metrics.checker import Problem
 from tasks_metrics.db_operations import (
     BandChanges,
@@ -59,6 +62,13 @@ def build_exports(rows: ExportRows, language: str = "en") -> Exports:
     return build(rows, language)
 
 
+def calibration_xlsx(stats: list[ImageStats], title: str) -> bytes:
+    """The calibration as an XLSX sheet (blocking: run in a thread)."""
+    from tasks_metrics.calibration import xlsx
+
+    return xlsx(stats, title)
+
+
 def band_histogram(scores: list[tuple[float, str]], **labels: str) -> bytes:
     """The score distribution, each candidate coloured by their band, as a PNG (blocking:
     run in a thread)."""
@@ -70,11 +80,11 @@ def band_histogram(scores: list[tuple[float, str]], **labels: str) -> bytes:
 __all__ = [
     "BORDERLINE",
     "FAIL",
+    "MEASURES",
+    "PASS",
     "SAME_PERSON",
     "SIMILAR",
     "TOO_FAST",
-    "MEASURES",
-    "PASS",
     "AnnotationFormatError",
     "AttemptCard",
     "BandChanges",
@@ -87,7 +97,11 @@ __all__ = [
     "GradedAttempt",
     "GradingFailed",
     "GradingProcesses",
+    "ImageStats",
+    "KeyChangeError",
+    "KeyVersion",
     "Measure",
+    "ObjectStats",
     "OverLimit",
     "PassRule",
     "Problem",
@@ -100,12 +114,17 @@ __all__ = [
     "apply_rule",
     "band_histogram",
     "build_exports",
+    "calibration",
+    "calibration_xlsx",
     "candidate_card",
     "candidate_summary",
+    "current_key",
     "current_rule",
     "delete_cvat_account",
+    "describe_object",
     "ensure_rule",
     "error_pictures",
+    "exclude_from_key",
     "export_file_name",
     "export_rows",
     "flags_of",
@@ -120,4 +139,5 @@ __all__ = [
     "rule_history",
     "search_candidates",
     "submit_work",
+    "suspects",
 ]

@@ -5,10 +5,9 @@ when it carries the other's mark (a backup of the other's database)."""
 
 from __future__ import annotations
 
-import random
-
 import contextlib
 import dataclasses
+import random
 import uuid
 from collections.abc import AsyncIterator
 

@@ -752,7 +752,8 @@ def create_router() -> Router:
 def create_denied_router() -> Router:
     """After the HR router: logs HR-shaped updates from anyone else, answers nothing."""
     router = Router(name="hr_denied")
-    for key in ("hr.menu_button", "hr.btn_export", "hr.btn_find", "hr.btn_whitelist"):
+    for key in ("hr.menu_button", "hr.btn_export", "hr.btn_find", "hr.btn_whitelist",
+                "key.btn"):
         router.message.register(denied_message, _typed(key))
     router.message.register(denied_message, Command("hr"))
     router.callback_query.register(denied_callback, F.data.func(is_hr_callback))
