@@ -3,6 +3,7 @@ import of a task set: real PostgreSQL and real grading processes, no Telegram ne
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import random
@@ -81,6 +82,15 @@ async def _submit(db: Database, telegram_id: int, images: list[str], shapes: lis
         (candidate, images, spent, work))
 
 
+async def _command(db: Database, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m tasks_metrics.answer_key ...` on this test's database, as the maintainer
+    runs it (in a thread: the test's loop keeps running)."""
+    command = [sys.executable, "-m", "tasks_metrics.answer_key", "--database-url", db.dsn,
+               "--task-set", str(TASK_SET.folder), *args]
+    return await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True,
+                                   timeout=120, cwd=PROJECT_DIR)
+
+
 async def test_excluding_an_object_regrades_exactly_the_attempts_that_had_its_image(
         db: Database, grader: GradingProcesses) -> None:
     image = NAMES[0]
@@ -121,23 +131,17 @@ async def test_excluding_an_object_regrades_exactly_the_attempts_that_had_its_im
     assert key.version == 2 and suspects(stats) == []
 
     # The maintainer's command line: the key, then a whole image left out.
-    command = [sys.executable, "-m", "tasks_metrics.answer_key", "--database-url", db.dsn,
-               "--task-set", str(TASK_SET.folder)]
-    shown = subprocess.run([*command, "show"], capture_output=True, text=True, timeout=120,
-                           cwd=PROJECT_DIR)
+    shown = await _command(db, "show")
     assert shown.returncode == 0, shown.stderr
     assert "answer key version 2" in shown.stdout and f"{image} #1" in shown.stdout
-    excluded = subprocess.run([*command, "exclude", NAMES[40]], capture_output=True, text=True,
-                              timeout=120, cwd=PROJECT_DIR)
+    excluded = await _command(db, "exclude", NAMES[40])
     assert excluded.returncode == 0, excluded.stderr
     assert "version 3" in excluded.stdout and "1 attempts re-graded" in excluded.stdout
     assert (await db.fetchval("SELECT report -> 'images' FROM metrics WHERE attempt_id = %s",
                               (ids[4],))) == 11
-    again = subprocess.run([*command, "exclude", NAMES[40]], capture_output=True, text=True,
-                           timeout=120, cwd=PROJECT_DIR)
+    again = await _command(db, "exclude", NAMES[40])
     assert again.returncode == 1 and "excluded already" in again.stderr
-    printed = subprocess.run([*command, "calibration"], capture_output=True, text=True,
-                             timeout=120, cwd=PROJECT_DIR)
+    printed = await _command(db, "calibration")
     assert printed.returncode == 0 and f"{NAMES[40]} (excluded)" in printed.stdout
     assert (await current_key(db, TASK_SET.name)).version == 3
 
@@ -156,8 +160,9 @@ async def test_copied_and_too_fast_work_is_flagged_and_honest_work_is_not(
         "twin": await _submit(db, 13, images, original),
         "honest": await _submit(db, 14, images, _work(images, jitter=2.5, seed=2,
                                                       typos={plates[5]: plates[5] + "X"})),
-        "fast": await _submit(db, 15, list(NAMES[60:72]), _work(list(NAMES[60:72]), jitter=2.5,
-                                                               seed=3), spent=timedelta(seconds=40)),
+        "fast": await _submit(db, 15, list(NAMES[60:72]),
+                              _work(list(NAMES[60:72]), jitter=2.5, seed=3),
+                              spent=timedelta(seconds=40)),
     }
     for attempt in attempts.values():
         await grade_attempt(db, grader, attempt)
