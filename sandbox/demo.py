@@ -184,6 +184,15 @@ async def _story(telegram: TelegramServer, db: Database) -> None:
         chat.flush(user)
         return reply
 
+    async def submit(user: TelegramUser) -> BotMessage:
+        """The candidate submits complete work; HR's notification of it."""
+        await send(user, "✅ Submit", "Checking")
+        await user.expect_edit("Thank you!", timeout=20)
+        chat.flush(user)
+        notice = await helen.expect_message(f"New result: {user.first_name}", timeout=20)
+        chat.flush(helen)
+        return notice
+
     async def press(user: TelegramUser, button: str, expect: str, *, edit: bool = False,
                     **kw: Any) -> BotMessage:
         chat.say(user, f"[{button}]")
@@ -235,11 +244,7 @@ async def _story(telegram: TelegramServer, db: Database) -> None:
     chat.flush(maria)
     await _annotate(login, jitter=1.5)
     await _took(db, maria.id, 35)
-    await send(maria, "✅ Submit", "Checking")
-    await maria.expect_edit("Thank you!", timeout=20)
-    chat.flush(maria)
-    notice = await helen.expect_message("New result", timeout=20)
-    chat.flush(helen)
+    notice = await submit(maria)
     print("\n— HR reads the result —")
     await press(helen, "📇 Open card", "Maria", message_id=notice.message_id)
     card = next(m for m in reversed(helen.messages) if m.buttons)
@@ -263,11 +268,7 @@ async def _story(telegram: TelegramServer, db: Database) -> None:
           f"{', '.join(n[6:9] for n in marias)}; Oleg's are {', '.join(n[6:9] for n in olegs)};"
           f" {len(set(marias) & set(olegs))} in common. Oleg submits a minute later.)")
     await _took(db, oleg.id, 1)
-    await send(oleg, "✅ Submit", "Checking")
-    await oleg.expect_edit("Thank you!", timeout=20)
-    chat.flush(oleg)
-    oleg_notice = await helen.expect_message("New result: Oleg", timeout=20)
-    chat.flush(helen)
+    oleg_notice = await submit(oleg)
     await press(helen, "📇 Open card", "Oleg", message_id=oleg_notice.message_id)
     oleg_card = next(m for m in reversed(helen.messages) if "Oleg" in m.text and m.buttons)
     flagged = [line for line in oleg_card.text.splitlines()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import random
 import subprocess
 import sys
@@ -28,11 +27,9 @@ from tasks_metrics.calibration import calibration, suspects
 from tasks_metrics.export_data import export_rows
 from tasks_metrics.grading_process import GradingProcesses
 from tasks_metrics.hr_operations import candidate_card
-from tasks_metrics.submission import grade_attempt, regrade_for_key, stored_copy
-from tests.flow import TASK_SET, perfect_shapes
+from tasks_metrics.submission import grade_attempt, regrade_for_key
+from tests.flow import LABELS, TASK_SET, perfect_shapes, stored_work
 
-LABELS = [{"id": 1, "name": "car", "attributes": []},
-          {"id": 2, "name": "plate", "attributes": [{"id": 3, "name": "plate"}]}]
 NAMES = TASK_SET.image_names
 CAREFUL = timedelta(minutes=40)
 
@@ -68,10 +65,7 @@ async def _submit(db: Database, telegram_id: int, images: list[str], shapes: lis
                   spent: timedelta = CAREFUL) -> int:
     """A candidate whose attempt on `images` was submitted with `shapes`, `spent` after the
     job was handed out: the attempt's id."""
-    meta = {"start_frame": 0, "frames": [{"name": n, "width": 800, "height": 600}
-                                         for n in images]}
-    work = stored_copy(json.dumps({"version": 0, "tags": [], "shapes": shapes, "tracks": []})
-                       .encode(), LABELS, meta).decode()
+    work = stored_work(images, shapes)
     candidate = await db.fetchval(
         "INSERT INTO candidates (telegram_id, full_name) VALUES (%s, %s) RETURNING id",
         (telegram_id, f"Candidate {telegram_id}"))

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import io
-import json
 import math
 import signal
 from collections.abc import Awaitable, Callable
@@ -23,9 +22,9 @@ from connection import CvatForbidden
 from db import Database
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
-from tasks_metrics.submission import stored_copy
 from tests.conftest import BotApp
 from tests.flow import (
+    LABELS,
     TASK_SET,
     Login,
     annotate,
@@ -37,6 +36,7 @@ from tests.flow import (
     perfect_shapes,
     save_shapes,
     start_bot_process,
+    stored_work,
 )
 from tests.test_hr import find, submit_with_wrong_plates
 
@@ -227,13 +227,7 @@ async def _submitted(db: Database, telegram_id: int, *, subset: list[str] | None
     """A candidate whose attempt was stored at Submit some minutes ago and never graded (the
     bot stopped), as reconciliation finds it."""
     images = list(TASK_SET.reference_images)
-    labels = [{"id": 1, "name": "car", "attributes": []},
-              {"id": 2, "name": "plate", "attributes": [{"id": 3, "name": "plate"}]}]
-    meta = {"start_frame": 0, "frames": [{"name": n, "width": 800, "height": 600}
-                                         for n in images]}
-    shapes = perfect_shapes(images, labels)
-    work = stored or stored_copy(json.dumps({"version": 0, "tags": [], "shapes": shapes,
-                                             "tracks": []}).encode(), labels, meta).decode()
+    work = stored or stored_work(images, perfect_shapes(images, LABELS))
     candidate = await db.fetchval(
         "INSERT INTO candidates (telegram_id, full_name) VALUES (%s, %s) RETURNING id",
         (telegram_id, f"Candidate {telegram_id}"))
