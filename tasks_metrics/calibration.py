@@ -136,9 +136,18 @@ def calibrate(task_set: TaskSet, key: KeyVersion,
 async def calibration(db: Database, task_set: TaskSet) -> tuple[KeyVersion, list[ImageStats]]:
     """The key in force and the calibration of the set from every graded attempt on it."""
     key = await current_key(db, task_set.name)
+    # Only what is counted (missed objects, misread plates, box fit): a few hundred bytes an
+    # attempt rather than the whole report.
     rows = await db.fetchall(
-        "SELECT a.image_subset, m.band, jsonb_build_object('per_class', m.report -> 'per_class',"
-        " 'plates', m.report -> 'plates', 'image_fit', m.report -> 'image_fit') AS report"
+        "SELECT a.image_subset, m.band, jsonb_build_object('per_class', jsonb_build_object("
+        " 'car', jsonb_build_object('missed_objects',"
+        "  m.report #> '{per_class,car,missed_objects}'),"
+        " 'plate', jsonb_build_object('missed_objects',"
+        "  m.report #> '{per_class,plate,missed_objects}')),"
+        " 'plates', (SELECT coalesce(jsonb_agg(p), '[]') FROM jsonb_array_elements("
+        "  m.report -> 'plates') p WHERE p ->> 'given' IS NOT NULL"
+        "  AND NOT (p ->> 'correct')::boolean),"
+        " 'image_fit', m.report -> 'image_fit') AS report"
         " FROM attempts a JOIN metrics m ON m.attempt_id = a.id"
         " WHERE a.task_set = %s AND a.status = 'graded'", (task_set.name,))
     stats = await asyncio.to_thread(

@@ -20,6 +20,7 @@ from bot_files.handlers.hr import render_card
 from bot_files.texts import Texts
 from config.env import PROJECT_DIR
 from db import Database
+from sandbox.telegram import TelegramUser
 from tasks_generator import import_set
 from tasks_generator.task_set import load_task_set
 from tasks_metrics.answer_key import current_key, exclude, stale_attempts
@@ -253,3 +254,38 @@ def test_the_import_command_adds_a_good_set_and_rejects_a_broken_one(
     not_zip.write_text("hello")
     assert import_set.main([str(not_zip), "other", "--sets-dir", str(sets)]) == 1
     assert "is not a zip file" in capsys.readouterr().err
+
+
+async def test_hr_see_the_key_download_the_calibration_and_exclude_a_probable_error(
+        db: Database, grader: GradingProcesses, hr_user: TelegramUser) -> None:
+    image = NAMES[0]
+    for tid in (21, 22, 23):
+        images = [image, *NAMES[tid * 3:tid * 3 + 11]]
+        attempt = await _submit(db, tid, images, _work(images, drop={(image, 1)}))
+        await grade_attempt(db, grader, attempt)
+    await hr_user.send("/hr")
+    await hr_user.expect_message("HR menu")
+    await hr_user.press("🔑 Answer key and calibration")
+    screen = await hr_user.expect_message("Answer key", timeout=10)
+    assert "Task set default: 96 images, 12 in each test" in screen.text
+    assert "night 24" in screen.text and "Answer key version 1" in screen.text
+    assert f"{image} #1 (car): missed by 3, misread by 0 of 3" in screen.text
+    await hr_user.press("📐 Calibration (XLSX)")
+    sheet = await hr_user.expect_message("Calibration of default", timeout=10)
+    assert sheet.document is not None and sheet.document.file_name == "calibration_default_v1.xlsx"
+    await hr_user.press("🚫 Exclude an object or an image")
+    await hr_user.expect_message("Send the image's name")
+    await hr_user.send_sticker()
+    await hr_user.expect_message("I did not understand")
+    await hr_user.send("no_such.jpg 2")
+    await hr_user.expect_message("Not changed: the set has no image 'no_such.jpg'")
+    await hr_user.press(f"🚫 Exclude {image} #1 car", message_id=screen.message_id)
+    await hr_user.expect_message(f"Exclude {image} #1 (car) from grading?")
+    await hr_user.press("✅ Yes, exclude")
+    done = await hr_user.expect_edit("Answer key version 2", timeout=30)
+    assert f"{image} #1 (car) excluded" in done.text and "Re-graded: 3 attempts" in done.text
+    assert await db.fetchval("SELECT count(*) FROM metrics WHERE key_version = 2") == 3
+    assert await db.fetchval("SELECT sum(car_missed) FROM metrics") == 0
+    logged = await db.fetchone("SELECT actor_id, details FROM action_log"
+                               " WHERE action = 'hr.answer_key'")
+    assert logged["actor_id"] == hr_user.id and logged["details"]["version"] == 2

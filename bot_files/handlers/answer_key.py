@@ -66,7 +66,7 @@ async def show_key(target: Message, t: Texts, db: Database, task_set: TaskSet) -
                change=key.change, excluded_images=len(key.excluded_images),
                excluded_objects=len(key.excluded_objects))]
     found = suspects(stats)[:SUSPECTS_SHOWN]
-    truth = key.truth(task_set)
+    truth = await asyncio.to_thread(key.truth, task_set)  # a replaced file is parsed
     if found:
         lines.append(t("key.suspects"))
         lines += [t("key.suspect", object=describe_object(truth, o.image, o.number),
@@ -108,7 +108,7 @@ async def _ask_confirm(target: Message, t: Texts, db: Database, task_set: TaskSe
                        image: str, number: int) -> None:
     key = await current_key(db, task_set.name)
     try:
-        what = _what(t, task_set, key, image, number)
+        what = await asyncio.to_thread(_what, t, task_set, key, image, number)
     except KeyChangeError as exc:
         await target.answer(t("key.refused", reason=str(exc)))
         return
