@@ -20,6 +20,8 @@ def _decimal(t: Texts, value: float) -> str:
 def _spent(t: Texts, seconds: int) -> str:
     if seconds < 60:
         return t("flags.seconds", seconds=seconds)
+    if not seconds % 60:
+        return t("flags.minutes_only", minutes=seconds // 60)
     return t("flags.minutes", minutes=seconds // 60, seconds=seconds % 60)
 
 
