@@ -57,6 +57,7 @@ from tasks_generator.to_handlers import (
 from tasks_metrics.to_handlers import (
     GradingProcesses,
     ensure_rule,
+    regrade_for_key,
     regrade_interrupted,
     reopen_abandoned_checks,
 )
@@ -156,6 +157,7 @@ async def start_background_work(dispatcher: Dispatcher, bot: Bot, db: Database,
                 counts = await reconcile(db, cvat, settings, task_set, deliver)
                 reopened = await reopen_abandoned_checks(db, cvat)
                 regraded = await regrade_interrupted(db, grader)
+                regraded += await regrade_for_key(db, grader, task_set.name)
                 if any(counts.values()) or reopened or regraded:
                     logger.info("reconciled: %s, %d jobs reopened, %d graded", counts,
                                 reopened, regraded)

@@ -13,7 +13,7 @@ from authorization import Notify, NotifyChoice, Role
 from bot_files.keyboards import TaskAction, TaskStep
 from bot_files.texts import Raw, Texts
 
-HR_PREFIXES = frozenset({"h1", "h1c", "h1s", "h1w", "h1r", "h1l", "h1n", "h1d", "h1a"})
+HR_PREFIXES = frozenset({"h1", "h1c", "h1s", "h1w", "h1r", "h1l", "h1n", "h1d", "h1a", "h1k"})
 MAX_LABEL = 40  # characters of a person's name on a button
 
 
@@ -27,6 +27,7 @@ class MenuAct(StrEnum):
     NOTIFY = "n"
     RULE = "r"
     LISTS = "l"
+    KEY = "k"
 
 
 class HrMenu(CallbackData, prefix="h1"):
@@ -138,6 +139,21 @@ class HrNotify(CallbackData, prefix="h1n"):
     """"h1n:digest": how this HR user hears about results ("time": change the digest time)."""
 
     mode: str
+class KeyAct(StrEnum):
+    """Buttons of the answer key screen."""
+
+    CALIBRATION = "c"
+    ASK = "a"  # exclude: ask which image or object
+    EXCLUDE = "x"  # exclude the image (n = 0) or object n of image i: asks to confirm
+    EXCLUDE_OK = "x!"
+
+
+class HrKey(CallbackData, prefix="h1k"):
+    """"h1k:x:scene_031.jpg:3": the answer key (i: an image of the set, n: an object)."""
+
+    act: KeyAct
+    i: str = ""
+    n: int = 0
 
 
 def is_hr_callback(data: str | None) -> bool:
@@ -166,6 +182,7 @@ def hr_menu_keyboard(t: Texts, choice: NotifyChoice,
     builder.button(text=t("hr.btn_find"), callback_data=HrMenu(act=MenuAct.FIND))
     builder.button(text=t("hr.btn_whitelist"), callback_data=HrMenu(act=MenuAct.WHITELIST))
     builder.button(text=t("hr.btn_rule"), callback_data=HrMenu(act=MenuAct.RULE))
+    builder.button(text=t("key.btn"), callback_data=HrMenu(act=MenuAct.KEY))
     builder.button(text=notify_label(t, choice), callback_data=HrMenu(act=MenuAct.NOTIFY))
     if candidate_side:
         builder.button(text=t("hr_start.take_test"),
@@ -427,5 +444,29 @@ def whitelist_confirm_keyboard(t: Texts, telegram_id: int, page: int) -> InlineK
                                              page=page))
     builder.button(text=t("hr.btn_cancel"),
                    callback_data=HrWhitelist(act=WhitelistAct.CANCEL, page=page))
+    builder.adjust(2)
+    return builder.as_markup()
+
+
+def key_keyboard(t: Texts, suspects: list[tuple[str, int, str]]) -> InlineKeyboardMarkup:
+    """The answer key screen: calibration, exclude a probable key error (image, number,
+    label) or any object or image, back to the menu."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=t("key.btn_calibration"), callback_data=HrKey(act=KeyAct.CALIBRATION))
+    for image, number, label in suspects:
+        builder.button(text=t("key.btn_exclude_suspect", object=f"{image} #{number} {label}"),
+                       callback_data=HrKey(act=KeyAct.EXCLUDE, i=image, n=number))
+    builder.button(text=t("key.btn_exclude"), callback_data=HrKey(act=KeyAct.ASK))
+    builder.button(text=t("hr.btn_menu"), callback_data=HrMenu(act=MenuAct.MENU))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def key_confirm_keyboard(t: Texts, image: str, number: int) -> InlineKeyboardMarkup:
+    """Exclude for real, or cancel."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text=t("key.btn_confirm"),
+                   callback_data=HrKey(act=KeyAct.EXCLUDE_OK, i=image, n=number))
+    builder.button(text=t("hr.btn_cancel"), callback_data=HrMenu(act=MenuAct.MENU))
     builder.adjust(2)
     return builder.as_markup()

@@ -375,6 +375,16 @@ class Settings:
         "GRADING_MEMORY_MB", _number(int, 64, 65536),
         "Memory a grading process may take beyond its own code, in MB.", "1024",
     )
+    flag_seconds_per_object: float = _meta(
+        "FLAG_SECONDS_PER_OBJECT", _number(float, 0, 600),
+        "Work done faster than this many seconds per object of its images is flagged to HR as"
+        " implausibly fast; 0 = never.", "3",
+    )
+    flag_similar_pixels: float = _meta(
+        "FLAG_SIMILAR_PIXELS", _number(float, 0.1, 50),
+        "Two candidates' boxes this many pixels apart or closer count as the same box when"
+        " their work is compared for copying.", "2",
+    )
     pool_check_interval_seconds: int = _meta(
         "POOL_CHECK_INTERVAL_SECONDS", _number(int, 1, 86400),
         "How often pooled accounts and tasks are checked to still exist on CVAT.", "300",

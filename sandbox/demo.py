@@ -2,8 +2,9 @@
 
 The real bot (the production factories) runs on an embedded PostgreSQL against the Telegram and
 CVAT stand-ins. A scripted candidate takes the test twice (an incomplete submission first, then
-realistic mistakes, then a better second attempt); an HR user gets the notification, opens the
-card and downloads the export. The files land in demo-output/.
+realistic mistakes, then a better second attempt); a second candidate draws other images and
+hurries, and is flagged; an HR user gets the notifications, opens the cards, downloads the
+calibration and the export. The files land in demo-output/.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import shutil
 import sys
 import time
@@ -75,8 +77,9 @@ class Narrator:
 
 
 async def _annotate(login: Login, *, only: set[str] | None = None,
-                    mistakes: bool = False) -> None:
-    """Save the candidate's work in CVAT with their own login, as the CVAT UI would."""
+                    mistakes: bool = False, jitter: float = 0.0) -> list[str]:
+    """Save the candidate's work in CVAT with their own login, as the CVAT UI would (boxes a
+    little off, by up to `jitter` px, as a person draws them); the job's images."""
     client = candidate_client(login)
     try:
         job_id, frames, labels = await candidate_job(client)
@@ -92,9 +95,22 @@ async def _annotate(login: Login, *, only: set[str] | None = None,
             car = next(s for s in shapes if s["label_id"] != plate_id)
             x0, y0, x1, y1 = car["points"]
             car["points"] = [x0 - 25, y0 - 20, x1 + 25, y1 + 15]  # a loose box
+        rng = random.Random(len(frames))
+        for shape in shapes:
+            shape["points"] = [v + rng.uniform(-jitter, jitter) for v in shape["points"]]
         await save_shapes(client, job_id, shapes)
+        return frames
     finally:
         await client.close()
+
+
+async def _took(db: Database, telegram_id: int, minutes: int) -> None:
+    """The demo's clock: the candidate's open attempt was handed out `minutes` ago (a person
+    annotates for most of an hour; the script takes a second)."""
+    await db.execute(
+        "UPDATE attempts SET task_started = task_started - make_interval(mins => %s)"
+        " WHERE status = 'ready' AND candidate_id = (SELECT id FROM candidates"
+        " WHERE telegram_id = %s)", (minutes, telegram_id))
 
 
 async def run_demo() -> int:
@@ -157,7 +173,8 @@ async def _warm_pool(db: Database) -> PoolCounts:
 async def _story(telegram: TelegramServer, db: Database) -> None:
     maria = telegram.user(1001, first_name="Maria", language_code="en")
     helen = telegram.user(HR_ID, first_name="Helen", language_code="en")
-    chat = Narrator({maria.id: "Maria", helen.id: "Helen (HR)"})
+    oleg = telegram.user(1002, first_name="Oleg", language_code="en")
+    chat = Narrator({maria.id: "Maria", helen.id: "Helen (HR)", oleg.id: "Oleg"})
 
     async def send(user: TelegramUser, text: str, expect: str, **kw: Any) -> BotMessage:
         chat.say(user, text)
@@ -166,6 +183,16 @@ async def _story(telegram: TelegramServer, db: Database) -> None:
         await asyncio.sleep(0.1)
         chat.flush(user)
         return reply
+
+    async def submit(user: TelegramUser) -> BotMessage:
+        """The candidate submits complete work; HR's notification of it."""
+        await send(user, "✅ Submit", "for grading?")
+        await press(user, "✅ Yes, submit it", "Checking")
+        await user.expect_edit("Thank you!", timeout=20)
+        chat.flush(user)
+        notice = await helen.expect_message(f"New result: {user.first_name}", timeout=20)
+        chat.flush(helen)
+        return notice
 
     async def press(user: TelegramUser, button: str, expect: str, *, edit: bool = False,
                     **kw: Any) -> BotMessage:
@@ -194,16 +221,17 @@ async def _story(telegram: TelegramServer, db: Database) -> None:
     print(f"\n  (the login came {waited:.2f} s after the press: an account and a task from the "
           "warm pool, which refills behind her)")
     login = read_login(next(m for m in maria.messages if "Your CVAT login" in m.text))
-    subset = TASK_SET.subset_for_attempt(1)
+    subset = await _annotate(login, only=set())
     print(f"\n  (Maria logs into CVAT as {login.username} and annotates 8 of {len(subset)} "
           "images, then checks her work)")
     await _annotate(login, only=set(subset[:8]))
     await send(maria, "🔎 Check my work", "Checking")
     await maria.expect_edit("Not finished yet", timeout=20)
     chat.flush(maria)
-    print("\n  (she finishes every image, with realistic mistakes: a loose box, a missed plate, "
-          "a Cyrillic letter in a plate, a plate typed in lower case)")
-    await _annotate(login, mistakes=True)
+    print("\n  (40 minutes later she finishes every image, with realistic mistakes: a loose box,"
+          " a missed plate, a Cyrillic letter in a plate, a plate typed in lower case)")
+    await _annotate(login, mistakes=True, jitter=1.5)
+    await _took(db, maria.id, 40)
     await send(maria, "✅ Submit", "for grading?")
     await press(maria, "✅ Yes, submit it", "Checking")
     await maria.expect_edit("Thank you!", timeout=20)
@@ -225,13 +253,9 @@ async def _story(telegram: TelegramServer, db: Database) -> None:
     await press(maria, "✅ Yes, start a new attempt", "Your CVAT login")
     await maria.expect_message("What to do")
     chat.flush(maria)
-    await _annotate(login)
-    await send(maria, "✅ Submit", "for grading?")
-    await press(maria, "✅ Yes, submit it", "Checking")
-    await maria.expect_edit("Thank you!", timeout=20)
-    chat.flush(maria)
-    notice = await helen.expect_message("New result", timeout=20)
-    chat.flush(helen)
+    await _annotate(login, jitter=1.5)
+    await _took(db, maria.id, 35)
+    notice = await submit(maria)
     print("\n— HR reads the result —")
     await press(helen, "📇 Open card", "Maria", message_id=notice.message_id)
     card = next(m for m in reversed(helen.messages) if m.buttons)
@@ -248,6 +272,31 @@ async def _story(telegram: TelegramServer, db: Database) -> None:
     await press(helen, "📨 Send", "Sent to Maria", edit=True)
     await maria.expect_message("invite you to the next step", timeout=20)
     chat.flush(maria)
+    print("\n— Another candidate draws other images, and hurries —")
+    await send(oleg, "/start", "Hello, Oleg")
+    await send(oleg, "📝 Get a test task", "Ready to start?")
+    await press(oleg, "✅ Yes, create my task", "Your CVAT login")
+    await oleg.expect_message("What to do")
+    chat.flush(oleg)
+    oleg_login = read_login(next(m for m in oleg.messages if "Your CVAT login" in m.text))
+    olegs = await _annotate(oleg_login, jitter=2.0)
+    marias = await db.fetchval("SELECT image_subset FROM attempts WHERE number = 1 AND"
+                               " candidate_id = (SELECT id FROM candidates WHERE telegram_id"
+                               " = %s)", (maria.id,))
+    print(f"\n  (every attempt draws its own images, stratified by tag: Maria's first were "
+          f"{', '.join(n[6:9] for n in marias)}; Oleg's are {', '.join(n[6:9] for n in olegs)};"
+          f" {len(set(marias) & set(olegs))} in common. Oleg submits a minute later.)")
+    await _took(db, oleg.id, 1)
+    oleg_notice = await submit(oleg)
+    await press(helen, "📇 Open card", "Oleg", message_id=oleg_notice.message_id)
+    oleg_card = next(m for m in reversed(helen.messages) if "Oleg" in m.text and m.buttons)
+    flagged = [line for line in oleg_card.text.splitlines()
+               if line.startswith("🚩") or "answer key version" in line]
+    print("\n  (Oleg's card, below his figures:)\n" + "\n".join(f"          {line}"
+                                                            for line in flagged))
+    await send(helen, "/hr", "HR menu")
+    await press(helen, "🔑 Answer key and calibration", "Answer key")
+    await press(helen, "📐 Calibration (XLSX)", "Calibration of")
     await send(helen, "/hr", "HR menu")
     await press(helen, "📊 All candidates", "candidates")
     await asyncio.sleep(2)
@@ -267,8 +316,9 @@ async def _story(telegram: TelegramServer, db: Database) -> None:
     rows = await db.fetchall(
         "SELECT a.number, m.car_iou, m.plate_iou, m.plate_accuracy, m.score, m.band,"
         " m.car_missed, m.plate_missed, m.task_completed FROM metrics m"
-        " JOIN attempts a ON a.id = m.attempt_id ORDER BY a.number")
-    print("\nMetrics stored in PostgreSQL:")
+        " JOIN attempts a ON a.id = m.attempt_id JOIN candidates c ON c.id = a.candidate_id"
+        " WHERE c.telegram_id = %s ORDER BY a.number", (maria.id,))
+    print("\nMaria's metrics stored in PostgreSQL:")
     print(f"{'attempt':>7} {'car_iou':>8} {'plate_iou':>9} {'plate_acc':>9} {'score':>6} "
           f"{'band':>10} {'missed cars':>11} {'missed plates':>13}")
     for r in rows:

@@ -8,6 +8,7 @@ submitted: it counts as used). A lease marks an attempt someone is building now.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -100,24 +101,42 @@ def task_name(candidate_id: int, number: int, attempt_id: int, mark: str) -> str
     return f"Test of candidate {candidate_id}, attempt {number} (#{attempt_id}, {mark})"
 
 
+Draw = Callable[[Collection[str]], tuple[str, ...]]
+
+
+def seen_images(cur: Cursor, candidate_id: int, task_set: str,
+                but: int | None = None) -> list[str]:
+    """Every image of the set the candidate had in an attempt (but attempt `but`)."""
+    cur.execute(
+        "SELECT coalesce(array_agg(DISTINCT i ORDER BY i), '{}') AS seen"
+        " FROM attempts a, unnest(a.image_subset) i"
+        " WHERE a.candidate_id = %s AND a.task_set = %s AND a.id IS DISTINCT FROM %s",
+        (candidate_id, task_set, but))
+    return list(cur.fetchone()["seen"])
+
+
 def _take_pooled_task(cur: Cursor, attempt: Attempt) -> Attempt:
-    """Give the attempt the oldest ready pooled task on its images, if it has no task yet."""
+    """Give the attempt, if it has no task yet, the oldest ready pooled task with no image the
+    candidate had before; the attempt's images become that task's (pooled tasks are drawn
+    like any attempt). None fitting: the attempt keeps its own draw, built on demand."""
     if attempt.cvat_task_id is not None:
         return attempt
+    seen = seen_images(cur, attempt.candidate_id, attempt.task_set, but=attempt.id)
     cur.execute(
         "UPDATE pool_tasks SET status = 'handed_out', attempt_id = %s, handed_out_at = now()"
         " WHERE id = (SELECT id FROM pool_tasks WHERE status = 'ready' AND task_set = %s"
-        "  AND image_subset = %s::text[] ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
-        " RETURNING cvat_task_id, cvat_job_id, cvat_task_name",
-        (attempt.id, attempt.task_set, list(attempt.image_subset)),
+        "  AND NOT image_subset && %s::text[] ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
+        " RETURNING cvat_task_id, cvat_job_id, cvat_task_name, image_subset",
+        (attempt.id, attempt.task_set, seen),
     )
     pooled = cur.fetchone()
     if pooled is None:
         return attempt
     cur.execute(
-        "UPDATE attempts SET cvat_task_id = %s, cvat_job_id = %s, cvat_task_name = %s"
-        f" WHERE id = %s RETURNING {_COLUMNS}",
-        (pooled["cvat_task_id"], pooled["cvat_job_id"], pooled["cvat_task_name"], attempt.id),
+        "UPDATE attempts SET cvat_task_id = %s, cvat_job_id = %s, cvat_task_name = %s,"
+        f" image_subset = %s WHERE id = %s RETURNING {_COLUMNS}",
+        (pooled["cvat_task_id"], pooled["cvat_job_id"], pooled["cvat_task_name"],
+         pooled["image_subset"], attempt.id),
     )
     return Attempt.from_row(cur.fetchone())
 
@@ -140,7 +159,7 @@ async def open_attempt(
     max_attempts: int,
     cooldown: timedelta,
     task_set: str,
-    subset_for: Any,
+    draw: Draw,
     new_attempt: bool,
     lease: timedelta = DEFAULT_LEASE,
     pooled_accounts: bool = False,
@@ -148,7 +167,8 @@ async def open_attempt(
 ) -> Opening:
     """Find or start the candidate's attempt in one transaction, the candidate's row locked.
 
-    `subset_for(number)` gives the images of attempt `number`. With `new_attempt` False the
+    `draw(seen)` gives the images of a new attempt, none of `seen` (the images the candidate
+    had) where the set allows; the draw is stored with the attempt. With `new_attempt` False the
     caller asked for their (first) task: an existing attempt of any state is reported rather
     than a new one started. An attempt to build takes a ready account and task from the warm
     pool (`pooled_accounts`, `pooled_tasks`) in the same transaction, where the pool has them.
@@ -190,10 +210,11 @@ async def open_attempt(
             if available > now:
                 return Opening("cooldown", candidate, latest, used, allowed, available)
         number = (latest.number if latest else 0) + 1
+        images = draw(seen_images(cur, candidate.id, task_set))
         cur.execute(
             "INSERT INTO attempts (candidate_id, number, task_set, image_subset, lease_until,"
             f" lease_owner) VALUES (%s, %s, %s, %s, now() + %s, %s) RETURNING {_COLUMNS}",
-            (candidate.id, number, task_set, list(subset_for(number)), lease, new_lease_owner()),
+            (candidate.id, number, task_set, list(images), lease, new_lease_owner()),
         )
         attempt = Attempt.from_row(cur.fetchone())
         cur.execute(f"UPDATE attempts SET cvat_task_name = %s WHERE id = %s RETURNING {_COLUMNS}",

@@ -3,11 +3,12 @@
 Run from the project root:
 
     .venv/bin/python -m tasks_generator.make_task_set \
-        --out media/task_sets/default --count 24 --seed 2026
+        --out media/task_sets/default --count 96 --seed 2026
 
 The output folder gets ``images/scene_NNN.jpg``, ``annotations.xml`` (ground truth in
 CVAT for images 1.1), ``README.md`` and ``set.json``. The result depends only on the
-arguments: running it twice gives byte-identical files.
+arguments: running it twice gives byte-identical files. Each image gets tags in set.json
+(`night`, `occluded`, `plateless`): the draws of images per candidate are stratified by them.
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ WIDTH = 800
 HEIGHT = 600
 JPEG_QUALITY = 85
 IMAGES_PER_TASK = 12
-DEFAULT_COUNT = 24
+DEFAULT_COUNT = 96
+# Images from this one on are night scenes every NIGHT_EVERY: the first 24 stay as they were
+# (the figures of the pass rule were measured on the first 12).
+FIRST_NIGHT, NIGHT_EVERY = 24, 3
+NIGHT, OCCLUDED, PLATELESS = "night", "occluded", "plateless"
 DEFAULT_SEED = 2026
 DEFAULT_OUT = "media/task_sets/default"
 
@@ -87,6 +92,19 @@ class Scene:
     name: str
     image: np.ndarray
     boxes: list[Box]
+    night: bool = False
+
+    @property
+    def tags(self) -> list[str]:
+        """What makes the scene harder: darkness, a hidden car, a car without a plate."""
+        cars = [b for b in self.boxes if b.label == CAR_LABEL]
+        plates = [b for b in self.boxes if b.label == PLATE_LABEL]
+        tags = [NIGHT] if self.night else []
+        if any(b.occluded for b in cars):
+            tags.append(OCCLUDED)
+        if len(plates) < len(cars):
+            tags.append(PLATELESS)
+        return tags
 
 
 @dataclass
@@ -580,8 +598,18 @@ def generate(count: int, seed: int) -> list[Scene]:
     scenes = []
     for idx, (plates, need_overlap) in enumerate(plan):
         scene_rng = np.random.default_rng([seed, idx])
-        scenes.append(make_scene(scene_rng, f"scene_{idx + 1:03d}.jpg", plates, need_overlap))
+        scene = make_scene(scene_rng, f"scene_{idx + 1:03d}.jpg", plates, need_overlap)
+        if idx >= FIRST_NIGHT and (idx - FIRST_NIGHT) % NIGHT_EVERY == NIGHT_EVERY - 1:
+            scene = Scene(scene.name, to_night(scene.image), scene.boxes, night=True)
+        scenes.append(scene)
     return scenes
+
+
+def to_night(image: np.ndarray) -> np.ndarray:
+    """The same scene at night: darker, bluer and noisier (the boxes do not move)."""
+    dark = image.astype(np.float32) * np.array([0.42, 0.33, 0.3], dtype=np.float32)
+    rows = np.linspace(0.75, 1.1, image.shape[0], dtype=np.float32)[:, None, None]
+    return np.clip(dark * rows + 6.0, 0, 255).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------- output
@@ -745,8 +773,8 @@ PLATE_RULE = {
 }
 
 
-def build_set_json(name: str, count: int, seed: int) -> bytes:
-    """Return the set.json metadata a loader reads."""
+def build_set_json(name: str, count: int, seed: int, scenes: list[Scene]) -> bytes:
+    """Return the set.json metadata a loader reads (with each image's tags)."""
     data = {
         "name": name,
         "description": (
@@ -760,6 +788,7 @@ def build_set_json(name: str, count: int, seed: int) -> bytes:
         "label_hints": LABEL_HINTS,
         "plate_rule": PLATE_RULE,
         "generator": f"tasks_generator.make_task_set --count {count} --seed {seed}",
+        "tags": {scene.name: scene.tags for scene in scenes if scene.tags},
     }
     return (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
@@ -776,10 +805,16 @@ A synthetic task set for the candidate test: {count} street scenes ({WIDTH}x{HEI
 with 1 to 3 cars each. The candidate must draw a box around every car and every licence
 plate and type each plate's text into the `plate` attribute. The ground truth is in
 `annotations.xml` (CVAT for images 1.1, the format CVAT exports). A test task uses
-{IMAGES_PER_TASK} images; the {count} images give {count // IMAGES_PER_TASK} disjoint subsets
-(`scene_001`..`scene_012`, `scene_013`..`scene_024`), so a candidate can get a second attempt
-on pictures they have not seen. Each subset has images with 3 cars, overlapping cars and cars
-without a visible plate.
+{IMAGES_PER_TASK} images drawn from the {count} for each attempt of each candidate, never one the
+candidate had before, stratified by the tags in `set.json` so that every draw is equally hard:
+
+- `night`: a night scene (every third image from `scene_025`: darker, bluer, noisier);
+- `occluded`: a car partly hidden by a nearer one;
+- `plateless`: a car without a visible plate.
+
+Every run of 12 images (`scene_001`..`scene_012`, ...) has images with 3 cars, overlapping
+cars and cars without a visible plate; the first 12 are the images the pass rule's figures
+were measured on.
 
 ## How it was made
 
@@ -853,7 +888,7 @@ def write_task_set(out: Path, count: int = DEFAULT_COUNT, seed: int = DEFAULT_SE
     for scene in scenes:
         (images_dir / scene.name).write_bytes(encode_jpeg(scene.image))
     (out / "annotations.xml").write_bytes(build_annotations_xml(scenes, f"task_set_{out.name}"))
-    (out / "set.json").write_bytes(build_set_json(out.name, count, seed))
+    (out / "set.json").write_bytes(build_set_json(out.name, count, seed, scenes))
     (out / "README.md").write_bytes(build_readme(out, count, seed))
     cars = sum(1 for s in scenes for b in s.boxes if b.label == CAR_LABEL)
     plates = sum(1 for s in scenes for b in s.boxes if b.label == PLATE_LABEL)

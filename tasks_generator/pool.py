@@ -16,8 +16,10 @@ in front of a candidate's:
   account or task under its id, one activated, logged into, assigned or changed since it was
   made ready): that one is left alone on CVAT. A hand-out that still meets a gone one (it went
   between two checks) makes a new one on demand instead (`generation._build_steps`).
-- Rows over the size (the setting was lowered, or set to 0) and tasks of images no attempt gets
-  any more (another task set, another IMAGES_PER_TASK) are deleted from CVAT.
+- Each pooled task is on images drawn as an attempt's are (`TaskSet.draw`); a hand-out takes
+  one with no image the candidate had before. Rows over the size (the setting was lowered, or
+  set to 0) and tasks whose images are no draw of the set any more (another task set, other
+  tags, another IMAGES_PER_TASK) are deleted from CVAT.
 - Pooled task names carry this deployment's mark, and a build resumed after a crash takes a
   thing found on CVAT by its name only if it was made after the row that asked for it.
 - One thing failing, whatever the error, never stops the others: it is logged with its row's id
@@ -88,14 +90,6 @@ async def pool_counts(db: Database) -> PoolCounts:
     return PoolCounts(row["ar"], row["ac"], row["tr"], row["tc"])
 
 
-def task_targets(task_set: TaskSet, size: int, max_attempts: int) -> dict[tuple[str, ...], int]:
-    """How many ready tasks to keep of each image subset: the pool's size spread over the
-    subsets attempts 1..max_attempts get, the first attempt's first."""
-    subsets = task_set.subsets[:max(1, min(max_attempts, len(task_set.subsets)))]
-    return {subset: size // len(subsets) + (1 if i < size % len(subsets) else 0)
-            for i, subset in enumerate(subsets)}
-
-
 @dataclass
 class _Work:
     """Rows one refill pass took (under a lease) to make or to delete."""
@@ -160,41 +154,37 @@ def _take_account_work(cur: Cursor, size: int, below: int, lease: timedelta) -> 
                  retire=_lease_rows(cur, ACCOUNTS, retire + spare, lease, "retiring"))
 
 
-def _take_task_work(cur: Cursor, task_set: str, targets: dict[tuple[str, ...], int],
-                    below: int, lease: timedelta) -> _Work:
-    """The same for tasks, per image subset: also deletes tasks of images no attempt gets any
-    more (the task set or IMAGES_PER_TASK changed)."""
+def _take_task_work(cur: Cursor, task_set: TaskSet, size: int, below: int,
+                    lease: timedelta) -> _Work:
+    """The same for tasks, each on images drawn as an attempt's are: also deletes tasks whose
+    images are not a draw of the set as it is now (the task set, its tags or IMAGES_PER_TASK
+    changed)."""
     now, rows = _locked_rows(cur, _LOCK_TASKS, TASKS)
     retire = [r["id"] for r in rows if r["status"] == "retiring" and _free(r, now)]
-    by_subset: dict[tuple[str, ...], list[dict[str, Any]]] = {s: [] for s in targets}
+    live: list[dict[str, Any]] = []
     for row in rows:
         if row["status"] == "retiring":
             continue
-        key = tuple(row["image_subset"])
-        if row["task_set"] != task_set or key not in by_subset:
+        if row["task_set"] != task_set.name or not task_set.fits(row["image_subset"]):
             if _free(row, now):  # a build under way (an older configuration's) finishes first
                 retire.append(row["id"])
             continue
-        by_subset[key].append(row)
-    resume: list[int] = []
-    for key in by_subset:
-        by_subset[key], spare = _trim(by_subset[key], targets[key], now)
-        retire += spare
-        resume += [r["id"] for r in by_subset[key]
-                   if r["status"] == "creating" and _free(r, now)]
-    ready = sum(r["status"] == "ready" for live in by_subset.values() for r in live)
+        live.append(row)
+    live, spare = _trim(live, size, now)
+    retire += spare
+    resume = [r["id"] for r in live if r["status"] == "creating" and _free(r, now)]
+    ready = sum(r["status"] == "ready" for r in live)
     new: list[int] = []
-    if ready < min(below, sum(targets.values())):
-        for key, live in by_subset.items():
-            for _ in range(targets[key] - len(live)):
-                cur.execute("SELECT nextval(pg_get_serial_sequence('pool_tasks', 'id')) AS id")
-                row_id = cur.fetchone()["id"]
-                cur.execute(
-                    "INSERT INTO pool_tasks (id, task_set, image_subset, cvat_task_name)"
-                    " VALUES (%s, %s, %s, %s)",
-                    (row_id, task_set, list(key), pooled_task_name(row_id,
-                                                                   installation_mark(cur))))
-                new.append(row_id)
+    if ready < min(below, size):
+        for _ in range(size - len(live)):
+            cur.execute("SELECT nextval(pg_get_serial_sequence('pool_tasks', 'id')) AS id")
+            row_id = cur.fetchone()["id"]
+            cur.execute(
+                "INSERT INTO pool_tasks (id, task_set, image_subset, cvat_task_name)"
+                " VALUES (%s, %s, %s, %s)",
+                (row_id, task_set.name, list(task_set.draw()),
+                 pooled_task_name(row_id, installation_mark(cur))))
+            new.append(row_id)
     return _Work(build=_lease_rows(cur, TASKS, resume + new, lease, resumed=resume),
                  retire=_lease_rows(cur, TASKS, sorted(set(retire)), lease, "retiring"))
 
@@ -259,9 +249,9 @@ class PoolKeeper:
         settings = self.settings
         accounts = await self.db.run(lambda cur: _take_account_work(
             cur, settings.pool_accounts, settings.pool_accounts_refill_below, self.lease))
-        targets = task_targets(self.task_set, settings.pool_tasks, settings.max_attempts)
         tasks = await self.db.run(lambda cur: _take_task_work(
-            cur, self.task_set.name, targets, settings.pool_tasks_refill_below, self.lease))
+            cur, self.task_set, settings.pool_tasks, settings.pool_tasks_refill_below,
+            self.lease))
         jobs = ([self._guarded(ACCOUNTS, row, self._build_account) for row in accounts.build]
                 + [self._guarded(TASKS, row, self._build_task) for row in tasks.build]
                 + [self._guarded(ACCOUNTS, row, self._retire_account) for row in accounts.retire]

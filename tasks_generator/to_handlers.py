@@ -105,7 +105,7 @@ async def request_test_task(
         db, telegram_id=telegram_id, username=username, full_name=full_name,
         max_attempts=settings.max_attempts,
         cooldown=timedelta(minutes=settings.attempt_cooldown_minutes),
-        task_set=task_set.name, subset_for=task_set.subset_for_attempt, new_attempt=new_attempt,
+        task_set=task_set.name, draw=task_set.draw, new_attempt=new_attempt,
         lease=timedelta(seconds=settings.build_lease_seconds),
         pooled_accounts=settings.pool_accounts > 0, pooled_tasks=settings.pool_tasks > 0,
     )
@@ -236,7 +236,7 @@ async def _reconcile_one(db: Database, cvat: AsyncCvatClient, settings: Settings
         db, telegram_id=candidate.telegram_id, username=candidate.telegram_username,
         full_name=candidate.full_name, max_attempts=settings.max_attempts,
         cooldown=timedelta(0), task_set=task_set.name,
-        subset_for=task_set.subset_for_attempt, new_attempt=False,
+        draw=task_set.draw, new_attempt=False,
         lease=timedelta(seconds=settings.build_lease_seconds),
         pooled_accounts=settings.pool_accounts > 0, pooled_tasks=settings.pool_tasks > 0)
     if opening.kind != "build" or opening.attempt is None:

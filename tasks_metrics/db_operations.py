@@ -235,9 +235,12 @@ async def save_metrics(
     *,
     task_started: datetime | None,
     task_ended: datetime | None,
+    key_version: int = 1,
+    fingerprint: dict[str, Any] | None = None,
 ) -> Verdict:
-    """Store (or replace, on a re-grade) the metrics of one attempt, banded by the rule in
-    force, and mark the attempt graded: one transaction. Returns the verdict."""
+    """Store (or replace, on a re-grade: the figures it had go to `metrics_history`) the
+    metrics of one attempt, graded on answer key `key_version`, banded by the rule in force,
+    and mark the attempt graded: one transaction. Returns the verdict."""
     columns = ", ".join(_COLUMNS)
     placeholders = ", ".join(f"%({c})s" for c in _COLUMNS)
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS)
@@ -249,20 +252,27 @@ async def save_metrics(
         verdict = rule.evaluate(values)
         stored = {**report, "band": verdict.band, "gates": verdict.gates_dicts()}
         cur.execute(
+            "INSERT INTO metrics_history (attempt_id, key_version, figures)"
+            " SELECT attempt_id, key_version, to_jsonb(m) - 'report' - 'fingerprint'"
+            " FROM metrics m WHERE attempt_id = %s", (attempt_id,))
+        cur.execute(
             f"INSERT INTO metrics (attempt_id, candidate_id, times_attempted, task_started,"
-            f" task_ended, report, band, gates, rule_id, {columns})"
+            f" task_ended, report, band, gates, rule_id, key_version, fingerprint, {columns})"
             f" SELECT a.id, a.candidate_id, a.number, %(task_started)s, %(task_ended)s,"
-            f" %(report)s::jsonb, %(band)s, %(gates)s::jsonb, %(rule_id)s, {placeholders}"
+            f" %(report)s::jsonb, %(band)s, %(gates)s::jsonb, %(rule_id)s, %(key_version)s,"
+            f" %(fingerprint)s::jsonb, {placeholders}"
             f" FROM attempts a WHERE a.id = %(attempt_id)s"
             f" ON CONFLICT (attempt_id) DO UPDATE SET task_started = EXCLUDED.task_started,"
             f" task_ended = EXCLUDED.task_ended, report = EXCLUDED.report, graded_at = now(),"
             f" band = EXCLUDED.band, gates = EXCLUDED.gates, rule_id = EXCLUDED.rule_id,"
+            f" key_version = EXCLUDED.key_version, fingerprint = EXCLUDED.fingerprint,"
             f" {updates}",
             {**{c: values.get(c) for c in _COLUMNS}, "attempt_id": attempt_id,
              "task_started": task_started, "task_ended": task_ended,
              "report": json.dumps(stored, ensure_ascii=False), "band": verdict.band,
              "gates": json.dumps(verdict.gates_dicts()),
-             "rule_id": version.id if version else None},
+             "rule_id": version.id if version else None, "key_version": key_version,
+             "fingerprint": json.dumps(fingerprint or {}, ensure_ascii=False)},
         )
         cur.execute("UPDATE attempts SET status = 'graded', grading_error = NULL,"
                     " grading_failures = 0, grading_retry_at = NULL, updated_at = now()"

@@ -46,7 +46,7 @@ _METRIC_COLUMNS = _columns(
     ("plate_precision", PERCENT), ("plate_matched_iou", PERCENT), ("plate_accuracy", PERCENT),
     ("wrong_plates", INT), ("plate_cer", PERCENT), ("score", PERCENT),
     ("time_spent_min", FLOAT), ("task_started", DATE), ("task_ended", DATE),
-    ("graded_at", DATE),
+    ("graded_at", DATE), ("key_version", INT), ("flags", TEXT),
 )
 
 # The candidates sheet, one row per candidate (the attempt that counts, ATTEMPT_COUNTS): the
@@ -107,7 +107,18 @@ _METRIC_SQL = """
      WHERE p ->> 'correct' = 'false')::int AS wrong_plates,
     m.car_precision, m.car_recall, m.car_matched_iou, m.car_missed, m.car_extra,
     m.plate_precision, m.plate_recall, m.plate_matched_iou, m.plate_missed, m.plate_extra,
-    m.plate_cer, m.graded_at, a.cvat_task_id, a.cvat_job_id"""
+    m.plate_cer, m.graded_at, a.cvat_task_id, a.cvat_job_id, m.key_version,
+    (SELECT string_agg(CASE f.kind
+        WHEN 'too_fast' THEN format('too fast: %s objects in %s s (%s s an object)',
+            f.evidence ->> 'objects', f.evidence ->> 'seconds', f.evidence ->> 'per_object')
+        ELSE format('%s to candidate %s attempt %s: %s of %s boxes within %s px on %s shared'
+                    ' images%s', replace(f.kind, '_', ' '), o.candidate_id, o.number,
+            f.evidence ->> 'close', f.evidence ->> 'boxes', f.evidence ->> 'pixels',
+            f.evidence ->> 'images', CASE WHEN jsonb_array_length(f.evidence -> 'typos') > 0
+            THEN ', the same wrong plates ' || (f.evidence ->> 'typos') ELSE '' END) END,
+        '; ' ORDER BY f.kind, f.id)
+     FROM flags f LEFT JOIN attempts o ON o.id = f.other_attempt
+     WHERE f.attempt_id = a.id AND m.attempt_id IS NOT NULL) AS flags"""
 
 # {order}: the ORDER BY that puts the attempt that counts first (ATTEMPT_COUNTS).
 _CANDIDATES_SQL = """

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tasks_metrics.checker import Problem
+from tasks_metrics.flags import FlagRules
 from tasks_metrics.framing import FramingError, encode_message, read_message_async
 from tasks_metrics.limits import MEMORY, TIME, Limits, OverLimit
 from tasks_metrics.types import AnnotationFormatError
@@ -47,12 +48,36 @@ class GradingFailed(Exception):
 
 
 @dataclass(frozen=True)
+class GradingKey:
+    """The answer key a job grades by: its version, the images and (image, object number)
+    pairs it leaves out, and its annotations file when it replaced the set's own."""
+
+    version: int = 1
+    images: tuple[str, ...] = ()
+    objects: tuple[tuple[str, int], ...] = ()
+    annotations: bytes | None = None
+
+    def header(self) -> dict[str, Any]:
+        """As the grading process reads it (the annotations go as a blob of their own)."""
+        return {"version": self.version, "images": list(self.images),
+                "objects": [list(o) for o in self.objects],
+                "custom": self.annotations is not None}
+
+    def blobs(self) -> list[bytes]:
+        """What goes after the work."""
+        return [] if self.annotations is None else [self.annotations]
+
+
+@dataclass(frozen=True)
 class Graded:
-    """What grading a stored submission gives: the figures under their `metrics` column names
-    and the JSON report (matches, plates, per image)."""
+    """What grading a stored submission gives: the figures under their `metrics` column names,
+    the JSON report (matches, plates, per image), the key's version and the work's
+    fingerprint (boxes and texts per image)."""
 
     values: dict[str, Any]
     report: dict[str, Any]
+    key_version: int = 1
+    fingerprint: dict[str, Any] | None = None
 
 
 class _Process:
@@ -111,8 +136,11 @@ class GradingProcesses:
 
     def __init__(self, task_set_folder: Path, images_per_task: int = 0, *,
                  limits: Limits | None = None, processes: int = 2, cpu_seconds: int = 30,
-                 memory_mb: int = 1024, max_jobs: int = 200) -> None:
+                 memory_mb: int = 1024, max_jobs: int = 200,
+                 flag_rules: FlagRules | None = None) -> None:
         self.task_set_folder = task_set_folder
+        # When graded work is flagged to HR (copied, implausibly fast): judged after grading.
+        self.flag_rules = flag_rules or FlagRules()
         self.images_per_task = images_per_task
         self.limits = limits or Limits()
         self.cpu_seconds = cpu_seconds
@@ -139,7 +167,9 @@ class GradingProcesses:
                                  max_points_per_shape=settings.submission_max_points_per_shape),
                    processes=settings.grading_processes,
                    cpu_seconds=settings.grading_cpu_seconds,
-                   memory_mb=settings.grading_memory_mb)
+                   memory_mb=settings.grading_memory_mb,
+                   flag_rules=FlagRules(pixels=settings.flag_similar_pixels,
+                                        seconds_per_object=settings.flag_seconds_per_object))
 
     async def _start(self) -> _Process:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
@@ -201,18 +231,26 @@ class GradingProcesses:
         return [Problem(p["image"], p["code"], p.get("params") or {})
                 for p in result["problems"]]
 
-    async def grade(self, stored: bytes, subset: Sequence[str]) -> Graded:
+    async def grade(self, stored: bytes, subset: Sequence[str],
+                    key: GradingKey | None = None) -> Graded:
         """Figures and report of a stored submission (JSON bytes of attempts'
-        submitted_annotations)."""
-        result, _ = await self._job({"op": "grade", "subset": list(subset)}, [stored])
-        return Graded(result["values"], result["report"])
+        submitted_annotations) by the answer key `key` (the set's own when None)."""
+        key = key or GradingKey()
+        result, _ = await self._job({"op": "grade", "subset": list(subset),
+                                     "key": key.header()}, [stored, *key.blobs()])
+        return Graded(result["values"], result["report"], int(result.get("key_version") or 1),
+                      result.get("fingerprint"))
 
     async def pictures(self, stored: bytes, subset: Sequence[str], limit: int = 30,
-                       labels: dict[str, str] | None = None) -> list[tuple[str, bytes]]:
+                       labels: dict[str, str] | None = None,
+                       key: GradingKey | None = None) -> list[tuple[str, bytes]]:
         """JPEG pictures of a stored submission's errors, (image name, bytes), with `labels`
-        (tasks_metrics.generation.PictureLabels) in the reader's language."""
+        (tasks_metrics.generation.PictureLabels) in the reader's language, graded against
+        `key` (the answer key in force)."""
+        key = key or GradingKey()
         result, blobs = await self._job({"op": "pictures", "subset": list(subset),
-                                         "max": limit, "labels": labels or {}}, [stored])
+                                         "max": limit, "labels": labels or {},
+                                         "key": key.header()}, [stored, *key.blobs()])
         return list(zip(result["names"], blobs, strict=True))
 
     async def scorecard(self, card: dict[str, Any], labels: dict[str, str] | None = None,

@@ -22,11 +22,14 @@ from typing import Any, BinaryIO
 
 from tasks_generator.task_set import TaskSet, load_task_set
 from tasks_metrics.checker import check_completeness
+from tasks_metrics.cvat_xml import parse_cvat_xml
+from tasks_metrics.differences import shape_bbox
+from tasks_metrics.exclusions import Exclusions, apply_exclusions
 from tasks_metrics.framing import read_message, write_message
 from tasks_metrics.limits import Limits, OverLimit
 from tasks_metrics.metrics import grade
 from tasks_metrics.rest import from_cvat_rest
-from tasks_metrics.types import AnnotationFormatError, TaskAnnotations
+from tasks_metrics.types import AREA_KINDS, AnnotationFormatError, TaskAnnotations
 
 READY = b"ready\n"
 
@@ -54,12 +57,21 @@ def candidate_task(annotations: Any, labels: Any, meta: Any, subset: list[str],
     return task.named_as(subset)
 
 
+def fingerprint(task: TaskAnnotations) -> dict[str, list[list[Any]]]:
+    """What the work looks like, per image: [label, x0, y0, x1, y1, text] of every shape with
+    an area, its box to a tenth of a pixel (what two candidates' work is compared on)."""
+    return {image.name: sorted(
+        [s.label, *(round(v, 1) for v in shape_bbox(s)), s.text.strip()]
+        for s in image.shapes if s.kind in AREA_KINDS) for image in task}
+
+
 class Worker:
     """Answers the requests of one bot process."""
 
     def __init__(self, task_set: TaskSet, limits: Limits) -> None:
         self.task_set = task_set
         self.limits = limits
+        self._keys: dict[int, TaskAnnotations] = {}  # replaced annotations by key version
         self.ops: dict[str, Callable[[dict[str, Any], list[bytes]],
                                      tuple[dict[str, Any], list[bytes]]]] = {
             "check": self.check, "grade": self.grade, "pictures": self.pictures,
@@ -82,29 +94,51 @@ class Worker:
         return subset, candidate_task(stored.get("annotations"), stored.get("labels"),
                                       stored.get("meta"), subset, self.limits)
 
-    def _ground_truth(self, subset: list[str]) -> TaskAnnotations:
-        missing = [n for n in subset if n not in self.task_set.ground_truth.images]
+    def _key(self, header: dict[str, Any], blobs: list[bytes],
+             ) -> tuple[TaskAnnotations, Exclusions, int]:
+        """The answer key the job names: the set's annotations or a replacement (sent with
+        the job, parsed once per version), what it excludes, and its version."""
+        key = header.get("key") or {}
+        version = int(key.get("version") or 1)
+        truth = self.task_set.ground_truth
+        if key.get("custom"):
+            if version not in self._keys:
+                self._keys[version] = parse_cvat_xml(blobs[1])
+            truth = self._keys[version]
+        return truth, Exclusions.from_lists(key.get("images") or (),
+                                            key.get("objects") or ()), version
+
+    def _graded(self, header: dict[str, Any], blobs: list[bytes],
+                ) -> tuple[TaskAnnotations, TaskAnnotations, TaskAnnotations, int]:
+        """(ground truth, work) on the attempt's images under the job's key, the work as it
+        was stored, and the key's version."""
+        subset, task = self._stored(header, blobs[0])
+        truth, exclusions, version = self._key(header, blobs)
+        missing = [n for n in subset if n not in truth.images]
         if missing:
             raise AnnotationFormatError(
                 f"the task set {self.task_set.name!r} has no image {missing[0]!r} any more")
-        return self.task_set.ground_truth_for(subset)
+        kept_truth, kept_work = apply_exclusions(
+            TaskAnnotations({n: truth.images[n] for n in subset}), task, exclusions)
+        return kept_truth, kept_work, task, version
 
     def grade(self, header: dict[str, Any], blobs: list[bytes]) -> tuple[dict[str, Any],
                                                                           list[bytes]]:
-        """The figures and report of a stored submission (the band is the bot's business)."""
-        subset, task = self._stored(header, blobs[0])
-        report = grade(self._ground_truth(subset), task)
-        return {"values": report.metric_values(), "report": report.to_dict()}, []
+        """The figures and report of a stored submission (the band is the bot's business),
+        and the work's fingerprint."""
+        truth, work, stored, version = self._graded(header, blobs)
+        report = grade(truth, work)
+        return {"values": report.metric_values(), "report": report.to_dict(),
+                "key_version": version, "fingerprint": fingerprint(stored)}, []
 
     def pictures(self, header: dict[str, Any], blobs: list[bytes]) -> tuple[dict[str, Any],
                                                                              list[bytes]]:
         """JPEG pictures of the errors, images with errors only, at most `max`."""
         from tasks_metrics.generation import PictureLabels, render_overlays
 
-        subset, task = self._stored(header, blobs[0])
-        ground_truth = self._ground_truth(subset)
-        report = grade(ground_truth, task)
-        pictures = render_overlays(ground_truth, task, report,
+        truth, work, _, _ = self._graded(header, blobs)
+        report = grade(truth, work)
+        pictures = render_overlays(truth, work, report,
                                    lambda name: self.task_set.image_path(name).read_bytes(),
                                    labels=PictureLabels.from_dict(header.get("labels")))
         items = list(pictures.items())[:int(header.get("max", 30))]

@@ -2,8 +2,7 @@
 
 Each list is one SQL condition over a candidate `c` and their latest graded attempt `l`
 (band, score, number), declared in `LIST_CONDITIONS`: the only place that says who is on which
-list. *flagged* waits for the copy flags; until then its condition is `false` and it is
-empty.
+list.
 """
 
 from __future__ import annotations
@@ -41,7 +40,8 @@ LIST_CONDITIONS: dict[ListName, str] = {
                     " AND a.status = 'ready' AND a.task_started < %(stalled_before)s)",
     ListName.EXPIRED: "EXISTS (SELECT 1 FROM attempts a WHERE a.candidate_id = c.id"
                     " AND a.status = 'expired')",
-    ListName.FLAGGED: "false",  # nothing flags a candidate yet
+    ListName.FLAGGED: "EXISTS (SELECT 1 FROM flags f JOIN attempts a ON a.id = f.attempt_id"
+                    " WHERE a.candidate_id = c.id)",
 }
 _ORDER = " ORDER BY c.created_at DESC, c.id DESC"
 

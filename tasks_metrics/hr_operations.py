@@ -13,6 +13,8 @@ from typing import Any
 from connection import AsyncCvatClient, CvatError
 from db import Database
 from log import record_action
+from tasks_metrics.answer_key import current_key
+from tasks_metrics.flags import Flag, flags_of
 from tasks_metrics.grading_process import GradingProcesses
 from tasks_metrics.pass_rule import Verdict
 from tasks_metrics.submission import GradedAttempt, GradingError, grade_attempt
@@ -83,6 +85,8 @@ class AttemptCard:
     grading_error: str | None = None
     cvat_task_id: int | None = None
     cvat_job_id: int | None = None
+    key_version: int | None = None  # the answer key it was graded on
+    flags: list[Flag] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -149,11 +153,12 @@ async def candidate_card(db: Database, candidate_id: int) -> CandidateCard | Non
         " m.car_precision, m.car_recall, m.car_matched_iou, m.car_missed, m.car_extra,"
         " m.plate_precision, m.plate_recall, m.plate_matched_iou, m.plate_missed,"
         " m.plate_extra, m.plate_cer, m.graded_at, m.report -> 'plates' AS plates, m.gates,"
-        " m.rule_id, a.cvat_task_id, a.cvat_job_id,"
+        " m.rule_id, m.key_version, a.cvat_task_id, a.cvat_job_id,"
         " a.grading_error"
         " FROM attempts a LEFT JOIN metrics m ON m.attempt_id = a.id"
         " WHERE a.candidate_id = %s ORDER BY a.number", (candidate_id,))
     attempts = []
+    flags = await flags_of(db, [row["id"] for row in rows])
     for row in rows:
         metrics = None
         if row["graded"] is not None:
@@ -174,7 +179,8 @@ async def candidate_card(db: Database, candidate_id: int) -> CandidateCard | Non
             has_work=row["has_work"],
             verdict=Verdict.from_stored(row["band"], row["gates"]) if metrics else None,
             grading_error=row["grading_error"] if row["status"] == "submitted" else None,
-            cvat_task_id=row["cvat_task_id"], cvat_job_id=row["cvat_job_id"]))
+            cvat_task_id=row["cvat_task_id"], cvat_job_id=row["cvat_job_id"],
+            key_version=row["key_version"], flags=flags.get(row["id"], [])))
     return CandidateCard(candidate, attempts)
 
 
@@ -251,9 +257,10 @@ async def error_pictures(db: Database, grader: GradingProcesses, attempt_id: int
     Drawn by a grading process (the stored work is the candidate's, and untrusted), which
     raises GradingFailed or AnnotationFormatError when it cannot."""
     row = await db.fetchone(
-        "SELECT image_subset, submitted_annotations::text AS stored FROM attempts"
+        "SELECT image_subset, task_set, submitted_annotations::text AS stored FROM attempts"
         " WHERE id = %s", (attempt_id,))
     if row is None or row["stored"] is None:
         return []
+    key = await current_key(db, row["task_set"])
     return await grader.pictures(row["stored"].encode("utf-8"), row["image_subset"],
-                                 MAX_PICTURES, labels)
+                                 MAX_PICTURES, labels, key.grading_key())

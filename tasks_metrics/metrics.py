@@ -171,6 +171,8 @@ class GradeReport:
     plate_cer: float | None
     match_iou: float = 0.5
     per_class: Mapping[str, ClassReport] = field(default_factory=dict, compare=False)
+    # Box fit per image: the mean IoU of its matched pairs, both classes (None: no pair).
+    image_fit: Mapping[str, float | None] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "per_class", MappingProxyType({CAR: self.car, PLATE: self.plate}))
@@ -219,6 +221,7 @@ class GradeReport:
             "plates": [p.to_dict() for p in self.plates],
             "plate_cer": self.plate_cer,
             "per_image": {r.image: {CAR: r.car_iou, PLATE: r.plate_iou} for r in self.per_image},
+            "image_fit": dict(self.image_fit),
             "images": len(self.per_image),
         }
 
@@ -332,12 +335,14 @@ def grade(
     plates: list[PlateResult] = []
     plate_edits: list[int] = []
     per_image: list[ImageReport] = []
+    image_fit: dict[str, float | None] = {}
     for name in sorted(ground_truth.images):
         gt_image = ground_truth.images[name]
         cand_image = candidate.images.get(name) or ImageAnnotations(
             name, gt_image.width, gt_image.height)
         width, height = gt_image.width, gt_image.height
         image_iou: dict[str, float | None] = {}
+        fits: list[float] = []
         for label in CLASSES:
             gts = _graded_shapes(gt_image, label)
             cands = _graded_shapes(cand_image, label)
@@ -356,6 +361,7 @@ def grade(
             a.ious.extend(float(matrix[i, j]) for i, j in pairs)
             a.matched.extend(MatchedPair(name, label, _box(gts[i]), _box(cands[j]),
                                          float(matrix[i, j])) for i, j in pairs)
+            fits.extend(float(matrix[i, j]) for i, j in pairs)
             gt_to_cand = dict(pairs)
             matched_cands = set(gt_to_cand.values())
             for i, shape in enumerate(gts):
@@ -384,6 +390,7 @@ def grade(
                         name, expected, given, reason is None, reason, cer, _box(shape),
                         _box(cands[j]) if j is not None else None, chars))
         per_image.append(ImageReport(name, image_iou[CAR], image_iou[PLATE]))
+        image_fit[name] = _mean(fits)
 
     car_iou = _mean(acc[CAR].union_ious)
     plate_iou = _mean(acc[PLATE].union_ious)
@@ -395,7 +402,7 @@ def grade(
         car_iou=car_iou, plate_iou=plate_iou, plate_accuracy=plate_accuracy,
         score=_mean(defined), verdict=Verdict(PASS, ()), car=acc[CAR].report(CAR),
         plate=acc[PLATE].report(PLATE), plates=tuple(plates), per_image=tuple(per_image),
-        plate_cer=plate_cer, match_iou=match_iou,
+        plate_cer=plate_cer, match_iou=match_iou, image_fit=image_fit,
     )
     verdict = (rule or PassRule.default()).evaluate(report.metric_values())
     return dataclasses.replace(report, verdict=verdict)

@@ -31,8 +31,10 @@ from tasks_generator.attempts import (
     get_attempt,
     latest_attempt,
 )
+from tasks_metrics.answer_key import current_key, stale_attempts
 from tasks_metrics.checker import Problem
 from tasks_metrics.db_operations import save_metrics
+from tasks_metrics.flags import flag_attempt
 from tasks_metrics.grading_process import GradingFailed, GradingProcesses
 from tasks_metrics.limits import PAYLOAD, OverLimit
 from tasks_metrics.pass_rule import Verdict
@@ -281,23 +283,29 @@ async def _check_and_store(db: Database, cvat: AsyncCvatClient, grader: GradingP
 
 async def grade_attempt(db: Database, grader: GradingProcesses,
                         attempt_id: int) -> GradedAttempt:
-    """Grade the stored copy of a submitted attempt and store the metrics (also a re-grade).
+    """Grade the stored copy of a submitted attempt by the answer key in force, store the
+    metrics (also a re-grade) and the flags the work raises.
 
     A grading that fails (over its time or memory budget, or work the grader cannot read) is
     recorded on the attempt, with when to try again, and raised as GradingError."""
     row = await db.fetchone(
-        "SELECT image_subset, task_started, task_ended, submitted_annotations::text AS stored"
-        " FROM attempts WHERE id = %s", (attempt_id,))
+        "SELECT image_subset, task_set, task_started, task_ended,"
+        " submitted_annotations::text AS stored FROM attempts WHERE id = %s", (attempt_id,))
     if row is None or row["stored"] is None:
         raise GradingError(f"attempt {attempt_id} has no submitted work to grade")
+    key = await current_key(db, row["task_set"])
     try:
-        graded = await grader.grade(row["stored"].encode("utf-8"), row["image_subset"])
+        graded = await grader.grade(row["stored"].encode("utf-8"), row["image_subset"],
+                                    key.grading_key())
     except (GradingFailed, AnnotationFormatError) as exc:
         reason = getattr(exc, "reason", "malformed")
         await _record_grading_failure(db, attempt_id, f"{reason}: {exc}")
         raise GradingError(f"{reason}: {exc}") from exc
     verdict = await save_metrics(db, attempt_id, graded.values, graded.report,
-                                 task_started=row["task_started"], task_ended=row["task_ended"])
+                                 task_started=row["task_started"], task_ended=row["task_ended"],
+                                 key_version=graded.key_version,
+                                 fingerprint=graded.fingerprint)
+    await flag_attempt(db, attempt_id, grader.flag_rules)
     logger.info("attempt %s graded: band %s%s", attempt_id, verdict.band,
                 "".join(f", {g.measure} {g.value:.3f}" for g in verdict.failing
                         if g.value is not None))
@@ -360,3 +368,18 @@ async def regrade_interrupted(db: Database, grader: GradingProcesses,
             logger.exception("attempt %s: grading raised", row["id"])
             await _record_grading_failure(db, row["id"], f"{type(exc).__name__}: {exc}")
     return graded
+
+
+async def regrade_for_key(db: Database, grader: GradingProcesses, task_set: str) -> int:
+    """Re-grade the graded attempts whose images a newer answer key changed (after HR or the
+    maintainer changed the key; also at every reconciliation pass, for a change made while a
+    grading was under way); how many were re-graded. One attempt's failure never stops the
+    others: it keeps its figures and is tried again next time."""
+    regraded = 0
+    for attempt_id in await stale_attempts(db, task_set):
+        try:
+            await grade_attempt(db, grader, attempt_id)
+            regraded += 1
+        except GradingError:
+            continue
+    return regraded

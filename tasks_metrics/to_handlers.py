@@ -1,5 +1,8 @@
 """What the handlers use from tasks_metrics."""
 
+from tasks_metrics.answer_key import KeyChangeError, KeyVersion, current_key, describe_object
+from tasks_metrics.answer_key import exclude as exclude_from_key
+from tasks_metrics.calibration import ImageStats, ObjectStats, calibration, suspects
 from tasks_metrics.checker import Problem
 from tasks_metrics.db_operations import (
     BandChanges,
@@ -42,6 +45,7 @@ from tasks_metrics.export_data import (
     export_file_name,
     export_rows,
 )
+from tasks_metrics.flags import SAME_PERSON, SIMILAR, TOO_FAST, Flag, flags_of
 from tasks_metrics.grading_process import GradingFailed, GradingProcesses
 from tasks_metrics.hints import hint_codes
 from tasks_metrics.hr_lists import (
@@ -83,6 +87,7 @@ from tasks_metrics.submission import (
     SubmitOutcome,
     check_work,
     grade_attempt,
+    regrade_for_key,
     regrade_interrupted,
     reopen_abandoned_checks,
     submit_work,
@@ -97,6 +102,13 @@ def build_exports(rows: ExportRows, locale: ExportLocale | None = None) -> Expor
     from tasks_metrics.export import build_exports as build
 
     return build(rows, locale)
+
+
+def calibration_xlsx(stats: list[ImageStats], title: str) -> bytes:
+    """The calibration as an XLSX sheet (blocking: run in a thread)."""
+    from tasks_metrics.calibration import xlsx
+
+    return xlsx(stats, title)
 
 
 def band_histogram(scores: list[tuple[float, str]], **labels: str) -> bytes:
@@ -114,6 +126,9 @@ __all__ = [
     "FAIL",
     "MEASURES",
     "PASS",
+    "SAME_PERSON",
+    "SIMILAR",
+    "TOO_FAST",
     "AnnotationFormatError",
     "AttemptCard",
     "BandChanges",
@@ -128,14 +143,19 @@ __all__ = [
     "ExportLocale",
     "ExportRows",
     "Exports",
+    "Flag",
     "GateResult",
     "GradedAttempt",
     "GradingFailed",
     "GradingProcesses",
+    "ImageStats",
+    "KeyChangeError",
+    "KeyVersion",
     "ListClock",
     "ListName",
     "Measure",
     "NoticeKind",
+    "ObjectStats",
     "OverLimit",
     "PassRule",
     "PictureLabels",
@@ -151,21 +171,27 @@ __all__ = [
     "apply_rule",
     "band_histogram",
     "build_exports",
+    "calibration",
+    "calibration_xlsx",
     "candidate_card",
     "candidate_summary",
     "check_work",
     "claim_expiry_notices",
     "claim_reminders",
     "current_decision",
+    "current_key",
     "current_rule",
     "decision_counts",
     "delete_cvat_account",
+    "describe_object",
     "digest_figures",
     "ensure_rule",
     "error_pictures",
+    "exclude_from_key",
     "expire_overdue",
     "export_file_name",
     "export_rows",
+    "flags_of",
     "grade_attempt",
     "grant_extra_attempt",
     "hint_codes",
@@ -176,6 +202,7 @@ __all__ = [
     "preview_rule",
     "record_decision",
     "regrade_candidate",
+    "regrade_for_key",
     "regrade_interrupted",
     "release_notice",
     "reopen_abandoned_checks",
@@ -183,4 +210,5 @@ __all__ = [
     "search_candidates",
     "standing",
     "submit_work",
+    "suspects",
 ]

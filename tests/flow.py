@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import re
 import sys
@@ -61,6 +62,15 @@ async def get_task(user: TelegramUser, *, new_attempt: bool = False) -> Login:
     return login
 
 
+async def attempt_images(db: Database, telegram_id: int, number: int = 1) -> tuple[str, ...]:
+    """The images drawn for a candidate's attempt (every attempt draws its own)."""
+    images = await db.fetchval(
+        "SELECT a.image_subset FROM attempts a JOIN candidates c ON c.id = a.candidate_id"
+        " WHERE c.telegram_id = %s AND a.number = %s", (telegram_id, number))
+    assert images, f"candidate {telegram_id} has no attempt {number}"
+    return tuple(images)
+
+
 def text_update(user: TelegramUser, text: str) -> dict[str, Any]:
     """A Bot API update with a text message from this user in their private chat, as Telegram
     would post it (for feeding the dispatcher directly)."""
@@ -101,6 +111,21 @@ def perfect_shapes(frames: list[str], labels: list[dict[str, Any]],
                 "attributes": attributes,
             })
     return shapes
+
+
+# The labels of a job as CVAT lists them (ids as the stand-in numbers them).
+LABELS = [{"id": 1, "name": "car", "attributes": []},
+          {"id": 2, "name": "plate", "attributes": [{"id": 3, "name": "plate"}]}]
+
+
+def stored_work(images: list[str], shapes: list[dict[str, Any]]) -> str:
+    """A submission as the bot stores it at Submit (attempts.submitted_annotations)."""
+    from tasks_metrics.submission import stored_copy
+
+    meta = {"start_frame": 0, "frames": [{"name": n, "width": 800, "height": 600}
+                                         for n in images]}
+    return stored_copy(json.dumps({"version": 0, "tags": [], "shapes": shapes, "tracks": []})
+                       .encode(), LABELS, meta).decode()
 
 
 async def candidate_job(client: AsyncCvatClient) -> tuple[int, list[str], list[dict[str, Any]]]:

@@ -13,7 +13,15 @@ from db import Database
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
 from tests.conftest import BotApp
-from tests.flow import TASK_SET, annotate, candidate_client, get_task, read_login, submit
+from tests.flow import (
+    TASK_SET,
+    annotate,
+    attempt_images,
+    candidate_client,
+    get_task,
+    read_login,
+    submit,
+)
 
 
 @pytest.fixture
@@ -55,7 +63,9 @@ async def test_happy_path(user: TelegramUser, cvat: CvatServer, db: Database) ->
         jobs = await client.visible_jobs()
         assert len(jobs) == 1
         meta = await client.get_job_meta(jobs[0].id)
-        assert [f["name"] for f in meta["frames"]] == list(TASK_SET.subset_for_attempt(1))
+        images = await attempt_images(db, user.id)
+        assert [f["name"] for f in meta["frames"]] == list(images)
+        assert TASK_SET.fits(images)  # a stratified draw of the set
         with pytest.raises((CvatForbidden, CvatNotFound)):
             await client.get_task(jobs[0].task_id)  # job-only assignee: no task-level access
     finally:
@@ -89,17 +99,18 @@ async def test_happy_path(user: TelegramUser, cvat: CvatServer, db: Database) ->
         await client.close()
     # The ground truth never went to CVAT: the task holds only the candidate's shapes.
     assert len(cvat.annotations(job_id)["shapes"]) == sum(
-        len(TASK_SET.ground_truth.images[n].shapes) for n in TASK_SET.subset_for_attempt(1))
+        len(TASK_SET.ground_truth.images[n].shapes) for n in images)
 
 
 async def test_incomplete_submission_lists_what_is_missing(user: TelegramUser,
                                                            db: Database) -> None:
     login = await get_task(user)
-    first_six = set(TASK_SET.subset_for_attempt(1)[:6])
+    images = await attempt_images(db, user.id)
+    first_six = set(images[:6])
     await annotate(login, only=first_six)
     await submit(user)
     report = await user.expect_edit("Not finished yet", timeout=20)
-    missing = [n for n in TASK_SET.subset_for_attempt(1) if n not in first_six]
+    missing = [n for n in images if n not in first_six]
     for name in missing:
         assert f"{name}: no car is marked" in report.text
     for name in first_six:
@@ -113,9 +124,10 @@ async def test_incomplete_submission_lists_what_is_missing(user: TelegramUser,
     assert [(r["number"], r["status"]) for r in await _attempt_rows(db)] == [(1, "graded")]
 
 
-async def test_plate_without_text_is_reported_without_the_answer(user: TelegramUser) -> None:
+async def test_plate_without_text_is_reported_without_the_answer(user: TelegramUser,
+                                                                 db: Database) -> None:
     login = await get_task(user)
-    plate_text = next(s.text for n in TASK_SET.subset_for_attempt(1)
+    plate_text = next(s.text for n in await attempt_images(db, user.id)
                       for s in TASK_SET.ground_truth.images[n].shapes if s.label == "plate")
     await annotate(login, plate_texts={plate_text: "  "})
     await submit(user)
@@ -235,7 +247,7 @@ async def test_a_build_interrupted_by_a_crash_is_finished_at_start(
     await db.execute(
         "INSERT INTO attempts (candidate_id, number, image_subset, cvat_task_name, lease_until)"
         " VALUES (%s, 1, %s, 'Test of candidate 1, attempt 1 (#1)', now() - interval '1 min')",
-        (candidate, list(TASK_SET.subset_for_attempt(1))))
+        (candidate, list(TASK_SET.reference_images)))
     app = BotApp(settings, db)
     await app.start()
     try:
@@ -276,12 +288,13 @@ async def test_check_never_submits_and_submit_asks_first(user: TelegramUser, cva
     """🔎 Check my work reports what is missing and locks nothing; ✅ Submit asks before it
     grades, and "Not yet" leaves the work open."""
     login = await get_task(user)
-    first_six = set(TASK_SET.subset_for_attempt(1)[:6])
+    images = await attempt_images(db, user.id)
+    first_six = set(images[:6])
     job_id, _ = await annotate(login, only=first_six)
     await user.send("🔎 Check my work")
     await user.expect_message("nothing is submitted")
     report = await user.expect_edit("Not finished yet", timeout=20)
-    missing = [n for n in TASK_SET.subset_for_attempt(1) if n not in first_six]
+    missing = [n for n in images if n not in first_six]
     assert f"{missing[0]}: no car is marked" in report.text
     assert "Nothing was submitted" in report.text
     row = await db.fetchone("SELECT status, checking_until, submitted_annotations FROM attempts")
@@ -323,7 +336,7 @@ async def test_russian_candidate_checks_and_submits_in_russian(
     credentials = await olga.expect_message("Данные для входа в CVAT", timeout=20)
     instructions = await olga.expect_message("Что нужно сделать", timeout=20)
     assert instructions.reply_keyboard[0] == ["🔎 Проверить работу", "✅ Сдать работу"]
-    await annotate(read_login(credentials), only=set(TASK_SET.subset_for_attempt(1)[:3]))
+    await annotate(read_login(credentials), only=set((await attempt_images(db, olga.id))[:3]))
     await olga.send("🔎 Проверить работу")
     await olga.expect_edit("Работа ещё не закончена", timeout=20)
     await olga.send("✅ Сдать работу")

@@ -16,7 +16,7 @@ from config.env import Settings
 from db import Database
 from sandbox.telegram import TelegramServer, TelegramUser
 from tests.conftest import BotApp
-from tests.flow import TASK_SET, Login, annotate, get_task, read_login, submit
+from tests.flow import TASK_SET, Login, annotate, attempt_images, get_task, read_login, submit
 from tests.test_hr import find, open_menu
 from tests.test_hr_export import add_candidate, add_graded_attempt, metrics
 from tests.test_verdict_flow import label_id, save_work
@@ -36,9 +36,10 @@ async def _whitelist(db: Database, *users: TelegramUser, role: str = "admin") ->
                          (person.id, role))
 
 
-async def test_hints_after_attempt_one_never_reveal_the_key(user: TelegramUser) -> None:
+async def test_hints_after_attempt_one_never_reveal_the_key(user: TelegramUser,
+                                                            db: Database) -> None:
     login = await get_task(user)
-    subset = TASK_SET.subset_for_attempt(1)
+    subset = await attempt_images(db, user.id)
     plates = [s.text for n in subset for s in TASK_SET.ground_truth.images[n].shapes
               if s.label == "plate"]
 

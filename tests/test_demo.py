@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,14 +24,29 @@ def test_demo_runs_start_to_finish() -> None:
     for step in ("Maria ▸ /start", "Not finished yet", "Your result is borderline",
                  "Message from HR", "📨 Sent to Maria: ✅ Invite",
                  "invite you to the next step",
-                 "New result: Maria, attempt 1: 🟡 borderline: plate texts right 85.7% < 90%",
+                 "New result: Maria, attempt 1: 🟡 borderline: plate texts right 8",
                  "New result: Maria, attempt 2: ✅ pass", "[📇 Open card]", "missed",
-                 "Metrics stored in PostgreSQL", "Files saved"):
+                 "Oleg ▸ /start", "New result: Oleg, attempt 1", "Oleg's card",
+                 "Graded on answer key version 1.", "🚩 Implausibly fast",
+                 "Task set default: 96 images", "calibration_default_v1.xlsx",
+                 "Maria's metrics stored in PostgreSQL", "Files saved"):
         assert step in out, step
-    xlsx = sorted((PROJECT_DIR / "demo-output").glob("*.xlsx"))
+    # Two candidates, two different draws of the 96 images.
+    drawn = re.search(r"Maria's first were ([\d, ]+); Oleg's are ([\d, ]+);", out)
+    assert drawn is not None
+    maria, oleg = (set(group.split(", ")) for group in drawn.groups())
+    assert len(maria) == len(oleg) == 12 and maria != oleg
+    # The flag is on the card (printed below its figures), not on Maria's careful work.
+    card = out[out.index("Oleg's card"):]
+    assert card.index("🚩 Implausibly fast") < card.index("HR menu")
+    assert "🚩" not in out[:out.index("Another candidate draws other images")]
+    xlsx = sorted((PROJECT_DIR / "demo-output").glob("candidates_*.xlsx"))
     assert xlsx
     frame = pd.read_excel(xlsx[-1])
-    assert len(frame) == 1 and frame.loc[0, "Overall score"] == 1.0  # a share, shown as %
+    assert len(frame) == 2 and frame.loc[0, "Overall score"] > 0.95  # a share, shown as %
+    assert frame.loc[1, "Flags"].startswith("too fast") and pd.isna(frame.loc[0, "Flags"])
+    calibration = pd.read_excel(PROJECT_DIR / "demo-output" / "calibration_default_v1.xlsx")
+    assert len(calibration) == 381 and calibration["candidates"].max() >= 1
 
 
 def _tree_modes(folder: Path) -> dict[Path, int]:

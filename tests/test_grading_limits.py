@@ -22,7 +22,7 @@ from tasks_metrics.submission import stored_copy
 from tasks_metrics.types import AnnotationFormatError
 from tests.flow import TASK_SET
 
-SUBSET = list(TASK_SET.subset_for_attempt(1))
+SUBSET = list(TASK_SET.reference_images)
 LABELS = [{"id": 1, "name": "car", "attributes": []},
           {"id": 2, "name": "plate", "attributes": [{"id": 3, "name": "plate"}]}]
 META = {"start_frame": 0, "stop_frame": len(SUBSET) - 1,

@@ -18,11 +18,22 @@ from PIL import Image, ImageDraw
 
 from authorization import Role, add_to_whitelist, set_role
 from bot_files.handlers.hr_lists import clock, send_due_digests
-from bot_files.handlers.roles import ADMIN_CARD_ACTS, ADMIN_RULE_ACTS, ADMIN_WHITELIST_ACTS
+from bot_files.handlers.roles import (
+    ADMIN_CARD_ACTS,
+    ADMIN_KEY_ACTS,
+    ADMIN_RULE_ACTS,
+    ADMIN_WHITELIST_ACTS,
+)
+    ADMIN_CARD_ACTS,
+    ADMIN_KEY_ACTS,
+    ADMIN_RULE_ACTS,
+    ADMIN_WHITELIST_ACTS,
+)
 from bot_files.hr_keyboards import (
     DecideAct,
     HrCard,
     HrDecide,
+    HrKey,
     HrReply,
     HrRule,
     HrWhitelist,
@@ -284,6 +295,7 @@ async def test_a_viewer_is_refused_every_admin_action(
     forged += [HrRule(act=act, m="car_recall").pack() for act in ADMIN_RULE_ACTS]
     forged += [HrDecide(act=act, cid=target, d="invite").pack() for act in DecideAct]
     forged += [HrReply(tid=5555).pack()]
+    forged += [HrKey(act=act, i="scene_001.jpg", n=1).pack() for act in ADMIN_KEY_ACTS]
     for data in forged:
         await viewer.press_data(data)
         await viewer.expect_answer("Only an HR admin")

@@ -161,7 +161,7 @@ def test_to_dict_has_the_contract_keys() -> None:
     gt = task(a=[car(0, 0, 100, 100), plate(10, 10, 30, 20)])
     d = grade(gt, gt).to_dict()
     for key in ("car_iou", "plate_iou", "plate_accuracy", "score", "band", "per_class",
-                "plates", "per_image", "plate_cer"):
+                "plates", "per_image", "image_fit", "plate_cer"):
         assert key in d
     for cls in ("car", "plate"):
         for key in ("precision", "recall", "matched_iou", "missed", "extra", "tp", "gt_count",

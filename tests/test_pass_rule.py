@@ -34,7 +34,7 @@ from tasks_metrics.types import ImageAnnotations, Shape, TaskAnnotations
 from tests.conftest import make_settings
 from tests.flow import TASK_SET
 
-SUBSET = TASK_SET.subset_for_attempt(1)
+SUBSET = TASK_SET.reference_images
 GROUND_TRUTH = TASK_SET.ground_truth_for(SUBSET)
 Edit = Callable[[str, Shape, ImageAnnotations], list[Shape]]
 

@@ -27,6 +27,7 @@ from tests.conftest import HR_ADMIN_ID, BotApp, make_settings
 from tests.flow import (
     TASK_SET,
     annotate,
+    attempt_images,
     candidate_client,
     candidate_job,
     delete_from_cvat,
@@ -99,7 +100,7 @@ async def test_a_candidate_takes_the_test_on_a_real_cvat(
     await user.expect_message("Hello")
     login = await get_task(user)
     job_id, frames = await annotate(login)  # as a person: the account sees exactly one job
-    assert frames == list(TASK_SET.subset_for_attempt(1))
+    assert frames == list(await attempt_images(db, user.id))
     job = await admin.get_job(job_id)
     assert (await admin.get_user(job.assignee_id)).username == login.username
     assert (await admin.get_user(job.assignee_id)).groups == ("worker",)
@@ -120,8 +121,7 @@ async def test_the_warm_pool_on_a_real_cvat(
     account = await db.fetchone("SELECT cvat_username, cvat_user_id FROM pool_accounts"
                                 " WHERE status = 'ready' ORDER BY id LIMIT 1")
     task = await db.fetchone("SELECT cvat_task_id, cvat_job_id FROM pool_tasks WHERE status ="
-                             " 'ready' AND image_subset = %s::text[] ORDER BY id LIMIT 1",
-                             (list(TASK_SET.subset_for_attempt(1)),))
+                             " 'ready' ORDER BY id LIMIT 1")
     assert not (await admin.get_user(account["cvat_user_id"])).is_active  # until handed out
     user = telegram.user(7201, first_name="Pooled", last_name="Person")
     login = await get_task(user)

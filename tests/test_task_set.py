@@ -15,7 +15,7 @@ from tasks_generator import make_task_set as mts
 ROOT = Path(__file__).resolve().parents[1]
 SET_DIR = ROOT / "media" / "task_sets" / "default"
 PLATE_RE = re.compile(r"^[ABCEHKMOPTXY][0-9]{3}[ABCEHKMOPTXY]{2}[0-9]{2}$")
-MAX_BYTES = 3 * 1024 * 1024
+MAX_BYTES = 6 * 1024 * 1024
 
 Rect = tuple[float, float, float, float]
 
@@ -61,9 +61,9 @@ def images(root: ET.Element) -> list[ET.Element]:
 
 def test_regenerated_set_is_byte_identical(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "default"
-    mts.main(["--out", str(out), "--count", "24", "--seed", "2026"])
+    mts.main(["--out", str(out), "--count", "96", "--seed", "2026"])
     printed = capsys.readouterr().out
-    assert "images=24" in printed and "bytes=" in printed
+    assert "images=96" in printed and "bytes=" in printed
     fresh, committed = _files(out), _files(SET_DIR)
     assert sorted(fresh) == sorted(committed)
     differing = [name for name in fresh if fresh[name] != committed[name]]
@@ -111,7 +111,7 @@ def test_boxes_are_written_as_cvat_does(root: ET.Element) -> None:
 
 
 def test_images_exist_with_xml_sizes(images: list[ET.Element]) -> None:
-    assert len(images) >= 24
+    assert len(images) >= 96
     assert [int(im.attrib["id"]) for im in images] == list(range(len(images)))
     names = [im.attrib["name"] for im in images]
     assert len(set(names)) == len(names)
@@ -177,7 +177,22 @@ def test_total_size_and_metadata() -> None:
     assert meta["description"]
     assert [lab["name"] for lab in meta["labels"]] == ["car", "plate"]
     readme = (SET_DIR / "README.md").read_text(encoding="utf-8")
-    assert "--count 24 --seed 2026" in readme
+    assert "--count 96 --seed 2026" in readme
+    tags = meta["tags"]
+    assert set(tags) <= {f"scene_{i:03d}.jpg" for i in range(1, 97)}
+    counts = {tag: sum(tag in names for names in tags.values())
+              for tag in ("night", "occluded", "plateless")}
+    assert counts["night"] == 24 and counts["occluded"] >= 24 and counts["plateless"] >= 12
+
+
+def test_night_scenes_are_darker_and_the_first_24_are_day(root: ET.Element) -> None:
+    meta = json.loads((SET_DIR / "set.json").read_text(encoding="utf-8"))
+    night = {name for name, tags in meta["tags"].items() if "night" in tags}
+    assert min(night) > "scene_024.jpg"
+    brightness = {name: float(cv2.imread(str(SET_DIR / "images" / name)).mean())
+                  for name in ("scene_026.jpg", "scene_027.jpg")}
+    assert "scene_027.jpg" in night and "scene_026.jpg" not in night
+    assert brightness["scene_027.jpg"] < 0.6 * brightness["scene_026.jpg"]
 
 
 def test_random_plate_matches_format() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import random
 import uuid
 from collections.abc import AsyncIterator
 
@@ -93,14 +94,14 @@ async def test_two_bots_on_one_cvat_never_hand_out_each_others_tasks_or_accounts
     attempt_id = await second_db.fetchval(
         "INSERT INTO attempts (candidate_id, number, task_set, image_subset, lease_until,"
         f" created_at) VALUES (%s, 1, %s, %s, now() - interval '1 min', {later}) RETURNING id",
-        (clara_id, TASK_SET.name, list(TASK_SET.subset_for_attempt(1))))
+        (clara_id, TASK_SET.name, list(TASK_SET.reference_images)))
     await second_db.execute("UPDATE attempts SET cvat_task_name = %s WHERE id = %s",
                             (task_name(clara_id, 1, attempt_id, mark), attempt_id))
     for row_id, subset in zip((1, 2, 3), (0, 0, 1), strict=True):
         await second_db.execute(
             "INSERT INTO pool_tasks (id, task_set, image_subset, cvat_task_name, lease_until,"
             f" created_at) VALUES (%s, %s, %s, %s, now() - interval '1 min', {later})",
-            (row_id, TASK_SET.name, list(TASK_SET.subsets[subset]),
+            (row_id, TASK_SET.name, list(TASK_SET.draw(rng=random.Random(subset))),
              pooled_task_name(row_id, mark)))
     await second_db.execute("SELECT setval(pg_get_serial_sequence('pool_tasks', 'id'), 3)")
     await second_db.execute(

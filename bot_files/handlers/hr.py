@@ -42,6 +42,7 @@ from authorization import (
     remove_from_whitelist,
     set_role,
 )
+from bot_files.flag_texts import flag_lines
 from bot_files.handlers.menu import menu_for
 from bot_files.hr_exports import export_locale
 from bot_files.hr_keyboards import (
@@ -104,6 +105,7 @@ from tasks_metrics.to_handlers import (
     error_pictures,
     export_file_name,
     export_rows,
+    flags_of,
     grant_extra_attempt,
     regrade_candidate,
     search_candidates,
@@ -416,6 +418,9 @@ def render_card(t: Texts, card: CandidateCard, zone: tzinfo = UTC,
                     "car_missed", "car_extra", "plate_missed", "plate_extra")}))
             if m.get("rule_id"):
                 lines.append(t("hr.attempt_rule", rule=m["rule_id"]))
+            if attempt.key_version is not None:
+                lines.append(t("key.card_version", version=attempt.key_version))
+            lines += flag_lines(t, attempt.flags)
             if attempt.wrong_plates:
                 lines.append(t("hr.wrong_plates", count=len(attempt.wrong_plates)))
                 for plate in attempt.wrong_plates[:MAX_PLATES_SHOWN]:
@@ -709,6 +714,7 @@ async def notify_hr(bot: Bot | None, db: Database, settings: Settings,
     try:
         candidate = await candidate_summary(db, outcome.attempt.candidate_id)
         recipients = await notification_recipients(db, settings.hr_admin_ids)
+        flags = (await flags_of(db, [outcome.attempt.id])).get(outcome.attempt.id, [])
     except DatabaseUnavailable as exc:
         logger.warning("HR not notified of attempt %s: %s", outcome.attempt.id, exc)
         return 0
@@ -719,8 +725,9 @@ async def notify_hr(bot: Bot | None, db: Database, settings: Settings,
         ht = Texts(pick_language(language, None))
         who = f"{_name(candidate)} {_username(candidate)}".strip()
         if outcome.result is not None:
-            text = ht("hr.notice", who=who, number=outcome.attempt.number,
-                      verdict=verdict_line(ht, outcome.result.verdict))
+            text = "\n".join([ht("hr.notice", who=who, number=outcome.attempt.number,
+                                  verdict=verdict_line(ht, outcome.result.verdict)),
+                               *flag_lines(ht, flags)])
         else:
             text = ht("hr.notice_not_graded", who=who, number=outcome.attempt.number,
                       error=cut(outcome.reason, 200))
@@ -782,7 +789,8 @@ def create_router() -> Router:
 def create_denied_router() -> Router:
     """After the HR router: logs HR-shaped updates from anyone else, answers nothing."""
     router = Router(name="hr_denied")
-    for key in ("hr.menu_button", "hr.btn_export", "hr.btn_find", "hr.btn_whitelist"):
+    for key in ("hr.menu_button", "hr.btn_export", "hr.btn_find", "hr.btn_whitelist",
+                "key.btn"):
         router.message.register(denied_message, _typed(key))
     router.message.register(denied_message, Command("hr"))
     router.callback_query.register(denied_callback, F.data.func(is_hr_callback))

@@ -16,6 +16,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from authorization import AdminFilter, HRFilter
+from bot_files.handlers.answer_key import KeyStates
 from bot_files.handlers.decisions import DecisionStates
 from bot_files.handlers.hr import HrStates
 from bot_files.handlers.hr_reply import ReplyStates
@@ -24,9 +25,11 @@ from bot_files.hr_keyboards import (
     CardAct,
     HrCard,
     HrDecide,
+    HrKey,
     HrReply,
     HrRule,
     HrWhitelist,
+    KeyAct,
     RuleAct,
     WhitelistAct,
 )
@@ -44,9 +47,11 @@ ADMIN_CARD_ACTS = frozenset({
 ADMIN_WHITELIST_ACTS = frozenset(WhitelistAct) - {WhitelistAct.PAGE, WhitelistAct.CANCEL}
 # Pass rule buttons other than reading its history.
 ADMIN_RULE_ACTS = frozenset(RuleAct) - {RuleAct.HISTORY}
+# Answer key buttons other than downloading the calibration: excluding from the key.
+ADMIN_KEY_ACTS = frozenset(KeyAct) - {KeyAct.CALIBRATION}
 # Dialogs that end in an admin action (a viewer can be in one only if demoted meanwhile).
 ADMIN_STATES = (HrStates.whitelist_add, RuleStates.thresholds, DecisionStates.note,
-                ReplyStates.text)
+                ReplyStates.text, KeyStates.exclude)
 
 
 async def refuse_callback(callback: CallbackQuery, t: Texts, db: Database) -> None:
@@ -74,6 +79,7 @@ def create_router() -> Router:
     admin_only: list[Any] = [HrCard.filter(F.act.in_(ADMIN_CARD_ACTS)),
                              HrWhitelist.filter(F.act.in_(ADMIN_WHITELIST_ACTS)),
                              HrRule.filter(F.act.in_(ADMIN_RULE_ACTS)),
+                             HrKey.filter(F.act.in_(ADMIN_KEY_ACTS)),
                              HrDecide.filter(),  # decisions: Invite, Reject, Hold
                              HrReply.filter()]  # answering a candidate
     for button in admin_only:

@@ -160,7 +160,7 @@ async def bench_grading_processes(repeats: int) -> dict[str, Any]:
     through the bot's warm grading processes: the difference is what isolation costs per
     submission (pipes, JSON, a second parse). Also the first job's cost, a process start."""
     task_set = load_task_set(DEFAULT_SET_XML.parent)
-    subset = list(task_set.subset_for_attempt(1))
+    subset = list(task_set.reference_images)
     labels = [{"id": 1, "name": "car", "attributes": []},
               {"id": 2, "name": "plate", "attributes": [{"id": 3, "name": "plate"}]}]
     meta = {"start_frame": 0, "frames": [{"name": n, "width": 800, "height": 600}

@@ -1,0 +1,186 @@
+"""HR see the task set and the answer key in force, download the calibration, and exclude a
+probable key error (or any object or image) from grading: the attempts graded on that image
+are re-graded from their stored work."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+from aiogram import F, Router
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import BufferedInputFile, CallbackQuery, Message
+
+from authorization import HRFilter
+from bot_files.hr_keyboards import (
+    HrKey,
+    HrMenu,
+    KeyAct,
+    MenuAct,
+    back_to_menu_keyboard,
+    key_confirm_keyboard,
+    key_keyboard,
+)
+from bot_files.replies import edit_or_send, target_of, when_text
+from bot_files.texts import Texts
+from db import Database
+from log import record_action
+from tasks_generator.to_handlers import TaskSet
+from tasks_metrics.to_handlers import (
+    GradingProcesses,
+    KeyChangeError,
+    KeyVersion,
+    calibration,
+    calibration_xlsx,
+    current_key,
+    describe_object,
+    exclude_from_key,
+    regrade_for_key,
+    suspects,
+)
+
+logger = logging.getLogger(__name__)
+
+SUSPECTS_SHOWN = 5
+_WHAT = re.compile(r"^\s*(\S+?)\s*(?:#?(\d{1,4}))?\s*$")
+
+
+class KeyStates(StatesGroup):
+    """Waiting for the image (and object) to exclude."""
+
+    exclude = State()
+
+
+async def show_key(target: Message, t: Texts, db: Database, task_set: TaskSet) -> None:
+    """The set, the key in force and the probable errors in it, with their buttons."""
+    key, stats = await calibration(db, task_set)
+    tags = task_set.tag_counts(task_set.image_names)
+    lines = [t("key.title", set=task_set.name, images=len(task_set.image_names),
+               per_task=task_set.images_per_task,
+               tags=", ".join(f"{tag} {count}" for tag, count in tags.items())
+               or t("key.no_tags"),
+               version=key.version,
+               since=t("key.since", date=when_text(t, key.created_at)) if key.created_at else "",
+               change=key.change, excluded_images=len(key.excluded_images),
+               excluded_objects=len(key.excluded_objects))]
+    found = suspects(stats)[:SUSPECTS_SHOWN]
+    truth = await asyncio.to_thread(key.truth, task_set)  # a replaced file is parsed
+    if found:
+        lines.append(t("key.suspects"))
+        lines += [t("key.suspect", object=describe_object(truth, o.image, o.number),
+                    missed=o.strong_missed, misread=o.strong_misread, strong=o.strong)
+                  for o in found]
+    else:
+        lines.append(t("key.no_suspects"))
+    await target.answer("\n".join(lines), reply_markup=key_keyboard(
+        t, [(o.image, o.number, o.label) for o in found]))
+
+
+async def menu_key(callback: CallbackQuery, state: FSMContext, t: Texts, db: Database,
+                   task_set: TaskSet) -> None:
+    """🔑 Answer key in the HR menu."""
+    await callback.answer()
+    target = target_of(callback)
+    if target is not None:
+        await state.set_state(None)
+        await show_key(target, t, db, task_set)
+
+
+async def typed_key(message: Message, state: FSMContext, t: Texts, db: Database,
+                    task_set: TaskSet) -> None:
+    """🔑 Answer key, typed."""
+    await state.set_state(None)
+    await show_key(message, t, db, task_set)
+
+
+def _what(t: Texts, task_set: TaskSet, key: KeyVersion, image: str, number: int) -> str:
+    """The image or object to exclude, in words; KeyChangeError when the set has none."""
+    if not number:
+        if image not in task_set.image_names:
+            raise KeyChangeError(f"the set has no image {image!r}")
+        return t("key.the_image", image=image)
+    return describe_object(key.truth(task_set), image, number)
+
+
+async def _ask_confirm(target: Message, t: Texts, db: Database, task_set: TaskSet,
+                       image: str, number: int) -> None:
+    key = await current_key(db, task_set.name)
+    try:
+        what = await asyncio.to_thread(_what, t, task_set, key, image, number)
+    except KeyChangeError as exc:
+        await target.answer(t("key.refused", reason=str(exc)))
+        return
+    await target.answer(t("key.confirm", what=what),
+                        reply_markup=key_confirm_keyboard(t, image, number))
+
+
+async def key_pressed(callback: CallbackQuery, callback_data: HrKey, state: FSMContext,
+                      t: Texts, db: Database, task_set: TaskSet,
+                      grader: GradingProcesses) -> None:
+    """Calibration, exclude (ask, confirm, do)."""
+    await callback.answer()
+    target = target_of(callback)
+    if target is None:
+        return
+    actor = callback.from_user.id
+    if callback_data.act == KeyAct.CALIBRATION:
+        key, stats = await calibration(db, task_set)
+        data = await asyncio.to_thread(calibration_xlsx, stats, task_set.name)
+        await target.answer_document(
+            BufferedInputFile(data, filename=f"calibration_{task_set.name}_v{key.version}.xlsx"),
+            caption=t("key.calibration_caption", set=task_set.name, version=key.version),
+            reply_markup=back_to_menu_keyboard(t))
+        await record_action(db, actor, "hr.calibration", details={"version": key.version})
+    elif callback_data.act == KeyAct.ASK:
+        await state.set_state(KeyStates.exclude)
+        await target.answer(t("key.ask"))
+    elif callback_data.act == KeyAct.EXCLUDE:
+        await _ask_confirm(target, t, db, task_set, callback_data.i, callback_data.n)
+    else:
+        await edit_or_send(target, t("key.working"))
+        try:
+            key = await exclude_from_key(db, task_set, callback_data.i, callback_data.n or None,
+                                         actor=actor)
+        except KeyChangeError as exc:
+            await edit_or_send(target, t("key.refused", reason=str(exc)))
+            return
+        await record_action(db, actor, "hr.answer_key", details={
+            "version": key.version, "change": key.change})
+        regraded = await regrade_for_key(db, grader, task_set.name)
+        await edit_or_send(target, t("key.done", version=key.version, change=key.change,
+                                     regraded=regraded),
+                           reply_markup=back_to_menu_keyboard(t))
+
+
+async def exclude_received(message: Message, state: FSMContext, t: Texts, db: Database,
+                           task_set: TaskSet) -> None:
+    """The typed image (and object number) to exclude."""
+    match = _WHAT.match(message.text or "")
+    if match is None:
+        await message.answer(t("key.bad"))
+        return
+    await state.set_state(None)
+    await _ask_confirm(message, t, db, task_set, match.group(1)[:100],
+                       int(match.group(2) or 0))
+
+
+async def exclude_not_text(message: Message, t: Texts) -> None:
+    """Anything but text while waiting for the image."""
+    await message.answer(t("key.bad"))
+
+
+def create_router() -> Router:
+    """The answer key screen, for HR only."""
+    router = Router(name="hr_answer_key")
+    router.message.filter(HRFilter())
+    router.callback_query.filter(HRFilter())
+    router.callback_query.register(menu_key, HrMenu.filter(F.act == MenuAct.KEY))
+    router.callback_query.register(key_pressed, HrKey.filter())
+    router.message.register(typed_key, F.text.in_(Texts("en").all_variants("key.btn")))
+    router.message.register(exclude_received, KeyStates.exclude,
+                            F.text & ~F.text.startswith("/"))
+    router.message.register(exclude_not_text, KeyStates.exclude, ~F.text)
+    return router
+
