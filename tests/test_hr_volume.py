@@ -24,11 +24,6 @@ from bot_files.handlers.roles import (
     ADMIN_RULE_ACTS,
     ADMIN_WHITELIST_ACTS,
 )
-    ADMIN_CARD_ACTS,
-    ADMIN_KEY_ACTS,
-    ADMIN_RULE_ACTS,
-    ADMIN_WHITELIST_ACTS,
-)
 from bot_files.hr_keyboards import (
     DecideAct,
     HrCard,
