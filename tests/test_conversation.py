@@ -152,8 +152,8 @@ async def test_invite_reaches_a_russian_candidate_in_russian_once(
     sheet = openpyxl.load_workbook(io.BytesIO(xlsx.document.data)).worksheets[0]
     header = [cell.value for cell in sheet[1]]
     row = [cell.value for cell in sheet[2]]
-    assert row[header.index("decision")] == "hold"
-    assert row[header.index("decided_by")] == "Helen"
+    assert row[header.index("Decision")] == "hold"
+    assert row[header.index("Decided by")] == "Helen"
 
 
 async def test_hr_answer_a_support_message_and_the_candidate_writes_back(

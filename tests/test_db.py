@@ -23,7 +23,7 @@ from tests.conftest import PgServer
 EXPECTED_TABLES = {"telegram_users", "candidates", "attempts", "metrics", "trainingdata_whitelist",
                    "hr_preferences", "action_log", "fsm_storage", "schema_migrations",
                    "pool_accounts", "pool_tasks", "tombstone_key", "deleted_candidates",
-                   "pass_rules", "installation", "privacy_notices", "answer_keys",
+                   "pass_rules", "installation", "privacy_notices", "answer_keys", "decisions",
                    "metrics_history", "flags"}
 
 

@@ -182,7 +182,8 @@ async def test_workbook_is_formatted(db: Database) -> None:
     assert workbook.sheetnames == ["Candidates", "Attempts", "Glossary"]
     sheet = workbook["Candidates"]
     header = [c.value for c in sheet[1]]
-    assert header[:3] == ["full_name", "telegram_username", "band"]
+    assert header[:6] == ["full_name", "telegram_username", "decision", "decided_by",
+                          "decided_at", "band"]
     assert sheet["A1"].font.bold and sheet.freeze_panes == "B2"  # the name stays in view
     score_col = header.index("score") + 1
     assert sheet.cell(row=2, column=score_col).number_format == "0.0%"

@@ -76,7 +76,8 @@ async def test_russian_hr_gets_a_russian_export_in_their_time_zone(
     assert book.sheetnames == ["Кандидаты", "Попытки", "Пояснения"]
     sheet = book["Кандидаты"]
     header = [c.value for c in sheet[1]]
-    assert header[:4] == ["Имя", "Telegram", "Итог", "Ниже порога"]
+    assert header[:7] == ["Имя", "Telegram", "Решение", "Кто решил", "Когда решено, Europe/Moscow", "Итог",
+                          "Ниже порога"]
     assert sheet.freeze_panes == "B2" and "Найдено машин" in header  # the name stays in view
     assert f"Задание получено, {MOSCOW}" in header
     row = next(r for r in sheet.iter_rows(min_row=2, values_only=True) if r[0] == "Пётр Two")
@@ -93,7 +94,7 @@ async def test_russian_hr_gets_a_russian_export_in_their_time_zone(
     # The CSV opens in a Russian Excel: a BOM, ";" between fields, a decimal comma.
     assert csv.data.startswith(b"\xef\xbb\xbf")
     frame = pd.read_csv(io.BytesIO(csv.data), sep=";", decimal=",")
-    assert list(frame.columns[:3]) == ["Имя", "Telegram", "Итог"]
+    assert list(frame.columns[:3]) == ["Имя", "Telegram", "Решение"]
     two = frame[frame["Имя"] == "Пётр Two"].iloc[0]
     assert two["Найдено машин"] == 100.0 and two["Верно прочитано номеров"] == 66.7
     assert "Итог" not in pd.read_csv(io.BytesIO(csv.data)).columns  # not comma-separated

@@ -10,6 +10,7 @@ PostgreSQL real. Whatever a test made on that CVAT is deleted afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 import os
@@ -22,6 +23,7 @@ from config.env import Settings
 from connection import AsyncCvatClient, CvatAuthError, CvatForbidden, CvatNotFound
 from db import Database
 from sandbox.telegram import TelegramServer
+from tasks_generator.guide import guide_markdown
 from tasks_generator.pool import PoolKeeper
 from tests.conftest import HR_ADMIN_ID, BotApp, make_settings
 from tests.flow import (
@@ -37,6 +39,7 @@ from tests.flow import (
     submit,
     wait_for_pool,
 )
+from tests.test_guide import read_guide
 from tests.test_hr import find
 from tests.test_pool import POOL_ON
 
@@ -101,6 +104,8 @@ async def test_a_candidate_takes_the_test_on_a_real_cvat(
     login = await get_task(user)
     job_id, frames = await annotate(login)  # as a person: the account sees exactly one job
     assert frames == list(await attempt_images(db, user.id))
+    # The guide sits in the CVAT task, and the candidate (a worker on the job) can read it.
+    assert await asyncio.to_thread(read_guide, login) == guide_markdown(TASK_SET)
     job = await admin.get_job(job_id)
     assert (await admin.get_user(job.assignee_id)).username == login.username
     assert (await admin.get_user(job.assignee_id)).groups == ("worker",)

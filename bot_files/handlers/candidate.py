@@ -379,7 +379,7 @@ async def submit(event: Message | CallbackQuery, t: Texts, db: Database, cvat: A
     try:
         outcome = await submit_work(db, cvat, grader, settings, event.from_user.id)
     except CvatError as exc:
-        await _cvat_trouble(status, t, exc, TaskStep.SUBMIT, edit=True)
+        await _cvat_trouble(status, t, exc, TaskStep.SUBMIT_OK, edit=True)
         return
     await _report_submission(status, t, outcome, settings, db)
     await notify_hr(status.bot, db, settings, outcome)
