@@ -45,7 +45,7 @@ def guide_markdown(task_set: TaskSet) -> str:
         body = [*_lines(t, task_set), t("guide.finish_cvat")]
         sections.append("\n\n".join([f"## {t('guide.cvat_title')}",
                                      *(_markdown(line) for line in body)]))
-    return "\n\n---\n\n".join(sections) + "\n"
+    return "\n\n---\n\n".join(sections)
 
 
 _TAGS = ((re.compile(r"</?b>"), "**"), (re.compile(r"</?code>"), "`"))

@@ -1391,8 +1391,10 @@ class CvatServer:
             # The task's one-to-one guide exists: CVAT's database refuses the second row and
             # the unhandled IntegrityError is a 500.
             raise ApiError(500, None)
+        # A DRF CharField trims the text (trim_whitespace): seen on CVAT 2.73, a trailing
+        # newline does not survive the round trip.
         guide = Guide(id=self._next_id("guide"), task_id=task.id,
-                      markdown=str(data.get("markdown") or ""))
+                      markdown=str(data.get("markdown") or "").strip())
         self.guides[guide.id] = guide
         return cvat_response(guide.to_json(), status=201)
 
@@ -1405,7 +1407,7 @@ class CvatServer:
         guide = self._guide(request, write=True)
         data = await self._json_body(request)
         if isinstance(data, dict) and "markdown" in data:
-            guide.markdown = str(data["markdown"] or "")
+            guide.markdown = str(data["markdown"] or "").strip()
             guide.updated_date = now_iso()
         return cvat_response(guide.to_json())
 
