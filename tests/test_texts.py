@@ -48,7 +48,7 @@ WORDY = {"name", "who", "username", "url", "image", "label", "kind", "query", "t
          "problem", "error", "reason", "message", "language", "sent", "when", "date", "time",
          "created", "started", "ended", "spent", "old", "new", "by", "since", "rule", "gates",
          "changes", "telegram_id", "counting", "bot", "password", "hint", "needed", "value",
-         "typos", "other", "spent", "object",
+         "typos", "other", "object",
          "limit", "pass_at", "borderline_at", "failed", "moves", "measure", "x", "y"}
 # Numbers that name something (attempt 2, page 3, rule 4) rather than count it.
 ORDINALS = {"number", "page", "pages", "rule", "version"}

@@ -279,15 +279,20 @@ async def build_task(callback: CallbackQuery, callback_data: TaskAction | Confir
     await _explain_request(target, t, result, task_set)
 
 
-async def not_now(callback: CallbackQuery, t: Texts) -> None:
-    """The candidate is not ready yet."""
+async def _answered(callback: CallbackQuery, text: str) -> None:
+    """A question's button pressed: the question gives way to `text` (its buttons go)."""
     await callback.answer()
     target = target_of(callback)
     if target is not None:
         try:
-            await target.edit_text(t("task.later"))
+            await target.edit_text(text)
         except TelegramBadRequest:
-            logger.debug("'not now' on a message that cannot be edited")
+            logger.debug("%r pressed on a message that cannot be edited", callback.data)
+
+
+async def not_now(callback: CallbackQuery, t: Texts) -> None:
+    """The candidate is not ready yet."""
+    await _answered(callback, t("task.later"))
 
 
 async def show_credentials(event: Message | CallbackQuery, t: Texts, db: Database,
@@ -330,13 +335,7 @@ async def ask_submit(event: Message | CallbackQuery, t: Texts, db: Database,
 
 async def keep_working(callback: CallbackQuery, t: Texts) -> None:
     """Not yet: the work stays open."""
-    await callback.answer()
-    target = target_of(callback)
-    if target is not None:
-        try:
-            await target.edit_text(t("submit.kept_open"))
-        except TelegramBadRequest:
-            logger.debug("'not yet' on a message that cannot be edited")
+    await _answered(callback, t("submit.kept_open"))
 
 
 async def check(event: Message | CallbackQuery, t: Texts, db: Database, cvat: AsyncCvatClient,
@@ -358,7 +357,7 @@ async def check(event: Message | CallbackQuery, t: Texts, db: Database, cvat: As
     elif outcome.kind == "incomplete":
         await status.edit_text(_problem_list(t, outcome, "check.incomplete"))
     else:
-        await _report_submission(status, t, outcome, settings, db)
+        await _report_submission(status, t, outcome, settings)
 
 
 async def submit(event: Message | CallbackQuery, t: Texts, db: Database, cvat: AsyncCvatClient,
@@ -381,7 +380,7 @@ async def submit(event: Message | CallbackQuery, t: Texts, db: Database, cvat: A
     except CvatError as exc:
         await _cvat_trouble(status, t, exc, TaskStep.SUBMIT_OK, edit=True)
         return
-    await _report_submission(status, t, outcome, settings, db)
+    await _report_submission(status, t, outcome, settings)
     await notify_hr(status.bot, db, settings, outcome)
 
 
@@ -421,7 +420,7 @@ def _after_grading(t: Texts, outcome: SubmitOutcome, settings: Settings) -> list
 
 
 async def _report_submission(status: Message, t: Texts, outcome: SubmitOutcome,
-                             settings: Settings, db: Database) -> None:
+                             settings: Settings) -> None:
     if outcome.kind == "incomplete":
         await status.edit_text(_problem_list(t, outcome, "submit.incomplete"))
         return
