@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from config.env import Settings
 from connection import AsyncCvatClient, CvatError
@@ -61,6 +61,7 @@ __all__ = [
     "candidate_stage",
     "guide_text",
     "load_task_set",
+    "next_attempt_at",
     "pool_counts",
     "reconcile",
     "request_test_task",
@@ -189,6 +190,19 @@ async def visit(db: Database, settings: Settings, *, telegram_id: int, username:
     row = await visit_row(db, telegram_id, username, full_name, first_language)
     return Visitor(row["language"], _stage(row, settings),
                    bool(row["whitelisted"]) or telegram_id in settings.hr_admin_ids)
+
+
+async def next_attempt_at(db: Database, settings: Settings,
+                          candidate_id: int) -> datetime | None:
+    """When the cooldown after the latest submission lets the next attempt start, if that is
+    still to come (None: no cooldown, or it has passed)."""
+    if not settings.attempt_cooldown_minutes:
+        return None
+    latest = await latest_attempt(db, candidate_id)
+    if latest is None or latest.submitted_at is None:
+        return None
+    available = latest.submitted_at + timedelta(minutes=settings.attempt_cooldown_minutes)
+    return available if available > datetime.now(UTC) else None
 
 
 async def candidate_stage(db: Database, settings: Settings, telegram_id: int) -> Stage:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from config.env import PROJECT_DIR
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
@@ -19,11 +21,14 @@ async def test_cooldown_and_score_shown(app_with, telegram: TelegramServer) -> N
     # The old averaged score (0.67) called this borderline; the plate text gate fails it.
     assert "❌ Your result is below the pass mark." in thanks.text
     assert "❌ plate texts right: 0% (needed: 90%)" in thanks.text
+    # The wait is said when a new attempt is offered, before the candidate commits to it.
     await user.send("🔁 New attempt")
-    await user.expect_message("Start attempt 2 of 2")
-    await user.press("✅ Yes, start a new attempt")
-    wait = await user.expect_message("You can start the next attempt after", timeout=10)
-    assert "UTC" in wait.text
+    wait = await user.expect_message("You can start the next attempt in about", timeout=10)
+    minutes = re.search(r"in about (\d+) minutes?", wait.text)
+    assert minutes is not None and 1 <= int(minutes.group(1)) <= 30
+    assert "UTC time" in wait.text and not wait.buttons
+    await user.press_data("t1:gon")  # an old "Yes, start a new attempt" is refused all the same
+    await user.expect_message("You can start the next attempt in about", timeout=10)
 
 
 def _lowercase_plates() -> dict[str, str]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
+from datetime import UTC, datetime
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
@@ -42,6 +44,7 @@ from tasks_generator.to_handlers import (
     TaskSet,
     candidate_stage,
     guide_text,
+    next_attempt_at,
     request_test_task,
     resend_credentials,
 )
@@ -146,8 +149,16 @@ async def deliver_credentials(bot: Bot, db: Database, telegram_id: int,
                            reply_markup=main_menu(t, "ready"))
 
 
+def cooldown_text(t: Texts, available_at: datetime, settings: Settings) -> str:
+    """"You can start the next attempt in about 25 min (at 14:05, Europe/Moscow)"."""
+    minutes = max(1, math.ceil((available_at - datetime.now(UTC)).total_seconds() / 60))
+    local = available_at.astimezone(settings.zone)
+    return t("task.cooldown", minutes=minutes, time=local.strftime("%H:%M"),
+             zone=settings.timezone)
+
+
 async def _explain_request(target: Message, t: Texts, result: TaskRequest,
-                           task_set: TaskSet) -> None:
+                           task_set: TaskSet, settings: Settings) -> None:
     """Every outcome of asking for a task except a fresh build."""
     if result.kind == "taken_over":
         return  # the builder that took over sends the login
@@ -168,8 +179,7 @@ async def _explain_request(target: Message, t: Texts, result: TaskRequest,
         await target.answer(t("task.none_left", allowed=result.allowed),
                             reply_markup=main_menu(t, "done", 0))
     elif result.kind == "cooldown" and result.available_at is not None:
-        await target.answer(t("task.cooldown",
-                              time=result.available_at.strftime("%Y-%m-%d %H:%M")))
+        await target.answer(cooldown_text(t, result.available_at, settings))
     else:
         await target.answer(t("task.no_task"))
 
@@ -204,6 +214,11 @@ async def _ask_to_confirm(target: Message, t: Texts, db: Database, settings: Set
     """The confirmation of the first task or of the next attempt; with the privacy notice and
     "Yes agrees to it" for whoever has not agreed to this version of it yet."""
     new_attempt = stage.kind not in ("new", "failed")
+    wait_until = await next_attempt_at(db, settings, stage.candidate_id) \
+        if new_attempt and stage.candidate_id is not None else None
+    if wait_until is not None:  # said before the candidate commits, not after
+        await target.answer(cooldown_text(t, wait_until, settings))
+        return
     if new_attempt:
         lines = [t("task.confirm_new", number=stage.number + 1,
                    allowed=stage.number + stage.attempts_left,
@@ -276,7 +291,7 @@ async def build_task(callback: CallbackQuery, callback_data: TaskAction | Confir
         await target.delete()
     except TelegramBadRequest:
         logger.debug("progress message already gone")
-    await _explain_request(target, t, result, task_set)
+    await _explain_request(target, t, result, task_set, settings)
 
 
 async def _answered(callback: CallbackQuery, text: str) -> None:
