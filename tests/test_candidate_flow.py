@@ -221,6 +221,13 @@ async def test_my_credentials_resends_and_is_logged(user: TelegramUser, db: Data
                                 " ORDER BY id", (user.id,))
     assert [a["action"] for a in actions].count("credentials.resend") == 2
     assert "task.created" in [a["action"] for a in actions]
+    # Once submitted, the old login opens nothing to work on: said so, with the way on.
+    await annotate(login)
+    await submit(user)
+    await user.expect_edit("Thank you!", timeout=20)
+    await user.send("🔑 My credentials")
+    closed = await user.expect_message("Attempt 1 is closed")
+    assert closed.buttons == [["🔁 New attempt"]] and "Password" not in closed.text
 
 
 async def test_submit_without_a_task_and_russian_texts(telegram: TelegramServer,

@@ -318,11 +318,16 @@ async def show_credentials(event: Message | CallbackQuery, t: Texts, db: Databas
         await event.answer()
     if target is None:
         return
+    stage = await candidate_stage(db, settings, event.from_user.id)
+    if stage.kind == "done":  # submitted or expired: the old login opens nothing to work on
+        more = stage.attempts_left > 0
+        await target.answer(t("credentials.closed" if more else "credentials.finished",
+                              number=stage.number),
+                            reply_markup=new_attempt_keyboard(t) if more else None)
+        return
     credentials = await resend_credentials(db, event.from_user.id, settings)
     if credentials is None:
-        stage = await candidate_stage(db, settings, event.from_user.id)
-        finished = stage.kind == "done" and stage.attempts_left <= 0
-        await target.answer(t("credentials.finished" if finished else "task.no_task"))
+        await target.answer(t("task.no_task"))
         return
     await target.answer(
         t("credentials.text", number=credentials.attempt_number, url=credentials.url,
