@@ -11,7 +11,6 @@ of each column. Floats are written with `repr`, so the file holds the stored num
 from __future__ import annotations
 
 import io
-import json
 import re
 import zipfile
 from collections import Counter
@@ -33,6 +32,7 @@ from tasks_metrics.export_data import (
     CANDIDATE_COLUMNS,
     DATE,
     DECISION,
+    FLAGS,
     FLOAT,
     GATES,
     INT,
@@ -45,15 +45,17 @@ from tasks_metrics.export_data import (
     ExportRows,
     Exports,
     Summary,
+    stored_list,
 )
 from tasks_metrics.generation import get_font
 
 _WIDTHS = {TEXT: 18, DATE: 17, INT: 10, FLOAT: 11, GATES: 40, PERCENT: 11, BAND: 12,
-           STATUS: 12, DECISION: 12, LINK: 30}
+           STATUS: 12, DECISION: 12, LINK: 30, FLAGS: 40}
 _NUMBER_FORMATS = {INT: "0", FLOAT: "0.0", DATE: "yyyy-mm-dd hh:mm", TEXT: "@", GATES: "@",
-                   PERCENT: "0.0%", BAND: "@", STATUS: "@", DECISION: "@", LINK: "@"}
+                   PERCENT: "0.0%", BAND: "@", STATUS: "@", DECISION: "@", LINK: "@",
+                   FLAGS: "@"}
 _SPECIAL_WIDTHS = {"full_name": 26, "telegram_id": 13}
-_TEXT_KINDS = (TEXT, GATES, BAND, STATUS, DECISION, LINK)
+_TEXT_KINDS = (TEXT, GATES, BAND, STATUS, DECISION, LINK, FLAGS)
 _HEADER_FILL = PatternFill("solid", fgColor="1F4E78")
 _BAND_FILLS = {"pass": "C6EFCE", "borderline": "FFEB9C", "fail": "FFC7CE"}
 _EXCEL_EPOCH = pd.Timestamp("1899-12-30")
@@ -81,6 +83,7 @@ def typed(frame: pd.DataFrame, columns: tuple[Column, ...],
     """The sheet's columns, in order, typed, in the reader's words (bands, statuses, gates)
     and time zone; numbers stay exact."""
     describe = locale.describe_gates or describe_gates_plain
+    describe_flags = locale.describe_flags or describe_flags_plain
     out = {}
     for column in columns:
         name, kind = column.key, column.kind
@@ -98,6 +101,9 @@ def typed(frame: pd.DataFrame, columns: tuple[Column, ...],
             series = pd.Series([describe(b, g) if b else None
                                 for b, g in zip(frame["band"], series, strict=True)],
                                dtype=object)
+        elif kind == FLAGS:
+            series = pd.Series([describe_flags(v) if flags_list(v) else None for v in series],
+                               dtype=object)
         elif kind in (BAND, STATUS, DECISION):
             series = series.map(lambda v, p=kind: None if v is None or pd.isna(v)
                                 else locale.word(f"{p}_{v}", str(v))).astype(object)
@@ -108,13 +114,32 @@ def typed(frame: pd.DataFrame, columns: tuple[Column, ...],
 
 
 def _gates_list(value: Any) -> list[dict[str, Any]]:
-    """The stored gates of an attempt (jsonb arrives parsed, or as text from a plain cursor)."""
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return []
-    return [g for g in value if isinstance(g, dict)] if isinstance(value, list) else []
+    """The stored gates of an attempt."""
+    return stored_list(value)
+
+
+def flags_list(value: Any) -> list[dict[str, Any]]:
+    """An attempt's flags as the export query gives them."""
+    return stored_list(value)
+
+
+def describe_flags_plain(value: Any) -> str:
+    """The flags in the machine's words ("too fast: 47 objects in 60 s"): the default when no
+    reader's language is given."""
+    parts = []
+    for flag in flags_list(value):
+        e = flag.get("evidence") or {}
+        if flag.get("kind") == "too_fast":
+            parts.append(f"too fast: {e.get('objects')} objects in {e.get('seconds')} s"
+                         f" ({e.get('per_object')} s an object)")
+            continue
+        typos = e.get("typos") or []
+        parts.append(f"{str(flag.get('kind')).replace('_', ' ')} to candidate"
+                     f" {flag.get('other_candidate')} attempt {flag.get('other_number')}:"
+                     f" {e.get('close')} of {e.get('boxes')} boxes within {e.get('pixels')} px"
+                     f" on {e.get('images')} shared images"
+                     + (f", the same wrong plates {typos}" if typos else ""))
+    return "; ".join(parts)
 
 
 def describe_gates_plain(band: Any, gates: Any) -> str:
@@ -286,7 +311,7 @@ def _layout_sheet(wb: Workbook, title: str, columns: tuple[Column, ...], rows: i
 
 
 _PROTOTYPE_VALUES: dict[str, Any] = {INT: 0, FLOAT: 0.5, PERCENT: 0.5, TEXT: "x", GATES: "x",
-                                     BAND: "x", STATUS: "x", DECISION: "x", LINK: "x",
+                                     BAND: "x", STATUS: "x", DECISION: "x", LINK: "x", FLAGS: "x",
                                      DATE: datetime(2000, 1, 1)}
 _ROW2 = re.compile(r'<row r="2"[^>]*>.*?</row>', re.S)
 _CELL_STYLE = re.compile(r'<c r="([A-Z]+)2"(?: s="(\d+)")?')

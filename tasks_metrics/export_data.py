@@ -4,6 +4,7 @@ first asks for an export (see tasks_metrics/export.py)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -20,6 +21,7 @@ PERCENT = "percent"  # a share (0..1) shown as a percentage; the file holds the 
 BAND = "band"        # pass / borderline / fail, in the reader's words
 STATUS = "status"    # an attempt's status, in the reader's words
 DECISION = "decision"  # HR's decision (invite / reject / hold), in the reader's words
+FLAGS = "flags"      # the attempt's flags with their evidence (stored as JSON), in words
 LINK = "link"        # the CVAT job of the attempt (from its task and job ids)
 DescribeGates = Callable[[Any, Any], str]
 
@@ -34,6 +36,17 @@ class Column:
     kind: str
 
 
+def stored_list(value: Any) -> list[dict[str, Any]]:
+    """A stored list of objects (an attempt's gates or flags): jsonb arrives parsed, or as
+    text from a plain cursor; anything else is no list."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
 def _columns(*spec: tuple[str, str]) -> tuple[Column, ...]:
     return tuple(Column(key, kind) for key, kind in spec)
 
@@ -46,7 +59,7 @@ _METRIC_COLUMNS = _columns(
     ("plate_precision", PERCENT), ("plate_matched_iou", PERCENT), ("plate_accuracy", PERCENT),
     ("wrong_plates", INT), ("plate_cer", PERCENT), ("score", PERCENT),
     ("time_spent_min", FLOAT), ("task_started", DATE), ("task_ended", DATE),
-    ("graded_at", DATE), ("key_version", INT), ("flags", TEXT),
+    ("graded_at", DATE), ("key_version", INT), ("flags", FLAGS),
 )
 
 # The candidates sheet, one row per candidate (the attempt that counts, ATTEMPT_COUNTS): the
@@ -86,6 +99,7 @@ class ExportLocale:
     decimal: str = "."
     cvat_link: str = ""
     describe_gates: DescribeGates | None = None
+    describe_flags: Callable[[Any], str] | None = None
 
     def header(self, column: Column) -> str:
         """The column's header (the zone is named in the headers of times)."""
@@ -108,16 +122,13 @@ _METRIC_SQL = """
     m.car_precision, m.car_recall, m.car_matched_iou, m.car_missed, m.car_extra,
     m.plate_precision, m.plate_recall, m.plate_matched_iou, m.plate_missed, m.plate_extra,
     m.plate_cer, m.graded_at, a.cvat_task_id, a.cvat_job_id, m.key_version,
-    (SELECT string_agg(CASE f.kind
-        WHEN 'too_fast' THEN format('too fast: %s objects in %s s (%s s an object)',
-            f.evidence ->> 'objects', f.evidence ->> 'seconds', f.evidence ->> 'per_object')
-        ELSE format('%s to candidate %s attempt %s: %s of %s boxes within %s px on %s shared'
-                    ' images%s', replace(f.kind, '_', ' '), o.candidate_id, o.number,
-            f.evidence ->> 'close', f.evidence ->> 'boxes', f.evidence ->> 'pixels',
-            f.evidence ->> 'images', CASE WHEN jsonb_array_length(f.evidence -> 'typos') > 0
-            THEN ', the same wrong plates ' || (f.evidence ->> 'typos') ELSE '' END) END,
-        '; ' ORDER BY f.kind, f.id)
+    (SELECT jsonb_agg(jsonb_build_object(
+        'kind', f.kind, 'evidence', f.evidence, 'other_attempt', f.other_attempt,
+        'other_candidate', o.candidate_id, 'other_number', o.number,
+        'other_name', coalesce(nullif(oc.full_name, ''), '@' || oc.telegram_username,
+                               oc.telegram_id::text, '')) ORDER BY f.kind, f.id)
      FROM flags f LEFT JOIN attempts o ON o.id = f.other_attempt
+     LEFT JOIN candidates oc ON oc.id = o.candidate_id
      WHERE f.attempt_id = a.id AND m.attempt_id IS NOT NULL) AS flags"""
 
 # {order}: the ORDER BY that puts the attempt that counts first (ATTEMPT_COUNTS).

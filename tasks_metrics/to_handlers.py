@@ -44,6 +44,7 @@ from tasks_metrics.export_data import (
     Summary,
     export_file_name,
     export_rows,
+    stored_list,
 )
 from tasks_metrics.flags import SAME_PERSON, SIMILAR, TOO_FAST, Flag, flags_of
 from tasks_metrics.grading_process import GradingFailed, GradingProcesses
@@ -209,6 +210,7 @@ __all__ = [
     "rule_history",
     "search_candidates",
     "standing",
+    "stored_list",
     "submit_work",
     "suspects",
 ]

@@ -17,14 +17,16 @@ from typing import Any
 import pytest
 
 from bot_files.handlers.hr import render_card
+from bot_files.hr_exports import export_locale
 from bot_files.texts import Texts
-from config.env import PROJECT_DIR
+from config.env import PROJECT_DIR, Settings
 from db import Database
 from sandbox.telegram import TelegramUser
 from tasks_generator import import_set
 from tasks_generator.task_set import load_task_set
 from tasks_metrics.answer_key import current_key, exclude, stale_attempts
 from tasks_metrics.calibration import calibration, suspects
+from tasks_metrics.export import describe_flags_plain
 from tasks_metrics.export_data import export_rows
 from tasks_metrics.grading_process import GradingProcesses
 from tasks_metrics.hr_operations import candidate_card
@@ -142,7 +144,7 @@ async def test_excluding_an_object_regrades_exactly_the_attempts_that_had_its_im
 
 
 async def test_copied_and_too_fast_work_is_flagged_and_honest_work_is_not(
-        db: Database, grader: GradingProcesses) -> None:
+        db: Database, grader: GradingProcesses, settings: Settings) -> None:
     images = list(NAMES[48:60])
     plates = [s.text for n in images for s in TASK_SET.ground_truth.images[n].shapes
               if s.label == "plate"]
@@ -189,8 +191,14 @@ async def test_copied_and_too_fast_work_is_flagged_and_honest_work_is_not(
     column = exported.attempt_columns.index("flags")
     by_id = {row[exported.attempt_columns.index("telegram_id")]: row[column]
              for row in exported.attempts}
-    assert "similar to candidate" in by_id[11] and "the same wrong plates" in by_id[11]
-    assert "too fast: " in by_id[15] and by_id[14] is None
+    plain = describe_flags_plain(by_id[11])
+    assert "similar to candidate" in plain and "the same wrong plates" in plain
+    assert describe_flags_plain(by_id[15]).startswith("too fast: ") and by_id[14] is None
+    # In a Russian HR user's export the evidence reads in Russian, as on the card.
+    in_russian = export_locale(Texts("ru"), settings).describe_flags
+    assert in_russian is not None
+    assert "🚩 Почти совпадает с работой кандидата Candidate 12" in in_russian(by_id[11])
+    assert in_russian(by_id[15]).startswith("🚩 Неправдоподобно быстро")
 
     # A re-grade recomputes the pair's flags once, never doubling them.
     await grade_attempt(db, grader, c)

@@ -44,7 +44,8 @@ def test_demo_runs_start_to_finish() -> None:
     assert xlsx
     frame = pd.read_excel(xlsx[-1])
     assert len(frame) == 2 and frame.loc[0, "Overall score"] > 0.95  # a share, shown as %
-    assert frame.loc[1, "Flags"].startswith("too fast") and pd.isna(frame.loc[0, "Flags"])
+    assert frame.loc[1, "Flags"].startswith("🚩 Implausibly fast")
+    assert pd.isna(frame.loc[0, "Flags"])
     calibration = pd.read_excel(PROJECT_DIR / "demo-output" / "calibration_default_v1.xlsx")
     assert len(calibration) == 381 and calibration["candidates"].max() >= 1
 
