@@ -14,6 +14,7 @@ from typing import Any
 
 from db import Cursor, Database
 from log import record_action
+from tasks_metrics.pass_rule import Verdict
 
 
 class Decision(StrEnum):
@@ -49,22 +50,26 @@ def counting_order(counting: str) -> str:
 
 @dataclass(frozen=True)
 class Standing:
-    """The candidate's result as it stands: the band of the attempt that counts."""
+    """The candidate's result as it stands: the verdict of the attempt that counts."""
 
     attempt_number: int
-    band: str
-    graded_attempts: int
+    verdict: Verdict
+
+    @property
+    def band(self) -> str:
+        """pass, borderline or fail."""
+        return self.verdict.band
 
 
 async def standing(db: Database, candidate_id: int, counting: str) -> Standing | None:
-    """The band of the attempt that counts now (None before any graded attempt)."""
+    """The verdict of the attempt that counts now (None before any graded attempt)."""
     row = await db.fetchone(
-        "SELECT a.number, m.band, count(*) OVER () AS graded FROM attempts a"
+        "SELECT a.number, m.band, m.gates FROM attempts a"
         " JOIN metrics m ON m.attempt_id = a.id WHERE a.candidate_id = %s"
         f" ORDER BY {counting_order(counting)} LIMIT 1", (candidate_id,))
     if row is None or row["band"] is None:
         return None
-    return Standing(row["number"], row["band"], row["graded"])
+    return Standing(row["number"], Verdict.from_stored(row["band"], row["gates"]))
 
 
 @dataclass(frozen=True)

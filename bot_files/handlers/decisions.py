@@ -22,7 +22,6 @@ from db import Database
 from tasks_metrics.to_handlers import (
     CandidateSummary,
     Decision,
-    candidate_card,
     candidate_summary,
     current_decision,
     mark_sent,
@@ -50,11 +49,8 @@ async def _compose(db: Database, settings: Settings, candidate: CandidateSummary
         parts.append(ct("decision.note", note=note))
     if settings.candidate_result != "off":
         now = await standing(db, candidate.id, settings.attempt_counts)
-        card = await candidate_card(db, candidate.id) if now is not None else None
-        attempt = next((a for a in card.attempts if now and a.number == now.attempt_number),
-                       None) if card else None
-        if attempt is not None and attempt.verdict is not None:
-            parts.append(candidate_result(ct, attempt.verdict, settings.candidate_result))
+        if now is not None:
+            parts.append(candidate_result(ct, now.verdict, settings.candidate_result))
     return Letter("\n\n".join(parts))
 
 

@@ -15,9 +15,9 @@ from bot_files.keyboards import support_reply_keyboard
 from bot_files.outbound import Letter, Outbound
 from bot_files.replies import target_of
 from bot_files.texts import Texts
+from create_users.to_handlers import get_candidate
 from db import Database
 from log import record_action
-from tasks_metrics.to_handlers import search_candidates
 
 
 class ReplyStates(StatesGroup):
@@ -28,9 +28,9 @@ class ReplyStates(StatesGroup):
 
 async def _who(db: Database, telegram_id: int) -> tuple[int | None, str]:
     """The candidate's row id (if they are one) and a name to show HR."""
-    found = await search_candidates(db, str(telegram_id), limit=1)
-    if found and found[0].telegram_id == telegram_id:
-        return found[0].id, found[0].full_name or str(telegram_id)
+    candidate = await get_candidate(db, telegram_id)
+    if candidate is not None:
+        return candidate.id, candidate.full_name or str(telegram_id)
     name = await db.fetchval("SELECT full_name FROM telegram_users WHERE telegram_id = %s",
                              (telegram_id,))
     return None, name or str(telegram_id)
