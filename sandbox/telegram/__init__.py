@@ -10,6 +10,7 @@ from sandbox.telegram.user import (
     TelegramGroup,
     TelegramUser,
 )
+from sandbox.telegram.user_side import UserSide
 
 __all__ = [
     "TINY_PNG",
@@ -22,6 +23,7 @@ __all__ = [
     "TelegramGroup",
     "TelegramServer",
     "TelegramUser",
+    "UserSide",
     "format_text",
     "parse_html",
     "parse_markdown_v2",

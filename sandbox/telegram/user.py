@@ -8,10 +8,15 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from sandbox.telegram.server import TelegramServer, _BotState
+from sandbox.telegram.html import detect_entities
 
-__all__ = ["BotMessage", "ChatEvent", "SentFile", "TelegramUser"]
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from sandbox.telegram.files import FileRecord
+    from sandbox.telegram.user_side import UserSide
+
+__all__ = ["TINY_PNG", "BotMessage", "ChatEvent", "SentFile", "TelegramGroup", "TelegramUser"]
 
 # A 1x1 transparent PNG, the default picture a user sends.
 TINY_PNG = bytes.fromhex(
@@ -91,7 +96,7 @@ class BotMessage:
     @classmethod
     def from_raw(
         cls,
-        server: TelegramServer,
+        files: Mapping[str, FileRecord],
         raw: dict[str, Any],
         *,
         html: str | None,
@@ -99,7 +104,7 @@ class BotMessage:
         markup: dict[str, Any] | None,
         edited: bool = False,
     ) -> BotMessage:
-        """Build a snapshot from a stored Telegram Message dict."""
+        """Build a snapshot from a stored Telegram Message dict (`files`: the server's, by id)."""
         inline = (raw.get("reply_markup") or {}).get("inline_keyboard", [])
         buttons = [[b.get("text", "") for b in row] for row in inline]
         button_data = {
@@ -121,12 +126,12 @@ class BotMessage:
         photo = None
         if "document" in raw:
             doc = raw["document"]
-            rec = server.files.get(doc["file_id"])
+            rec = files.get(doc["file_id"])
             document = SentFile(
                 doc.get("file_name"), doc.get("mime_type"), rec.data if rec else b"", doc["file_id"]
             )
         if "photo" in raw:
-            rec = server.files.get(raw["photo"][-1]["file_id"])
+            rec = files.get(raw["photo"][-1]["file_id"])
             photo = rec.data if rec else b""
         if "media_group_id" in raw:
             kind = "media_group_item"
@@ -195,12 +200,14 @@ def _matches(item: BotMessage | dict[str, Any], contains: Matcher) -> bool:
 
 
 class TelegramUser:
-    """A simulated Telegram user chatting privately with one bot."""
+    """A simulated Telegram user chatting privately with one bot.
+
+    It acts through the server's user side (`UserSide`); the server reports what the bot does
+    through the `on_*` methods (the `world.Chat` interface)."""
 
     def __init__(
         self,
-        server: TelegramServer,
-        bot: _BotState,
+        side: UserSide,
         user_id: int,
         *,
         first_name: str,
@@ -209,8 +216,7 @@ class TelegramUser:
         language_code: str | None = None,
         is_premium: bool = False,
     ) -> None:
-        self._server = server
-        self._bot = bot
+        self._side = side
         self.id = user_id
         self.first_name = first_name
         self.last_name = last_name
@@ -239,7 +245,7 @@ class TelegramUser:
     @property
     def bot_token(self) -> str:
         """The token of the bot this user talks to."""
-        return self._bot.token
+        return self._side.bot_token
 
     def as_user(self) -> dict[str, Any]:
         """The Telegram User object of this user."""
@@ -270,8 +276,6 @@ class TelegramUser:
     # ------------------------------------------------------------------ user actions
     async def send(self, text: str, *, reply_to: int | None = None) -> dict[str, Any]:
         """Send a text message (commands get a bot_command entity); return the Message."""
-        from sandbox.telegram.html import detect_entities
-
         fields: dict[str, Any] = {"text": text}
         entities = detect_entities(text, [])
         if entities:
@@ -282,7 +286,7 @@ class TelegramUser:
         self, data: bytes | None = None, caption: str | None = None
     ) -> dict[str, Any]:
         """Send a photo (a tiny PNG by default); the bot can getFile each PhotoSize."""
-        sizes = self._server._register_photo(data if data is not None else TINY_PNG)
+        sizes = self._side.upload_photo(data if data is not None else TINY_PNG)
         fields: dict[str, Any] = {"photo": sizes}
         if caption:
             fields["caption"] = caption
@@ -296,7 +300,7 @@ class TelegramUser:
         caption: str | None = None,
     ) -> dict[str, Any]:
         """Send a document with this name and MIME type."""
-        doc = self._server._register_document(data, file_name, mime_type)
+        doc = self._side.upload_document(data, file_name, mime_type)
         fields: dict[str, Any] = {"document": doc}
         if caption:
             fields["caption"] = caption
@@ -304,9 +308,7 @@ class TelegramUser:
 
     async def send_sticker(self, emoji: str = "👍") -> dict[str, Any]:
         """Send a (static WebP) sticker."""
-        rec = self._server._register_file(
-            b"RIFF\x00\x00\x00\x00WEBPVP8 ", "sticker", "sticker.webp"
-        )
+        rec = self._side.upload_file(b"RIFF\x00\x00\x00\x00WEBPVP8 ", "sticker", "sticker.webp")
         sticker = {
             "file_id": rec.file_id,
             "file_unique_id": rec.file_unique_id,
@@ -323,7 +325,7 @@ class TelegramUser:
 
     async def send_voice(self, data: bytes | None = None, duration: int = 1) -> dict[str, Any]:
         """Send a voice message (OGG/Opus)."""
-        rec = self._server._register_file(data or _OGG, "voice", "voice.oga", "audio/ogg")
+        rec = self._side.upload_file(data or _OGG, "voice", "voice.oga", "audio/ogg")
         voice = {
             "file_id": rec.file_id,
             "file_unique_id": rec.file_unique_id,
@@ -349,7 +351,7 @@ class TelegramUser:
 
     async def edit(self, message_id: int, text: str) -> dict[str, Any]:
         """Edit one of this user's own messages (the bot gets an edited_message update)."""
-        msg = self._server._user_edit(self, message_id, text)
+        msg = self._side.edit_message(self, message_id, text)
         await asyncio.sleep(0)
         return msg
 
@@ -390,19 +392,19 @@ class TelegramUser:
             if not live:
                 raise AssertionError(f"user {self.id}: the bot has sent no message to press on")
             message_id = live[0].message_id
-        return self._server._user_callback(self, message_id, data)
+        return self._side.press_button(self, message_id, data)
 
     def block(self) -> None:
         """Block the bot: its sends fail with 403, and it gets a my_chat_member update."""
         if not self.blocked:
             self.blocked = True
-            self._server._user_block_changed(self)
+            self._side.block_changed(self)
 
     def unblock(self) -> None:
         """Unblock the bot again."""
         if self.blocked:
             self.blocked = False
-            self._server._user_block_changed(self)
+            self._side.block_changed(self)
 
     # ------------------------------------------------------------------ expectations
     async def expect_message(self, contains: Matcher = None, timeout: float = 5.0) -> BotMessage:  # noqa: ASYNC109
@@ -475,7 +477,7 @@ class TelegramUser:
             pass
 
     async def _send(self, fields: dict[str, Any], *, reply_to: int | None = None) -> dict[str, Any]:
-        msg = self._server._user_message(self, fields, reply_to=reply_to)
+        msg = self._side.send_message(self, fields, reply_to=reply_to)
         await asyncio.sleep(0)
         return msg
 
@@ -485,7 +487,7 @@ class TelegramUser:
                 f"user {self.id}: button {button.get('text')!r} of #{msg.message_id} has no "
                 f"callback_data (it is {sorted(k for k in button if k != 'text')})"
             )
-        qid = self._server._user_callback(self, msg.message_id, button["callback_data"])
+        qid = self._side.press_button(self, msg.message_id, button["callback_data"])
         await asyncio.sleep(0)
         return qid
 
@@ -508,7 +510,7 @@ class TelegramUser:
         cursor_name = f"_cursor_{what}"
         start = getattr(self, cursor_name)
         idx = start
-        timeout = max(timeout, self._server.expect_at_least)
+        timeout = max(timeout, self._side.expect_at_least)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
@@ -536,36 +538,55 @@ class TelegramUser:
             lines.extend("  " + e.describe() for e in tail)
         raise AssertionError("\n".join(lines))
 
-    # called by the server -------------------------------------------------------
-    def _on_message(self, msg: BotMessage) -> None:
+    # ------------------------------------------------------------------ what the server reports
+    def on_bot_message(
+        self,
+        raw: dict[str, Any],
+        *,
+        html: str | None,
+        parse_mode: str | None,
+        markup: dict[str, Any] | None,
+    ) -> None:
+        """The bot sent a message to this chat."""
+        msg = BotMessage.from_raw(
+            self._side.files, raw, html=html, parse_mode=parse_mode, markup=markup
+        )
         self.messages.append(msg)
         self._current[msg.message_id] = msg
         self.chat_history.append(ChatEvent("message", msg.message_id, msg))
         self._notify()
 
-    def _on_edit(self, msg: BotMessage) -> None:
+    def on_bot_edit(self, raw: dict[str, Any], *, html: str | None, parse_mode: str | None) -> None:
+        """The bot edited one of its messages."""
+        msg = BotMessage.from_raw(
+            self._side.files, raw, html=html, parse_mode=parse_mode, markup=None, edited=True
+        )
         self.edits.append(msg)
         self._current[msg.message_id] = msg
         self.chat_history.append(ChatEvent("edit", msg.message_id, msg))
         self._notify()
 
-    def _on_delete(self, message_id: int) -> None:
+    def on_bot_delete(self, message_id: int) -> None:
+        """The bot deleted a message."""
         cur = self._current.get(message_id)
         if cur is not None:
             cur.deleted = True
         self.chat_history.append(ChatEvent("delete", message_id))
         self._notify()
 
-    def _on_answer(self, answer: dict[str, Any]) -> None:
+    def on_callback_answer(self, answer: dict[str, Any]) -> None:
+        """The bot answered a button press."""
         self.answers.append(answer)
         self.chat_history.append(ChatEvent("answer", answer.get("message_id"), data=answer))
         self._notify()
 
-    def _on_action(self, action: str) -> None:
+    def on_chat_action(self, action: str) -> None:
+        """The bot showed a chat action."""
         self.actions.append(action)
         self.chat_history.append(ChatEvent("action", None, data={"action": action}))
 
-    def _on_own(self, msg: dict[str, Any]) -> None:
+    def on_own_message(self, msg: dict[str, Any]) -> None:
+        """The server stored a message this user sent (or edited)."""
         self.sent.append(msg)
         self.chat_history.append(ChatEvent("user", msg["message_id"], data=msg))
 
@@ -574,9 +595,8 @@ class TelegramGroup(TelegramUser):
     """A group chat the bot is a member of. Members write in it with `send_as`; what the bot
     sends to the group's id is recorded here like a user's chat (`messages`, `expect_*`)."""
 
-    def __init__(self, server: TelegramServer, bot: _BotState, chat_id: int, *,
-                 title: str) -> None:
-        super().__init__(server, bot, chat_id, first_name=title)
+    def __init__(self, side: UserSide, chat_id: int, *, title: str) -> None:
+        super().__init__(side, chat_id, first_name=title)
         self.title = title
 
     def as_chat(self) -> dict[str, Any]:
@@ -588,12 +608,10 @@ class TelegramGroup(TelegramUser):
 
     async def send_as(self, member: TelegramUser, text: str) -> dict[str, Any]:
         """`member` writes `text` in the group (commands get a bot_command entity)."""
-        from sandbox.telegram.html import detect_entities
-
         fields: dict[str, Any] = {"text": text}
         entities = detect_entities(text, [])
         if entities:
             fields["entities"] = entities
-        msg = self._server._user_message(self, fields, sender=member)
+        msg = self._side.send_message(self, fields, sender=member)
         await asyncio.sleep(0)
         return msg
