@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -211,3 +212,14 @@ class RqRequest:
     result: bytes | None = None
     result_filename: str | None = None
     save_images: bool = False
+
+    def fail(self, message: str) -> None:
+        """The background job failed: the request says so with the message."""
+        self.status = "failed"
+        self.message = message
+
+    def close(self, ttl: float) -> None:
+        """The background job ended: the request stays visible for `ttl` seconds."""
+        self.finished_date = now_iso()
+        self.finished_at = time.monotonic()
+        self.expiry_date = iso_after(self.finished_date, ttl)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from .models import Frame, Job, iso_after, now_iso
+from .models import Frame, Job, now_iso
 
 if TYPE_CHECKING:
     from .models import RqRequest, Task
@@ -76,12 +76,8 @@ async def _process(st: CvatState, task: Task, rq: RqRequest, data: DataRequest) 
         raise
     except Exception as exc:  # noqa: BLE001 - surfaced through the request API
         log.info("task %s creation failed: %s", task.id, exc)
-        rq.status = "failed"
-        rq.message = str(exc)
-    rq.finished_date = now_iso()
-    rq.finished_at = time.monotonic()
-    ttl = st.request_ttl if rq.status == "finished" else 7 * 24 * 3600
-    rq.expiry_date = iso_after(rq.finished_date, ttl)
+        rq.fail(str(exc))
+    rq.close(st.request_ttl if rq.status == "finished" else 7 * 24 * 3600)
 
 
 async def _decode(st: CvatState, rq: RqRequest, files: list[tuple[str, bytes]]) -> list[Frame]:

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,11 @@ class CvatServer:
     guides: Forward[dict[int, Guide]] = Forward("state")
     requests: Forward[dict[str, RqRequest]] = Forward("state")
     sessions: Forward[dict[str, tuple[int, str]]] = Forward("state")
+    # add_user(username, password, *, email, first_name, last_name, groups, is_superuser,
+    # is_staff): a user made directly (like `manage.py createsuperuser`), unvalidated.
+    add_user: Forward[Callable[..., User]] = Forward("state")
+    # users_by_name(name): the user with this exact username, or None.
+    users_by_name: Forward[Callable[[str], User | None]] = Forward("state")
 
     def __init__(
         self,
@@ -109,28 +115,6 @@ class CvatServer:
         if self._site_port is None:
             raise RuntimeError("server is not started")
         return f"http://{self._host}:{self._site_port}"
-
-    def add_user(
-        self,
-        username: str,
-        password: str,
-        *,
-        email: str = "",
-        first_name: str = "",
-        last_name: str = "",
-        groups: list[str] | None = None,
-        is_superuser: bool = False,
-        is_staff: bool = False,
-    ) -> User:
-        """Create a user directly (like `manage.py createsuperuser`), bypassing validation."""
-        return self.state.add_user(
-            username, password, email=email, first_name=first_name, last_name=last_name,
-            groups=groups, is_superuser=is_superuser, is_staff=is_staff,
-        )
-
-    def users_by_name(self, name: str) -> User | None:
-        """The user with this exact username, or None."""
-        return self.state.users_by_name(name)
 
     def annotations(self, job_id: int) -> dict[str, Any]:
         """The job's stored annotations as GET /api/jobs/{id}/annotations returns them."""

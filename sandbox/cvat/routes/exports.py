@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import TYPE_CHECKING
 from urllib.parse import quote_plus
 
@@ -12,7 +11,7 @@ from aiohttp import web
 
 from .. import export
 from ..http import ApiError, caller, cvat_response, forbidden, job_of, state_of, task_of
-from ..models import RqRequest, iso_after, now_iso
+from ..models import RqRequest, now_iso
 
 if TYPE_CHECKING:
     from ..models import Job, Task
@@ -111,11 +110,8 @@ async def _run_export(
         raise
     except Exception as exc:  # noqa: BLE001 - surfaced through the request API
         log.warning("export %s failed: %s", rq.id, exc)
-        rq.status = "failed"
-        rq.message = str(exc)
-    rq.finished_date = now_iso()
-    rq.finished_at = time.monotonic()
-    rq.expiry_date = iso_after(rq.finished_date, 24 * 3600)
+        rq.fail(str(exc))
+    rq.close(24 * 3600)
 
 
 def _download(request: web.Request) -> web.Response:
