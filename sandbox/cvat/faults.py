@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .http import LOGGED, cvat_response, error_page
+from .rest import LOGGED, cvat_response, error_page
 
 __all__ = ["Fault", "Faults", "Hold"]
 

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from .http import ApiError, origin
+from .rest import ApiError, origin
 
 __all__ = ["filter_rows", "int_or_400", "paginate"]
 

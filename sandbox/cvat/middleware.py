@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .http import (
+from .rest import (
     CVAT_JSON,
     LOGGED,
     USER,

@@ -7,7 +7,7 @@ The parts behind it:
   validation (`schema.py`) and authentication;
 - `routes/`: the REST API, one module per resource;
 - `processing.py`: task creation in the background; `shapes.py`: annotation checks;
-  `export.py`: the dataset zip; `http.py`, `listing.py`: what the routes share.
+  `export.py`: the dataset zip; `rest.py`, `listing.py`: what the routes share.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from sandbox.forward import Forward
 
 from .costs import CpuBudget, CvatCosts
 from .faults import Fault, Hold
-from .http import STATE, ApiError
 from .middleware import MIDDLEWARES
 from .models import Guide, Job, RqRequest, Task, User
+from .rest import STATE, ApiError
 from .routes import add_routes
 from .state import CvatState
 

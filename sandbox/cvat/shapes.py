@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from .http import ApiError
+from .rest import ApiError
 
 if TYPE_CHECKING:
     from .models import Label, Task

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ..http import (
+from ..models import now_iso
+from ..rest import (
     ApiError,
     caller,
     cvat_response,
@@ -18,7 +19,6 @@ from ..http import (
     state_of,
     task_of,
 )
-from ..models import now_iso
 from ..shapes import Annotations, assign_ids, normalize
 
 if TYPE_CHECKING:

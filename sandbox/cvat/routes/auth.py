@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ..http import USER, ApiError, cvat_response, json_body, origin, state_of
 from ..models import new_token, now_iso
 from ..passwords import password_errors, similarity_errors
+from ..rest import USER, ApiError, cvat_response, json_body, origin, state_of
 
 if TYPE_CHECKING:
     from ..models import User

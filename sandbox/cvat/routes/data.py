@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from ..http import USER, ApiError, cvat_response, read_form, route_both, state_of, task_of
 from ..models import RqRequest
 from ..processing import DataRequest, create_task_data
+from ..rest import USER, ApiError, cvat_response, read_form, route_both, state_of, task_of
 
 if TYPE_CHECKING:
     from ..state import CvatState

@@ -10,8 +10,8 @@ from urllib.parse import quote_plus
 from aiohttp import web
 
 from .. import export
-from ..http import ApiError, caller, cvat_response, forbidden, job_of, state_of, task_of
 from ..models import RqRequest, now_iso
+from ..rest import ApiError, caller, cvat_response, forbidden, job_of, state_of, task_of
 
 if TYPE_CHECKING:
     from ..models import Job, Task

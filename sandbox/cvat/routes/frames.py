@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from PIL import Image
 
-from ..http import ApiError, cvat_response, job_of, route_both, state_of, task_of
+from ..rest import ApiError, cvat_response, job_of, route_both, state_of, task_of
 
 if TYPE_CHECKING:
     from ..models import Task

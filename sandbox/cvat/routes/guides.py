@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from ..http import ApiError, caller, cvat_response, forbidden, json_body, not_found, state_of
 from ..models import Guide, now_iso
+from ..rest import ApiError, caller, cvat_response, forbidden, json_body, not_found, state_of
 
 if TYPE_CHECKING:
     from ..models import Task, User

@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ..http import ApiError, caller, cvat_response, forbidden, job_of, json_body, origin, state_of
 from ..listing import filter_rows, paginate
 from ..models import now_iso
+from ..rest import ApiError, caller, cvat_response, forbidden, job_of, json_body, origin, state_of
 from .users import user_basic
 
 if TYPE_CHECKING:

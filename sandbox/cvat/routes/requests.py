@@ -7,8 +7,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from ..http import ApiError, caller, cvat_response, forbidden, origin, state_of
 from ..listing import filter_rows, paginate
+from ..rest import ApiError, caller, cvat_response, forbidden, origin, state_of
 
 if TYPE_CHECKING:
     from ..models import RqRequest

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ..http import (
+from ..listing import filter_rows, int_or_400, paginate
+from ..models import AttributeSpec, Label, Task, now_iso
+from ..rest import (
     ApiError,
     caller,
     cvat_response,
@@ -19,8 +21,6 @@ from ..http import (
     state_of,
     task_of,
 )
-from ..listing import filter_rows, int_or_400, paginate
-from ..models import AttributeSpec, Label, Task, now_iso
 from .users import user_basic
 
 if TYPE_CHECKING:

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ..http import (
+from ..listing import filter_rows, paginate
+from ..rest import (
     ApiError,
     caller,
     cvat_response,
@@ -18,7 +19,6 @@ from ..http import (
     origin,
     state_of,
 )
-from ..listing import filter_rows, paginate
 
 if TYPE_CHECKING:
     from ..models import User
