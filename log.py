@@ -14,10 +14,10 @@ import threading
 from collections.abc import Awaitable, Callable
 from logging.handlers import QueueHandler, QueueListener, RotatingFileHandler
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from db import Database
+    from db import Cursor
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -181,8 +181,31 @@ def setup_logging(level: str = "INFO", log_dir: Path | None = None, console: boo
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
+class ActionStore(Protocol):
+    """What the action log needs of the database (log.py does not import db)."""
+
+    async def execute(self, sql: str, params: Any = None) -> int:
+        """Run one statement in its own transaction; rows affected."""
+        ...
+
+
+# `action_log` lives here: who did what to whom.
+_RECORD_ACTION = ("INSERT INTO action_log (actor_id, action, candidate_id, ok, details)"
+                  " VALUES (%s, %s, %s, %s, %s::jsonb)")
+_FORGET_OWN_ACTIONS = "DELETE FROM action_log WHERE actor_id = %s AND action NOT LIKE 'hr.%%'"
+_SCRUB_ACTIONS_ABOUT = "UPDATE action_log SET details = '{}'::jsonb WHERE candidate_id = %s"
+
+
+def forget_actions(cur: Cursor, telegram_id: int, candidate_id: int) -> None:
+    """Inside the transaction that deletes a candidate: what they did as a candidate (support
+    messages, logins resent) goes; what HR did about them stays, without the details that
+    named them."""
+    cur.execute(_FORGET_OWN_ACTIONS, (telegram_id,))
+    cur.execute(_SCRUB_ACTIONS_ABOUT, (candidate_id,))
+
+
 async def record_action(
-    db: Database,
+    db: ActionStore,
     actor_id: int | None,
     action: str,
     candidate_id: int | None = None,
@@ -196,11 +219,7 @@ async def record_action(
         actor_id, action, candidate_id, ok, detail_json,
     )
     try:
-        await db.execute(
-            "INSERT INTO action_log (actor_id, action, candidate_id, ok, details)"
-            " VALUES (%s, %s, %s, %s, %s::jsonb)",
-            (actor_id, action, candidate_id, ok, detail_json),
-        )
+        await db.execute(_RECORD_ACTION, (actor_id, action, candidate_id, ok, detail_json))
     except Exception:
         # The file line above already holds the record; a database outage must not
         # turn a user's successful action into an error.

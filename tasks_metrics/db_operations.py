@@ -18,6 +18,7 @@ from typing import Any
 from psycopg2.extras import execute_values
 
 from db import Cursor, Database
+from tasks_generator.repository import mark_graded
 from tasks_metrics.pass_rule import MEASURES, PassRule, RuleError, Verdict
 
 logger = logging.getLogger(__name__)
@@ -274,9 +275,8 @@ async def save_metrics(
              "rule_id": version.id if version else None, "key_version": key_version,
              "fingerprint": json.dumps(fingerprint or {}, ensure_ascii=False)},
         )
-        cur.execute("UPDATE attempts SET status = 'graded', grading_error = NULL,"
-                    " grading_failures = 0, grading_retry_at = NULL, updated_at = now()"
-                    " WHERE id = %s", (attempt_id,))
+        if not mark_graded(cur, attempt_id):
+            logger.warning("attempt %s graded while not submitted", attempt_id)
         return verdict
 
     return await db.run(work)
