@@ -204,6 +204,17 @@ def forget_actions(cur: Cursor, telegram_id: int, candidate_id: int) -> None:
     cur.execute(_SCRUB_ACTIONS_ABOUT, (candidate_id,))
 
 
+def _action_line(actor_id: int | None, action: str, candidate_id: int | None,
+                 details: dict[str, Any] | None, ok: bool) -> tuple[Any, ...]:
+    """Write the actions.log line of an action; the parameters of its `action_log` row."""
+    detail_json = json.dumps(details or {}, ensure_ascii=False, default=str, sort_keys=True)
+    action_logger.info(
+        "actor=%s action=%s candidate=%s ok=%s details=%s",
+        actor_id, action, candidate_id, ok, detail_json,
+    )
+    return (actor_id, action, candidate_id, ok, detail_json)
+
+
 async def record_action(
     db: ActionStore,
     actor_id: int | None,
@@ -213,17 +224,26 @@ async def record_action(
     ok: bool = True,
 ) -> None:
     """Write who did what to whom: one line in actions.log and one row in the action table."""
-    detail_json = json.dumps(details or {}, ensure_ascii=False, default=str, sort_keys=True)
-    action_logger.info(
-        "actor=%s action=%s candidate=%s ok=%s details=%s",
-        actor_id, action, candidate_id, ok, detail_json,
-    )
+    row = _action_line(actor_id, action, candidate_id, details, ok)
     try:
-        await db.execute(_RECORD_ACTION, (actor_id, action, candidate_id, ok, detail_json))
+        await db.execute(_RECORD_ACTION, row)
     except Exception:
         # The file line above already holds the record; a database outage must not
         # turn a user's successful action into an error.
         logging.getLogger(__name__).exception("could not store action %s in the database", action)
+
+
+def record_action_in(
+    cur: Cursor,
+    actor_id: int | None,
+    action: str,
+    candidate_id: int | None = None,
+    details: dict[str, Any] | None = None,
+    ok: bool = True,
+) -> None:
+    """The same inside the transaction of the use case that did it: the row is stored with
+    what it records, or neither is."""
+    cur.execute(_RECORD_ACTION, _action_line(actor_id, action, candidate_id, details, ok))
 
 
 def logged_action(

@@ -22,7 +22,7 @@ from config.env import Settings
 from connection import AsyncCvatClient, CvatError, CvatNotFound
 from create_users import repository
 from db import Cursor, Database, DatabaseUnavailable
-from log import forget_actions, record_action
+from log import forget_actions, record_action, record_action_in
 from tasks_generator.repository import forget_pool_accounts
 
 logger = logging.getLogger(__name__)
@@ -172,17 +172,17 @@ async def delete_candidate_data(db: Database, cvat: AsyncCvatClient, actor_id: i
         raise
 
     def forget(cur: Cursor) -> bool:
-        # One transaction over every table that knows the person.
+        # One transaction over every table that knows the person, the action log included.
         repository.leave_tombstone(cur, candidate_id, candidate.telegram_id)
         forget_pool_accounts(cur, candidate_id)
-        if not repository.delete_candidate_rows(cur, candidate_id, candidate.telegram_id):
-            return False
-        forget_actions(cur, candidate.telegram_id, candidate_id)
-        return True
+        deleted = repository.delete_candidate_rows(cur, candidate_id, candidate.telegram_id)
+        if deleted:
+            forget_actions(cur, candidate.telegram_id, candidate_id)
+        record_action_in(cur, actor_id, "hr.delete_data", candidate_id, {"account": account},
+                         ok=deleted)
+        return deleted
 
     deleted = await db.run(forget)
-    await record_action(db, actor_id, "hr.delete_data", candidate_id, {"account": account},
-                        ok=deleted)
     return DeleteOutcome.DELETED if deleted else DeleteOutcome.NOT_FOUND
 
 

@@ -115,6 +115,12 @@ async def extra_attempts(db: Database, candidate_id: int) -> int:
     return int(extra or 0)
 
 
+async def grant_attempt(db: Database, candidate_id: int) -> int | None:
+    """One more attempt for the candidate; the new number of extra attempts, None if gone."""
+    return await db.fetchval("UPDATE candidates SET extra_attempts = extra_attempts + 1"
+                             " WHERE id = %s RETURNING extra_attempts", (candidate_id,))
+
+
 async def reserve_cvat_credentials(
     db: Database, candidate_id: int, username: str, password: str
 ) -> Candidate:

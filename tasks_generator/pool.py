@@ -259,8 +259,7 @@ class PoolKeeper:
     async def _build_account(self, row: PoolRow) -> None:
         """Register (or find, after a crash) the account, make it a worker that cannot log in
         yet, and put it in the pool."""
-        user_id, username, password = row.cvat_user_id, row.cvat_username, row[
-            "cvat_password"]
+        user_id, username, password = row.cvat_user_id, row.cvat_username, row.cvat_password
         register_secret(password)
         if user_id is None:
             resumed = row.resumed

@@ -621,6 +621,25 @@ async def attempts_to_regrade(db: Database, older_than: timedelta, tries: int) -
     return [row["id"] for row in rows]
 
 
+@dataclass(frozen=True)
+class AttemptRef:
+    """An attempt by id and number."""
+
+    id: int
+    number: int
+
+
+_WITH_WORK = ("SELECT id, number FROM attempts WHERE candidate_id = %s"
+              " AND submitted_annotations IS NOT NULL AND status IN %s ORDER BY number")
+
+
+async def attempts_with_work(db: Database, candidate_id: int) -> list[AttemptRef]:
+    """The candidate's submitted or graded attempts with their stored work, oldest first."""
+    rows = await db.fetchall(_WITH_WORK, (candidate_id, (AttemptStatus.SUBMITTED,
+                                                         AttemptStatus.GRADED)))
+    return [AttemptRef(**row) for row in rows]
+
+
 # ------------------------------------------------------------------ transitions: deadlines
 
 async def overdue_attempts(db: Database, deadline: timedelta) -> list[int]:

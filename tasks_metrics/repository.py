@@ -1,0 +1,476 @@
+"""The one home of `metrics` (one row per graded attempt; a re-grade replaces it, the figures
+it had go to `metrics_history`), `pass_rules` (the rule in force is the newest row; older rows
+are its history), `flags` and `answer_keys`: their SQL and typed rows.
+
+A band is always the newest rule's verdict on the stored figures. Storing a grading and
+applying a rule both take one advisory lock (shared for a grading, exclusive for a rule), so
+an attempt graded while HR apply a new rule can never keep the old rule's band.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg2.extras import execute_values
+
+from db import Cursor, Database
+from tasks_generator.repository import AttemptStatus, mark_graded
+from tasks_metrics.pass_rule import MEASURES, PassRule, RuleError, Verdict
+
+logger = logging.getLogger(__name__)
+
+# pg_advisory_xact_lock key of the pass rule ("rule" in ASCII).
+RULE_LOCK = 0x72756C65
+
+_COLUMNS = (
+    "car_iou", "plate_iou", "plate_accuracy", "score",
+    "car_precision", "car_recall", "car_matched_iou", "car_missed", "car_extra",
+    "plate_precision", "plate_recall", "plate_matched_iou", "plate_missed", "plate_extra",
+    "plate_cer",
+)
+_MEASURE_COLUMNS = ", ".join(m.column for m in MEASURES)
+
+
+@dataclass(frozen=True)
+class RuleVersion:
+    """A pass rule as stored: its id, when, by whom, and how many attempts it re-banded."""
+
+    id: int | None
+    rule: PassRule
+    source: str
+    created_by: int | None
+    created_at: datetime | None
+    changed: int | None = None
+    created_by_name: str = ""
+
+
+class StaleRule(Exception):
+    """The rule in force is not the one a draft was made from (someone changed it since)."""
+
+
+@dataclass(frozen=True)
+class BandChanges:
+    """What a rule would change: moves of candidates' counting (latest graded) attempts
+    between bands, and how many graded attempts in all would change band."""
+
+    candidates: int
+    moves: dict[tuple[str, str], int]
+    attempts_changed: int
+
+    @property
+    def candidates_changed(self) -> int:
+        """Candidates whose band would change."""
+        return sum(self.moves.values())
+
+
+def _rule_row(row: dict[str, Any] | None) -> RuleVersion | None:
+    if row is None:
+        return None
+    try:
+        rule = PassRule.from_dict(row["gates"])
+    except RuleError as exc:
+        logger.error("pass rule %s in the database is unreadable (%s); using the defaults",
+                     row["id"], exc)
+        rule = PassRule.default()
+    return RuleVersion(row["id"], rule, row["source"], row["created_by"], row["created_at"],
+                       row.get("changed"), row.get("created_by_name") or "")
+
+
+_RULES_SQL = (
+    "SELECT r.id, r.gates, r.source, r.created_by, r.created_at, r.changed,"
+    " coalesce(nullif(u.full_name, ''), '@' || u.username, r.created_by::text)"
+    " AS created_by_name"
+    " FROM pass_rules r LEFT JOIN telegram_users u ON u.telegram_id = r.created_by"
+    " ORDER BY r.id DESC LIMIT %s")
+
+
+def _newest_rule(cur: Cursor) -> RuleVersion | None:
+    cur.execute(_RULES_SQL, (1,))
+    row = cur.fetchone()
+    return _rule_row(dict(row) if row else None)
+
+
+async def current_rule(db: Database) -> RuleVersion:
+    """The rule in force (the shipped defaults, unsaved, before the first start saved one)."""
+
+    def work(cur: Cursor) -> RuleVersion:
+        return _newest_rule(cur) or RuleVersion(None, PassRule.default(), "settings", None,
+                                                None)
+
+    return await db.run(work)
+
+
+async def rule_history(db: Database, limit: int = 10) -> list[RuleVersion]:
+    """The newest rules, newest first."""
+    rows = await db.fetchall(_RULES_SQL, (limit,))
+    return [v for v in map(_rule_row, rows) if v is not None]
+
+
+def _rebanded(cur: Cursor, rule: PassRule) -> list[tuple[int, int, str, str, Verdict]]:
+    """(attempt id, candidate id, old band, new band, verdict) of every graded attempt under
+    `rule`, from the stored figures."""
+    cur.execute(f"SELECT attempt_id, candidate_id, band, {_MEASURE_COLUMNS} FROM metrics"
+                " ORDER BY attempt_id")
+    out = []
+    for row in cur.fetchall():
+        verdict = rule.evaluate(row)
+        out.append((row["attempt_id"], row["candidate_id"], row["band"], verdict.band, verdict))
+    return out
+
+
+def _counting_attempts(cur: Cursor) -> set[int]:
+    """The attempt that counts for each graded candidate: the latest graded one."""
+    cur.execute("SELECT DISTINCT ON (candidate_id) attempt_id FROM metrics"
+                " ORDER BY candidate_id, times_attempted DESC")
+    return {row["attempt_id"] for row in cur.fetchall()}
+
+
+def _changes(cur: Cursor, rule: PassRule) -> tuple[BandChanges, list[Any]]:
+    rows = _rebanded(cur, rule)
+    counting = _counting_attempts(cur)
+    moves: Counter[tuple[str, str]] = Counter(
+        (old, new) for attempt_id, _, old, new, _ in rows
+        if attempt_id in counting and old != new)
+    changed = sum(1 for _, _, old, new, _ in rows if old != new)
+    return BandChanges(len(counting), dict(moves), changed), rows
+
+
+async def preview_rule(db: Database, rule: PassRule) -> BandChanges:
+    """What applying `rule` would change, computed from the stored figures (no writes)."""
+
+    def work(cur: Cursor) -> BandChanges:
+        return _changes(cur, rule)[0]
+
+    return await db.run(work)
+
+
+def _write_bands(cur: Cursor, rows: list[Any], rule_id: int) -> None:
+    """Store each (attempt, ..., new band, verdict) of `_rebanded` under rule `rule_id`."""
+    if not rows:
+        return
+    execute_values(
+        cur,
+        "UPDATE metrics m SET band = v.band, gates = v.gates::jsonb, rule_id = v.rule_id,"
+        " report = jsonb_set(jsonb_set(m.report, '{band}', to_jsonb(v.band)),"
+        " '{gates}', v.gates::jsonb)"
+        " FROM (VALUES %s) AS v (attempt_id, band, gates, rule_id)"
+        " WHERE m.attempt_id = v.attempt_id",
+        [(attempt_id, new, json.dumps(verdict.gates_dicts()), rule_id)
+         for attempt_id, _, _, new, verdict in rows],
+        template="(%s, %s, %s, %s)", page_size=1000)
+
+
+def _apply(cur: Cursor, rule: PassRule, source: str, actor: int | None) -> tuple[int,
+                                                                               BandChanges]:
+    """Insert the rule and re-band every attempt (the caller holds the rule lock)."""
+    changes, rows = _changes(cur, rule)
+    cur.execute("INSERT INTO pass_rules (gates, source, created_by, changed)"
+                " VALUES (%s::jsonb, %s, %s, %s) RETURNING id",
+                (json.dumps(rule.to_dict()), source, actor, changes.attempts_changed))
+    rule_id = cur.fetchone()["id"]
+    _write_bands(cur, rows, rule_id)
+    return rule_id, changes
+
+
+async def apply_rule(db: Database, rule: PassRule, *, actor: int,
+                     based_on: int | None) -> tuple[int, BandChanges]:
+    """Put `rule` in force (HR's change): keep it in the history and re-band every graded
+    attempt from its stored figures, in one transaction. `based_on` is the rule the draft was
+    made from: if another rule came into force since, StaleRule and nothing changes. Returns
+    the new rule's number and what changed."""
+
+    def work(cur: Cursor) -> tuple[int, BandChanges]:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (RULE_LOCK,))
+        newest = _newest_rule(cur)
+        if (newest.id if newest else None) != based_on:
+            raise StaleRule(f"rule {based_on} is no longer in force")
+        return _apply(cur, rule, "hr", actor)
+
+    return await db.run(work)
+
+
+async def ensure_rule(db: Database, from_settings: PassRule) -> RuleVersion:
+    """At start: the settings' rule is the first rule; while HR have not changed it in the
+    bot, a change of the settings puts the new settings in force. Attempts banded by another
+    rule than the one in force (graded before this version) are re-banded."""
+
+    def work(cur: Cursor) -> RuleVersion:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (RULE_LOCK,))
+        newest = _newest_rule(cur)
+        if newest is None or (newest.source == "settings" and newest.rule != from_settings):
+            _, changes = _apply(cur, from_settings, "settings", None)
+            logger.info("pass rule from the settings in force (%s); %d attempts changed band",
+                        from_settings.describe(), changes.attempts_changed)
+            newest = _newest_rule(cur)
+            assert newest is not None
+            return newest
+        if newest.rule != from_settings:
+            logger.info("the GATE_* settings differ from the pass rule HR set in the bot on %s;"
+                        " HR's rule stays in force", newest.created_at)
+        _restamp(cur, newest)
+        return newest
+
+    return await db.run(work)
+
+
+def _restamp(cur: Cursor, version: RuleVersion) -> None:
+    """Re-band, under the rule in force, the attempts some other rule banded."""
+    assert version.id is not None
+    cur.execute("SELECT attempt_id FROM metrics WHERE rule_id IS DISTINCT FROM %s",
+                (version.id,))
+    stale = {row["attempt_id"] for row in cur.fetchall()}
+    if not stale:
+        return
+    _write_bands(cur, [r for r in _rebanded(cur, version.rule) if r[0] in stale], version.id)
+
+
+async def save_metrics(
+    db: Database,
+    attempt_id: int,
+    values: dict[str, Any],
+    report: dict[str, Any],
+    *,
+    task_started: datetime | None,
+    task_ended: datetime | None,
+    key_version: int = 1,
+    fingerprint: dict[str, Any] | None = None,
+) -> Verdict:
+    """Store (or replace, on a re-grade: the figures it had go to `metrics_history`) the
+    metrics of one attempt, graded on answer key `key_version`, banded by the rule in force,
+    and mark the attempt graded: one transaction. Returns the verdict."""
+    columns = ", ".join(_COLUMNS)
+    placeholders = ", ".join(f"%({c})s" for c in _COLUMNS)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS)
+
+    def work(cur: Cursor) -> Verdict:
+        cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (RULE_LOCK,))
+        version = _newest_rule(cur)
+        rule = version.rule if version else PassRule.default()
+        verdict = rule.evaluate(values)
+        stored = {**report, "band": verdict.band, "gates": verdict.gates_dicts()}
+        cur.execute(
+            "INSERT INTO metrics_history (attempt_id, key_version, figures)"
+            " SELECT attempt_id, key_version, to_jsonb(m) - 'report' - 'fingerprint'"
+            " FROM metrics m WHERE attempt_id = %s", (attempt_id,))
+        cur.execute(
+            f"INSERT INTO metrics (attempt_id, candidate_id, times_attempted, task_started,"
+            f" task_ended, report, band, gates, rule_id, key_version, fingerprint, {columns})"
+            f" SELECT a.id, a.candidate_id, a.number, %(task_started)s, %(task_ended)s,"
+            f" %(report)s::jsonb, %(band)s, %(gates)s::jsonb, %(rule_id)s, %(key_version)s,"
+            f" %(fingerprint)s::jsonb, {placeholders}"
+            f" FROM attempts a WHERE a.id = %(attempt_id)s"
+            f" ON CONFLICT (attempt_id) DO UPDATE SET task_started = EXCLUDED.task_started,"
+            f" task_ended = EXCLUDED.task_ended, report = EXCLUDED.report, graded_at = now(),"
+            f" band = EXCLUDED.band, gates = EXCLUDED.gates, rule_id = EXCLUDED.rule_id,"
+            f" key_version = EXCLUDED.key_version, fingerprint = EXCLUDED.fingerprint,"
+            f" {updates}",
+            {**{c: values.get(c) for c in _COLUMNS}, "attempt_id": attempt_id,
+             "task_started": task_started, "task_ended": task_ended,
+             "report": json.dumps(stored, ensure_ascii=False), "band": verdict.band,
+             "gates": json.dumps(verdict.gates_dicts()),
+             "rule_id": version.id if version else None, "key_version": key_version,
+             "fingerprint": json.dumps(fingerprint or {}, ensure_ascii=False)},
+        )
+        if not mark_graded(cur, attempt_id):
+            logger.warning("attempt %s graded while not submitted", attempt_id)
+        return verdict
+
+    return await db.run(work)
+
+
+async def load_metrics(db: Database, attempt_id: int) -> dict[str, Any] | None:
+    """The stored metrics row of an attempt, or None."""
+    return await db.fetchone("SELECT * FROM metrics WHERE attempt_id = %s", (attempt_id,))
+
+
+# --- flags -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One flag on an attempt, with the other attempt's candidate for a pair."""
+
+    kind: str
+    attempt_id: int
+    evidence: dict[str, Any]
+    other_attempt: int | None = None
+    other_candidate: int | None = None
+    other_name: str = ""
+    other_number: int | None = None
+
+
+@dataclass(frozen=True)
+class FlagWork:
+    """What flagging compares of one graded attempt: its fingerprint (boxes and texts per
+    image), the time it took, its number of objects and its wrong plate texts."""
+
+    id: int
+    candidate_id: int
+    fingerprint: dict[str, Any]
+    task_completed: Any  # a timedelta, or None
+    objects: int
+    typos: list[list[Any]]
+
+
+FoundFlag = tuple[str, int | None, dict[str, Any]]  # kind, the other attempt, evidence
+
+_FLAG_WORK = (
+    "SELECT a.id, a.candidate_id, m.fingerprint, m.task_completed,"
+    " coalesce((m.report #>> '{per_class,car,gt_count}')::int, 0)"
+    " + coalesce((m.report #>> '{per_class,plate,gt_count}')::int, 0) AS objects,"
+    " (SELECT coalesce(jsonb_agg(jsonb_build_array(p ->> 'image', p ->> 'given')), '[]')"
+    "  FROM jsonb_array_elements(m.report -> 'plates') p"
+    "  WHERE p ->> 'given' IS NOT NULL AND NOT (p ->> 'correct')::boolean) AS typos"
+    " FROM attempts a JOIN metrics m ON m.attempt_id = a.id")
+_FLAG_WORK_OF = _FLAG_WORK + " WHERE a.id = %s"
+_FLAG_WORK_SHARING = (
+    _FLAG_WORK + " WHERE a.candidate_id <> %s AND a.status = %s"
+    " AND a.image_subset && (SELECT image_subset FROM attempts WHERE id = %s)"
+    " ORDER BY a.id DESC LIMIT %s")
+_FLAGS_CLEARED = ("DELETE FROM flags WHERE attempt_id = %s"
+                  " OR (other_attempt = %s AND kind IN %s)")
+_FLAG_STORED = ("INSERT INTO flags (attempt_id, kind, other_attempt, evidence)"
+                " VALUES (%s, %s, %s, %s::jsonb) ON CONFLICT DO NOTHING")
+_FLAGS_OF = (
+    "SELECT f.attempt_id, f.kind, f.other_attempt, f.evidence, o.candidate_id,"
+    " o.number, coalesce(nullif(c.full_name, ''), '@' || c.telegram_username,"
+    " c.telegram_id::text, '') AS name"
+    " FROM flags f LEFT JOIN attempts o ON o.id = f.other_attempt"
+    " LEFT JOIN candidates c ON c.id = o.candidate_id"
+    " WHERE f.attempt_id = ANY(%s) ORDER BY f.attempt_id, f.kind, f.id")
+
+
+async def flag_work(db: Database, attempt_id: int) -> FlagWork | None:
+    """What flagging compares of one graded attempt, or None (not graded)."""
+    row = await db.fetchone(_FLAG_WORK_OF, (attempt_id,))
+    return FlagWork(**row) if row else None
+
+
+async def flag_work_sharing_images(db: Database, mine: FlagWork, limit: int) -> list[FlagWork]:
+    """The newest graded attempts of other candidates sharing an image with `mine`."""
+    rows = await db.fetchall(_FLAG_WORK_SHARING, (mine.candidate_id, AttemptStatus.GRADED,
+                                                  mine.id, limit))
+    return [FlagWork(**row) for row in rows]
+
+
+def store_flags(cur: Cursor, attempt_id: int, found: list[FoundFlag],
+                pair_kinds: tuple[str, ...]) -> None:
+    """Inside a transaction: replace the attempt's flags (a pair's on both attempts)."""
+    cur.execute(_FLAGS_CLEARED, (attempt_id, attempt_id, pair_kinds))
+    for kind, other, evidence in found:
+        sides = [(attempt_id, other)] + ([(other, attempt_id)] if other is not None else [])
+        for one, two in sides:
+            cur.execute(_FLAG_STORED, (one, kind, two, json.dumps(evidence, ensure_ascii=False)))
+
+
+async def flags_of(db: Database, attempt_ids: list[int]) -> dict[int, list[Flag]]:
+    """The flags of some attempts, by attempt (the other side's candidate named)."""
+    if not attempt_ids:
+        return {}
+    out: dict[int, list[Flag]] = {}
+    for row in await db.fetchall(_FLAGS_OF, (attempt_ids,)):
+        out.setdefault(row["attempt_id"], []).append(Flag(
+            row["kind"], row["attempt_id"], row["evidence"], row["other_attempt"],
+            row["candidate_id"], row["name"] or "", row["number"]))
+    return out
+
+
+# --- answer keys -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    """An `answer_keys` row: one version of a set's answer key after the first."""
+
+    task_set: str
+    version: int
+    annotations: str | None
+    excluded_images: list[str]
+    excluded_objects: list[list[Any]]
+    affected_images: list[str]
+    change: str
+    created_by: int | None
+    created_at: datetime | None = None
+
+
+_KEY_LOCK = 0x6B6579  # "key", shifted over the set's crc32: one lock per set
+_KEY_COLUMNS = ("task_set, version, annotations, excluded_images, excluded_objects,"
+                " affected_images, change, created_by, created_at")
+_KEY_LOCKED = "SELECT pg_advisory_xact_lock(%s)"
+_NEWEST_KEY = (f"SELECT {_KEY_COLUMNS} FROM answer_keys WHERE task_set = %s"
+               " ORDER BY version DESC LIMIT 1")
+_KEYS = f"SELECT {_KEY_COLUMNS} FROM answer_keys WHERE task_set = %s ORDER BY version DESC"
+_KEY_STORED = (
+    "INSERT INTO answer_keys (task_set, version, annotations, excluded_images,"
+    " excluded_objects, affected_images, change, created_by) VALUES"
+    f" (%s, %s, %s, %s, %s::jsonb, %s, %s, %s) RETURNING {_KEY_COLUMNS}")
+_STALE_ATTEMPTS = (
+    "SELECT a.id FROM attempts a JOIN metrics m ON m.attempt_id = a.id"
+    " WHERE a.task_set = %(set)s AND a.status = %(graded)s AND EXISTS (SELECT 1 FROM"
+    " answer_keys k WHERE k.task_set = %(set)s AND k.version > m.key_version"
+    " AND k.affected_images && a.image_subset) ORDER BY a.id")
+_CALIBRATION_ROWS = (
+    "SELECT a.image_subset, m.band, jsonb_build_object('per_class', jsonb_build_object("
+    " 'car', jsonb_build_object('missed_objects',"
+    "  m.report #> '{per_class,car,missed_objects}'),"
+    " 'plate', jsonb_build_object('missed_objects',"
+    "  m.report #> '{per_class,plate,missed_objects}')),"
+    " 'plates', (SELECT coalesce(jsonb_agg(p), '[]') FROM jsonb_array_elements("
+    "  m.report -> 'plates') p WHERE p ->> 'given' IS NOT NULL"
+    "  AND NOT (p ->> 'correct')::boolean),"
+    " 'image_fit', m.report -> 'image_fit') AS report"
+    " FROM attempts a JOIN metrics m ON m.attempt_id = a.id"
+    " WHERE a.task_set = %s AND a.status = %s")
+
+
+def lock_key(cur: Cursor, task_set: str) -> None:
+    """Inside a transaction: one change of the set's key at a time (until COMMIT)."""
+    cur.execute(_KEY_LOCKED, (_KEY_LOCK << 32 | zlib.crc32(task_set.encode("utf-8")),))
+
+
+def newest_stored_key(cur: Cursor, task_set: str) -> StoredKey | None:
+    """Inside a transaction: the newest stored version of the set's key (None: version 1)."""
+    cur.execute(_NEWEST_KEY, (task_set,))
+    row = cur.fetchone()
+    return StoredKey(**row) if row else None
+
+
+async def stored_keys(db: Database, task_set: str) -> list[StoredKey]:
+    """Every stored version, newest first."""
+    return [StoredKey(**row) for row in await db.fetchall(_KEYS, (task_set,))]
+
+
+def store_key(cur: Cursor, key: StoredKey) -> StoredKey:
+    """Inside a transaction: store the next version."""
+    cur.execute(_KEY_STORED, (key.task_set, key.version, key.annotations,
+                              list(key.excluded_images), json.dumps(key.excluded_objects),
+                              list(key.affected_images), key.change, key.created_by))
+    return StoredKey(**cur.fetchone())
+
+
+async def stale_attempts(db: Database, task_set: str) -> list[int]:
+    """Graded attempts of the set whose images a later key version changed."""
+    rows = await db.fetchall(_STALE_ATTEMPTS, {"set": task_set, "graded": AttemptStatus.GRADED})
+    return [r["id"] for r in rows]
+
+
+@dataclass(frozen=True)
+class CalibrationRow:
+    """What calibration counts of one graded attempt: its images, band and the parts of its
+    report about missed objects, misread plates and box fit."""
+
+    image_subset: list[str]
+    band: str | None
+    report: dict[str, Any]
+
+
+async def calibration_rows(db: Database, task_set: str) -> list[CalibrationRow]:
+    """Every graded attempt on the set, as calibration counts it (a few hundred bytes each)."""
+    rows = await db.fetchall(_CALIBRATION_ROWS, (task_set, AttemptStatus.GRADED))
+    return [CalibrationRow(**row) for row in rows]
