@@ -46,11 +46,39 @@ from tasks_generator.repository import (
 )
 
 __all__ = [
-    "CREATING", "DEFAULT_LEASE", "EXPIRED", "FAILED", "GRADED", "READY", "SUBMITTED",
-    "USED_STATUSES", "Attempt", "AttemptStatus", "Draw", "LeaseLost", "Opening", "OpeningKind",
-    "count_used", "forget_lost_task", "get_attempt", "interrupted_attempts", "latest_attempt",
-    "lease_failed_attempt", "mark_failed", "mark_ready", "new_lease_owner", "open_attempt",
-    "record_step", "seen_images", "stage_row", "task_name", "visit_row",
+    "CREATING",
+    "DEFAULT_LEASE",
+    "EXPIRED",
+    "FAILED",
+    "GRADED",
+    "READY",
+    "SUBMITTED",
+    "USED_STATUSES",
+    "Attempt",
+    "AttemptStatus",
+    "Draw",
+    "LeaseLost",
+    "Opening",
+    "OpeningKind",
+    "StageKind",
+    "TaskRequestKind",
+    "attempts_left",
+    "count_used",
+    "forget_lost_task",
+    "get_attempt",
+    "interrupted_attempts",
+    "latest_attempt",
+    "lease_failed_attempt",
+    "mark_failed",
+    "mark_ready",
+    "new_lease_owner",
+    "open_attempt",
+    "record_step",
+    "seen_images",
+    "stage_of",
+    "stage_row",
+    "task_name",
+    "visit_row",
 ]
 
 CREATING, READY, SUBMITTED = AttemptStatus.CREATING, AttemptStatus.READY, AttemptStatus.SUBMITTED
@@ -67,6 +95,37 @@ class OpeningKind(StrEnum):
     DONE = "done"  # the latest attempt was submitted; a new one needs `new_attempt`
     NO_ATTEMPTS_LEFT = "no_attempts_left"
     COOLDOWN = "cooldown"
+
+
+class TaskRequestKind(StrEnum):
+    """The answer to "give me a test task": an OpeningKind but `build`, which ends as one of
+    the first two."""
+
+    CREATED = "created"  # built now
+    TAKEN_OVER = "taken_over"  # this process was cut off too long; another finished the build
+    READY = OpeningKind.READY
+    BUSY = OpeningKind.BUSY
+    DONE = OpeningKind.DONE
+    NO_ATTEMPTS_LEFT = OpeningKind.NO_ATTEMPTS_LEFT
+    COOLDOWN = OpeningKind.COOLDOWN
+
+
+class StageKind(StrEnum):
+    """Where a candidate is, as the menus show it."""
+
+    NEW = "new"  # no attempt yet
+    BUILDING = "building"
+    READY = "ready"
+    FAILED = "failed"
+    DONE = "done"  # the latest attempt is submitted, graded or expired
+
+
+def stage_of(status: str | None) -> StageKind:
+    """The stage of a candidate whose latest attempt is in `status` (None: no attempt)."""
+    if status is None:
+        return StageKind.NEW
+    return {CREATING: StageKind.BUILDING, READY: StageKind.READY,
+            FAILED: StageKind.FAILED}.get(AttemptStatus(status), StageKind.DONE)
 
 
 @dataclass(frozen=True)
