@@ -233,14 +233,9 @@ async def record_action(
         logging.getLogger(__name__).exception("could not store action %s in the database", action)
 
 
-def record_action_in(
-    cur: Cursor,
-    actor_id: int | None,
-    action: str,
-    candidate_id: int | None = None,
-    details: dict[str, Any] | None = None,
-    ok: bool = True,
-) -> None:
+def record_action_in(cur: Cursor, actor_id: int | None, action: str,
+                     candidate_id: int | None = None, details: dict[str, Any] | None = None,
+                     ok: bool = True) -> None:
     """The same inside the transaction of the use case that did it: the row is stored with
     what it records, or neither is."""
     cur.execute(_RECORD_ACTION, _action_line(actor_id, action, candidate_id, details, ok))

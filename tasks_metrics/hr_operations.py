@@ -6,63 +6,51 @@ account (create_users.lifecycle). Every action goes to the action log."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from dataclasses import dataclass
+from enum import StrEnum
 
 from connection import AsyncCvatClient, CvatError
 from create_users.repository import account_gone, grant_attempt
 from db import Database
 from log import record_action
-from tasks_generator.attempts import SUBMITTED
-from tasks_generator.repository import AttemptStatus, attempts_with_work, submitted_work
+from tasks_generator.repository import attempts_with_work, submitted_work
 from tasks_metrics.answer_key import current_key
-from tasks_metrics.flags import Flag
 from tasks_metrics.grading_process import GradingProcesses
 from tasks_metrics.hr_repository import (
     SUMMARY_FROM,
     SUMMARY_SQL,
+    AttemptCard,
     CandidateSummary,
     candidate_summary,
     card_attempts,
     find_candidates,
     summary_of,
 )
-from tasks_metrics.pass_rule import Verdict
 from tasks_metrics.submission import GradedAttempt, GradingError, grade_attempt
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MAX_PICTURES", "SEARCH_LIMIT", "SUMMARY_FROM", "SUMMARY_SQL", "AttemptCard",
-           "CandidateCard", "CandidateSummary", "candidate_card", "candidate_summary",
-           "delete_cvat_account", "error_pictures", "grant_extra_attempt", "regrade_candidate",
-           "search_candidates", "summary_of"]
+__all__ = [
+    "MAX_PICTURES",
+    "SEARCH_LIMIT",
+    "SUMMARY_FROM",
+    "SUMMARY_SQL",
+    "AccountDeleteOutcome",
+    "AttemptCard",
+    "CandidateCard",
+    "CandidateSummary",
+    "candidate_card",
+    "candidate_summary",
+    "delete_cvat_account",
+    "error_pictures",
+    "grant_extra_attempt",
+    "regrade_candidate",
+    "search_candidates",
+    "summary_of",
+]
 
 SEARCH_LIMIT = 200
 MAX_PICTURES = 30
-
-@dataclass(frozen=True)
-class AttemptCard:
-    """One attempt on the card: progress, time, metrics and the wrong plates."""
-
-    id: int
-    number: int
-    status: AttemptStatus
-    images: int
-    task_started: datetime | None
-    task_ended: datetime | None
-    submitted_at: datetime | None
-    time_spent: timedelta | None
-    metrics: dict[str, Any] | None
-    wrong_plates: list[dict[str, Any]] = field(default_factory=list)
-    has_work: bool = False
-    verdict: Verdict | None = None
-    grading_error: str | None = None
-    cvat_task_id: int | None = None
-    cvat_job_id: int | None = None
-    key_version: int | None = None  # the answer key it was graded on
-    flags: list[Flag] = field(default_factory=list)
-
 
 @dataclass(frozen=True)
 class CandidateCard:
@@ -96,17 +84,7 @@ async def candidate_card(db: Database, candidate_id: int) -> CandidateCard | Non
     candidate = await candidate_summary(db, candidate_id)
     if candidate is None:
         return None
-    attempts = [AttemptCard(
-        id=row.id, number=row.number, status=row.status, images=row.images,
-        task_started=row.task_started, task_ended=row.task_ended,
-        submitted_at=row.submitted_at, time_spent=row.time_spent, metrics=row.metrics,
-        wrong_plates=[p for p in row.plates if isinstance(p, dict) and not p.get("correct")],
-        has_work=row.has_work,
-        verdict=Verdict.from_stored(row.metrics["band"], row.gates) if row.metrics else None,
-        grading_error=row.grading_error if row.status == SUBMITTED else None,
-        cvat_task_id=row.cvat_task_id, cvat_job_id=row.cvat_job_id,
-        key_version=row.key_version, flags=row.flags)
-        for row in await card_attempts(db, candidate_id)]
+    attempts = await card_attempts(db, candidate_id)
     return CandidateCard(candidate, attempts)
 
 
@@ -140,8 +118,17 @@ async def regrade_candidate(db: Database, grader: GradingProcesses, actor_id: in
     return results
 
 
+class AccountDeleteOutcome(StrEnum):
+    """What deleting a candidate's CVAT account did."""
+
+    DELETED = "deleted"
+    ALREADY_GONE = "already_gone"  # CVAT no longer had it
+    NO_ACCOUNT = "no_account"
+    NOT_FOUND = "not_found"
+
+
 async def delete_cvat_account(db: Database, cvat: AsyncCvatClient, actor_id: int,
-                              candidate_id: int) -> str:
+                              candidate_id: int) -> AccountDeleteOutcome:
     """Delete the candidate's CVAT account; their rows in the database stay.
 
     Returns "deleted", "already_gone" (CVAT no longer had it), "no_account" or "not_found";
@@ -149,9 +136,9 @@ async def delete_cvat_account(db: Database, cvat: AsyncCvatClient, actor_id: int
     """
     candidate = await candidate_summary(db, candidate_id)
     if candidate is None:
-        outcome = "not_found"
+        outcome = AccountDeleteOutcome.NOT_FOUND
     elif not candidate.has_cvat_account:
-        outcome = "no_account"
+        outcome = AccountDeleteOutcome.NO_ACCOUNT
     else:
         assert candidate.cvat_user_id is not None
         try:
@@ -161,11 +148,12 @@ async def delete_cvat_account(db: Database, cvat: AsyncCvatClient, actor_id: int
                                 {"error": type(exc).__name__}, ok=False)
             raise
         await account_gone(db, candidate_id)
-        outcome = "deleted" if deleted else "already_gone"
+        outcome = AccountDeleteOutcome.DELETED if deleted else AccountDeleteOutcome.ALREADY_GONE
     await record_action(db, actor_id, "hr.delete_cvat_account", candidate_id,
                         {"outcome": outcome,
                          "cvat_username": candidate.cvat_username if candidate else None},
-                        ok=outcome in ("deleted", "already_gone"))
+                        ok=outcome in (AccountDeleteOutcome.DELETED,
+                                       AccountDeleteOutcome.ALREADY_GONE))
     return outcome
 
 

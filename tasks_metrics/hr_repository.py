@@ -14,6 +14,7 @@ from typing import Any
 
 from db import Cursor, Database
 from tasks_generator.repository import AttemptStatus
+from tasks_metrics.pass_rule import Verdict
 from tasks_metrics.repository import Flag, flags_of
 
 _S = AttemptStatus
@@ -230,8 +231,8 @@ class CandidateSummary:
 
 
 @dataclass(frozen=True)
-class CardAttempt:
-    """One attempt as the card's query reads it: progress, time, figures, wrong plates."""
+class AttemptCard:
+    """One attempt on the card: progress, time, metrics and the wrong plates."""
 
     id: int
     number: int
@@ -242,13 +243,13 @@ class CardAttempt:
     submitted_at: datetime | None
     time_spent: timedelta | None
     metrics: dict[str, Any] | None  # CARD_METRICS of a graded attempt
-    plates: list[Any]
-    gates: Any
-    has_work: bool
-    grading_error: str | None
-    cvat_task_id: int | None
-    cvat_job_id: int | None
-    key_version: int | None
+    wrong_plates: list[dict[str, Any]] = field(default_factory=list)
+    has_work: bool = False
+    verdict: Verdict | None = None
+    grading_error: str | None = None  # why its grading failed, while it is not graded
+    cvat_task_id: int | None = None
+    cvat_job_id: int | None = None
+    key_version: int | None = None  # the answer key it was graded on
     flags: list[Flag] = field(default_factory=list)
 
 
@@ -284,26 +285,31 @@ async def candidate_summary(db: Database, candidate_id: int) -> CandidateSummary
     return summary_of(row) if row else None
 
 
-async def card_attempts(db: Database, candidate_id: int) -> list[CardAttempt]:
+async def card_attempts(db: Database, candidate_id: int) -> list[AttemptCard]:
     """Every attempt of the candidate with its stored figures and flags, oldest first."""
     rows = await db.fetchall(_CARD_ATTEMPTS, (candidate_id,))
     flags = await flags_of(db, [row["id"] for row in rows])
-    attempts = []
-    for row in rows:
-        graded = row["graded"] is not None
-        spent = row["task_completed"]
-        if spent is None and row["task_started"] and row["task_ended"]:
-            spent = row["task_ended"] - row["task_started"]
-        attempts.append(CardAttempt(
-            id=row["id"], number=row["number"], status=AttemptStatus(row["status"]),
-            images=row["images"], task_started=row["task_started"],
-            task_ended=row["task_ended"], submitted_at=row["submitted_at"], time_spent=spent,
-            metrics={k: row[k] for k in CARD_METRICS} if graded else None,
-            plates=row["plates"] if isinstance(row["plates"], list) else [],
-            gates=row["gates"], has_work=row["has_work"], grading_error=row["grading_error"],
-            cvat_task_id=row["cvat_task_id"], cvat_job_id=row["cvat_job_id"],
-            key_version=row["key_version"], flags=flags.get(row["id"], [])))
-    return attempts
+    return [_attempt_card(row, flags.get(row["id"], [])) for row in rows]
+
+
+def _attempt_card(row: dict[str, Any], flags: list[Flag]) -> AttemptCard:
+    graded = row["graded"] is not None
+    spent = row["task_completed"]
+    if spent is None and row["task_started"] and row["task_ended"]:
+        spent = row["task_ended"] - row["task_started"]
+    plates = row["plates"] if isinstance(row["plates"], list) else []
+    status = AttemptStatus(row["status"])
+    return AttemptCard(
+        id=row["id"], number=row["number"], status=status, images=row["images"],
+        task_started=row["task_started"], task_ended=row["task_ended"],
+        submitted_at=row["submitted_at"], time_spent=spent,
+        metrics={k: row[k] for k in CARD_METRICS} if graded else None,
+        wrong_plates=[p for p in plates if isinstance(p, dict) and not p.get("correct")],
+        has_work=row["has_work"],
+        verdict=Verdict.from_stored(row["band"], row["gates"]) if graded else None,
+        grading_error=row["grading_error"] if status == AttemptStatus.SUBMITTED else None,
+        cvat_task_id=row["cvat_task_id"], cvat_job_id=row["cvat_job_id"],
+        key_version=row["key_version"], flags=flags)
 
 
 @dataclass(frozen=True)
