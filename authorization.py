@@ -16,7 +16,7 @@ from config.env import Settings
 from create_users import hr_repository
 from create_users.hr_repository import DEFAULT_DIGEST_AT, Notify, NotifyChoice, Role, notify_choice
 from db import Cursor, Database
-from log import record_action
+from log import record_action, record_action_in
 
 __all__ = ["DEFAULT_DIGEST_AT", "AdminFilter", "HRFilter", "HrMember", "Notify", "NotifyChoice",
            "Role", "RoleOutcome", "WhitelistOutcome", "add_to_whitelist", "claim_due_digests",
@@ -136,7 +136,7 @@ async def remove_from_whitelist(db: Database, actor_id: int, telegram_id: int,
     or "last" (nobody would be left to run the HR menu).
     """
 
-    def work(cur: Cursor) -> WhitelistOutcome:
+    def decide(cur: Cursor) -> WhitelistOutcome:
         # Locks the whitelist so two HR users removing each other at once cannot both win.
         listed = hr_repository.lock_whitelist(cur)
         if telegram_id not in listed:
@@ -148,11 +148,14 @@ async def remove_from_whitelist(db: Database, actor_id: int, telegram_id: int,
         hr_repository.remove_member(cur, telegram_id)
         return WhitelistOutcome.REMOVED
 
-    outcome = await db.run(work)
-    await record_action(db, actor_id, "hr.whitelist_remove",
-                        ok=outcome == WhitelistOutcome.REMOVED,
-                        details={"telegram_id": telegram_id, "outcome": outcome})
-    return outcome
+    def work(cur: Cursor) -> WhitelistOutcome:
+        outcome = decide(cur)
+        record_action_in(cur, actor_id, "hr.whitelist_remove",
+                         ok=outcome == WhitelistOutcome.REMOVED,
+                         details={"telegram_id": telegram_id, "outcome": outcome})
+        return outcome
+
+    return await db.run(work)
 
 
 async def set_role(db: Database, actor_id: int, telegram_id: int, role: Role,
@@ -162,7 +165,7 @@ async def set_role(db: Database, actor_id: int, telegram_id: int, role: Role,
     Returns "changed", "not_found" (not on the whitelist), "settings" (an HR_ADMIN_IDS admin
     stays one) or "last" (the last admin cannot become a viewer)."""
 
-    def work(cur: Cursor) -> RoleOutcome:
+    def decide(cur: Cursor) -> RoleOutcome:
         # Locks the whitelist, as removing does: two admins demoting each other at once cannot
         # both win.
         roles = hr_repository.roles_of(cur, sorted(hr_repository.lock_whitelist(cur)))
@@ -176,11 +179,14 @@ async def set_role(db: Database, actor_id: int, telegram_id: int, role: Role,
         hr_repository.store_role(cur, telegram_id, role)
         return RoleOutcome.CHANGED
 
-    outcome = await db.run(work)
-    await record_action(db, actor_id, "hr.role", ok=outcome == RoleOutcome.CHANGED,
-                        details={"telegram_id": telegram_id, "role": str(role),
-                                 "outcome": outcome})
-    return outcome
+    def work(cur: Cursor) -> RoleOutcome:
+        outcome = decide(cur)
+        record_action_in(cur, actor_id, "hr.role", ok=outcome == RoleOutcome.CHANGED,
+                         details={"telegram_id": telegram_id, "role": str(role),
+                                  "outcome": outcome})
+        return outcome
+
+    return await db.run(work)
 
 
 # --- how each HR user hears about results ------------------------------------------------------

@@ -115,10 +115,13 @@ async def extra_attempts(db: Database, candidate_id: int) -> int:
     return int(extra or 0)
 
 
-async def grant_attempt(db: Database, candidate_id: int) -> int | None:
-    """One more attempt for the candidate; the new number of extra attempts, None if gone."""
-    return await db.fetchval("UPDATE candidates SET extra_attempts = extra_attempts + 1"
-                             " WHERE id = %s RETURNING extra_attempts", (candidate_id,))
+def grant_attempt(cur: Cursor, candidate_id: int) -> int | None:
+    """Inside a transaction: one more attempt for the candidate; the new number of extra
+    attempts, None if gone."""
+    cur.execute("UPDATE candidates SET extra_attempts = extra_attempts + 1"
+                " WHERE id = %s RETURNING extra_attempts", (candidate_id,))
+    row = cur.fetchone()
+    return int(row["extra_attempts"]) if row else None
 
 
 async def reserve_cvat_credentials(

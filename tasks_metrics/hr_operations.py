@@ -11,8 +11,8 @@ from enum import StrEnum
 
 from connection import AsyncCvatClient, CvatError
 from create_users.repository import account_gone, grant_attempt
-from db import Database
-from log import record_action
+from db import Cursor, Database
+from log import record_action, record_action_in
 from tasks_generator.repository import attempts_with_work, submitted_work
 from tasks_metrics.answer_key import current_key
 from tasks_metrics.grading_process import GradingProcesses
@@ -93,10 +93,13 @@ async def candidate_card(db: Database, candidate_id: int) -> CandidateCard | Non
 
 async def grant_extra_attempt(db: Database, actor_id: int, candidate_id: int) -> int | None:
     """One more attempt for the candidate; the new number of extra attempts, None if gone."""
-    extra = await grant_attempt(db, candidate_id)
-    await record_action(db, actor_id, "hr.extra_attempt", candidate_id,
-                        {"extra_attempts": extra}, ok=extra is not None)
-    return extra
+    def work(cur: Cursor) -> int | None:
+        extra = grant_attempt(cur, candidate_id)
+        record_action_in(cur, actor_id, "hr.extra_attempt", candidate_id,
+                         {"extra_attempts": extra}, ok=extra is not None)
+        return extra
+
+    return await db.run(work)
 
 
 async def regrade_candidate(db: Database, grader: GradingProcesses, actor_id: int,
