@@ -14,10 +14,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from logging.handlers import QueueHandler, QueueListener, RotatingFileHandler
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar
-
-if TYPE_CHECKING:
-    from db import Cursor
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -181,6 +178,14 @@ def setup_logging(level: str = "INFO", log_dir: Path | None = None, console: boo
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
+class Statements(Protocol):
+    """A cursor inside a use case's transaction (log.py does not import db)."""
+
+    def execute(self, query: Any, vars: Any = None) -> None:
+        """Run one statement."""
+        ...
+
+
 class ActionStore(Protocol):
     """What the action log needs of the database (log.py does not import db)."""
 
@@ -196,7 +201,7 @@ _FORGET_OWN_ACTIONS = "DELETE FROM action_log WHERE actor_id = %s AND action NOT
 _SCRUB_ACTIONS_ABOUT = "UPDATE action_log SET details = '{}'::jsonb WHERE candidate_id = %s"
 
 
-def forget_actions(cur: Cursor, telegram_id: int, candidate_id: int) -> None:
+def forget_actions(cur: Statements, telegram_id: int, candidate_id: int) -> None:
     """Inside the transaction that deletes a candidate: what they did as a candidate (support
     messages, logins resent) goes; what HR did about them stays, without the details that
     named them."""
@@ -233,7 +238,7 @@ async def record_action(
         logging.getLogger(__name__).exception("could not store action %s in the database", action)
 
 
-def record_action_in(cur: Cursor, actor_id: int | None, action: str,
+def record_action_in(cur: Statements, actor_id: int | None, action: str,
                      candidate_id: int | None = None, details: dict[str, Any] | None = None,
                      ok: bool = True) -> None:
     """The same inside the transaction of the use case that did it: the row is stored with

@@ -19,7 +19,7 @@ from config.env import Settings
 from connection import AsyncCvatClient, CvatNotFound
 from db import Database, DatabaseUnavailable
 from log import record_action
-from tasks_generator import repository as attempts
+from tasks_generator import repository as attempts_repo
 from tasks_generator.attempts import READY, get_attempt
 from tasks_generator.repository import Notice
 from tasks_metrics.submission import claim_check, release_check
@@ -43,12 +43,12 @@ async def claim_reminders(db: Database, settings: Settings) -> list[Notice]:
     (a concurrent caller's UPDATE waits for the row and then finds it claimed)."""
     if not settings.test_deadline_hours or not settings.test_reminder_hours:
         return []
-    return await attempts.claim_reminders(db, **_windows(settings))
+    return await attempts_repo.claim_reminders(db, **_windows(settings))
 
 
 async def release_notice(db: Database, attempt_id: int, kind: NoticeKind) -> None:
     """The message could not be sent: the next pass claims it again."""
-    await attempts.release_notice(db, attempt_id, kind)
+    await attempts_repo.release_notice(db, attempt_id, kind)
 
 
 async def expire_overdue(db: Database, cvat: AsyncCvatClient, settings: Settings) -> int:
@@ -57,7 +57,7 @@ async def expire_overdue(db: Database, cvat: AsyncCvatClient, settings: Settings
     if not settings.test_deadline_hours:
         return 0
     expired = 0
-    for attempt_id in await attempts.overdue_attempts(db, _windows(settings)["deadline"]):
+    for attempt_id in await attempts_repo.overdue_attempts(db, _windows(settings)["deadline"]):
         try:
             expired += await expire_attempt(db, cvat, attempt_id)
         except DatabaseUnavailable:
@@ -83,7 +83,7 @@ async def expire_attempt(db: Database, cvat: AsyncCvatClient, attempt_id: int) -
             except CvatNotFound:
                 logger.info("job %s of expiring attempt %s is gone from CVAT",
                             attempt.cvat_job_id, attempt_id)
-        closed = await attempts.mark_expired(db, attempt_id)
+        closed = await attempts_repo.mark_expired(db, attempt_id)
     finally:
         if not closed:  # the job is still the candidate's (the unassign failed, or nothing)
             await release_check(db, attempt_id, job_open=True)
@@ -96,5 +96,5 @@ async def expire_attempt(db: Database, cvat: AsyncCvatClient, attempt_id: int) -
 async def claim_expiry_notices(db: Database, settings: Settings) -> list[Notice]:
     """Expired attempts whose candidate has not been told yet, each claimed for this caller,
     with how many attempts the candidate has left."""
-    return await attempts.claim_expiry_notices(db, _windows(settings)["deadline"],
+    return await attempts_repo.claim_expiry_notices(db, _windows(settings)["deadline"],
                                                settings.max_attempts)

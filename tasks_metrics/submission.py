@@ -22,7 +22,7 @@ from create_users.db_operations import Candidate, get_candidate
 from create_users.lifecycle import forget_finished_passwords
 from create_users.repository import extra_attempts
 from db import Database, DatabaseUnavailable
-from tasks_generator import repository as attempts
+from tasks_generator import repository as attempts_repo
 from tasks_generator.attempts import (
     CREATING,
     EXPIRED,
@@ -135,19 +135,19 @@ async def read_work(cvat: AsyncCvatClient, job_id: int,
 
 async def _attempts_left(db: Database, settings: Settings, attempt: Attempt) -> int:
     extra = await extra_attempts(db, attempt.candidate_id)
-    used = await attempts.count_used(db, attempt.candidate_id)
+    used = await attempts_repo.count_used(db, attempt.candidate_id)
     return attempts_left(settings.max_attempts + extra, used)
 
 
 async def claim_check(db: Database, attempt_id: int) -> bool:
     """Take the attempt for one check (False: another press, on any replica, has it)."""
-    return await attempts.claim_check(db, attempt_id, CHECK_CLAIM)
+    return await attempts_repo.claim_check(db, attempt_id, CHECK_CLAIM)
 
 
 async def release_check(db: Database, attempt_id: int, *, job_open: bool) -> None:
     """The check is over. With the job still closed (CVAT failed to reopen it) the claim is
     left expired, so that reconciliation gives the job back."""
-    await attempts.release_check(db, attempt_id, job_open=job_open)
+    await attempts_repo.release_check(db, attempt_id, job_open=job_open)
 
 
 async def _reopen(cvat: AsyncCvatClient, attempt: Attempt, candidate: Candidate) -> bool:
@@ -275,7 +275,7 @@ async def _check_and_store(db: Database, cvat: AsyncCvatClient, grader: GradingP
     if isinstance(checked, SubmitOutcome):
         return checked
     stored = stored_copy(checked.annotations, checked.labels, checked.meta)
-    if not await attempts.mark_submitted(db, attempt.id, ended, stored.decode("utf-8")):
+    if not await attempts_repo.mark_submitted(db, attempt.id, ended, stored.decode("utf-8")):
         return SubmitOutcome(SubmitKind.ALREADY_SUBMITTED, attempt)
     try:
         result = await grade_attempt(db, grader, attempt.id)
@@ -297,7 +297,7 @@ async def grade_attempt(db: Database, grader: GradingProcesses,
 
     A grading that fails (over its time or memory budget, or work the grader cannot read) is
     recorded on the attempt, with when to try again, and raised as GradingError."""
-    work = await attempts.submitted_work(db, attempt_id)
+    work = await attempts_repo.submitted_work(db, attempt_id)
     if work is None or work.stored is None:
         raise GradingError(f"attempt {attempt_id} has no submitted work to grade")
     key = await current_key(db, work.task_set)
@@ -321,7 +321,7 @@ async def grade_attempt(db: Database, grader: GradingProcesses,
 
 async def _record_grading_failure(db: Database, attempt_id: int, error: str) -> None:
     """Keep why grading failed (HR see it on the card) and when to try again, if ever."""
-    await attempts.record_grading_failure(db, attempt_id, error, GRADING_RETRIES)
+    await attempts_repo.record_grading_failure(db, attempt_id, error, GRADING_RETRIES)
     logger.warning("attempt %s not graded: %s", attempt_id, error)
 
 
@@ -329,7 +329,7 @@ async def reopen_abandoned_checks(db: Database, cvat: AsyncCvatClient) -> int:
     """Give candidates back the jobs a Submit closed and could not reopen (CVAT failed, or the
     bot stopped mid-check): attempts still open whose check claim ran out. Returns how many."""
     reopened = 0
-    for check in await attempts.abandoned_checks(db):
+    for check in await attempts_repo.abandoned_checks(db):
         if not await claim_check(db, check.attempt_id):
             continue  # a Submit took it meanwhile
         job_open = False
@@ -351,7 +351,8 @@ async def regrade_interrupted(db: Database, grader: GradingProcesses,
     still be running, and those that failed every retry; return how many were graded.
     One attempt's failure never stops the others."""
     graded = 0
-    for attempt_id in await attempts.attempts_to_regrade(db, older_than, len(GRADING_RETRIES)):
+    due = await attempts_repo.attempts_to_regrade(db, older_than, len(GRADING_RETRIES))
+    for attempt_id in due:
         try:
             await grade_attempt(db, grader, attempt_id)
             graded += 1
