@@ -15,7 +15,7 @@ from typing import Any
 from db import Cursor, Database
 from tasks_generator.repository import AttemptStatus
 from tasks_metrics.pass_rule import Verdict
-from tasks_metrics.repository import Flag, flags_of
+from tasks_metrics.repository import METRIC_COLUMNS, Flag, flags_of
 
 _S = AttemptStatus
 
@@ -102,24 +102,17 @@ _GRADED_SINCE = (
     " count(*) FILTER (WHERE band = 'fail') AS failed"
     " FROM metrics WHERE graded_at >= %s AND graded_at < %s")
 
+# The figures of a graded attempt on its card.
+CARD_METRICS = (*METRIC_COLUMNS, "band", "graded_at", "rule_id")
 _CARD_ATTEMPTS = (
     "SELECT a.id, a.number, a.status, cardinality(a.image_subset) AS images,"
     " a.task_started, a.task_ended, a.submitted_at,"
     " a.submitted_annotations IS NOT NULL AS has_work, m.attempt_id AS graded,"
-    " m.car_iou, m.plate_iou, m.plate_accuracy, m.score, m.band, m.task_completed,"
-    " m.car_precision, m.car_recall, m.car_matched_iou, m.car_missed, m.car_extra,"
-    " m.plate_precision, m.plate_recall, m.plate_matched_iou, m.plate_missed,"
-    " m.plate_extra, m.plate_cer, m.graded_at, m.report -> 'plates' AS plates, m.gates,"
-    " m.rule_id, m.key_version, a.cvat_task_id, a.cvat_job_id,"
+    f" m.task_completed, {', '.join(f'm.{column}' for column in CARD_METRICS)},"
+    " m.report -> 'plates' AS plates, m.gates, m.key_version, a.cvat_task_id, a.cvat_job_id,"
     " a.grading_error"
     " FROM attempts a LEFT JOIN metrics m ON m.attempt_id = a.id"
     " WHERE a.candidate_id = %s ORDER BY a.number")
-# The figures of a graded attempt on its card.
-CARD_METRICS = (
-    "car_iou", "plate_iou", "plate_accuracy", "score", "band", "car_precision",
-    "car_recall", "car_matched_iou", "car_missed", "car_extra", "plate_precision",
-    "plate_recall", "plate_matched_iou", "plate_missed", "plate_extra", "plate_cer",
-    "graded_at", "rule_id")
 _STANDING = ("SELECT a.number, m.band, m.gates FROM attempts a"
              " JOIN metrics m ON m.attempt_id = a.id WHERE a.candidate_id = %s"
              " ORDER BY {order} LIMIT 1")

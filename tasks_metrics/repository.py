@@ -28,7 +28,8 @@ logger = logging.getLogger(__name__)
 # pg_advisory_xact_lock key of the pass rule ("rule" in ASCII).
 RULE_LOCK = 0x72756C65
 
-_COLUMNS = (
+# The figures of a grading, one column each.
+METRIC_COLUMNS = (
     "car_iou", "plate_iou", "plate_accuracy", "score",
     "car_precision", "car_recall", "car_matched_iou", "car_missed", "car_extra",
     "plate_precision", "plate_recall", "plate_matched_iou", "plate_missed", "plate_extra",
@@ -244,9 +245,9 @@ async def save_metrics(
     """Store (or replace, on a re-grade: the figures it had go to `metrics_history`) the
     metrics of one attempt, graded on answer key `key_version`, banded by the rule in force,
     and mark the attempt graded: one transaction. Returns the verdict."""
-    columns = ", ".join(_COLUMNS)
-    placeholders = ", ".join(f"%({c})s" for c in _COLUMNS)
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS)
+    columns = ", ".join(METRIC_COLUMNS)
+    placeholders = ", ".join(f"%({c})s" for c in METRIC_COLUMNS)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in METRIC_COLUMNS)
 
     def work(cur: Cursor) -> Verdict:
         cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (RULE_LOCK,))
@@ -270,7 +271,7 @@ async def save_metrics(
             f" band = EXCLUDED.band, gates = EXCLUDED.gates, rule_id = EXCLUDED.rule_id,"
             f" key_version = EXCLUDED.key_version, fingerprint = EXCLUDED.fingerprint,"
             f" {updates}",
-            {**{c: values.get(c) for c in _COLUMNS}, "attempt_id": attempt_id,
+            {**{c: values.get(c) for c in METRIC_COLUMNS}, "attempt_id": attempt_id,
              "task_started": task_started, "task_ended": task_ended,
              "report": json.dumps(stored, ensure_ascii=False), "band": verdict.band,
              "gates": json.dumps(verdict.gates_dicts()),
