@@ -1,10 +1,6 @@
 """The one home of `metrics` (one row per graded attempt; a re-grade replaces it, the figures
 it had go to `metrics_history`), `pass_rules` (the rule in force is the newest row; older rows
 are its history), `flags` and `answer_keys`: their SQL and typed rows.
-
-A band is always the newest rule's verdict on the stored figures. Storing a grading and
-applying a rule both take one advisory lock (shared for a grading, exclusive for a rule), so
-an attempt graded while HR apply a new rule can never keep the old rule's band.
 """
 
 from __future__ import annotations
@@ -12,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import zlib
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,7 +15,7 @@ from typing import Any
 from psycopg2.extras import execute_values
 
 from db import Cursor, Database
-from tasks_generator.repository import AttemptStatus, mark_graded
+from tasks_generator.repository import AttemptStatus
 from tasks_metrics.pass_rule import MEASURES, PassRule, RuleError, Verdict
 
 logger = logging.getLogger(__name__)
@@ -51,25 +46,6 @@ class RuleVersion:
     created_by_name: str = ""
 
 
-class StaleRule(Exception):
-    """The rule in force is not the one a draft was made from (someone changed it since)."""
-
-
-@dataclass(frozen=True)
-class BandChanges:
-    """What a rule would change: moves of candidates' counting (latest graded) attempts
-    between bands, and how many graded attempts in all would change band."""
-
-    candidates: int
-    moves: dict[tuple[str, str], int]
-    attempts_changed: int
-
-    @property
-    def candidates_changed(self) -> int:
-        """Candidates whose band would change."""
-        return sum(self.moves.values())
-
-
 def _rule_row(row: dict[str, Any] | None) -> RuleVersion | None:
     if row is None:
         return None
@@ -83,211 +59,136 @@ def _rule_row(row: dict[str, Any] | None) -> RuleVersion | None:
                        row.get("changed"), row.get("created_by_name") or "")
 
 
-_RULES_SQL = (
+_RULES = (
     "SELECT r.id, r.gates, r.source, r.created_by, r.created_at, r.changed,"
     " coalesce(nullif(u.full_name, ''), '@' || u.username, r.created_by::text)"
     " AS created_by_name"
     " FROM pass_rules r LEFT JOIN telegram_users u ON u.telegram_id = r.created_by"
     " ORDER BY r.id DESC LIMIT %s")
+_LOCK_RULES = "SELECT pg_advisory_xact_lock(%s)"
+_LOCK_RULES_SHARED = "SELECT pg_advisory_xact_lock_shared(%s)"
+_GRADED_FIGURES = (f"SELECT attempt_id, candidate_id, band, {_MEASURE_COLUMNS} FROM metrics"
+                   " ORDER BY attempt_id")
+_COUNTING_ATTEMPTS = ("SELECT DISTINCT ON (candidate_id) attempt_id FROM metrics"
+                      " ORDER BY candidate_id, times_attempted DESC")
+_WRITE_BANDS = (
+    "UPDATE metrics m SET band = v.band, gates = v.gates::jsonb, rule_id = v.rule_id,"
+    " report = jsonb_set(jsonb_set(m.report, '{band}', to_jsonb(v.band)),"
+    " '{gates}', v.gates::jsonb)"
+    " FROM (VALUES %s) AS v (attempt_id, band, gates, rule_id)"
+    " WHERE m.attempt_id = v.attempt_id")
+_INSERT_RULE = ("INSERT INTO pass_rules (gates, source, created_by, changed)"
+                " VALUES (%s::jsonb, %s, %s, %s) RETURNING id")
+_BANDED_BY_OTHERS = "SELECT attempt_id FROM metrics WHERE rule_id IS DISTINCT FROM %s"
+_KEEP_FIGURES = ("INSERT INTO metrics_history (attempt_id, key_version, figures)"
+                 " SELECT attempt_id, key_version, to_jsonb(m) - 'report' - 'fingerprint'"
+                 " FROM metrics m WHERE attempt_id = %s")
+_STORE_METRICS = (
+    "INSERT INTO metrics (attempt_id, candidate_id, times_attempted, task_started,"
+    f" task_ended, report, band, gates, rule_id, key_version, fingerprint,"
+    f" {', '.join(METRIC_COLUMNS)})"
+    " SELECT a.id, a.candidate_id, a.number, %(task_started)s, %(task_ended)s,"
+    " %(report)s::jsonb, %(band)s, %(gates)s::jsonb, %(rule_id)s, %(key_version)s,"
+    f" %(fingerprint)s::jsonb, {', '.join(f'%({c})s' for c in METRIC_COLUMNS)}"
+    " FROM attempts a WHERE a.id = %(attempt_id)s"
+    " ON CONFLICT (attempt_id) DO UPDATE SET task_started = EXCLUDED.task_started,"
+    " task_ended = EXCLUDED.task_ended, report = EXCLUDED.report, graded_at = now(),"
+    " band = EXCLUDED.band, gates = EXCLUDED.gates, rule_id = EXCLUDED.rule_id,"
+    " key_version = EXCLUDED.key_version, fingerprint = EXCLUDED.fingerprint,"
+    f" {', '.join(f'{c} = EXCLUDED.{c}' for c in METRIC_COLUMNS)}")
+_LOAD_METRICS = "SELECT * FROM metrics WHERE attempt_id = %s"
 
 
-def _newest_rule(cur: Cursor) -> RuleVersion | None:
-    cur.execute(_RULES_SQL, (1,))
+@dataclass(frozen=True)
+class Banded:
+    """A graded attempt's band under some rule: the stored one and the new one."""
+
+    attempt_id: int
+    candidate_id: int
+    old: str
+    new: str
+    verdict: Verdict
+
+
+def lock_rules(cur: Cursor, *, shared: bool) -> None:
+    """Inside a transaction: the pass rule's lock, until COMMIT (shared for a grading,
+    exclusive for a change of the rule)."""
+    cur.execute(_LOCK_RULES_SHARED if shared else _LOCK_RULES, (RULE_LOCK,))
+
+
+def newest_rule(cur: Cursor) -> RuleVersion | None:
+    """Inside a transaction: the rule in force (None before the first was stored)."""
+    cur.execute(_RULES, (1,))
     row = cur.fetchone()
     return _rule_row(dict(row) if row else None)
 
 
-async def current_rule(db: Database) -> RuleVersion:
-    """The rule in force (the shipped defaults, unsaved, before the first start saved one)."""
-
-    def work(cur: Cursor) -> RuleVersion:
-        return _newest_rule(cur) or RuleVersion(None, PassRule.default(), "settings", None,
-                                                None)
-
-    return await db.run(work)
-
-
-async def rule_history(db: Database, limit: int = 10) -> list[RuleVersion]:
+async def rule_versions(db: Database, limit: int) -> list[RuleVersion]:
     """The newest rules, newest first."""
-    rows = await db.fetchall(_RULES_SQL, (limit,))
-    return [v for v in map(_rule_row, rows) if v is not None]
+    return [v for v in map(_rule_row, await db.fetchall(_RULES, (limit,))) if v is not None]
 
 
-def _rebanded(cur: Cursor, rule: PassRule) -> list[tuple[int, int, str, str, Verdict]]:
-    """(attempt id, candidate id, old band, new band, verdict) of every graded attempt under
-    `rule`, from the stored figures."""
-    cur.execute(f"SELECT attempt_id, candidate_id, band, {_MEASURE_COLUMNS} FROM metrics"
-                " ORDER BY attempt_id")
+def rebanded(cur: Cursor, rule: PassRule) -> list[Banded]:
+    """Inside a transaction: every graded attempt under `rule`, from the stored figures."""
+    cur.execute(_GRADED_FIGURES)
     out = []
     for row in cur.fetchall():
         verdict = rule.evaluate(row)
-        out.append((row["attempt_id"], row["candidate_id"], row["band"], verdict.band, verdict))
+        out.append(Banded(row["attempt_id"], row["candidate_id"], row["band"], verdict.band,
+                          verdict))
     return out
 
 
-def _counting_attempts(cur: Cursor) -> set[int]:
-    """The attempt that counts for each graded candidate: the latest graded one."""
-    cur.execute("SELECT DISTINCT ON (candidate_id) attempt_id FROM metrics"
-                " ORDER BY candidate_id, times_attempted DESC")
+def counting_attempts(cur: Cursor) -> set[int]:
+    """Inside a transaction: the attempt that counts for each graded candidate (the latest
+    graded one)."""
+    cur.execute(_COUNTING_ATTEMPTS)
     return {row["attempt_id"] for row in cur.fetchall()}
 
 
-def _changes(cur: Cursor, rule: PassRule) -> tuple[BandChanges, list[Any]]:
-    rows = _rebanded(cur, rule)
-    counting = _counting_attempts(cur)
-    moves: Counter[tuple[str, str]] = Counter(
-        (old, new) for attempt_id, _, old, new, _ in rows
-        if attempt_id in counting and old != new)
-    changed = sum(1 for _, _, old, new, _ in rows if old != new)
-    return BandChanges(len(counting), dict(moves), changed), rows
-
-
-async def preview_rule(db: Database, rule: PassRule) -> BandChanges:
-    """What applying `rule` would change, computed from the stored figures (no writes)."""
-
-    def work(cur: Cursor) -> BandChanges:
-        return _changes(cur, rule)[0]
-
-    return await db.run(work)
-
-
-def _write_bands(cur: Cursor, rows: list[Any], rule_id: int) -> None:
-    """Store each (attempt, ..., new band, verdict) of `_rebanded` under rule `rule_id`."""
+def write_bands(cur: Cursor, rows: list[Banded], rule_id: int) -> None:
+    """Inside a transaction: store each attempt's new band under rule `rule_id`."""
     if not rows:
         return
-    execute_values(
-        cur,
-        "UPDATE metrics m SET band = v.band, gates = v.gates::jsonb, rule_id = v.rule_id,"
-        " report = jsonb_set(jsonb_set(m.report, '{band}', to_jsonb(v.band)),"
-        " '{gates}', v.gates::jsonb)"
-        " FROM (VALUES %s) AS v (attempt_id, band, gates, rule_id)"
-        " WHERE m.attempt_id = v.attempt_id",
-        [(attempt_id, new, json.dumps(verdict.gates_dicts()), rule_id)
-         for attempt_id, _, _, new, verdict in rows],
-        template="(%s, %s, %s, %s)", page_size=1000)
+    execute_values(cur, _WRITE_BANDS,
+                   [(r.attempt_id, r.new, json.dumps(r.verdict.gates_dicts()), rule_id)
+                    for r in rows],
+                   template="(%s, %s, %s, %s)", page_size=1000)
 
 
-def _apply(cur: Cursor, rule: PassRule, source: str, actor: int | None) -> tuple[int,
-                                                                               BandChanges]:
-    """Insert the rule and re-band every attempt (the caller holds the rule lock)."""
-    changes, rows = _changes(cur, rule)
-    cur.execute("INSERT INTO pass_rules (gates, source, created_by, changed)"
-                " VALUES (%s::jsonb, %s, %s, %s) RETURNING id",
-                (json.dumps(rule.to_dict()), source, actor, changes.attempts_changed))
-    rule_id = cur.fetchone()["id"]
-    _write_bands(cur, rows, rule_id)
-    return rule_id, changes
+def insert_rule(cur: Cursor, rule: PassRule, source: str, actor: int | None,
+                changed: int) -> int:
+    """Inside a transaction: a new rule in force; its id."""
+    cur.execute(_INSERT_RULE, (json.dumps(rule.to_dict()), source, actor, changed))
+    return int(cur.fetchone()["id"])
 
 
-async def apply_rule(db: Database, rule: PassRule, *, actor: int,
-                     based_on: int | None) -> tuple[int, BandChanges]:
-    """Put `rule` in force (HR's change): keep it in the history and re-band every graded
-    attempt from its stored figures, in one transaction. `based_on` is the rule the draft was
-    made from: if another rule came into force since, StaleRule and nothing changes. Returns
-    the new rule's number and what changed."""
-
-    def work(cur: Cursor) -> tuple[int, BandChanges]:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (RULE_LOCK,))
-        newest = _newest_rule(cur)
-        if (newest.id if newest else None) != based_on:
-            raise StaleRule(f"rule {based_on} is no longer in force")
-        return _apply(cur, rule, "hr", actor)
-
-    return await db.run(work)
+def banded_by_others(cur: Cursor, rule_id: int) -> set[int]:
+    """Inside a transaction: the attempts some other rule than `rule_id` banded."""
+    cur.execute(_BANDED_BY_OTHERS, (rule_id,))
+    return {row["attempt_id"] for row in cur.fetchall()}
 
 
-async def ensure_rule(db: Database, from_settings: PassRule) -> RuleVersion:
-    """At start: the settings' rule is the first rule; while HR have not changed it in the
-    bot, a change of the settings puts the new settings in force. Attempts banded by another
-    rule than the one in force (graded before this version) are re-banded."""
-
-    def work(cur: Cursor) -> RuleVersion:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (RULE_LOCK,))
-        newest = _newest_rule(cur)
-        if newest is None or (newest.source == "settings" and newest.rule != from_settings):
-            _, changes = _apply(cur, from_settings, "settings", None)
-            logger.info("pass rule from the settings in force (%s); %d attempts changed band",
-                        from_settings.describe(), changes.attempts_changed)
-            newest = _newest_rule(cur)
-            assert newest is not None
-            return newest
-        if newest.rule != from_settings:
-            logger.info("the GATE_* settings differ from the pass rule HR set in the bot on %s;"
-                        " HR's rule stays in force", newest.created_at)
-        _restamp(cur, newest)
-        return newest
-
-    return await db.run(work)
-
-
-def _restamp(cur: Cursor, version: RuleVersion) -> None:
-    """Re-band, under the rule in force, the attempts some other rule banded."""
-    assert version.id is not None
-    cur.execute("SELECT attempt_id FROM metrics WHERE rule_id IS DISTINCT FROM %s",
-                (version.id,))
-    stale = {row["attempt_id"] for row in cur.fetchall()}
-    if not stale:
-        return
-    _write_bands(cur, [r for r in _rebanded(cur, version.rule) if r[0] in stale], version.id)
-
-
-async def save_metrics(
-    db: Database,
-    attempt_id: int,
-    values: dict[str, Any],
-    report: dict[str, Any],
-    *,
-    task_started: datetime | None,
-    task_ended: datetime | None,
-    key_version: int = 1,
-    fingerprint: dict[str, Any] | None = None,
-) -> Verdict:
-    """Store (or replace, on a re-grade: the figures it had go to `metrics_history`) the
-    metrics of one attempt, graded on answer key `key_version`, banded by the rule in force,
-    and mark the attempt graded: one transaction. Returns the verdict."""
-    columns = ", ".join(METRIC_COLUMNS)
-    placeholders = ", ".join(f"%({c})s" for c in METRIC_COLUMNS)
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in METRIC_COLUMNS)
-
-    def work(cur: Cursor) -> Verdict:
-        cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (RULE_LOCK,))
-        version = _newest_rule(cur)
-        rule = version.rule if version else PassRule.default()
-        verdict = rule.evaluate(values)
-        stored = {**report, "band": verdict.band, "gates": verdict.gates_dicts()}
-        cur.execute(
-            "INSERT INTO metrics_history (attempt_id, key_version, figures)"
-            " SELECT attempt_id, key_version, to_jsonb(m) - 'report' - 'fingerprint'"
-            " FROM metrics m WHERE attempt_id = %s", (attempt_id,))
-        cur.execute(
-            f"INSERT INTO metrics (attempt_id, candidate_id, times_attempted, task_started,"
-            f" task_ended, report, band, gates, rule_id, key_version, fingerprint, {columns})"
-            f" SELECT a.id, a.candidate_id, a.number, %(task_started)s, %(task_ended)s,"
-            f" %(report)s::jsonb, %(band)s, %(gates)s::jsonb, %(rule_id)s, %(key_version)s,"
-            f" %(fingerprint)s::jsonb, {placeholders}"
-            f" FROM attempts a WHERE a.id = %(attempt_id)s"
-            f" ON CONFLICT (attempt_id) DO UPDATE SET task_started = EXCLUDED.task_started,"
-            f" task_ended = EXCLUDED.task_ended, report = EXCLUDED.report, graded_at = now(),"
-            f" band = EXCLUDED.band, gates = EXCLUDED.gates, rule_id = EXCLUDED.rule_id,"
-            f" key_version = EXCLUDED.key_version, fingerprint = EXCLUDED.fingerprint,"
-            f" {updates}",
-            {**{c: values.get(c) for c in METRIC_COLUMNS}, "attempt_id": attempt_id,
-             "task_started": task_started, "task_ended": task_ended,
-             "report": json.dumps(stored, ensure_ascii=False), "band": verdict.band,
-             "gates": json.dumps(verdict.gates_dicts()),
-             "rule_id": version.id if version else None, "key_version": key_version,
-             "fingerprint": json.dumps(fingerprint or {}, ensure_ascii=False)},
-        )
-        if not mark_graded(cur, attempt_id):
-            logger.warning("attempt %s graded while not submitted", attempt_id)
-        return verdict
-
-    return await db.run(work)
+def store_metrics(cur: Cursor, attempt_id: int, values: dict[str, Any], report: dict[str, Any],
+                  verdict: Verdict, rule_id: int | None, *, task_started: datetime | None,
+                  task_ended: datetime | None, key_version: int,
+                  fingerprint: dict[str, Any] | None) -> None:
+    """Inside a transaction: store (or replace, keeping what it had in `metrics_history`) the
+    figures of one attempt, banded by `verdict` of rule `rule_id`."""
+    cur.execute(_KEEP_FIGURES, (attempt_id,))
+    stored = {**report, "band": verdict.band, "gates": verdict.gates_dicts()}
+    cur.execute(_STORE_METRICS, {
+        **{c: values.get(c) for c in METRIC_COLUMNS}, "attempt_id": attempt_id,
+        "task_started": task_started, "task_ended": task_ended,
+        "report": json.dumps(stored, ensure_ascii=False), "band": verdict.band,
+        "gates": json.dumps(verdict.gates_dicts()), "rule_id": rule_id,
+        "key_version": key_version,
+        "fingerprint": json.dumps(fingerprint or {}, ensure_ascii=False)})
 
 
 async def load_metrics(db: Database, attempt_id: int) -> dict[str, Any] | None:
     """The stored metrics row of an attempt, or None."""
-    return await db.fetchone("SELECT * FROM metrics WHERE attempt_id = %s", (attempt_id,))
+    return await db.fetchone(_LOAD_METRICS, (attempt_id,))
 
 
 # --- flags -------------------------------------------------------------------------------------

@@ -35,11 +35,11 @@ from tasks_generator.attempts import (
 )
 from tasks_metrics.answer_key import current_key, stale_attempts
 from tasks_metrics.checker import Problem
+from tasks_metrics.db_operations import save_metrics
 from tasks_metrics.flags import flag_attempt
 from tasks_metrics.grading_process import GradingFailed, GradingProcesses
 from tasks_metrics.limits import PAYLOAD, OverLimit
 from tasks_metrics.pass_rule import Verdict
-from tasks_metrics.repository import save_metrics
 from tasks_metrics.timing import candidate_last_change
 from tasks_metrics.types import AnnotationFormatError
 
