@@ -13,23 +13,45 @@ from aiogram.filters import BaseFilter
 from aiogram.types import TelegramObject, User
 
 from config.env import Settings
+from create_users import hr_repository
+from create_users.hr_repository import DEFAULT_DIGEST_AT, Notify, NotifyChoice, Role, notify_choice
 from db import Cursor, Database
-from log import record_action
+from log import record_action, record_action_in
+
+__all__ = ["DEFAULT_DIGEST_AT", "AdminFilter", "HRFilter", "HrMember", "Notify", "NotifyChoice",
+           "Role", "RoleOutcome", "WhitelistOutcome", "add_to_whitelist", "claim_due_digests",
+           "hr_ids", "hr_members", "hr_recipients", "is_admin", "is_hr",
+           "notification_recipients", "notify_choice", "remove_from_whitelist", "set_notify",
+           "set_role"]
+
+
+class WhitelistOutcome(StrEnum):
+    """What taking a user off the whitelist did."""
+
+    REMOVED = "removed"
+    NOT_FOUND = "not_found"
+    SETTINGS = "settings"  # the id comes from HR_ADMIN_IDS and stays HR
+    LAST = "last"  # nobody would be left to run the HR menu
+
+
+class RoleOutcome(StrEnum):
+    """What changing an HR user's role did."""
+
+    CHANGED = "changed"
+    NOT_FOUND = "not_found"  # not on the whitelist
+    SETTINGS = "settings"  # an HR_ADMIN_IDS admin stays one
+    LAST = "last"  # the last admin cannot become a viewer
 
 
 async def hr_ids(db: Database, admin_ids: frozenset[int]) -> set[int]:
     """Telegram ids of every HR user: the settings' admins and the whitelist."""
-    rows = await db.fetchall("SELECT telegram_id FROM trainingdata_whitelist")
-    return set(admin_ids) | {row["telegram_id"] for row in rows}
+    return set(admin_ids) | await hr_repository.whitelisted(db)
 
 
 async def hr_recipients(db: Database, admin_ids: frozenset[int]) -> list[tuple[int, str | None]]:
     """(telegram id, stored language or None) of every HR user, in id order."""
     ids = sorted(await hr_ids(db, admin_ids))
-    rows = await db.fetchall(
-        "SELECT telegram_id, language FROM telegram_users WHERE telegram_id = ANY(%s)", (ids,)
-    )
-    languages = {row["telegram_id"]: row["language"] for row in rows}
+    languages = await hr_repository.languages(db, ids)
     return [(hr_id, languages.get(hr_id)) for hr_id in ids]
 
 
@@ -37,9 +59,7 @@ async def is_hr(db: Database, admin_ids: frozenset[int], telegram_id: int) -> bo
     """True when the user is an HR admin or on the whitelist."""
     if telegram_id in admin_ids:
         return True
-    return bool(await db.fetchval(
-        "SELECT 1 FROM trainingdata_whitelist WHERE telegram_id = %s", (telegram_id,)
-    ))
+    return await hr_repository.on_whitelist(db, telegram_id)
 
 
 class HRFilter(BaseFilter):
@@ -54,21 +74,11 @@ class HRFilter(BaseFilter):
         return await is_hr(db, settings.hr_admin_ids, event_from_user.id)
 
 
-class Role(StrEnum):
-    """What an HR user may do: a viewer reads and exports; an admin also decides, grants
-    attempts, deletes, and edits the pass rule and the whitelist."""
-
-    VIEWER = "viewer"
-    ADMIN = "admin"
-
-
 async def is_admin(db: Database, admin_ids: frozenset[int], telegram_id: int) -> bool:
     """True for HR_ADMIN_IDS and for whitelist members with the admin role."""
     if telegram_id in admin_ids:
         return True
-    return bool(await db.fetchval(
-        "SELECT 1 FROM trainingdata_whitelist w JOIN hr_preferences p USING (telegram_id)"
-        " WHERE w.telegram_id = %s AND p.role = 'admin'", (telegram_id,)))
+    return await hr_repository.whitelisted_admin(db, telegram_id)
 
 
 class AdminFilter(BaseFilter):
@@ -100,37 +110,18 @@ class HrMember:
 
 async def hr_members(db: Database, admin_ids: frozenset[int]) -> list[HrMember]:
     """Every HR user with what the bot knows of them, settings' admins first, then by id."""
-    rows = await db.fetchall(
-        "SELECT ids.telegram_id, w.telegram_id IS NOT NULL AS on_whitelist, w.added_at,"
-        " COALESCE(u.username, w.username) AS username, COALESCE(u.full_name, '') AS full_name,"
-        " p.role"
-        " FROM (SELECT telegram_id FROM trainingdata_whitelist"
-        "       UNION SELECT unnest(%s::bigint[])) ids"
-        " LEFT JOIN trainingdata_whitelist w ON w.telegram_id = ids.telegram_id"
-        " LEFT JOIN telegram_users u ON u.telegram_id = ids.telegram_id"
-        " LEFT JOIN hr_preferences p ON p.telegram_id = ids.telegram_id",
-        (sorted(admin_ids),),
-    )
-    members = [HrMember(row["telegram_id"], row["username"], row["full_name"],
-                        row["telegram_id"] in admin_ids, row["on_whitelist"], row["added_at"],
-                        Role.ADMIN if row["telegram_id"] in admin_ids
-                        else Role(row["role"] or Role.VIEWER))
-               for row in rows]
+    members = [HrMember(row.telegram_id, row.username, row.full_name,
+                        row.telegram_id in admin_ids, row.on_whitelist, row.added_at,
+                        Role.ADMIN if row.telegram_id in admin_ids
+                        else row.role or Role.VIEWER)
+               for row in await hr_repository.members(db, sorted(admin_ids))]
     return sorted(members, key=lambda m: (not m.from_settings, m.telegram_id))
 
 
 async def add_to_whitelist(db: Database, actor_id: int, telegram_id: int,
                            username: str | None = None) -> bool:
     """Put a user on the whitelist as a viewer; False if they were already there. Logged."""
-    added = await db.fetchval(
-        "INSERT INTO trainingdata_whitelist (telegram_id, username, added_by)"
-        " VALUES (%s, %s, %s) ON CONFLICT (telegram_id) DO NOTHING RETURNING true",
-        (telegram_id, username, actor_id),
-    )
-    if added:  # a role left from an earlier membership does not come back with the person
-        await db.execute(
-            "INSERT INTO hr_preferences (telegram_id, role) VALUES (%s, 'viewer')"
-            " ON CONFLICT (telegram_id) DO UPDATE SET role = 'viewer'", (telegram_id,))
+    added = await hr_repository.add_member(db, actor_id, telegram_id, username)
     await record_action(db, actor_id, "hr.whitelist_add",
                         details={"telegram_id": telegram_id, "username": username,
                                  "already": not added})
@@ -138,121 +129,83 @@ async def add_to_whitelist(db: Database, actor_id: int, telegram_id: int,
 
 
 async def remove_from_whitelist(db: Database, actor_id: int, telegram_id: int,
-                                admin_ids: frozenset[int]) -> str:
+                                admin_ids: frozenset[int]) -> WhitelistOutcome:
     """Take a user off the whitelist unless they are the last HR user. Logged.
 
     Returns "removed", "not_found", "settings" (the id comes from HR_ADMIN_IDS and stays HR)
     or "last" (nobody would be left to run the HR menu).
     """
 
-    def work(cur: Cursor) -> str:
+    def decide(cur: Cursor) -> WhitelistOutcome:
         # Locks the whitelist so two HR users removing each other at once cannot both win.
-        cur.execute("SELECT telegram_id FROM trainingdata_whitelist FOR UPDATE")
-        listed = {row["telegram_id"] for row in cur.fetchall()}
+        listed = hr_repository.lock_whitelist(cur)
         if telegram_id not in listed:
-            return "settings" if telegram_id in admin_ids else "not_found"
-        if not admin_ids:
-            cur.execute("SELECT count(*) AS n FROM hr_preferences WHERE role = 'admin'"
-                        " AND telegram_id = ANY(%s)", (sorted(listed - {telegram_id}),))
-            if not cur.fetchone()["n"]:
-                return "last"  # nobody left to run the HR menu, or none to administer it
-        cur.execute("DELETE FROM trainingdata_whitelist WHERE telegram_id = %s", (telegram_id,))
-        return "removed"
+            return WhitelistOutcome.SETTINGS if telegram_id in admin_ids else \
+                WhitelistOutcome.NOT_FOUND
+        others = sorted(listed - {telegram_id})
+        if not admin_ids and Role.ADMIN not in hr_repository.roles_of(cur, others).values():
+            return WhitelistOutcome.LAST  # nobody left to run the HR menu, or to administer it
+        hr_repository.remove_member(cur, telegram_id)
+        return WhitelistOutcome.REMOVED
 
-    outcome = await db.run(work)
-    await record_action(db, actor_id, "hr.whitelist_remove", ok=outcome == "removed",
-                        details={"telegram_id": telegram_id, "outcome": outcome})
-    return outcome
+    def work(cur: Cursor) -> WhitelistOutcome:
+        outcome = decide(cur)
+        record_action_in(cur, actor_id, "hr.whitelist_remove",
+                         ok=outcome == WhitelistOutcome.REMOVED,
+                         details={"telegram_id": telegram_id, "outcome": outcome})
+        return outcome
+
+    return await db.run(work)
 
 
 async def set_role(db: Database, actor_id: int, telegram_id: int, role: Role,
-                   admin_ids: frozenset[int]) -> str:
+                   admin_ids: frozenset[int]) -> RoleOutcome:
     """Make a whitelist member a viewer or an admin. Logged.
 
     Returns "changed", "not_found" (not on the whitelist), "settings" (an HR_ADMIN_IDS admin
     stays one) or "last" (the last admin cannot become a viewer)."""
 
-    def work(cur: Cursor) -> str:
+    def decide(cur: Cursor) -> RoleOutcome:
         # Locks the whitelist, as removing does: two admins demoting each other at once cannot
         # both win.
-        cur.execute("SELECT telegram_id FROM trainingdata_whitelist FOR UPDATE")
-        listed = [row["telegram_id"] for row in cur.fetchall()]
-        cur.execute("SELECT telegram_id, role FROM hr_preferences WHERE telegram_id = ANY(%s)",
-                    (listed,))
-        roles = dict.fromkeys(listed, None) | {r["telegram_id"]: r["role"]
-                                                for r in cur.fetchall()}
+        roles = hr_repository.roles_of(cur, sorted(hr_repository.lock_whitelist(cur)))
         if telegram_id not in roles:
-            return "settings" if telegram_id in admin_ids else "not_found"
+            return RoleOutcome.SETTINGS if telegram_id in admin_ids else RoleOutcome.NOT_FOUND
         if telegram_id in admin_ids:
-            return "settings"
+            return RoleOutcome.SETTINGS
         admins = {tid for tid, r in roles.items() if r == Role.ADMIN} | set(admin_ids)
         if role == Role.VIEWER and admins == {telegram_id}:
-            return "last"
-        cur.execute("INSERT INTO hr_preferences (telegram_id, role) VALUES (%s, %s)"
-                    " ON CONFLICT (telegram_id) DO UPDATE SET role = EXCLUDED.role",
-                    (telegram_id, str(role)))
-        return "changed"
+            return RoleOutcome.LAST
+        hr_repository.store_role(cur, telegram_id, role)
+        return RoleOutcome.CHANGED
 
-    outcome = await db.run(work)
-    await record_action(db, actor_id, "hr.role", ok=outcome == "changed",
-                        details={"telegram_id": telegram_id, "role": str(role),
-                                 "outcome": outcome})
-    return outcome
+    def work(cur: Cursor) -> RoleOutcome:
+        outcome = decide(cur)
+        record_action_in(cur, actor_id, "hr.role", ok=outcome == RoleOutcome.CHANGED,
+                         details={"telegram_id": telegram_id, "role": str(role),
+                                  "outcome": outcome})
+        return outcome
+
+    return await db.run(work)
 
 
 # --- how each HR user hears about results ------------------------------------------------------
 
 
-class Notify(StrEnum):
-    """A message after each graded submission, a daily digest at a set time, or nothing."""
-
-    EACH = "each"
-    DIGEST = "digest"
-    NONE = "none"
-
-
-DEFAULT_DIGEST_AT = time(9, 0)
-
-
-@dataclass(frozen=True)
-class NotifyChoice:
-    """One HR user's choice."""
-
-    mode: Notify = Notify.EACH
-    digest_at: time = DEFAULT_DIGEST_AT
-
-
-async def notify_choice(db: Database, telegram_id: int) -> NotifyChoice:
-    """How this HR user hears about results (a message after each one, by default)."""
-    row = await db.fetchone("SELECT notify, digest_at FROM hr_preferences WHERE telegram_id = %s",
-                            (telegram_id,))
-    return NotifyChoice(Notify(row["notify"]), row["digest_at"]) if row else NotifyChoice()
-
-
 async def set_notify(db: Database, telegram_id: int, mode: Notify,
                      digest_at: time | None = None) -> NotifyChoice:
     """Store how this HR user hears about results (and the digest's time). Logged."""
-    row = await db.fetchone(
-        "INSERT INTO hr_preferences (telegram_id, notify, digest_at)"
-        " VALUES (%(id)s, %(mode)s, coalesce(%(at)s, '09:00'::time))"
-        " ON CONFLICT (telegram_id) DO UPDATE SET notify = EXCLUDED.notify,"
-        " digest_at = coalesce(%(at)s, hr_preferences.digest_at)"
-        " RETURNING notify, digest_at",
-        {"id": telegram_id, "mode": str(mode), "at": digest_at})
-    assert row is not None
+    choice = await hr_repository.store_notify(db, telegram_id, mode, digest_at)
     await record_action(db, telegram_id, "hr.notifications",
-                        details={"mode": str(mode), "digest_at": str(row["digest_at"])})
-    return NotifyChoice(Notify(row["notify"]), row["digest_at"])
+                        details={"mode": str(mode), "digest_at": str(choice.digest_at)})
+    return choice
 
 
 async def notification_recipients(db: Database,
                                   admin_ids: frozenset[int]) -> list[tuple[int, str | None]]:
     """(telegram id, stored language) of every HR user who wants a message per result."""
     recipients = await hr_recipients(db, admin_ids)
-    rows = await db.fetchall(
-        "SELECT telegram_id FROM hr_preferences WHERE notify <> 'each'"
-        " AND telegram_id = ANY(%s)", ([r[0] for r in recipients],))
-    other = {row["telegram_id"] for row in rows}
+    other = await hr_repository.not_each(db, [r[0] for r in recipients])
     return [r for r in recipients if r[0] not in other]
 
 
@@ -263,11 +216,4 @@ async def claim_due_digests(db: Database, admin_ids: frozenset[int], now: dateti
     the same statement: two replicas never send one digest twice."""
     local = now.astimezone(zone)
     ids = sorted(await hr_ids(db, admin_ids))
-    rows = await db.fetchall(
-        "UPDATE hr_preferences p SET digest_sent_on = %(day)s WHERE p.notify = 'digest'"
-        " AND p.telegram_id = ANY(%(ids)s) AND p.digest_at <= %(time)s"
-        " AND p.digest_sent_on IS DISTINCT FROM %(day)s"
-        " RETURNING p.telegram_id,"
-        " (SELECT u.language FROM telegram_users u WHERE u.telegram_id = p.telegram_id)",
-        {"day": local.date(), "ids": ids, "time": local.time()})
-    return sorted((row["telegram_id"], row["language"]) for row in rows)
+    return await hr_repository.claim_digests(db, ids, local.date(), local.time())

@@ -14,10 +14,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from logging.handlers import QueueHandler, QueueListener, RotatingFileHandler
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
-
-if TYPE_CHECKING:
-    from db import Database
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -181,8 +178,50 @@ def setup_logging(level: str = "INFO", log_dir: Path | None = None, console: boo
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
+class Statements(Protocol):
+    """A cursor inside a use case's transaction (log.py does not import db)."""
+
+    def execute(self, query: Any, vars: Any = None) -> None:
+        """Run one statement."""
+        ...
+
+
+class ActionStore(Protocol):
+    """What the action log needs of the database (log.py does not import db)."""
+
+    async def execute(self, sql: str, params: Any = None) -> int:
+        """Run one statement in its own transaction; rows affected."""
+        ...
+
+
+# `action_log` lives here: who did what to whom.
+_RECORD_ACTION = ("INSERT INTO action_log (actor_id, action, candidate_id, ok, details)"
+                  " VALUES (%s, %s, %s, %s, %s::jsonb)")
+_FORGET_OWN_ACTIONS = "DELETE FROM action_log WHERE actor_id = %s AND action NOT LIKE 'hr.%%'"
+_SCRUB_ACTIONS_ABOUT = "UPDATE action_log SET details = '{}'::jsonb WHERE candidate_id = %s"
+
+
+def forget_actions(cur: Statements, telegram_id: int, candidate_id: int) -> None:
+    """Inside the transaction that deletes a candidate: what they did as a candidate (support
+    messages, logins resent) goes; what HR did about them stays, without the details that
+    named them."""
+    cur.execute(_FORGET_OWN_ACTIONS, (telegram_id,))
+    cur.execute(_SCRUB_ACTIONS_ABOUT, (candidate_id,))
+
+
+def _action_line(actor_id: int | None, action: str, candidate_id: int | None,
+                 details: dict[str, Any] | None, ok: bool) -> tuple[Any, ...]:
+    """Write the actions.log line of an action; the parameters of its `action_log` row."""
+    detail_json = json.dumps(details or {}, ensure_ascii=False, default=str, sort_keys=True)
+    action_logger.info(
+        "actor=%s action=%s candidate=%s ok=%s details=%s",
+        actor_id, action, candidate_id, ok, detail_json,
+    )
+    return (actor_id, action, candidate_id, ok, detail_json)
+
+
 async def record_action(
-    db: Database,
+    db: ActionStore,
     actor_id: int | None,
     action: str,
     candidate_id: int | None = None,
@@ -190,21 +229,21 @@ async def record_action(
     ok: bool = True,
 ) -> None:
     """Write who did what to whom: one line in actions.log and one row in the action table."""
-    detail_json = json.dumps(details or {}, ensure_ascii=False, default=str, sort_keys=True)
-    action_logger.info(
-        "actor=%s action=%s candidate=%s ok=%s details=%s",
-        actor_id, action, candidate_id, ok, detail_json,
-    )
+    row = _action_line(actor_id, action, candidate_id, details, ok)
     try:
-        await db.execute(
-            "INSERT INTO action_log (actor_id, action, candidate_id, ok, details)"
-            " VALUES (%s, %s, %s, %s, %s::jsonb)",
-            (actor_id, action, candidate_id, ok, detail_json),
-        )
+        await db.execute(_RECORD_ACTION, row)
     except Exception:
         # The file line above already holds the record; a database outage must not
         # turn a user's successful action into an error.
         logging.getLogger(__name__).exception("could not store action %s in the database", action)
+
+
+def record_action_in(cur: Statements, actor_id: int | None, action: str,
+                     candidate_id: int | None = None, details: dict[str, Any] | None = None,
+                     ok: bool = True) -> None:
+    """The same inside the transaction of the use case that did it: the row is stored with
+    what it records, or neither is."""
+    cur.execute(_RECORD_ACTION, _action_line(actor_id, action, candidate_id, details, ok))
 
 
 def logged_action(

@@ -11,7 +11,10 @@ from __future__ import annotations
 import hashlib
 
 from config.env import Settings
+from create_users.repository import has_consented, store_consent
 from db import Database
+
+__all__ = ["LANGUAGES", "has_consented", "notice_texts", "notice_version", "record_consent"]
 
 LANGUAGES = ("en", "ru")
 
@@ -28,22 +31,9 @@ def notice_version(texts: dict[str, str]) -> str:
     return digest.hexdigest()[:12]
 
 
-async def has_consented(db: Database, telegram_id: int, version: str) -> bool:
-    """Whether this person agreed to this version of the notice."""
-    return bool(await db.fetchval(
-        "SELECT 1 FROM telegram_users WHERE telegram_id = %s AND consent_version = %s",
-        (telegram_id, version)))
-
-
 async def record_consent(db: Database, telegram_id: int, texts: dict[str, str]) -> str:
     """Store the notice (once per version) and that this person agreed to it now; the
     version."""
     version = notice_version(texts)
-    await db.execute(
-        "WITH notice AS (INSERT INTO privacy_notices (version, text_en, text_ru)"
-        " VALUES (%(v)s, %(en)s, %(ru)s) ON CONFLICT (version) DO NOTHING)"
-        " INSERT INTO telegram_users (telegram_id, consent_version, consented_at)"
-        " VALUES (%(id)s, %(v)s, now()) ON CONFLICT (telegram_id) DO UPDATE"
-        " SET consent_version = EXCLUDED.consent_version, consented_at = now()",
-        {"v": version, "en": texts["en"], "ru": texts["ru"], "id": telegram_id})
+    await store_consent(db, telegram_id, version, texts)
     return version

@@ -1,85 +1,140 @@
-"""SQL for `attempts`: the durable progress of each test task.
+"""Opening a candidate's attempt: the use case that finds or starts their test task.
 
-creating -> ready -> submitted -> graded, or failed (a failed attempt is resumed by the next
-request, it does not use up an attempt), or ready -> expired (its deadline passed before it was
-submitted: it counts as used). A lease marks an attempt someone is building now.
+The attempt's life (creating -> ready -> submitted -> graded, failed, expired) and all its SQL
+live in `tasks_generator.repository`; the names other modules use are re-exported here.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from enum import StrEnum
 
-from create_users.db_operations import Candidate, lock_or_create_candidate, take_pooled_account
+from create_users.repository import (
+    Candidate,
+    give_pooled_account,
+    lock_or_create_candidate,
+)
 from db import Cursor, Database
-from tasks_generator.installation import installation_mark
+from tasks_generator.repository import (
+    USED_STATUSES,
+    Attempt,
+    AttemptStatus,
+    LeaseLost,
+    count_used,
+    database_now,
+    forget_lost_task,
+    get_attempt,
+    give_pooled_task,
+    hand_out_account,
+    insert_attempt,
+    interrupted_attempts,
+    latest_attempt,
+    latest_in,
+    lease_failed_attempt,
+    mark_failed,
+    mark_ready,
+    new_lease_owner,
+    record_step,
+    seen_images,
+    stage_row,
+    take_lease,
+    task_name,
+    used_in,
+    visit_row,
+)
 
-CREATING, READY, SUBMITTED, GRADED, FAILED = "creating", "ready", "submitted", "graded", "failed"
-EXPIRED = "expired"
-OPEN_STATUSES = (CREATING, READY)
-USED_STATUSES = (SUBMITTED, GRADED, EXPIRED)
-# The same, for SQL written out in full.
-USED_SQL = "(" + ", ".join(f"'{status}'" for status in USED_STATUSES) + ")"
+__all__ = [
+    "CREATING",
+    "DEFAULT_LEASE",
+    "EXPIRED",
+    "FAILED",
+    "GRADED",
+    "READY",
+    "SUBMITTED",
+    "USED_STATUSES",
+    "Attempt",
+    "AttemptStatus",
+    "Draw",
+    "LeaseLost",
+    "Opening",
+    "OpeningKind",
+    "StageKind",
+    "TaskRequestKind",
+    "attempts_left",
+    "count_used",
+    "forget_lost_task",
+    "get_attempt",
+    "interrupted_attempts",
+    "latest_attempt",
+    "lease_failed_attempt",
+    "mark_failed",
+    "mark_ready",
+    "new_lease_owner",
+    "open_attempt",
+    "record_step",
+    "seen_images",
+    "stage_of",
+    "stage_row",
+    "task_name",
+    "visit_row",
+]
+
+CREATING, READY, SUBMITTED = AttemptStatus.CREATING, AttemptStatus.READY, AttemptStatus.SUBMITTED
+GRADED, FAILED, EXPIRED = AttemptStatus.GRADED, AttemptStatus.FAILED, AttemptStatus.EXPIRED
 DEFAULT_LEASE = timedelta(seconds=60)
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """One test task of one candidate."""
+class OpeningKind(StrEnum):
+    """What a request for a test task found or started."""
 
-    id: int
-    candidate_id: int
-    number: int
-    status: str
-    task_set: str
-    image_subset: tuple[str, ...]
-    cvat_task_name: str | None
-    cvat_task_id: int | None
-    cvat_job_id: int | None
-    task_started: datetime | None
-    task_ended: datetime | None
-    submitted_at: datetime | None
-    error: str | None
-    lease_until: datetime | None
-    created_at: datetime
-    lease_owner: str | None = None  # the token of whoever holds the lease now
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Attempt:
-        """Build from an `attempts` row."""
-        fields = {k: row[k] for k in cls.__dataclass_fields__}
-        fields["image_subset"] = tuple(row["image_subset"] or ())
-        return cls(**fields)
+    BUILD = "build"  # this caller must build the attempt now
+    BUSY = "busy"  # someone else is building it (or cleaning up after a failure)
+    READY = "ready"  # it exists: send the credentials again
+    DONE = "done"  # the latest attempt was submitted; a new one needs `new_attempt`
+    NO_ATTEMPTS_LEFT = "no_attempts_left"
+    COOLDOWN = "cooldown"
 
 
-_COLUMNS = ", ".join(Attempt.__dataclass_fields__)
+class TaskRequestKind(StrEnum):
+    """The answer to "give me a test task": an OpeningKind but `build`, which ends as one of
+    the first two."""
+
+    CREATED = "created"  # built now
+    TAKEN_OVER = "taken_over"  # this process was cut off too long; another finished the build
+    READY = OpeningKind.READY
+    BUSY = OpeningKind.BUSY
+    DONE = OpeningKind.DONE
+    NO_ATTEMPTS_LEFT = OpeningKind.NO_ATTEMPTS_LEFT
+    COOLDOWN = OpeningKind.COOLDOWN
 
 
-class LeaseLost(Exception):
-    """Another builder took this attempt over (this one's lease ran out while it was stopped or
-    cut off from the database): this builder stops and changes nothing more."""
+class StageKind(StrEnum):
+    """Where a candidate is, as the menus show it."""
+
+    NEW = "new"  # no attempt yet
+    BUILDING = "building"
+    READY = "ready"
+    FAILED = "failed"
+    DONE = "done"  # the latest attempt is submitted, graded or expired
 
 
-def new_lease_owner() -> str:
-    """A token naming one holder of a lease: every write of the holder checks it."""
-    return secrets.token_hex(8)
+def stage_of(status: str | None) -> StageKind:
+    """The stage of a candidate whose latest attempt is in `status` (None: no attempt)."""
+    if status is None:
+        return StageKind.NEW
+    return {CREATING: StageKind.BUILDING, READY: StageKind.READY,
+            FAILED: StageKind.FAILED}.get(AttemptStatus(status), StageKind.DONE)
 
 
 @dataclass(frozen=True)
 class Opening:
-    """What a request for a test task found or started.
-
-    kind: "build" (this caller must build the attempt now), "busy" (someone else is building
-    it), "ready" (it exists: send the credentials again), "done" (the latest attempt was
-    submitted; a new one needs `new_attempt`), "no_attempts_left", "cooldown". `resumed`: the
+    """What a request for a test task found or started (see OpeningKind). `resumed`: the
     attempt to build was being built before (a crash, a failure), so what it sent to CVAT may
-    have arrived without being recorded.
-    """
+    have arrived without being recorded."""
 
-    kind: str
+    kind: OpeningKind
     candidate: Candidate
     attempt: Attempt | None = None
     used: int = 0
@@ -88,66 +143,25 @@ class Opening:
     resumed: bool = False
 
 
-def _latest(cur: Cursor, candidate_id: int) -> Attempt | None:
-    cur.execute(f"SELECT {_COLUMNS} FROM attempts WHERE candidate_id = %s"
-                " ORDER BY number DESC LIMIT 1", (candidate_id,))
-    row = cur.fetchone()
-    return Attempt.from_row(row) if row else None
-
-
-def task_name(candidate_id: int, number: int, attempt_id: int, mark: str) -> str:
-    """The unique name of a task built for one attempt (a pooled task keeps its own), with this
-    deployment's mark: another database's attempt of the same id names its task otherwise."""
-    return f"Test of candidate {candidate_id}, attempt {number} (#{attempt_id}, {mark})"
-
-
 Draw = Callable[[Collection[str]], tuple[str, ...]]
 
 
-def seen_images(cur: Cursor, candidate_id: int, task_set: str,
-                but: int | None = None) -> list[str]:
-    """Every image of the set the candidate had in an attempt (but attempt `but`)."""
-    cur.execute(
-        "SELECT coalesce(array_agg(DISTINCT i ORDER BY i), '{}') AS seen"
-        " FROM attempts a, unnest(a.image_subset) i"
-        " WHERE a.candidate_id = %s AND a.task_set = %s AND a.id IS DISTINCT FROM %s",
-        (candidate_id, task_set, but))
-    return list(cur.fetchone()["seen"])
+def attempts_left(allowed: int, used: int) -> int:
+    """The one rule for how many attempts a candidate may still start."""
+    return max(0, allowed - used)
 
 
-def _take_pooled_task(cur: Cursor, attempt: Attempt) -> Attempt:
-    """Give the attempt, if it has no task yet, the oldest ready pooled task with no image the
-    candidate had before; the attempt's images become that task's (pooled tasks are drawn
-    like any attempt). None fitting: the attempt keeps its own draw, built on demand."""
-    if attempt.cvat_task_id is not None:
-        return attempt
-    seen = seen_images(cur, attempt.candidate_id, attempt.task_set, but=attempt.id)
-    cur.execute(
-        "UPDATE pool_tasks SET status = 'handed_out', attempt_id = %s, handed_out_at = now()"
-        " WHERE id = (SELECT id FROM pool_tasks WHERE status = 'ready' AND task_set = %s"
-        "  AND NOT image_subset && %s::text[] ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
-        " RETURNING cvat_task_id, cvat_job_id, cvat_task_name, image_subset",
-        (attempt.id, attempt.task_set, seen),
-    )
-    pooled = cur.fetchone()
+def _take_pooled_account(cur: Cursor, candidate: Candidate) -> Candidate:
+    """Give the candidate the oldest ready account of the warm pool, if they need one and the
+    pool has one. Only a candidate with no account name yet (or whose account was deleted)
+    takes one: a name reserved for an on-demand registration may already be on CVAT."""
+    if candidate.cvat_username is not None and candidate.cvat_deleted_at is None:
+        return candidate
+    pooled = hand_out_account(cur, candidate.id)
     if pooled is None:
-        return attempt
-    cur.execute(
-        "UPDATE attempts SET cvat_task_id = %s, cvat_job_id = %s, cvat_task_name = %s,"
-        f" image_subset = %s WHERE id = %s RETURNING {_COLUMNS}",
-        (pooled["cvat_task_id"], pooled["cvat_job_id"], pooled["cvat_task_name"],
-         pooled["image_subset"], attempt.id),
-    )
-    return Attempt.from_row(cur.fetchone())
-
-
-def _take_lease(cur: Cursor, attempt_id: int, lease: timedelta) -> Attempt:
-    cur.execute(
-        "UPDATE attempts SET status = 'creating', error = NULL, lease_until = now() + %s,"
-        f" lease_owner = %s, updated_at = now() WHERE id = %s RETURNING {_COLUMNS}",
-        (lease, new_lease_owner(), attempt_id),
-    )
-    return Attempt.from_row(cur.fetchone())
+        return candidate
+    return give_pooled_account(cur, candidate.id, pooled.cvat_username, pooled.cvat_password,
+                               pooled.cvat_user_id, pending_activation=pooled.inactive)
 
 
 async def open_attempt(
@@ -177,201 +191,37 @@ async def open_attempt(
     def build(cur: Cursor, candidate: Candidate, attempt: Attempt, used: int,
               allowed: int, resumed: bool = True) -> Opening:
         if pooled_accounts:
-            candidate = take_pooled_account(cur, candidate)
-        if pooled_tasks:
-            attempt = _take_pooled_task(cur, attempt)
-        return Opening("build", candidate, attempt, used, allowed, resumed=resumed)
+            candidate = _take_pooled_account(cur, candidate)
+        if pooled_tasks and attempt.cvat_task_id is None:
+            attempt = give_pooled_task(cur, attempt)
+        return Opening(OpeningKind.BUILD, candidate, attempt, used, allowed, resumed=resumed)
 
     def work(cur: Cursor) -> Opening:
         candidate = lock_or_create_candidate(cur, telegram_id, username, full_name)
-        latest = _latest(cur, candidate.id)
-        cur.execute("SELECT count(*) AS used FROM attempts WHERE candidate_id = %s"
-                    " AND status IN %s", (candidate.id, USED_STATUSES))
-        used = cur.fetchone()["used"]
+        latest = latest_in(cur, candidate.id)
+        used = used_in(cur, candidate.id)
         allowed = max_attempts + candidate.extra_attempts
-        cur.execute("SELECT now() AS now")
-        now = cur.fetchone()["now"]
+        now = database_now(cur)
         if latest is not None and latest.status == READY:
-            return Opening("ready", candidate, latest, used, allowed)
-        if latest is not None and latest.status == CREATING:
-            if latest.lease_until is not None and latest.lease_until > now:
-                return Opening("busy", candidate, latest, used, allowed)
-            return build(cur, candidate, _take_lease(cur, latest.id, lease), used, allowed)
-        if latest is not None and latest.status == FAILED:
-            if latest.lease_until is not None and latest.lease_until > now:
-                return Opening("busy", candidate, latest, used, allowed)  # being cleaned up
-            return build(cur, candidate, _take_lease(cur, latest.id, lease), used, allowed)
+            return Opening(OpeningKind.READY, candidate, latest, used, allowed)
+        if latest is not None and latest.status in (CREATING, FAILED):
+            # A failed one may be being cleaned up under a lease: busy as well.
+            leased = take_lease(cur, latest.id, lease)
+            if leased is None:
+                return Opening(OpeningKind.BUSY, candidate, latest, used, allowed)
+            return build(cur, candidate, leased, used, allowed)
         if latest is not None and not new_attempt:
-            return Opening("done", candidate, latest, used, allowed)  # submitted, graded, expired
-        if used >= allowed:
-            return Opening("no_attempts_left", candidate, latest, used, allowed)
+            return Opening(OpeningKind.DONE, candidate, latest, used, allowed)
+        if not attempts_left(allowed, used):
+            return Opening(OpeningKind.NO_ATTEMPTS_LEFT, candidate, latest, used, allowed)
         if latest is not None and latest.submitted_at and cooldown:
             available = latest.submitted_at + cooldown
             if available > now:
-                return Opening("cooldown", candidate, latest, used, allowed, available)
+                return Opening(OpeningKind.COOLDOWN, candidate, latest, used, allowed,
+                               available)
         number = (latest.number if latest else 0) + 1
         images = draw(seen_images(cur, candidate.id, task_set))
-        cur.execute(
-            "INSERT INTO attempts (candidate_id, number, task_set, image_subset, lease_until,"
-            f" lease_owner) VALUES (%s, %s, %s, %s, now() + %s, %s) RETURNING {_COLUMNS}",
-            (candidate.id, number, task_set, list(images), lease, new_lease_owner()),
-        )
-        attempt = Attempt.from_row(cur.fetchone())
-        cur.execute(f"UPDATE attempts SET cvat_task_name = %s WHERE id = %s RETURNING {_COLUMNS}",
-                    (task_name(candidate.id, number, attempt.id, installation_mark(cur)),
-                     attempt.id))
-        return build(cur, candidate, Attempt.from_row(cur.fetchone()), used, allowed,
-                     resumed=False)
+        attempt = insert_attempt(cur, candidate.id, number, task_set, list(images), lease)
+        return build(cur, candidate, attempt, used, allowed, resumed=False)
 
     return await db.run(work)
-
-
-_STAGE_SELECT = (
-    "SELECT c.id AS candidate_id, c.extra_attempts, a.status AS attempt_status,"
-    " a.number AS attempt_number,"
-    " (SELECT count(*) FROM attempts x WHERE x.candidate_id = c.id"
-    f"  AND x.status IN {USED_SQL}) AS used,"
-    " EXISTS (SELECT 1 FROM trainingdata_whitelist w WHERE w.telegram_id = %(id)s)"
-    "  AS whitelisted"
-)
-_STAGE_JOINS = (
-    " LEFT JOIN candidates c ON c.telegram_id = %(id)s"
-    " LEFT JOIN LATERAL (SELECT status, number FROM attempts WHERE candidate_id = c.id"
-    "  ORDER BY number DESC LIMIT 1) a ON true"
-)
-
-
-async def visit_row(db: Database, telegram_id: int, username: str | None,
-                    full_name: str, first_language: str) -> dict[str, Any]:
-    """One round trip per update: record that the user wrote, and read their language, their
-    candidate stage figures and whether they are on the HR whitelist. A user without a stored
-    language gets `first_language` (the one that fits Telegram's language_code) stored, so that
-    what the bot sends them later, outside a reply, speaks the same language."""
-    row = await db.fetchone(
-        "WITH u AS (INSERT INTO telegram_users (telegram_id, username, full_name, language)"
-        " VALUES (%(id)s, %(username)s, %(name)s, %(language)s) ON CONFLICT (telegram_id)"
-        " DO UPDATE SET username = EXCLUDED.username, full_name = EXCLUDED.full_name,"
-        " language = coalesce(telegram_users.language, EXCLUDED.language),"
-        " last_seen_at = now() RETURNING language)"
-        f" {_STAGE_SELECT}, u.language FROM u {_STAGE_JOINS}",
-        {"id": telegram_id, "username": username, "name": full_name,
-         "language": first_language},
-    )
-    assert row is not None
-    return row
-
-
-async def stage_row(db: Database, telegram_id: int) -> dict[str, Any]:
-    """The candidate stage figures and whitelist flag of a user, without recording a visit."""
-    row = await db.fetchone(f"{_STAGE_SELECT} FROM (SELECT 1) one {_STAGE_JOINS}",
-                            {"id": telegram_id})
-    assert row is not None
-    return row
-
-
-async def get_attempt(db: Database, attempt_id: int) -> Attempt:
-    """One attempt by id."""
-    row = await db.fetchone(f"SELECT {_COLUMNS} FROM attempts WHERE id = %s", (attempt_id,))
-    assert row is not None, f"attempt {attempt_id} does not exist"
-    return Attempt.from_row(row)
-
-
-async def latest_attempt(db: Database, candidate_id: int) -> Attempt | None:
-    """The candidate's newest attempt."""
-    row = await db.fetchone(f"SELECT {_COLUMNS} FROM attempts WHERE candidate_id = %s"
-                            " ORDER BY number DESC LIMIT 1", (candidate_id,))
-    return Attempt.from_row(row) if row else None
-
-
-async def count_used(db: Database, candidate_id: int) -> int:
-    """Attempts the candidate has submitted."""
-    return await db.fetchval("SELECT count(*) FROM attempts WHERE candidate_id = %s"
-                             " AND status IN %s", (candidate_id, USED_STATUSES))
-
-
-async def record_step(db: Database, attempt_id: int, owner: str | None,
-                      lease: timedelta | None = None, **fields: Any) -> Attempt:
-    """Record step results (cvat_task_id, ...) and, with `lease`, extend the building lease;
-    only while `owner` holds the lease, else LeaseLost. The attempt as it is now."""
-    sets = ", ".join(["updated_at = now()",
-                      *(["lease_until = now() + %(lease)s"] if lease else []),
-                      *(f"{name} = %({name})s" for name in fields)])
-    row = await db.fetchone(
-        f"UPDATE attempts SET {sets} WHERE id = %(id)s AND status = 'creating'"
-        f" AND lease_owner = %(owner)s RETURNING {_COLUMNS}",
-        {**fields, "lease": lease, "id": attempt_id, "owner": owner})
-    if row is None:
-        raise LeaseLost(f"attempt {attempt_id}")
-    return Attempt.from_row(row)
-
-
-async def mark_ready(db: Database, attempt_id: int, owner: str | None, job_id: int,
-                     task_started: datetime) -> None:
-    """The task is assigned: the candidate can work (only by the lease's holder)."""
-    done = await db.execute(
-        "UPDATE attempts SET status = 'ready', cvat_job_id = %s, task_started = %s,"
-        " lease_until = NULL, lease_owner = NULL, error = NULL, updated_at = now()"
-        " WHERE id = %s AND status = 'creating' AND lease_owner = %s",
-        (job_id, task_started, attempt_id, owner),
-    )
-    if not done:
-        raise LeaseLost(f"attempt {attempt_id}")
-
-
-async def mark_failed(db: Database, attempt_id: int, owner: str | None, error: str, *,
-                      task_deleted: bool, status: str = CREATING) -> bool:
-    """Building failed; a later request resumes it. Forget the task only if it was deleted.
-    Only the lease's holder (`owner`, on an attempt in `status`) changes anything; whether it
-    did."""
-    done = await db.execute(
-        "UPDATE attempts SET status = 'failed', error = %s, lease_until = NULL,"
-        " lease_owner = NULL, updated_at = now()"
-        + (", cvat_task_id = NULL, cvat_job_id = NULL" if task_deleted else "")
-        + " WHERE id = %s AND status = %s AND lease_owner = %s",
-        (error[:500], attempt_id, status, owner),
-    )
-    return bool(done)
-
-
-async def lease_failed_attempt(db: Database, attempt: Attempt,
-                               lease: timedelta) -> str | None:
-    """Take a failed attempt's lease to delete the task it left (a press meanwhile is told the
-    attempt is busy, so nobody resumes with a task being deleted); the owner token, or None
-    when someone else holds it or the task changed."""
-    owner = new_lease_owner()
-    done = await db.execute(
-        "UPDATE attempts SET lease_until = now() + %s, lease_owner = %s WHERE id = %s"
-        " AND status = 'failed' AND cvat_task_id = %s"
-        " AND (lease_until IS NULL OR lease_until < now())",
-        (lease, owner, attempt.id, attempt.cvat_task_id))
-    return owner if done else None
-
-
-async def interrupted_attempts(db: Database) -> list[Attempt]:
-    """Attempts whose builder stopped (lease expired) and failed ones with a task left on
-    CVAT: what start-up reconciles."""
-    rows = await db.fetchall(
-        f"SELECT {_COLUMNS} FROM attempts WHERE (status = 'creating' AND lease_until < now())"
-        " OR (status = 'failed' AND cvat_task_id IS NOT NULL"
-        "  AND (lease_until IS NULL OR lease_until < now())) ORDER BY id"
-    )
-    return [Attempt.from_row(r) for r in rows]
-
-
-async def forget_lost_task(db: Database, attempt: Attempt) -> Attempt:
-    """The attempt's (pooled) task is gone from CVAT: drop it, so the build makes a new one
-    under the attempt's own name (only by the lease's holder, else LeaseLost)."""
-
-    def work(cur: Cursor) -> dict[str, Any] | None:
-        name = task_name(attempt.candidate_id, attempt.number, attempt.id,
-                         installation_mark(cur))
-        cur.execute(
-            "UPDATE attempts SET cvat_task_id = NULL, cvat_job_id = NULL, cvat_task_name = %s,"
-            " updated_at = now() WHERE id = %s AND status = 'creating' AND lease_owner = %s"
-            f" RETURNING {_COLUMNS}", (name, attempt.id, attempt.lease_owner))
-        return cur.fetchone()
-
-    row = await db.run(work)
-    if row is None:
-        raise LeaseLost(f"attempt {attempt.id}")
-    return Attempt.from_row(row)

@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from config.env import Settings
@@ -44,11 +45,21 @@ from tasks_generator.task_set import TaskSet
 
 logger = logging.getLogger(__name__)
 
-ACCOUNT, TASK, IMAGES, READY = "account", "task", "images", "ready"
+class Step(StrEnum):
+    """A step of building a test task, as the candidate's progress message names it (a text
+    key `progress.<step>`)."""
+
+    ACCOUNT = "account"
+    TASK = "task"
+    IMAGES = "images"
+    READY = "ready"
+
+
+ACCOUNT, TASK, IMAGES, READY = Step.ACCOUNT, Step.TASK, Step.IMAGES, Step.READY
 # Images go to CVAT in requests of about this size: a set's worth of small images in one, and
 # on a slow link the progress message still moves (it changes at most once a second).
 UPLOAD_BATCH_BYTES = 2 * 1024 * 1024
-Progress = Callable[[str, int, int], Awaitable[None]]
+Progress = Callable[[Step, int, int], Awaitable[None]]
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,31 @@ from create_users.registration import CANDIDATE_GROUPS, MAX_NAME_TRIES, name_tak
 from db import Cursor, Database, DatabaseUnavailable
 from log import register_secret
 from tasks_generator.generation import heartbeat, task_with_images
-from tasks_generator.installation import installation_mark
+from tasks_generator.repository import (
+    PoolCounts,
+    PoolRow,
+    PoolStatus,
+    PoolTable,
+    drop_ready_pool_row,
+    lease_pool_rows,
+    let_pool_row_go,
+    lock_pool,
+    new_pool_account,
+    new_pool_task,
+    pool_account_ready,
+    pool_account_registered,
+    pool_account_vanished,
+    pool_counts,
+    pool_row_failed,
+    pool_row_retired,
+    pool_rows_checked,
+    pool_task_created,
+    pool_task_ready,
+    pooled_task_name,
+    ready_pool_rows,
+    rename_pool_account,
+    renew_pool_lease,
+)
 from tasks_generator.task_set import TaskSet
 
 logger = logging.getLogger(__name__)
@@ -66,92 +90,44 @@ MAX_RETRY_AFTER_FAILURE = timedelta(hours=1)  # doubled with each failure up to 
 SAME_MOMENT = timedelta(seconds=5)
 # pg_advisory_xact_lock keys: one writer at a time decides what each pool needs.
 _LOCK_ACCOUNTS, _LOCK_TASKS = 0x706F6F6C01, 0x706F6F6C02
-ACCOUNTS, TASKS = "pool_accounts", "pool_tasks"
-
-
-@dataclass(frozen=True)
-class PoolCounts:
-    """How many pooled things are ready and being made."""
-
-    accounts_ready: int
-    accounts_creating: int
-    tasks_ready: int
-    tasks_creating: int
-
-
-async def pool_counts(db: Database) -> PoolCounts:
-    """The pool's state now, in one query."""
-    row = await db.fetchone(
-        "SELECT (SELECT count(*) FROM pool_accounts WHERE status = 'ready') AS ar,"
-        " (SELECT count(*) FROM pool_accounts WHERE status = 'creating') AS ac,"
-        " (SELECT count(*) FROM pool_tasks WHERE status = 'ready') AS tr,"
-        " (SELECT count(*) FROM pool_tasks WHERE status = 'creating') AS tc")
-    assert row is not None
-    return PoolCounts(row["ar"], row["ac"], row["tr"], row["tc"])
+ACCOUNTS, TASKS = PoolTable.ACCOUNTS, PoolTable.TASKS
+__all__ = ["PoolCounts", "PoolKeeper", "pool_counts", "pooled_task_name"]
 
 
 @dataclass
 class _Work:
     """Rows one refill pass took (under a lease) to make or to delete."""
 
-    build: list[dict[str, Any]]
-    retire: list[dict[str, Any]]
+    build: list[PoolRow]
+    retire: list[PoolRow]
 
 
-def _lease_rows(cur: Cursor, table: str, ids: list[int], lease: timedelta,
-                status: str | None = None, resumed: list[int] | None = None,
-                ) -> list[dict[str, Any]]:
-    """Lease these rows to this process; each comes back with `resumed`: an earlier build of
-    it may have made something on CVAT without recording it (only then is CVAT searched)."""
-    if not ids:
-        return []
-    new_status = ", status = %(status)s" if status else ""
-    cur.execute(f"UPDATE {table} SET lease_until = now() + %(lease)s{new_status}"
-                " WHERE id = ANY(%(ids)s) RETURNING *",
-                {"lease": lease, "ids": ids, "status": status})
-    again = set(ids if resumed is None else resumed)
-    return sorted(({**row, "resumed": row["id"] in again} for row in cur.fetchall()),
-                  key=lambda r: r["id"])
-
-
-def _free(row: dict[str, Any], now: Any) -> bool:
+def _free(row: PoolRow, now: datetime) -> bool:
     """Nobody is working on the row now (no lease, or its lease ran out)."""
-    return row["lease_until"] is None or row["lease_until"] < now
+    return row.lease_until is None or row.lease_until < now
 
 
-def _locked_rows(cur: Cursor, lock: int, table: str) -> tuple[Any, list[dict[str, Any]]]:
-    """Under the pool's lock (until COMMIT): the database's now and the rows not handed out."""
-    cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
-    cur.execute("SELECT now() AS now")
-    now = cur.fetchone()["now"]
-    cur.execute(f"SELECT * FROM {table} WHERE status IN ('creating', 'ready', 'retiring')"
-                " ORDER BY id")
-    return now, cur.fetchall()
-
-
-def _trim(live: list[dict[str, Any]], size: int, now: Any) -> tuple[list[dict[str, Any]],
+def _trim(live: list[PoolRow], size: int, now: datetime) -> tuple[list[PoolRow],
                                                                    list[int]]:
     """(rows kept, ids to delete): the newest beyond `size`, never one a build holds now."""
     spare = [r for r in reversed(live) if _free(r, now)][:max(0, len(live) - size)]
-    return [r for r in live if r not in spare], [r["id"] for r in spare]
+    return [r for r in live if r not in spare], [r.id for r in spare]
 
 
 def _take_account_work(cur: Cursor, size: int, below: int, lease: timedelta) -> _Work:
     """Decide, under the pool's lock, which accounts to make (new rows, or builds a crash
     interrupted) and which to delete (over the size); lease them to this process."""
-    now, rows = _locked_rows(cur, _LOCK_ACCOUNTS, ACCOUNTS)
-    retire = [r["id"] for r in rows if r["status"] == "retiring" and _free(r, now)]
-    live, spare = _trim([r for r in rows if r["status"] != "retiring"], size, now)
-    resume = [r["id"] for r in live if r["status"] == "creating" and _free(r, now)]
+    now, rows = lock_pool(cur, _LOCK_ACCOUNTS, ACCOUNTS)
+    retire = [r.id for r in rows if r.status == PoolStatus.RETIRING and _free(r, now)]
+    live, spare = _trim([r for r in rows if r.status != PoolStatus.RETIRING], size, now)
+    resume = [r.id for r in live if r.status == PoolStatus.CREATING and _free(r, now)]
     new: list[int] = []
-    ready = sum(r["status"] == "ready" for r in live)
+    ready = sum(r.status == PoolStatus.READY for r in live)
     if ready < min(below, size) and len(live) < size:
         for _ in range(size - len(live)):
-            cur.execute("INSERT INTO pool_accounts (cvat_username, cvat_password) VALUES"
-                        " (%s, %s) RETURNING id", (make_pool_username(), make_password()))
-            new.append(cur.fetchone()["id"])
-    return _Work(build=_lease_rows(cur, ACCOUNTS, resume + new, lease, resumed=resume),
-                 retire=_lease_rows(cur, ACCOUNTS, retire + spare, lease, "retiring"))
+            new.append(new_pool_account(cur, make_pool_username(), make_password()))
+    return _Work(build=lease_pool_rows(cur, ACCOUNTS, resume + new, lease, resumed=resume),
+                 retire=lease_pool_rows(cur, ACCOUNTS, retire + spare, lease, PoolStatus.RETIRING))
 
 
 def _take_task_work(cur: Cursor, task_set: TaskSet, size: int, below: int,
@@ -159,40 +135,28 @@ def _take_task_work(cur: Cursor, task_set: TaskSet, size: int, below: int,
     """The same for tasks, each on images drawn as an attempt's are: also deletes tasks whose
     images are not a draw of the set as it is now (the task set, its tags or IMAGES_PER_TASK
     changed)."""
-    now, rows = _locked_rows(cur, _LOCK_TASKS, TASKS)
-    retire = [r["id"] for r in rows if r["status"] == "retiring" and _free(r, now)]
-    live: list[dict[str, Any]] = []
+    now, rows = lock_pool(cur, _LOCK_TASKS, TASKS)
+    retire = [r.id for r in rows if r.status == PoolStatus.RETIRING and _free(r, now)]
+    live: list[PoolRow] = []
     for row in rows:
-        if row["status"] == "retiring":
+        if row.status == PoolStatus.RETIRING:
             continue
-        if row["task_set"] != task_set.name or not task_set.fits(row["image_subset"]):
+        if row.task_set != task_set.name or not task_set.fits(row.image_subset):
             if _free(row, now):  # a build under way (an older configuration's) finishes first
-                retire.append(row["id"])
+                retire.append(row.id)
             continue
         live.append(row)
     live, spare = _trim(live, size, now)
     retire += spare
-    resume = [r["id"] for r in live if r["status"] == "creating" and _free(r, now)]
-    ready = sum(r["status"] == "ready" for r in live)
+    resume = [r.id for r in live if r.status == PoolStatus.CREATING and _free(r, now)]
+    ready = sum(r.status == PoolStatus.READY for r in live)
     new: list[int] = []
     if ready < min(below, size):
         for _ in range(size - len(live)):
-            cur.execute("SELECT nextval(pg_get_serial_sequence('pool_tasks', 'id')) AS id")
-            row_id = cur.fetchone()["id"]
-            cur.execute(
-                "INSERT INTO pool_tasks (id, task_set, image_subset, cvat_task_name)"
-                " VALUES (%s, %s, %s, %s)",
-                (row_id, task_set.name, list(task_set.draw()),
-                 pooled_task_name(row_id, installation_mark(cur))))
-            new.append(row_id)
-    return _Work(build=_lease_rows(cur, TASKS, resume + new, lease, resumed=resume),
-                 retire=_lease_rows(cur, TASKS, sorted(set(retire)), lease, "retiring"))
-
-
-def pooled_task_name(row_id: int, mark: str) -> str:
-    """The unique name of a pooled task, with this deployment's mark (another database's pool
-    counts its rows from 1 as well)."""
-    return f"Annotation test (pooled #{row_id}, {mark})"
+            new.append(new_pool_task(cur, task_set.name, list(task_set.draw())))
+    return _Work(build=lease_pool_rows(cur, TASKS, resume + new, lease, resumed=resume),
+                 retire=lease_pool_rows(cur, TASKS, sorted(set(retire)), lease,
+                                        PoolStatus.RETIRING))
 
 
 class PoolKeeper:
@@ -260,56 +224,51 @@ class PoolKeeper:
             await asyncio.gather(*jobs)
         return len(jobs)
 
-    async def _guarded(self, table: str, row: dict[str, Any], work: Any) -> None:
+    async def _guarded(self, table: PoolTable, row: PoolRow, work: Any) -> None:
         """Run one build or deletion under its lease (renewed while it runs); on a failure log
         it and let the row be tried again a little later."""
         async def renew() -> None:
-            await self.db.execute(f"UPDATE {table} SET lease_until = now() + %s WHERE id = %s",
-                                  (self.lease, row["id"]))
+            await renew_pool_lease(self.db, table, row.id, self.lease)
 
         try:
             async with self._builds, heartbeat(renew, self.lease.total_seconds() / 3,
-                                               f"{table} {row['id']}"):
+                                               f"{table} {row.id}"):
                 await work(row)
         except Exception as exc:
             # Whatever one row raises (CVAT, the database, an answer nobody foresaw, a bug),
             # the others carry on; this one waits, longer after each failure.
-            pause = min(RETRY_AFTER_FAILURE * 2 ** row.get("failures", 0),
+            pause = min(RETRY_AFTER_FAILURE * 2 ** row.failures,
                         MAX_RETRY_AFTER_FAILURE)
             if isinstance(exc, CvatError | DatabaseUnavailable):
-                logger.warning("%s row %s: %s (tried again in %.0f s)", table, row["id"], exc,
+                logger.warning("%s row %s: %s (tried again in %.0f s)", table, row.id, exc,
                                pause.total_seconds())
             else:
-                logger.exception("%s row %s failed (tried again in %.0f s)", table, row["id"],
+                logger.exception("%s row %s failed (tried again in %.0f s)", table, row.id,
                                  pause.total_seconds())
             with contextlib.suppress(DatabaseUnavailable):
-                await self.db.execute(f"UPDATE {table} SET lease_until = now() + %s,"
-                                      " failures = failures + 1 WHERE id = %s",
-                                      (pause, row["id"]))
+                await pool_row_failed(self.db, table, row.id, pause)
         except asyncio.CancelledError:
             # A clean stop: what this process was making is free for the next one at once
             # (after a crash the lease runs out instead).
             with contextlib.suppress(DatabaseUnavailable):
-                await self.db.execute(f"UPDATE {table} SET lease_until = NULL WHERE id = %s",
-                                      (row["id"],))
+                await let_pool_row_go(self.db, table, row.id)
             raise
 
     # --------------------------------------------------------------------------- accounts
 
-    async def _build_account(self, row: dict[str, Any]) -> None:
+    async def _build_account(self, row: PoolRow) -> None:
         """Register (or find, after a crash) the account, make it a worker that cannot log in
         yet, and put it in the pool."""
-        user_id, username, password = row["cvat_user_id"], row["cvat_username"], row[
-            "cvat_password"]
+        user_id, username, password = row.cvat_user_id, row.cvat_username, row.cvat_password
         register_secret(password)
         if user_id is None:
-            resumed = row["resumed"]
+            resumed = row.resumed
             for _ in range(MAX_NAME_TRIES):
                 try:
                     user = await self.cvat.register_user(
                         username, password,
                         make_email(username, self.settings.cvat_email_domain),
-                        existing_ok=resumed, not_before=row["created_at"])
+                        existing_ok=resumed, not_before=row.created_at)
                     if resumed and _given_out(user):
                         # Made for this row, but handed to a candidate since (in a timeline
                         # this database lost, restored from an older backup): not ours to give.
@@ -323,14 +282,11 @@ class PoolKeeper:
                     resumed = False
                     username, password = make_pool_username(), make_password()
                     register_secret(password)
-                    await self.db.execute(
-                        "UPDATE pool_accounts SET cvat_username = %s, cvat_password = %s"
-                        " WHERE id = %s", (username, password, row["id"]))
+                    await rename_pool_account(self.db, row.id, username, password)
             else:
                 raise CvatRejected("CVAT refused every new account name", status=400)
             user_id = user.id
-            await self.db.execute("UPDATE pool_accounts SET cvat_user_id = %s WHERE id = %s",
-                                  (user_id, row["id"]))
+            await pool_account_registered(self.db, row.id, user_id)
         inactive = self.settings.pool_inactive_accounts
         try:
             await self.cvat.update_user(user_id, groups=list(CANDIDATE_GROUPS),
@@ -338,60 +294,51 @@ class PoolKeeper:
         except CvatNotFound:
             logger.warning("pooled account %s vanished while being made; making another",
                            username)
-            await self.db.execute("DELETE FROM pool_accounts WHERE id = %s", (row["id"],))
+            await pool_account_vanished(self.db, row.id)
             return
-        await self.db.execute(
-            "UPDATE pool_accounts SET status = 'ready', inactive = %s, ready_at = now(),"
-            " checked_at = now(), lease_until = NULL WHERE id = %s AND status = 'creating'",
-            (inactive, row["id"]))
+        await pool_account_ready(self.db, row.id, inactive)
         logger.info("pooled account %s (id %s) is ready", username, user_id)
 
-    async def _retire_account(self, row: dict[str, Any]) -> None:
+    async def _retire_account(self, row: PoolRow) -> None:
         """Delete an account the pool no longer needs (found by name if its id was not
         recorded yet), then its row."""
-        user_id = row["cvat_user_id"]
+        user_id = row.cvat_user_id
         if user_id is None:
-            found = await self.cvat.find_user(row["cvat_username"])
-            ours = found is not None and made_since(found.date_joined, row["created_at"])
+            found = await self.cvat.find_user(row.cvat_username)
+            ours = found is not None and made_since(found.date_joined, row.created_at)
             user_id = found.id if found and ours else None
         if user_id is not None:
             await self.cvat.delete_user(user_id)
-        await self.db.execute("DELETE FROM pool_accounts WHERE id = %s AND status = 'retiring'",
-                              (row["id"],))
-        logger.info("pooled account %s deleted (the pool is smaller now)", row["cvat_username"])
+        await pool_row_retired(self.db, ACCOUNTS, row.id)
+        logger.info("pooled account %s deleted (the pool is smaller now)", row.cvat_username)
 
     # ------------------------------------------------------------------------------ tasks
 
-    async def _build_task(self, row: dict[str, Any]) -> None:
+    async def _build_task(self, row: PoolRow) -> None:
         """Create (or find, after a crash) the task, upload and process its images, and put it
         in the pool with its job unassigned."""
 
         async def remember(task_id: int | None) -> None:
-            await self.db.execute("UPDATE pool_tasks SET cvat_task_id = %s WHERE id = %s",
-                                  (task_id, row["id"]))
+            await pool_task_created(self.db, row.id, task_id)
 
         job = await task_with_images(
-            self.cvat, self.settings, self.task_set, name=row["cvat_task_name"],
-            task_id=row["cvat_task_id"], images=tuple(row["image_subset"]), remember=remember,
-            not_before=row["created_at"], resumed=row["resumed"])
+            self.cvat, self.settings, self.task_set, name=row.cvat_task_name,
+            task_id=row.cvat_task_id, images=tuple(row.image_subset), remember=remember,
+            not_before=row.created_at, resumed=row.resumed)
         if job.assignee_id is not None:
             await self.cvat.assign_job(job.id, None)
-        await self.db.execute(
-            "UPDATE pool_tasks SET status = 'ready', cvat_task_id = %s, cvat_job_id = %s,"
-            " ready_at = now(), checked_at = now(), lease_until = NULL"
-            " WHERE id = %s AND status = 'creating'", (job.task_id, job.id, row["id"]))
-        logger.info("pooled task %s (id %s) is ready", row["cvat_task_name"], job.task_id)
+        await pool_task_ready(self.db, row.id, job.task_id, job.id)
+        logger.info("pooled task %s (id %s) is ready", row.cvat_task_name, job.task_id)
 
-    async def _retire_task(self, row: dict[str, Any]) -> None:
+    async def _retire_task(self, row: PoolRow) -> None:
         """Delete a task the pool no longer needs, then its row."""
-        ids = [row["cvat_task_id"]] if row["cvat_task_id"] is not None else [
-            t.id for t in await self.cvat.find_tasks(name=row["cvat_task_name"])
-            if made_since(t.created_date, row["created_at"])]
+        ids = [row.cvat_task_id] if row.cvat_task_id is not None else [
+            t.id for t in await self.cvat.find_tasks(name=row.cvat_task_name)
+            if made_since(t.created_date, row.created_at)]
         for task_id in ids:
             await self.cvat.delete_task(task_id)
-        await self.db.execute("DELETE FROM pool_tasks WHERE id = %s AND status = 'retiring'",
-                              (row["id"],))
-        logger.info("pooled task %s deleted (no longer needed)", row["cvat_task_name"])
+        await pool_row_retired(self.db, TASKS, row.id)
+        logger.info("pooled task %s deleted (no longer needed)", row.cvat_task_name)
 
     # ------------------------------------------------------------------------------ checks
 
@@ -400,64 +347,56 @@ class PoolKeeper:
         the tasks' jobs); drop, and so replace, what is gone or no longer ours to give. The
         number dropped."""
         dropped = 0
-        accounts = await self.db.fetchall(
-            "SELECT id, cvat_username, cvat_user_id, inactive FROM pool_accounts"
-            " WHERE status = 'ready' ORDER BY id")
+        accounts = await ready_pool_rows(self.db, ACCOUNTS)
         if accounts:
-            users = await self.cvat.users_by_id([r["cvat_user_id"] for r in accounts])
+            users = await self.cvat.users_by_id([r.cvat_user_id for r in accounts])
             dropped += await self._check_rows(ACCOUNTS, accounts, [
-                _account_problem(row, users.get(row["cvat_user_id"])) for row in accounts])
-        tasks = await self.db.fetchall(
-            "SELECT id, cvat_task_id, cvat_job_id, cvat_task_name FROM pool_tasks"
-            " WHERE status = 'ready' ORDER BY id")
+                _account_problem(row, users.get(row.cvat_user_id)) for row in accounts])
+        tasks = await ready_pool_rows(self.db, TASKS)
         if tasks:
-            jobs = await self.cvat.jobs_by_id([r["cvat_job_id"] for r in tasks])
+            jobs = await self.cvat.jobs_by_id([r.cvat_job_id for r in tasks])
             dropped += await self._check_rows(TASKS, tasks, [
-                _task_problem(row, jobs.get(row["cvat_job_id"])) for row in tasks])
+                _task_problem(row, jobs.get(row.cvat_job_id)) for row in tasks])
         return dropped
 
-    async def _check_rows(self, table: str, rows: list[dict[str, Any]],
+    async def _check_rows(self, table: PoolTable, rows: list[PoolRow],
                           problems: list[str | None]) -> int:
         """Drop the rows with a problem, record the others as just seen; the number dropped."""
         dropped = 0
         for row, problem in zip(rows, problems, strict=True):
             if problem is not None:
-                dropped += await self._drop(table, row["id"], problem)
-        await self._checked(table, [r["id"] for r, p in zip(rows, problems, strict=True)
+                dropped += await self._drop(table, row.id, problem)
+        await self._checked(table, [r.id for r, p in zip(rows, problems, strict=True)
                                     if p is None])
         return dropped
 
-    async def _checked(self, table: str, ids: list[int]) -> None:
+    async def _checked(self, table: PoolTable, ids: list[int]) -> None:
         """Record that these rows were just seen on CVAT (one statement for all)."""
-        if ids:
-            await self.db.execute(f"UPDATE {table} SET checked_at = now() WHERE id = ANY(%s)",
-                                  (ids,))
+        await pool_rows_checked(self.db, table, ids)
 
-    async def _drop(self, table: str, row_id: int, why: str) -> int:
-        done = await self.db.fetchval(
-            f"WITH d AS (DELETE FROM {table} WHERE id = %s AND status = 'ready' RETURNING 1)"
-            " SELECT count(*) FROM d", (row_id,))
+    async def _drop(self, table: PoolTable, row_id: int, why: str) -> int:
+        done = await drop_ready_pool_row(self.db, table, row_id)
         if done:
             logger.warning("pooled %s on CVAT; replacing it", why)
         return int(done)
 
 
-def _account_problem(row: dict[str, Any], user: CvatUser | None) -> str | None:
+def _account_problem(row: PoolRow, user: CvatUser | None) -> str | None:
     """Why a ready pooled account may not be handed out, or None when it may (judged by CVAT's
     own dates only: its clock and the database's may differ)."""
-    name = row["cvat_username"]
+    name = row.cvat_username
     if user is None:
         return f"account {name} is gone"
     if user.username != name:
-        return f"account {name} (id {row['cvat_user_id']}) is someone else's ({user.username})"
-    if (row["inactive"] and user.is_active) or _given_out(user):
+        return f"account {name} (id {row.cvat_user_id}) is someone else's ({user.username})"
+    if (row.inactive and user.is_active) or _given_out(user):
         return f"account {name} was activated or used since; it is left alone"
     return None
 
 
-def _task_problem(row: dict[str, Any], job: CvatJob | None) -> str | None:
+def _task_problem(row: PoolRow, job: CvatJob | None) -> str | None:
     """Why a ready pooled task may not be handed out, or None when it may."""
-    name, task_id = row["cvat_task_name"], row["cvat_task_id"]
+    name, task_id = row.cvat_task_name, row.cvat_task_id
     if job is None:
         return f"task {task_id} is gone"
     if job.task_id != task_id or job.task_name != name:

@@ -10,9 +10,7 @@ figures it had are kept in `metrics_history`.
 
 from __future__ import annotations
 
-import json
 import logging
-import zlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,9 +19,20 @@ from db import Cursor, Database
 from tasks_generator.set_check import check_ground_truth
 from tasks_generator.task_set import TaskSet
 from tasks_metrics.grading_process import GradingKey
+from tasks_metrics.repository import (
+    StoredKey,
+    lock_key,
+    newest_stored_key,
+    stale_attempts,
+    store_key,
+    stored_keys,
+)
 from tasks_metrics.types import TaskAnnotations
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["KeyChangeError", "KeyVersion", "current_key", "describe_object", "exclude",
+           "include", "key_history", "newest_key", "replace_annotations", "stale_attempts"]
 
 
 class KeyChangeError(ValueError):
@@ -46,13 +55,17 @@ class KeyVersion:
     created_at: datetime | None = None
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> KeyVersion:
+    def from_stored(cls, row: StoredKey) -> KeyVersion:
         """From an `answer_keys` row."""
-        return cls(row["task_set"], row["version"], row["annotations"],
-                   tuple(row["excluded_images"]),
-                   tuple((str(n), int(i)) for n, i in row["excluded_objects"]),
-                   tuple(row["affected_images"]), row["change"], row["created_by"],
-                   row["created_at"])
+        return cls(row.task_set, row.version, row.annotations, tuple(row.excluded_images),
+                   tuple((str(n), int(i)) for n, i in row.excluded_objects),
+                   tuple(row.affected_images), row.change, row.created_by, row.created_at)
+
+    def stored(self) -> StoredKey:
+        """As an `answer_keys` row."""
+        return StoredKey(self.task_set, self.version, self.annotations,
+                         list(self.excluded_images), [list(o) for o in self.excluded_objects],
+                         list(self.affected_images), self.change, self.created_by)
 
     def grading_key(self) -> GradingKey:
         """What a grading process grades by."""
@@ -68,17 +81,10 @@ class KeyVersion:
         return parse_cvat_xml(self.annotations.encode("utf-8"))
 
 
-def _lock(cur: Cursor, task_set: str) -> None:
-    cur.execute("SELECT pg_advisory_xact_lock(%s)", (0x6B6579 << 32 | zlib.crc32(
-        task_set.encode("utf-8")),))
-
-
 def newest_key(cur: Cursor, task_set: str) -> KeyVersion:
     """The key in force (version 1 while nobody changed it)."""
-    cur.execute("SELECT * FROM answer_keys WHERE task_set = %s ORDER BY version DESC LIMIT 1",
-                (task_set,))
-    row = cur.fetchone()
-    return KeyVersion.from_row(row) if row else KeyVersion(task_set)
+    row = newest_stored_key(cur, task_set)
+    return KeyVersion.from_stored(row) if row else KeyVersion(task_set)
 
 
 async def current_key(db: Database, task_set: str) -> KeyVersion:
@@ -88,20 +94,7 @@ async def current_key(db: Database, task_set: str) -> KeyVersion:
 
 async def key_history(db: Database, task_set: str) -> list[KeyVersion]:
     """Every stored version, newest first (version 1, the set's file, is not stored)."""
-    rows = await db.fetchall("SELECT * FROM answer_keys WHERE task_set = %s"
-                             " ORDER BY version DESC", (task_set,))
-    return [KeyVersion.from_row(r) for r in rows]
-
-
-def _store(cur: Cursor, key: KeyVersion) -> KeyVersion:
-    cur.execute(
-        "INSERT INTO answer_keys (task_set, version, annotations, excluded_images,"
-        " excluded_objects, affected_images, change, created_by) VALUES"
-        " (%s, %s, %s, %s, %s::jsonb, %s, %s, %s) RETURNING *",
-        (key.task_set, key.version, key.annotations, list(key.excluded_images),
-         json.dumps([list(o) for o in key.excluded_objects]), list(key.affected_images),
-         key.change, key.created_by))
-    return KeyVersion.from_row(cur.fetchone())
+    return [KeyVersion.from_stored(row) for row in await stored_keys(db, task_set)]
 
 
 async def _change(db: Database, task_set: TaskSet, make: Any) -> KeyVersion:
@@ -109,13 +102,13 @@ async def _change(db: Database, task_set: TaskSet, make: Any) -> KeyVersion:
     it (without its number) or raises KeyChangeError."""
 
     def work(cur: Cursor) -> KeyVersion:
-        _lock(cur, task_set.name)
+        lock_key(cur, task_set.name)
         newest = newest_key(cur, task_set.name)
         changed: KeyVersion = make(newest)
-        stored = _store(cur, KeyVersion(
+        stored = KeyVersion.from_stored(store_key(cur, KeyVersion(
             task_set.name, newest.version + 1, changed.annotations, changed.excluded_images,
             changed.excluded_objects, changed.affected_images, changed.change,
-            changed.created_by))
+            changed.created_by).stored()))
         logger.info("answer key of %s is version %s now: %s", task_set.name, stored.version,
                     stored.change)
         return stored
@@ -209,16 +202,6 @@ async def replace_annotations(db: Database, task_set: TaskSet, xml: bytes, *,
                           created_by=actor)
 
     return await _change(db, task_set, make)
-
-
-async def stale_attempts(db: Database, task_set: str) -> list[int]:
-    """Graded attempts of the set whose images a later key version changed."""
-    rows = await db.fetchall(
-        "SELECT a.id FROM attempts a JOIN metrics m ON m.attempt_id = a.id"
-        " WHERE a.task_set = %(set)s AND a.status = 'graded' AND EXISTS (SELECT 1 FROM"
-        " answer_keys k WHERE k.task_set = %(set)s AND k.version > m.key_version"
-        " AND k.affected_images && a.image_subset) ORDER BY a.id", {"set": task_set})
-    return [r["id"] for r in rows]
 
 
 # --- the command line ----------------------------------------------------------------------------

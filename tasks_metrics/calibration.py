@@ -18,6 +18,7 @@ from typing import Any
 from db import Database
 from tasks_generator.task_set import TaskSet
 from tasks_metrics.answer_key import KeyVersion, current_key
+from tasks_metrics.repository import calibration_rows
 from tasks_metrics.types import CLASSES, PLATE, TaskAnnotations
 
 SUSPECT_SHARE = 0.5  # more than this share of strong candidates missed or misread it
@@ -138,20 +139,9 @@ async def calibration(db: Database, task_set: TaskSet) -> tuple[KeyVersion, list
     key = await current_key(db, task_set.name)
     # Only what is counted (missed objects, misread plates, box fit): a few hundred bytes an
     # attempt rather than the whole report.
-    rows = await db.fetchall(
-        "SELECT a.image_subset, m.band, jsonb_build_object('per_class', jsonb_build_object("
-        " 'car', jsonb_build_object('missed_objects',"
-        "  m.report #> '{per_class,car,missed_objects}'),"
-        " 'plate', jsonb_build_object('missed_objects',"
-        "  m.report #> '{per_class,plate,missed_objects}')),"
-        " 'plates', (SELECT coalesce(jsonb_agg(p), '[]') FROM jsonb_array_elements("
-        "  m.report -> 'plates') p WHERE p ->> 'given' IS NOT NULL"
-        "  AND NOT (p ->> 'correct')::boolean),"
-        " 'image_fit', m.report -> 'image_fit') AS report"
-        " FROM attempts a JOIN metrics m ON m.attempt_id = a.id"
-        " WHERE a.task_set = %s AND a.status = 'graded'", (task_set.name,))
+    rows = await calibration_rows(db, task_set.name)
     stats = await asyncio.to_thread(
-        calibrate, task_set, key, [(r["image_subset"], r["band"], r["report"]) for r in rows])
+        calibrate, task_set, key, [(r.image_subset, r.band, r.report) for r in rows])
     return key, stats
 
 

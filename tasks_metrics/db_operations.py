@@ -1,5 +1,5 @@
-"""SQL for the `metrics` table (one row per graded attempt; a re-grade replaces it) and for
-`pass_rules` (the rule in force is the newest row; older rows are its history).
+"""The pass rule in force and storing a grading: the use cases over `metrics` and `pass_rules`
+(their SQL is in `tasks_metrics.repository`).
 
 A band is always the newest rule's verdict on the stored figures. Storing a grading and
 applying a rule both take one advisory lock (shared for a grading, exclusive for a rule), so
@@ -8,43 +8,35 @@ an attempt graded while HR apply a new rule can never keep the old rule's band.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from psycopg2.extras import execute_values
-
 from db import Cursor, Database
-from tasks_metrics.pass_rule import MEASURES, PassRule, RuleError, Verdict
+from tasks_generator.repository import mark_graded
+from tasks_metrics.pass_rule import PassRule, Verdict
+from tasks_metrics.repository import (
+    RULE_LOCK,
+    Banded,
+    RuleVersion,
+    banded_by_others,
+    counting_attempts,
+    insert_rule,
+    load_metrics,
+    lock_rules,
+    newest_rule,
+    rebanded,
+    rule_versions,
+    store_metrics,
+    write_bands,
+)
 
 logger = logging.getLogger(__name__)
 
-# pg_advisory_xact_lock key of the pass rule ("rule" in ASCII).
-RULE_LOCK = 0x72756C65
-
-_COLUMNS = (
-    "car_iou", "plate_iou", "plate_accuracy", "score",
-    "car_precision", "car_recall", "car_matched_iou", "car_missed", "car_extra",
-    "plate_precision", "plate_recall", "plate_matched_iou", "plate_missed", "plate_extra",
-    "plate_cer",
-)
-_MEASURE_COLUMNS = ", ".join(m.column for m in MEASURES)
-
-
-@dataclass(frozen=True)
-class RuleVersion:
-    """A pass rule as stored: its id, when, by whom, and how many attempts it re-banded."""
-
-    id: int | None
-    rule: PassRule
-    source: str
-    created_by: int | None
-    created_at: datetime | None
-    changed: int | None = None
-    created_by_name: str = ""
+__all__ = ["RULE_LOCK", "BandChanges", "RuleVersion", "StaleRule", "apply_rule", "current_rule",
+           "ensure_rule", "load_metrics", "preview_rule", "rule_history", "save_metrics"]
 
 
 class StaleRule(Exception):
@@ -66,75 +58,26 @@ class BandChanges:
         return sum(self.moves.values())
 
 
-def _rule_row(row: dict[str, Any] | None) -> RuleVersion | None:
-    if row is None:
-        return None
-    try:
-        rule = PassRule.from_dict(row["gates"])
-    except RuleError as exc:
-        logger.error("pass rule %s in the database is unreadable (%s); using the defaults",
-                     row["id"], exc)
-        rule = PassRule.default()
-    return RuleVersion(row["id"], rule, row["source"], row["created_by"], row["created_at"],
-                       row.get("changed"), row.get("created_by_name") or "")
-
-
-_RULES_SQL = (
-    "SELECT r.id, r.gates, r.source, r.created_by, r.created_at, r.changed,"
-    " coalesce(nullif(u.full_name, ''), '@' || u.username, r.created_by::text)"
-    " AS created_by_name"
-    " FROM pass_rules r LEFT JOIN telegram_users u ON u.telegram_id = r.created_by"
-    " ORDER BY r.id DESC LIMIT %s")
-
-
-def _newest_rule(cur: Cursor) -> RuleVersion | None:
-    cur.execute(_RULES_SQL, (1,))
-    row = cur.fetchone()
-    return _rule_row(dict(row) if row else None)
-
-
 async def current_rule(db: Database) -> RuleVersion:
     """The rule in force (the shipped defaults, unsaved, before the first start saved one)."""
 
     def work(cur: Cursor) -> RuleVersion:
-        return _newest_rule(cur) or RuleVersion(None, PassRule.default(), "settings", None,
-                                                None)
+        return newest_rule(cur) or RuleVersion(None, PassRule.default(), "settings", None, None)
 
     return await db.run(work)
 
 
 async def rule_history(db: Database, limit: int = 10) -> list[RuleVersion]:
     """The newest rules, newest first."""
-    rows = await db.fetchall(_RULES_SQL, (limit,))
-    return [v for v in map(_rule_row, rows) if v is not None]
+    return await rule_versions(db, limit)
 
 
-def _rebanded(cur: Cursor, rule: PassRule) -> list[tuple[int, int, str, str, Verdict]]:
-    """(attempt id, candidate id, old band, new band, verdict) of every graded attempt under
-    `rule`, from the stored figures."""
-    cur.execute(f"SELECT attempt_id, candidate_id, band, {_MEASURE_COLUMNS} FROM metrics"
-                " ORDER BY attempt_id")
-    out = []
-    for row in cur.fetchall():
-        verdict = rule.evaluate(row)
-        out.append((row["attempt_id"], row["candidate_id"], row["band"], verdict.band, verdict))
-    return out
-
-
-def _counting_attempts(cur: Cursor) -> set[int]:
-    """The attempt that counts for each graded candidate: the latest graded one."""
-    cur.execute("SELECT DISTINCT ON (candidate_id) attempt_id FROM metrics"
-                " ORDER BY candidate_id, times_attempted DESC")
-    return {row["attempt_id"] for row in cur.fetchall()}
-
-
-def _changes(cur: Cursor, rule: PassRule) -> tuple[BandChanges, list[Any]]:
-    rows = _rebanded(cur, rule)
-    counting = _counting_attempts(cur)
+def _changes(cur: Cursor, rule: PassRule) -> tuple[BandChanges, list[Banded]]:
+    rows = rebanded(cur, rule)
+    counting = counting_attempts(cur)
     moves: Counter[tuple[str, str]] = Counter(
-        (old, new) for attempt_id, _, old, new, _ in rows
-        if attempt_id in counting and old != new)
-    changed = sum(1 for _, _, old, new, _ in rows if old != new)
+        (r.old, r.new) for r in rows if r.attempt_id in counting and r.old != r.new)
+    changed = sum(1 for r in rows if r.old != r.new)
     return BandChanges(len(counting), dict(moves), changed), rows
 
 
@@ -147,31 +90,12 @@ async def preview_rule(db: Database, rule: PassRule) -> BandChanges:
     return await db.run(work)
 
 
-def _write_bands(cur: Cursor, rows: list[Any], rule_id: int) -> None:
-    """Store each (attempt, ..., new band, verdict) of `_rebanded` under rule `rule_id`."""
-    if not rows:
-        return
-    execute_values(
-        cur,
-        "UPDATE metrics m SET band = v.band, gates = v.gates::jsonb, rule_id = v.rule_id,"
-        " report = jsonb_set(jsonb_set(m.report, '{band}', to_jsonb(v.band)),"
-        " '{gates}', v.gates::jsonb)"
-        " FROM (VALUES %s) AS v (attempt_id, band, gates, rule_id)"
-        " WHERE m.attempt_id = v.attempt_id",
-        [(attempt_id, new, json.dumps(verdict.gates_dicts()), rule_id)
-         for attempt_id, _, _, new, verdict in rows],
-        template="(%s, %s, %s, %s)", page_size=1000)
-
-
 def _apply(cur: Cursor, rule: PassRule, source: str, actor: int | None) -> tuple[int,
                                                                                BandChanges]:
     """Insert the rule and re-band every attempt (the caller holds the rule lock)."""
     changes, rows = _changes(cur, rule)
-    cur.execute("INSERT INTO pass_rules (gates, source, created_by, changed)"
-                " VALUES (%s::jsonb, %s, %s, %s) RETURNING id",
-                (json.dumps(rule.to_dict()), source, actor, changes.attempts_changed))
-    rule_id = cur.fetchone()["id"]
-    _write_bands(cur, rows, rule_id)
+    rule_id = insert_rule(cur, rule, source, actor, changes.attempts_changed)
+    write_bands(cur, rows, rule_id)
     return rule_id, changes
 
 
@@ -183,8 +107,8 @@ async def apply_rule(db: Database, rule: PassRule, *, actor: int,
     the new rule's number and what changed."""
 
     def work(cur: Cursor) -> tuple[int, BandChanges]:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (RULE_LOCK,))
-        newest = _newest_rule(cur)
+        lock_rules(cur, shared=False)
+        newest = newest_rule(cur)
         if (newest.id if newest else None) != based_on:
             raise StaleRule(f"rule {based_on} is no longer in force")
         return _apply(cur, rule, "hr", actor)
@@ -198,13 +122,13 @@ async def ensure_rule(db: Database, from_settings: PassRule) -> RuleVersion:
     rule than the one in force (graded before this version) are re-banded."""
 
     def work(cur: Cursor) -> RuleVersion:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (RULE_LOCK,))
-        newest = _newest_rule(cur)
+        lock_rules(cur, shared=False)
+        newest = newest_rule(cur)
         if newest is None or (newest.source == "settings" and newest.rule != from_settings):
             _, changes = _apply(cur, from_settings, "settings", None)
             logger.info("pass rule from the settings in force (%s); %d attempts changed band",
                         from_settings.describe(), changes.attempts_changed)
-            newest = _newest_rule(cur)
+            newest = newest_rule(cur)
             assert newest is not None
             return newest
         if newest.rule != from_settings:
@@ -219,12 +143,10 @@ async def ensure_rule(db: Database, from_settings: PassRule) -> RuleVersion:
 def _restamp(cur: Cursor, version: RuleVersion) -> None:
     """Re-band, under the rule in force, the attempts some other rule banded."""
     assert version.id is not None
-    cur.execute("SELECT attempt_id FROM metrics WHERE rule_id IS DISTINCT FROM %s",
-                (version.id,))
-    stale = {row["attempt_id"] for row in cur.fetchall()}
-    if not stale:
-        return
-    _write_bands(cur, [r for r in _rebanded(cur, version.rule) if r[0] in stale], version.id)
+    stale = banded_by_others(cur, version.id)
+    if stale:
+        write_bands(cur, [r for r in rebanded(cur, version.rule) if r.attempt_id in stale],
+                    version.id)
 
 
 async def save_metrics(
@@ -241,47 +163,16 @@ async def save_metrics(
     """Store (or replace, on a re-grade: the figures it had go to `metrics_history`) the
     metrics of one attempt, graded on answer key `key_version`, banded by the rule in force,
     and mark the attempt graded: one transaction. Returns the verdict."""
-    columns = ", ".join(_COLUMNS)
-    placeholders = ", ".join(f"%({c})s" for c in _COLUMNS)
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS)
 
     def work(cur: Cursor) -> Verdict:
-        cur.execute("SELECT pg_advisory_xact_lock_shared(%s)", (RULE_LOCK,))
-        version = _newest_rule(cur)
-        rule = version.rule if version else PassRule.default()
-        verdict = rule.evaluate(values)
-        stored = {**report, "band": verdict.band, "gates": verdict.gates_dicts()}
-        cur.execute(
-            "INSERT INTO metrics_history (attempt_id, key_version, figures)"
-            " SELECT attempt_id, key_version, to_jsonb(m) - 'report' - 'fingerprint'"
-            " FROM metrics m WHERE attempt_id = %s", (attempt_id,))
-        cur.execute(
-            f"INSERT INTO metrics (attempt_id, candidate_id, times_attempted, task_started,"
-            f" task_ended, report, band, gates, rule_id, key_version, fingerprint, {columns})"
-            f" SELECT a.id, a.candidate_id, a.number, %(task_started)s, %(task_ended)s,"
-            f" %(report)s::jsonb, %(band)s, %(gates)s::jsonb, %(rule_id)s, %(key_version)s,"
-            f" %(fingerprint)s::jsonb, {placeholders}"
-            f" FROM attempts a WHERE a.id = %(attempt_id)s"
-            f" ON CONFLICT (attempt_id) DO UPDATE SET task_started = EXCLUDED.task_started,"
-            f" task_ended = EXCLUDED.task_ended, report = EXCLUDED.report, graded_at = now(),"
-            f" band = EXCLUDED.band, gates = EXCLUDED.gates, rule_id = EXCLUDED.rule_id,"
-            f" key_version = EXCLUDED.key_version, fingerprint = EXCLUDED.fingerprint,"
-            f" {updates}",
-            {**{c: values.get(c) for c in _COLUMNS}, "attempt_id": attempt_id,
-             "task_started": task_started, "task_ended": task_ended,
-             "report": json.dumps(stored, ensure_ascii=False), "band": verdict.band,
-             "gates": json.dumps(verdict.gates_dicts()),
-             "rule_id": version.id if version else None, "key_version": key_version,
-             "fingerprint": json.dumps(fingerprint or {}, ensure_ascii=False)},
-        )
-        cur.execute("UPDATE attempts SET status = 'graded', grading_error = NULL,"
-                    " grading_failures = 0, grading_retry_at = NULL, updated_at = now()"
-                    " WHERE id = %s", (attempt_id,))
+        lock_rules(cur, shared=True)
+        version = newest_rule(cur)
+        verdict = (version.rule if version else PassRule.default()).evaluate(values)
+        store_metrics(cur, attempt_id, values, report, verdict,
+                      version.id if version else None, task_started=task_started,
+                      task_ended=task_ended, key_version=key_version, fingerprint=fingerprint)
+        if not mark_graded(cur, attempt_id):
+            logger.warning("attempt %s graded while not submitted", attempt_id)
         return verdict
 
     return await db.run(work)
-
-
-async def load_metrics(db: Database, attempt_id: int) -> dict[str, Any] | None:
-    """The stored metrics row of an attempt, or None."""
-    return await db.fetchone("SELECT * FROM metrics WHERE attempt_id = %s", (attempt_id,))

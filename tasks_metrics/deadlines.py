@@ -12,15 +12,16 @@ it, once, and a restart never sends it again.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 
 from config.env import Settings
 from connection import AsyncCvatClient, CvatNotFound
 from db import Database, DatabaseUnavailable
 from log import record_action
-from tasks_generator.attempts import READY, USED_SQL, get_attempt
+from tasks_generator import repository as attempts_repo
+from tasks_generator.attempts import READY, get_attempt
+from tasks_generator.repository import Notice
 from tasks_metrics.submission import claim_check, release_check
 
 logger = logging.getLogger(__name__)
@@ -32,33 +33,9 @@ class NoticeKind(StrEnum):
     EXPIRY = "expiry_notified_at"
 
 
-@dataclass(frozen=True)
-class Notice:
-    """A message to send a candidate about one attempt's deadline (claimed: send it once)."""
-
-    attempt_id: int
-    telegram_id: int
-    number: int
-    language: str | None
-    deadline: datetime
-    now: datetime
-    attempts_left: int = 0
-
-    @property
-    def hours_left(self) -> int:
-        """Whole hours until the deadline (at least 1)."""
-        return max(1, round((self.deadline - self.now).total_seconds() / 3600))
-
-
 def _windows(settings: Settings) -> dict[str, timedelta]:
     return {"deadline": timedelta(hours=settings.test_deadline_hours),
             "before": timedelta(hours=settings.test_reminder_hours)}
-
-
-_NOTICE_COLUMNS = (
-    "a.id AS attempt_id, c.telegram_id, a.number, u.language,"
-    " a.task_started + %(deadline)s AS deadline, now() AS now"
-)
 
 
 async def claim_reminders(db: Database, settings: Settings) -> list[Notice]:
@@ -66,19 +43,12 @@ async def claim_reminders(db: Database, settings: Settings) -> list[Notice]:
     (a concurrent caller's UPDATE waits for the row and then finds it claimed)."""
     if not settings.test_deadline_hours or not settings.test_reminder_hours:
         return []
-    rows = await db.fetchall(
-        "UPDATE attempts a SET reminded_at = now()"
-        " FROM candidates c LEFT JOIN telegram_users u ON u.telegram_id = c.telegram_id"
-        " WHERE c.id = a.candidate_id AND a.status = 'ready' AND a.reminded_at IS NULL"
-        " AND a.task_started + %(deadline)s - %(before)s <= now()"
-        " AND a.task_started + %(deadline)s > now()"
-        f" RETURNING {_NOTICE_COLUMNS}", _windows(settings))
-    return [Notice(**row) for row in rows]
+    return await attempts_repo.claim_reminders(db, **_windows(settings))
 
 
 async def release_notice(db: Database, attempt_id: int, kind: NoticeKind) -> None:
     """The message could not be sent: the next pass claims it again."""
-    await db.execute(f"UPDATE attempts SET {kind} = NULL WHERE id = %s", (attempt_id,))
+    await attempts_repo.release_notice(db, attempt_id, kind)
 
 
 async def expire_overdue(db: Database, cvat: AsyncCvatClient, settings: Settings) -> int:
@@ -86,18 +56,14 @@ async def expire_overdue(db: Database, cvat: AsyncCvatClient, settings: Settings
     failure (CVAT down, say) leaves it for the next pass and never stops the others."""
     if not settings.test_deadline_hours:
         return 0
-    rows = await db.fetchall(
-        "SELECT id FROM attempts WHERE status = 'ready' AND task_started + %(deadline)s <= now()"
-        " AND (checking_until IS NULL OR checking_until < now()) ORDER BY id",
-        _windows(settings))
     expired = 0
-    for row in rows:
+    for attempt_id in await attempts_repo.overdue_attempts(db, _windows(settings)["deadline"]):
         try:
-            expired += await expire_attempt(db, cvat, row["id"])
+            expired += await expire_attempt(db, cvat, attempt_id)
         except DatabaseUnavailable:
             raise
         except Exception:  # one attempt's fault must not stop the others
-            logger.exception("attempt %s: expiry raised; the next pass tries again", row["id"])
+            logger.exception("attempt %s: expiry raised; the next pass tries again", attempt_id)
     return expired
 
 
@@ -117,9 +83,7 @@ async def expire_attempt(db: Database, cvat: AsyncCvatClient, attempt_id: int) -
             except CvatNotFound:
                 logger.info("job %s of expiring attempt %s is gone from CVAT",
                             attempt.cvat_job_id, attempt_id)
-        closed = await db.execute(
-            "UPDATE attempts SET status = 'expired', expired_at = now(), checking_until = NULL,"
-            " updated_at = now() WHERE id = %s AND status = 'ready'", (attempt_id,)) == 1
+        closed = await attempts_repo.mark_expired(db, attempt_id)
     finally:
         if not closed:  # the job is still the candidate's (the unassign failed, or nothing)
             await release_check(db, attempt_id, job_open=True)
@@ -132,12 +96,5 @@ async def expire_attempt(db: Database, cvat: AsyncCvatClient, attempt_id: int) -
 async def claim_expiry_notices(db: Database, settings: Settings) -> list[Notice]:
     """Expired attempts whose candidate has not been told yet, each claimed for this caller,
     with how many attempts the candidate has left."""
-    rows = await db.fetchall(
-        "UPDATE attempts a SET expiry_notified_at = now()"
-        " FROM candidates c LEFT JOIN telegram_users u ON u.telegram_id = c.telegram_id"
-        " WHERE c.id = a.candidate_id AND a.status = 'expired' AND a.expiry_notified_at IS NULL"
-        f" RETURNING {_NOTICE_COLUMNS},"
-        " greatest(0, %(max_attempts)s + c.extra_attempts - (SELECT count(*) FROM attempts x"
-        f"  WHERE x.candidate_id = c.id AND x.status IN {USED_SQL})) AS attempts_left",
-        {**_windows(settings), "max_attempts": settings.max_attempts})
-    return [Notice(**row) for row in rows]
+    return await attempts_repo.claim_expiry_notices(db, _windows(settings)["deadline"],
+                                               settings.max_attempts)

@@ -1,6 +1,6 @@
-"""The data behind HR exports: column definitions, the SQL, and the containers of rows and
-finished files. No pandas here: the bot loads pandas and openpyxl (about 90 MB) only when HR
-first asks for an export (see tasks_metrics/export.py)."""
+"""The data behind HR exports: column definitions and the containers of rows and finished
+files (the SQL is in `tasks_metrics.hr_repository`). No pandas here: the bot loads pandas and
+openpyxl (about 90 MB) only when HR first asks for an export (see tasks_metrics/export.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from db import Cursor, Database
-from tasks_metrics.decisions import counting_order
+from tasks_metrics.hr_repository import ATTEMPTS_SQL, ExportRows, candidates_sql, export_rows
+
+__all__ = ["ATTEMPTS_SQL", "ATTEMPT_COLUMNS", "BAND", "CANDIDATE_COLUMNS", "DATE", "DECISION",
+           "FLAGS", "FLOAT", "GATES", "INT", "LINK", "PERCENT", "STATUS", "TEXT", "Column",
+           "DescribeGates", "ExportLocale", "ExportRows", "Exports", "Summary", "candidates_sql",
+           "export_file_name", "export_rows", "stored_list"]
 
 INT, FLOAT, TEXT, DATE = "int", "float", "text", "date"
 # The gates of the pass rule below pass, as words ("cars found 66% < 95%"); the rows hold the
@@ -111,69 +115,6 @@ class ExportLocale:
         return self.words.get(key, default)
 
 
-_METRIC_SQL = """
-    m.score, m.band, m.gates AS failed_gates, m.car_iou, m.plate_iou, m.plate_accuracy,
-    m.task_started, m.task_ended,
-    (extract(epoch FROM m.task_completed) / 60)::float8 AS time_spent_min, m.times_attempted,
-    (SELECT count(*) FROM jsonb_array_elements(
-        CASE WHEN jsonb_typeof(m.report -> 'plates') = 'array' THEN m.report -> 'plates'
-             ELSE '[]'::jsonb END) p
-     WHERE p ->> 'correct' = 'false')::int AS wrong_plates,
-    m.car_precision, m.car_recall, m.car_matched_iou, m.car_missed, m.car_extra,
-    m.plate_precision, m.plate_recall, m.plate_matched_iou, m.plate_missed, m.plate_extra,
-    m.plate_cer, m.graded_at, a.cvat_task_id, a.cvat_job_id, m.key_version,
-    (SELECT jsonb_agg(jsonb_build_object(
-        'kind', f.kind, 'evidence', f.evidence, 'other_attempt', f.other_attempt,
-        'other_candidate', o.candidate_id, 'other_number', o.number,
-        'other_name', coalesce(nullif(oc.full_name, ''), '@' || oc.telegram_username,
-                               oc.telegram_id::text, '')) ORDER BY f.kind, f.id)
-     FROM flags f LEFT JOIN attempts o ON o.id = f.other_attempt
-     LEFT JOIN candidates oc ON oc.id = o.candidate_id
-     WHERE f.attempt_id = a.id AND m.attempt_id IS NOT NULL) AS flags"""
-
-# {order}: the ORDER BY that puts the attempt that counts first (ATTEMPT_COUNTS).
-_CANDIDATES_SQL = """
-SELECT c.id AS candidate_id, c.telegram_id, c.telegram_username, c.full_name, c.cvat_username,
-       c.created_at, c.cvat_deleted_at,
-       (SELECT count(*) FROM attempts s WHERE s.candidate_id = c.id
-          AND s.status IN ('submitted', 'graded'))::int AS attempts_submitted,
-       c.extra_attempts, d.decision,
-       coalesce(nullif(u.full_name, ''), '@' || u.username, d.decided_by::text) AS decided_by,
-       d.decided_at, a.number AS latest_attempt, {metrics}
-FROM candidates c
-LEFT JOIN LATERAL (
-    SELECT a.id, a.number, a.cvat_task_id, a.cvat_job_id
-    FROM attempts a JOIN metrics m ON m.attempt_id = a.id
-    WHERE a.candidate_id = c.id ORDER BY {order} LIMIT 1) a ON true
-LEFT JOIN metrics m ON m.attempt_id = a.id
-LEFT JOIN LATERAL (
-    SELECT decision, decided_by, decided_at FROM decisions
-    WHERE candidate_id = c.id ORDER BY id DESC LIMIT 1) d ON true
-LEFT JOIN telegram_users u ON u.telegram_id = d.decided_by
-ORDER BY c.id"""
-
-
-def candidates_sql(counting: str = "latest") -> str:
-    """The candidates sheet's query, each candidate with the attempt that counts."""
-    return _CANDIDATES_SQL.format(metrics=_METRIC_SQL, order=counting_order(counting))
-
-ATTEMPTS_SQL = f"""
-SELECT c.id AS candidate_id, c.telegram_id, c.telegram_username, c.full_name, c.cvat_username,
-       a.number AS attempt, a.status, a.submitted_at, {_METRIC_SQL}
-FROM attempts a JOIN candidates c ON c.id = a.candidate_id
-LEFT JOIN metrics m ON m.attempt_id = a.id
-ORDER BY c.id, a.number"""
-
-@dataclass(frozen=True)
-class ExportRows:
-    """What the database holds for an export: column names and row tuples of both sheets."""
-
-    candidate_columns: list[str]
-    candidates: list[tuple[Any, ...]]
-    attempt_columns: list[str]
-    attempts: list[tuple[Any, ...]]
-
-
 @dataclass(frozen=True)
 class Summary:
     """Headline figures for the HR summary message (medians over the latest graded attempts)."""
@@ -197,23 +138,6 @@ class Exports:
     summary: Summary
     scores: list[tuple[float, str]]  # (score, band) of each graded candidate
 
-
-async def export_rows(db: Database, counting: str = "latest") -> ExportRows:
-    """Every candidate (with the attempt that counts, by ATTEMPT_COUNTS) and every attempt
-    with their metrics, in one transaction."""
-
-    def work(cur: Cursor) -> ExportRows:
-        # A plain tuple cursor: much cheaper than dict rows for tens of thousands of rows.
-        with cur.connection.cursor() as plain:
-            plain.execute(candidates_sql(counting))
-            candidate_columns = [d.name for d in plain.description]
-            candidates = plain.fetchall()
-            plain.execute(ATTEMPTS_SQL)
-            attempt_columns = [d.name for d in plain.description]
-            attempts = plain.fetchall()
-        return ExportRows(candidate_columns, candidates, attempt_columns, attempts)
-
-    return await db.run(work)
 
 def export_file_name(now: datetime, extension: str) -> str:
     """candidates_YYYY-MM-DD_HHMM.<extension>"""

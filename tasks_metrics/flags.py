@@ -17,13 +17,24 @@ worker thread.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from db import Cursor, Database
+from db import Database
+from tasks_metrics.repository import (
+    Flag,
+    FlagWork,
+    FoundFlag,
+    flag_work,
+    flag_work_sharing_images,
+    flags_of,
+    store_flags,
+)
+
+__all__ = ["COMPARED_AT_MOST", "PAIR_KINDS", "SAME_PERSON", "SIMILAR", "TOO_FAST", "Flag",
+           "FlagRules", "flag_attempt", "flags_of", "similarity", "too_fast"]
 
 SIMILAR, SAME_PERSON, TOO_FAST = "similar", "same_person", "too_fast"
 PAIR_KINDS = (SIMILAR, SAME_PERSON)
@@ -123,91 +134,32 @@ def too_fast(objects: int, spent: timedelta | None, rules: FlagRules) -> dict[st
 # --- the database ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Flag:
-    """One flag on an attempt, with the other attempt's candidate for a pair."""
-
-    kind: str
-    attempt_id: int
-    evidence: dict[str, Any]
-    other_attempt: int | None = None
-    other_candidate: int | None = None
-    other_name: str = ""
-    other_number: int | None = None
+def _typos(work: FlagWork) -> list[tuple[str, str]]:
+    return [(str(image), str(text).strip()) for image, text in work.typos if text]
 
 
-_WORK_SQL = (
-    "SELECT a.id, a.candidate_id, m.fingerprint, m.task_completed,"
-    " coalesce((m.report #>> '{per_class,car,gt_count}')::int, 0)"
-    " + coalesce((m.report #>> '{per_class,plate,gt_count}')::int, 0) AS objects,"
-    " (SELECT coalesce(jsonb_agg(jsonb_build_array(p ->> 'image', p ->> 'given')), '[]')"
-    "  FROM jsonb_array_elements(m.report -> 'plates') p"
-    "  WHERE p ->> 'given' IS NOT NULL AND NOT (p ->> 'correct')::boolean) AS typos"
-    " FROM attempts a JOIN metrics m ON m.attempt_id = a.id")
-
-
-def _typos(row: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(str(image), str(text).strip()) for image, text in row["typos"] if text]
-
-
-def _compare(mine: dict[str, Any], others: list[dict[str, Any]],
-             rules: FlagRules) -> list[tuple[str, int | None, dict[str, Any]]]:
+def _compare(mine: FlagWork, others: list[FlagWork], rules: FlagRules) -> list[FoundFlag]:
     """(kind, other attempt, evidence) of every flag of `mine` (blocking: run in a thread)."""
-    found: list[tuple[str, int | None, dict[str, Any]]] = []
-    fast = too_fast(mine["objects"], mine["task_completed"], rules)
+    found: list[FoundFlag] = []
+    fast = too_fast(mine.objects, mine.task_completed, rules)
     if fast is not None:
         found.append((TOO_FAST, None, fast))
     for other in others:
-        result = similarity(mine["fingerprint"], other["fingerprint"], _typos(mine),
-                            _typos(other), rules.pixels)
+        result = similarity(mine.fingerprint, other.fingerprint, _typos(mine), _typos(other),
+                            rules.pixels)
         kind = result.kind(rules)
         if kind is not None:
-            found.append((kind, other["id"], result.evidence(rules)))
+            found.append((kind, other.id, result.evidence(rules)))
     return found
-
-
-def _write(cur: Cursor, attempt_id: int,
-           found: list[tuple[str, int | None, dict[str, Any]]]) -> None:
-
-    cur.execute("DELETE FROM flags WHERE attempt_id = %s OR (other_attempt = %s AND kind IN %s)",
-                (attempt_id, attempt_id, PAIR_KINDS))
-    for kind, other, evidence in found:
-        sides = [(attempt_id, other)] + ([(other, attempt_id)] if other is not None else [])
-        for one, two in sides:
-            cur.execute("INSERT INTO flags (attempt_id, kind, other_attempt, evidence)"
-                        " VALUES (%s, %s, %s, %s::jsonb) ON CONFLICT DO NOTHING",
-                        (one, kind, two, json.dumps(evidence, ensure_ascii=False)))
 
 
 async def flag_attempt(db: Database, attempt_id: int, rules: FlagRules) -> int:
     """Compare a just graded attempt with the others and store its flags (a pair's on both
     attempts), replacing what an earlier grading of it found; how many flags it has."""
-    mine = await db.fetchone(_WORK_SQL + " WHERE a.id = %s", (attempt_id,))
+    mine = await flag_work(db, attempt_id)
     if mine is None:
         return 0
-    others = await db.fetchall(
-        _WORK_SQL + " WHERE a.candidate_id <> %s AND a.status = 'graded'"
-        " AND a.image_subset && (SELECT image_subset FROM attempts WHERE id = %s)"
-        " ORDER BY a.id DESC LIMIT %s", (mine["candidate_id"], attempt_id, COMPARED_AT_MOST))
+    others = await flag_work_sharing_images(db, mine, COMPARED_AT_MOST)
     found = await asyncio.to_thread(_compare, mine, others, rules)
-    await db.run(lambda cur: _write(cur, attempt_id, found))
+    await db.run(lambda cur: store_flags(cur, attempt_id, found, PAIR_KINDS))
     return len(found)
-
-
-async def flags_of(db: Database, attempt_ids: list[int]) -> dict[int, list[Flag]]:
-    """The flags of some attempts, by attempt (the other side's candidate named)."""
-    if not attempt_ids:
-        return {}
-    rows = await db.fetchall(
-        "SELECT f.attempt_id, f.kind, f.other_attempt, f.evidence, o.candidate_id,"
-        " o.number, coalesce(nullif(c.full_name, ''), '@' || c.telegram_username,"
-        " c.telegram_id::text, '') AS name"
-        " FROM flags f LEFT JOIN attempts o ON o.id = f.other_attempt"
-        " LEFT JOIN candidates c ON c.id = o.candidate_id"
-        " WHERE f.attempt_id = ANY(%s) ORDER BY f.attempt_id, f.kind, f.id", (attempt_ids,))
-    out: dict[int, list[Flag]] = {}
-    for row in rows:
-        out.setdefault(row["attempt_id"], []).append(Flag(
-            row["kind"], row["attempt_id"], row["evidence"], row["other_attempt"],
-            row["candidate_id"], row["name"] or "", row["number"]))
-    return out

@@ -13,21 +13,23 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 from config.env import Settings
 from connection import AsyncCvatClient, CvatError, CvatResponseTooLarge
 from create_users.db_operations import Candidate, get_candidate
 from create_users.lifecycle import forget_finished_passwords
+from create_users.repository import extra_attempts
 from db import Database, DatabaseUnavailable
+from tasks_generator import repository as attempts_repo
 from tasks_generator.attempts import (
     CREATING,
     EXPIRED,
     FAILED,
     READY,
-    SUBMITTED,
     Attempt,
-    count_used,
+    attempts_left,
     get_attempt,
     latest_attempt,
 )
@@ -69,19 +71,35 @@ class GradedAttempt:
         return self.values.get("score")
 
 
+class SubmitKind(StrEnum):
+    """What pressing Submit (or Check) led to; see SubmitOutcome."""
+
+    NO_TASK = "no_task"
+    NOT_READY = "not_ready"
+    ALREADY_SUBMITTED = "already_submitted"
+    EXPIRED = "expired"
+    CHECKING = "checking"
+    INCOMPLETE = "incomplete"
+    OVER_LIMIT = "over_limit"
+    UNREADABLE = "unreadable"
+    GRADED = "graded"
+    GRADING_FAILED = "grading_failed"
+    COMPLETE = "complete"
+
+
 @dataclass(frozen=True)
 class SubmitOutcome:
     """What pressing Submit led to.
 
-    kind: "no_task", "not_ready" (still being built), "already_submitted", "expired" (its
-    deadline passed: the job is locked, `attempts_left` says what is next), "checking" (an
-    earlier press is still being checked), "incomplete" (see `problems`), "over_limit" (see
-    `limit`), "unreadable" (the check ran out of time or memory: `reason`); the attempt stays
-    open after these three. "graded" (see `result`), or "grading_failed" (stored, but the
-    grading did not finish: HR see it, and it is tried again).
+    kind (SubmitKind): "no_task", "not_ready" (still being built), "already_submitted",
+    "expired" (its deadline passed: the job is locked, `attempts_left` says what is next),
+    "checking" (an earlier press is still being checked), "incomplete" (see `problems`),
+    "over_limit" (see `limit`), "unreadable" (the check ran out of time or memory: `reason`);
+    the attempt stays open after these three. "graded" (see `result`), or "grading_failed"
+    (stored, but the grading did not finish: HR see it, and it is tried again).
     """
 
-    kind: str
+    kind: SubmitKind
     attempt: Attempt | None = None
     problems: tuple[Problem, ...] = ()
     result: GradedAttempt | None = None
@@ -116,26 +134,20 @@ async def read_work(cvat: AsyncCvatClient, job_id: int,
 
 
 async def _attempts_left(db: Database, settings: Settings, attempt: Attempt) -> int:
-    extra = await db.fetchval("SELECT extra_attempts FROM candidates WHERE id = %s",
-                              (attempt.candidate_id,))
-    used = await count_used(db, attempt.candidate_id)
-    return max(0, settings.max_attempts + (extra or 0) - used)
+    extra = await extra_attempts(db, attempt.candidate_id)
+    used = await attempts_repo.count_used(db, attempt.candidate_id)
+    return attempts_left(settings.max_attempts + extra, used)
 
 
 async def claim_check(db: Database, attempt_id: int) -> bool:
     """Take the attempt for one check (False: another press, on any replica, has it)."""
-    return await db.execute(
-        "UPDATE attempts SET checking_until = now() + %s WHERE id = %s AND status = 'ready'"
-        " AND (checking_until IS NULL OR checking_until < now())",
-        (CHECK_CLAIM, attempt_id)) == 1
+    return await attempts_repo.claim_check(db, attempt_id, CHECK_CLAIM)
 
 
 async def release_check(db: Database, attempt_id: int, *, job_open: bool) -> None:
     """The check is over. With the job still closed (CVAT failed to reopen it) the claim is
     left expired, so that reconciliation gives the job back."""
-    await db.execute(
-        "UPDATE attempts SET checking_until = CASE WHEN %s THEN NULL ELSE now() END"
-        " WHERE id = %s AND checking_until IS NOT NULL", (job_open, attempt_id))
+    await attempts_repo.release_check(db, attempt_id, job_open=job_open)
 
 
 async def _reopen(cvat: AsyncCvatClient, attempt: Attempt, candidate: Candidate) -> bool:
@@ -157,11 +169,11 @@ async def _open_attempt(db: Database, settings: Settings,
     candidate = await get_candidate(db, telegram_id)
     attempt = await latest_attempt(db, candidate.id) if candidate else None
     if candidate is None or attempt is None or attempt.status == FAILED:
-        return SubmitOutcome("no_task", attempt)
+        return SubmitOutcome(SubmitKind.NO_TASK, attempt)
     if attempt.status == CREATING:
-        return SubmitOutcome("not_ready", attempt)
+        return SubmitOutcome(SubmitKind.NOT_READY, attempt)
     if attempt.status != READY:
-        kind = "expired" if attempt.status == EXPIRED else "already_submitted"
+        kind = SubmitKind.EXPIRED if attempt.status == EXPIRED else SubmitKind.ALREADY_SUBMITTED
         return SubmitOutcome(kind, attempt,
                              attempts_left=await _attempts_left(db, settings, attempt))
     return candidate, attempt
@@ -178,7 +190,7 @@ async def check_work(
         return opened
     _, attempt = opened
     if not await claim_check(db, attempt.id):
-        return SubmitOutcome("checking", attempt)
+        return SubmitOutcome(SubmitKind.CHECKING, attempt)
     try:
         checked = await _read_and_check(cvat, grader, settings, attempt)
     except AnnotationFormatError as exc:
@@ -186,7 +198,9 @@ async def check_work(
                         f"read: {exc}") from exc
     finally:
         await release_check(db, attempt.id, job_open=True)
-    return checked if isinstance(checked, SubmitOutcome) else SubmitOutcome("complete", attempt)
+    if isinstance(checked, SubmitOutcome):
+        return checked
+    return SubmitOutcome(SubmitKind.COMPLETE, attempt)
 
 
 async def submit_work(
@@ -201,11 +215,11 @@ async def submit_work(
         return opened
     candidate, attempt = opened
     if not await claim_check(db, attempt.id):
-        return SubmitOutcome("checking", attempt)
+        return SubmitOutcome(SubmitKind.CHECKING, attempt)
     job_open = True
     try:
         outcome = await _check_and_store(db, cvat, grader, settings, candidate, attempt)
-        if outcome.kind in ("incomplete", "over_limit", "unreadable"):
+        if outcome.kind in (SubmitKind.INCOMPLETE, SubmitKind.OVER_LIMIT, SubmitKind.UNREADABLE):
             job_open = await _reopen(cvat, attempt, candidate)
         return outcome
     except CvatError:
@@ -240,12 +254,12 @@ async def _read_and_check(cvat: AsyncCvatClient, grader: GradingProcesses, setti
             problems = await grader.check(annotations, labels, meta, attempt.image_subset)
     except OverLimit as exc:
         logger.info("attempt %s over the %s limit: %s", attempt.id, exc.code, exc)
-        return SubmitOutcome("over_limit", attempt, limit=exc)
+        return SubmitOutcome(SubmitKind.OVER_LIMIT, attempt, limit=exc)
     except GradingFailed as exc:
         logger.warning("attempt %s could not be checked: %s", attempt.id, exc)
-        return SubmitOutcome("unreadable", attempt, reason=exc.reason)
+        return SubmitOutcome(SubmitKind.UNREADABLE, attempt, reason=exc.reason)
     if problems:
-        return SubmitOutcome("incomplete", attempt, tuple(problems))
+        return SubmitOutcome(SubmitKind.INCOMPLETE, attempt, tuple(problems))
     return _Read(annotations, labels, meta)
 
 
@@ -261,24 +275,19 @@ async def _check_and_store(db: Database, cvat: AsyncCvatClient, grader: GradingP
     if isinstance(checked, SubmitOutcome):
         return checked
     stored = stored_copy(checked.annotations, checked.labels, checked.meta)
-    recorded = await db.execute(
-        "UPDATE attempts SET status = 'submitted', submitted_at = now(), task_ended = %s,"
-        " submitted_annotations = %s::jsonb, updated_at = now()"
-        " WHERE id = %s AND status = 'ready'",
-        (ended, stored.decode("utf-8"), attempt.id))
-    if recorded != 1:
-        return SubmitOutcome("already_submitted", attempt)
+    if not await attempts_repo.mark_submitted(db, attempt.id, ended, stored.decode("utf-8")):
+        return SubmitOutcome(SubmitKind.ALREADY_SUBMITTED, attempt)
     try:
         result = await grade_attempt(db, grader, attempt.id)
     except GradingError as exc:
-        return SubmitOutcome("grading_failed", await get_attempt(db, attempt.id),
+        return SubmitOutcome(SubmitKind.GRADING_FAILED, await get_attempt(db, attempt.id),
                              reason=str(exc), attempts_left=await _attempts_left(
                                  db, settings, attempt))
     graded = await get_attempt(db, attempt.id)
     left = await _attempts_left(db, settings, graded)
     if not left:  # the test is over: the bot need not show the password again
         await forget_finished_passwords(db, settings, candidate_id=candidate.id)
-    return SubmitOutcome("graded", graded, result=result, attempts_left=left)
+    return SubmitOutcome(SubmitKind.GRADED, graded, result=result, attempts_left=left)
 
 
 async def grade_attempt(db: Database, grader: GradingProcesses,
@@ -288,21 +297,19 @@ async def grade_attempt(db: Database, grader: GradingProcesses,
 
     A grading that fails (over its time or memory budget, or work the grader cannot read) is
     recorded on the attempt, with when to try again, and raised as GradingError."""
-    row = await db.fetchone(
-        "SELECT image_subset, task_set, task_started, task_ended,"
-        " submitted_annotations::text AS stored FROM attempts WHERE id = %s", (attempt_id,))
-    if row is None or row["stored"] is None:
+    work = await attempts_repo.submitted_work(db, attempt_id)
+    if work is None or work.stored is None:
         raise GradingError(f"attempt {attempt_id} has no submitted work to grade")
-    key = await current_key(db, row["task_set"])
+    key = await current_key(db, work.task_set)
     try:
-        graded = await grader.grade(row["stored"].encode("utf-8"), row["image_subset"],
+        graded = await grader.grade(work.stored.encode("utf-8"), work.image_subset,
                                     key.grading_key())
     except (GradingFailed, AnnotationFormatError) as exc:
         reason = getattr(exc, "reason", "malformed")
         await _record_grading_failure(db, attempt_id, f"{reason}: {exc}")
         raise GradingError(f"{reason}: {exc}") from exc
     verdict = await save_metrics(db, attempt_id, graded.values, graded.report,
-                                 task_started=row["task_started"], task_ended=row["task_ended"],
+                                 task_started=work.task_started, task_ended=work.task_ended,
                                  key_version=graded.key_version,
                                  fingerprint=graded.fingerprint)
     await flag_attempt(db, attempt_id, grader.flag_rules)
@@ -314,34 +321,26 @@ async def grade_attempt(db: Database, grader: GradingProcesses,
 
 async def _record_grading_failure(db: Database, attempt_id: int, error: str) -> None:
     """Keep why grading failed (HR see it on the card) and when to try again, if ever."""
-    await db.execute(
-        "UPDATE attempts SET grading_error = %s, grading_failures = grading_failures + 1,"
-        " grading_retry_at = now() + (%s::interval[])[least(grading_failures + 1, %s)],"
-        " updated_at = now() WHERE id = %s",
-        (error[:500], [str(pause) for pause in GRADING_RETRIES], len(GRADING_RETRIES),
-         attempt_id))
+    await attempts_repo.record_grading_failure(db, attempt_id, error, GRADING_RETRIES)
     logger.warning("attempt %s not graded: %s", attempt_id, error)
 
 
 async def reopen_abandoned_checks(db: Database, cvat: AsyncCvatClient) -> int:
     """Give candidates back the jobs a Submit closed and could not reopen (CVAT failed, or the
     bot stopped mid-check): attempts still open whose check claim ran out. Returns how many."""
-    rows = await db.fetchall(
-        "SELECT a.id, c.telegram_id FROM attempts a JOIN candidates c ON c.id = a.candidate_id"
-        " WHERE a.status = 'ready' AND a.checking_until < now() ORDER BY a.id")
     reopened = 0
-    for row in rows:
-        if not await claim_check(db, row["id"]):
+    for check in await attempts_repo.abandoned_checks(db):
+        if not await claim_check(db, check.attempt_id):
             continue  # a Submit took it meanwhile
         job_open = False
         try:
-            candidate = await get_candidate(db, row["telegram_id"])
-            attempt = await get_attempt(db, row["id"])
-            if candidate is not None and attempt.status == "ready":
+            candidate = await get_candidate(db, check.telegram_id)
+            attempt = await get_attempt(db, check.attempt_id)
+            if candidate is not None and attempt.status == READY:
                 job_open = await _reopen(cvat, attempt, candidate)
                 reopened += job_open
         finally:
-            await release_check(db, row["id"], job_open=job_open)
+            await release_check(db, check.attempt_id, job_open=job_open)
     return reopened
 
 
@@ -351,22 +350,19 @@ async def regrade_interrupted(db: Database, grader: GradingProcesses,
     whose pause is over), leaving alone those submitted so recently that their grading may
     still be running, and those that failed every retry; return how many were graded.
     One attempt's failure never stops the others."""
-    rows = await db.fetchall(
-        "SELECT id FROM attempts WHERE status = %s AND updated_at < now() - %s"
-        " AND grading_failures <= %s AND (grading_retry_at IS NULL OR grading_retry_at < now())"
-        " ORDER BY id", (SUBMITTED, older_than, len(GRADING_RETRIES)))
     graded = 0
-    for row in rows:
+    due = await attempts_repo.attempts_to_regrade(db, older_than, len(GRADING_RETRIES))
+    for attempt_id in due:
         try:
-            await grade_attempt(db, grader, row["id"])
+            await grade_attempt(db, grader, attempt_id)
             graded += 1
         except GradingError:
             continue  # recorded on the attempt, with when to try again
         except DatabaseUnavailable:
             raise  # nothing can be graded now: the next pass tries again
         except Exception as exc:  # one attempt's fault must not stop the rest
-            logger.exception("attempt %s: grading raised", row["id"])
-            await _record_grading_failure(db, row["id"], f"{type(exc).__name__}: {exc}")
+            logger.exception("attempt %s: grading raised", attempt_id)
+            await _record_grading_failure(db, attempt_id, f"{type(exc).__name__}: {exc}")
     return graded
 
 
