@@ -35,6 +35,7 @@ from connection import (
 )
 from sandbox.cvat import CvatCosts, CvatServer
 from sandbox.cvat_client import AsyncSandboxCvatClient
+from tests.flow import HANG
 
 ADMIN = ("admin", "Adm1n-Passw0rd")
 N_IMAGES = 12
@@ -457,6 +458,32 @@ async def test_processing_that_never_ends_is_a_clear_error(server: CvatServer,
     assert "within 0 s" in str(exc.value) or "within 1 s" in str(exc.value)
     assert time.monotonic() - started < 3
     server.processing_time = 0.0
+
+
+async def test_a_long_wait_holds_no_thread(server: CvatServer) -> None:
+    # One worker thread only: while a build waits for CVAT to process its images, the same
+    # client's other calls still go through; cancelling the wait ends it.
+    client = AsyncSandboxCvatClient(sync_client(server), max_workers=1)
+    try:
+        server.processing_time = 60.0
+        task = await client.create_task(f"long {secrets.token_hex(3)}")
+        rq_id = await client.upload_images(task.id, make_jpegs(2))
+        waiting = asyncio.create_task(client.wait_for_job(task.id, rq_id, expected_size=2,
+                                                          poll=0.05))
+
+        deadline = time.monotonic() + HANG
+        while len(requests_to(server, "GET", r"^/api/requests/")) < 2:  # the wait is under way
+            assert time.monotonic() < deadline, "the wait never polled"
+            await asyncio.sleep(0.02)
+        for _ in range(3):
+            assert (await asyncio.wait_for(client.get_task(task.id), HANG)).id == task.id
+        assert not waiting.done()
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    finally:
+        server.processing_time = 0.0
+        await client.close()
 
 
 async def test_upload_to_a_task_with_data_is_refused(admin: AsyncSandboxCvatClient) -> None:
