@@ -12,6 +12,7 @@ worker thread and each `Sleep` on the event loop, so a wait of minutes holds no 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import time
 from collections.abc import Callable, Generator
@@ -41,50 +42,62 @@ Step = Blocking[Any] | Sleep
 Flow = Generator[Step, Any, R]
 
 
+class _Run(Generic[R]):
+    """A flow being run: the next step, then the answer to it, until it returns."""
+
+    def __init__(self, flow: Flow[R]) -> None:
+        self.flow = flow
+        self.result: R | None = None
+        self._value: Any = None
+        self._error: Exception | None = None
+
+    def next_step(self) -> Step | None:
+        """The flow's next step, or None once it returned (its value in `result`)."""
+        try:
+            if self._error is not None:
+                return self.flow.throw(self._error)
+            return self.flow.send(self._value)
+        except StopIteration as stop:
+            self.result = stop.value
+            return None
+        finally:
+            self._value, self._error = None, None
+
+    def answer(self, value: Any = None, error: Exception | None = None) -> None:
+        """What the last step gave: sent into the flow, or raised in it."""
+        self._value, self._error = value, error
+
+
 def run_blocking(flow: Flow[R]) -> R:
     """Run a flow in this thread: calls as they come, pauses with time.sleep."""
-    value: Any = None
-    error: Exception | None = None
-    try:
-        while True:
-            try:
-                step = flow.throw(error) if error is not None else flow.send(value)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            value, error = None, None
+    run = _Run(flow)
+    with contextlib.closing(flow):
+        while (step := run.next_step()) is not None:
             if isinstance(step, Sleep):
                 time.sleep(max(0.0, step.seconds))
                 continue
             try:
-                value = step.call()
+                run.answer(step.call())
             except Exception as exc:  # noqa: BLE001 - handed to the flow, which decides
-                error = exc
-    finally:
-        flow.close()
+                run.answer(error=exc)
+    return run.result  # type: ignore[return-value]
 
 
 async def run_async(flow: Flow[R], executor: Executor | None) -> R:
     """Run a flow on the event loop: calls in `executor`'s threads, pauses with asyncio.sleep.
     Cancelling stops the flow at its next step (a call under way runs to its timeout)."""
     loop = asyncio.get_running_loop()
-    value: Any = None
-    error: Exception | None = None
-    try:
-        while True:
-            try:
-                step = flow.throw(error) if error is not None else flow.send(value)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            value, error = None, None
+    run = _Run(flow)
+    with contextlib.closing(flow):
+        while (step := run.next_step()) is not None:
             if isinstance(step, Sleep):
                 await asyncio.sleep(max(0.0, step.seconds))
                 continue
             try:
-                value = await loop.run_in_executor(executor, step.call)
+                run.answer(await loop.run_in_executor(executor, step.call))
             except Exception as exc:  # noqa: BLE001 - handed to the flow, which decides
-                error = exc
-    finally:
-        flow.close()
+                run.answer(error=exc)
+    return run.result  # type: ignore[return-value]
 
 
 def notify(callback: Callable[..., Any] | None, *args: Any) -> None:
