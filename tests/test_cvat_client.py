@@ -367,7 +367,7 @@ async def test_lost_answer_to_a_post_is_recovered_without_resending(
 
     # the answer to Upload-Finish is lost: the client finds the processing request instead
     def lose_finish_answer(done: int, total: int) -> None:
-        if done == total:  # called in the worker thread right before Upload-Finish
+        if done == total:  # called right before Upload-Finish
             server.fail_next("POST", r"/data/?$", status=504, after=True)
 
     task_id = (await admin.create_task(f"data {secrets.token_hex(3)}")).id
