@@ -1,6 +1,6 @@
 """CVAT REST client: a token signed in for once, no cookies, bounded retries, typed results.
 
-Built from declarations: every CVAT operation is declared once (connection.operations: its
+Built from declarations: every CVAT operation is declared once (connection/operations/: its
 `Endpoint`s and a flow over the request core), and both clients are generated from them:
 `CvatClient` runs an operation blocking; `AsyncCvatClient` awaits it, with each HTTP exchange
 in a worker thread and each wait (backoff, polling CVAT's processing) on the event loop. Both
@@ -20,9 +20,9 @@ blindly: the operations that POST (register, create task, guide, upload) first l
 effect already exists, and after an ambiguous failure look again before reporting it.
 
 Package layout: errors, models (typed answers, version gates), flow (steps, the two runners,
-polling), http (Endpoint, the request core), operations (the bot's operations), client (the two
-clients). The operations only tests, the demo and the benchmark use are in
-sandbox/cvat_client.py.
+polling), http (Endpoint, the request core), operations/ (the bot's operations by resource:
+server, users, tasks, jobs), client (the two clients). The operations only tests, the demo
+and the benchmark use are in sandbox/cvat_client.py.
 """
 
 from connection.client import AsyncCvatClient, CvatClient, Op, ProductOperations
@@ -48,7 +48,7 @@ from connection.models import (
     made_since,
     task_create_rq_id,
 )
-from connection.operations import FIRST_POLL, FractionCallback, ProgressCallback
+from connection.operations.tasks import FIRST_POLL, FractionCallback, ProgressCallback
 
 __all__ = [
     "CLOCK_SLACK",

@@ -14,9 +14,9 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
-from connection import operations as ops
 from connection.flow import Flow, run_async, run_blocking
 from connection.http import CvatCore
+from connection.operations import jobs, server, tasks, users
 
 if TYPE_CHECKING:
     from config.env import Settings
@@ -53,35 +53,35 @@ class Op(Generic[P, R]):
 class ProductOperations:
     """The operations the bot uses, declared once for both clients."""
 
-    about = Op(ops.about)
-    server_version = Op(ops.server_version)
-    whoami = Op(ops.whoami)
-    check_admin = Op(ops.check_admin)
-    verify_credentials = Op(ops.verify_credentials)
-    find_user = Op(ops.find_user)
-    get_user = Op(ops.get_user)
-    users_by_id = Op(ops.users_by_id)
-    register_user = Op(ops.register_user)
-    set_groups = Op(ops.set_groups)
-    update_user = Op(ops.update_user)
-    delete_user = Op(ops.delete_user)
-    find_tasks = Op(ops.find_tasks)
-    get_task = Op(ops.get_task)
-    create_task = Op(ops.create_task)
-    add_task_guide = Op(ops.add_task_guide)
-    delete_task = Op(ops.delete_task)
-    upload_images = Op(ops.upload_images)
-    attach_server_files = Op(ops.attach_server_files)
-    get_request = Op(ops.get_request)
-    wait_for_job = Op(ops.wait_for_job)
-    annotation_job = Op(ops.annotation_job)
-    list_jobs = Op(ops.list_jobs)
-    get_job = Op(ops.get_job)
-    jobs_by_id = Op(ops.jobs_by_id)
-    assign_job = Op(ops.assign_job)
-    get_job_annotations_raw = Op(ops.get_job_annotations_raw)
-    get_labels = Op(ops.get_labels)
-    get_job_meta = Op(ops.get_job_meta)
+    about = Op(server.about)
+    server_version = Op(server.server_version)
+    whoami = Op(server.whoami)
+    check_admin = Op(server.check_admin)
+    verify_credentials = Op(users.verify_credentials)
+    find_user = Op(users.find_user)
+    get_user = Op(users.get_user)
+    users_by_id = Op(users.users_by_id)
+    register_user = Op(users.register_user)
+    set_groups = Op(users.set_groups)
+    update_user = Op(users.update_user)
+    delete_user = Op(users.delete_user)
+    find_tasks = Op(tasks.find_tasks)
+    get_task = Op(tasks.get_task)
+    create_task = Op(tasks.create_task)
+    add_task_guide = Op(tasks.add_task_guide)
+    delete_task = Op(tasks.delete_task)
+    upload_images = Op(tasks.upload_images)
+    attach_server_files = Op(tasks.attach_server_files)
+    get_request = Op(tasks.get_request)
+    wait_for_job = Op(tasks.wait_for_job)
+    annotation_job = Op(jobs.annotation_job)
+    list_jobs = Op(jobs.list_jobs)
+    get_job = Op(jobs.get_job)
+    jobs_by_id = Op(jobs.jobs_by_id)
+    assign_job = Op(jobs.assign_job)
+    get_job_annotations_raw = Op(jobs.get_job_annotations_raw)
+    get_labels = Op(jobs.get_labels)
+    get_job_meta = Op(jobs.get_job_meta)
 
 
 class CvatClient(CvatCore, ProductOperations):

@@ -54,6 +54,11 @@ MAX_BACKOFF = 10.0
 MAX_RETRY_AFTER = 30.0
 
 
+OK = frozenset({200})
+CREATED = frozenset({201})
+DELETED = frozenset({204})
+
+
 def _as_is(body: Any) -> Any:
     return body
 
@@ -78,7 +83,7 @@ class Endpoint(Generic[T]):
 
     method: str
     path: str
-    expect: frozenset[int] = frozenset({200})
+    expect: frozenset[int] = OK
     parse: Callable[[Any], T] = _as_is
     retry: bool | None = None
     anonymous: bool = False

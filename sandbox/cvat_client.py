@@ -14,11 +14,11 @@ from typing import Any, Self
 from urllib.parse import urlsplit
 
 from connection import AsyncCvatClient, CvatClient, CvatError, CvatTask, CvatUnavailable, Op
-from connection import operations as ops
 from connection.errors import CvatMisconfigured, CvatRejected, CvatTaskProcessingError
 from connection.flow import Flow, poll_until
 from connection.http import CvatCore, Endpoint, as_mapping
 from connection.models import CvatJob, CvatUser
+from connection.operations import jobs, tasks, users
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ EXPORT_RESULT = Endpoint("GET", "{target}")
 
 def visible_jobs(cvat: CvatCore) -> Flow[list[CvatJob]]:
     """Every job this account can see (a candidate: only the job assigned to them)."""
-    return [CvatJob.from_api(item) for item in (yield from cvat.paginate(ops.JOBS))]
+    return [CvatJob.from_api(item) for item in (yield from cvat.paginate(jobs.JOBS))]
 
 
 def get_job_annotations(cvat: CvatCore, job_id: int) -> Flow[dict[str, Any]]:
@@ -65,8 +65,8 @@ def update_job(cvat: CvatCore, job_id: int, state: str | None = None,
     """Set a job's state and/or stage (CVAT resets state to 'new' if only stage is given)."""
     body = {k: v for k, v in (("state", state), ("stage", stage)) if v is not None}
     if not body:
-        return (yield from ops.get_job(cvat, job_id))
-    job = yield from cvat.call(ops.JOB_UPDATE, ops.JOB_UPDATE.at(id=job_id), json_body=body)
+        return (yield from jobs.get_job(cvat, job_id))
+    job = yield from cvat.call(jobs.JOB_UPDATE, jobs.JOB_UPDATE.at(id=job_id), json_body=body)
     if (state and job.state != state) or (stage and job.stage != stage):
         raise CvatError(f"CVAT did not apply {body} to job {job_id}: state={job.state} "
                         f"stage={job.stage}")
@@ -75,7 +75,7 @@ def update_job(cvat: CvatCore, job_id: int, state: str | None = None,
 
 def set_user_active(cvat: CvatCore, user_id: int, active: bool) -> Flow[CvatUser]:
     """Enable or disable logging in for a user and verify the echo."""
-    data = yield from cvat.call(ops.USER_UPDATE, ops.USER_UPDATE.at(id=user_id),
+    data = yield from cvat.call(users.USER_UPDATE, users.USER_UPDATE.at(id=user_id),
                                 json_body={"is_active": active})
     if data.get("is_active") is not active:
         raise CvatMisconfigured(
@@ -95,17 +95,17 @@ def wait_for_data(
     rq_id: str | None,
     *,
     expected_size: int,
-    timeout: float = ops.PROCESSING_TIMEOUT,
+    timeout: float = tasks.PROCESSING_TIMEOUT,
     poll: float = 0.5,
-    on_progress: ops.FractionCallback | None = None,
+    on_progress: tasks.FractionCallback | None = None,
     on_progress_in_loop: bool = True,
 ) -> Flow[CvatTask]:
     """Wait until CVAT has processed the task's data, then verify the task, its size, its
     jobs and its frames one by one (the bot does it in one call: wait_for_job).
     `on_progress(fraction)` gets values in 0..1, where the flow runs."""
     del on_progress_in_loop
-    yield from ops.wait_processed(cvat, task_id, rq_id, timeout, poll, on_progress)
-    task = yield from ops.get_task(cvat, task_id)
+    yield from tasks.wait_processed(cvat, task_id, rq_id, timeout, poll, on_progress)
+    task = yield from tasks.get_task(cvat, task_id)
     problems = []
     if task.size != expected_size:
         problems.append(f"it has {task.size} images instead of {expected_size}")
@@ -138,7 +138,7 @@ def export_job_xml(cvat: CvatCore, job_id: int, *, timeout: float = 300.0,
         raise CvatError(f"CVAT started an export of job {job_id} without a request id")
 
     def probe() -> Flow[tuple[bool, dict[str, Any]]]:
-        request = yield from ops.get_request(cvat, rq_id)
+        request = yield from tasks.get_request(cvat, rq_id)
         status = str(request.get("status") or "").lower()
         if status == "failed":
             raise CvatError(f"CVAT could not export job {job_id}: "
