@@ -199,6 +199,10 @@ class CvatSignIn:
                 self._key = run_blocking(core.sign_in(self.username, self._password))
             return self._key
 
+    def known(self) -> str | None:
+        """The token if there is one already (no wait, no call)."""
+        return self._key
+
     def forget(self, key: str) -> None:
         """CVAT refused this token: the next call signs in again (unless another thread
         already has)."""
@@ -291,7 +295,7 @@ class CvatCore:
             return (yield from exchange(session=self._anon_session, auth=_no_auth))
         if auth is not None:
             return (yield from exchange(session=self._session, auth=auth))
-        key = yield Blocking(functools.partial(self._signin.key, self))
+        key = self._signin.known() or (yield Blocking(functools.partial(self._signin.key, self)))
         try:
             return (yield from exchange(session=self._session, auth=_TokenAuth(key)))
         except CvatAuthError:
