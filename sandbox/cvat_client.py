@@ -31,7 +31,7 @@ JOB_ANNOTATIONS_PUT = Endpoint("PUT", "/api/jobs/{id}/annotations/", parse=as_ma
 JOB_FRAME = Endpoint("GET", "/api/jobs/{id}/data", parse=lambda body: body)
 JOB_EXPORT = Endpoint("POST", "/api/jobs/{id}/dataset/export", expect=frozenset({202}),
                       parse=as_mapping)
-EXPORT_RESULT = Endpoint("GET", "{target}")
+EXPORT_RESULT = Endpoint("GET", "{result_url}")  # the path (and query) CVAT gives when done
 
 
 def visible_jobs(cvat: CvatCore) -> Flow[list[CvatJob]]:
