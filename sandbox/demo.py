@@ -24,18 +24,18 @@ from config.env import PROJECT_DIR, load_settings
 from connection import AsyncCvatClient
 from db import Database, EmbeddedPostgres, migrate, reachable_temp_dir
 from main import create_bot, create_dispatcher
-from sandbox.cvat import CvatServer
-from sandbox.telegram import BotMessage, TelegramServer, TelegramUser
-from tasks_generator.pool import PoolCounts, pool_counts
-from tests.flow import (
+from sandbox.candidate import (
     TASK_SET,
     Login,
     candidate_client,
     candidate_job,
     perfect_shapes,
-    read_login,
     save_shapes,
 )
+from sandbox.cvat import CvatServer
+from sandbox.telegram import BotMessage, TelegramServer, TelegramUser
+from tasks_generator.pool import PoolCounts, pool_counts
+from tests.flow import read_login
 
 TOKEN = "7000000001:AAF-demo-token-for-the-sandbox-0123456789"
 HR_ID = 500

@@ -1,42 +1,41 @@
-"""Helpers for end-to-end tests: a candidate who takes the test through the bot and does the
-annotation on the CVAT stand-in with the login the bot sent, as a person would."""
+"""Helpers for end-to-end tests on the Telegram side: a candidate who takes the test through the
+bot (the CVAT side of the candidate, the scripted annotation, is sandbox/candidate.py), the bot
+as a process, and waits for the pool."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import itertools
-import json
 import os
 import re
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from config.env import PROJECT_DIR
-from connection import AsyncCvatClient, CvatClient, CvatError
+from connection import AsyncCvatClient, CvatError
 from db import Database
+
+# The scripted candidate lives in sandbox/candidate.py; these names stay importable from here
+# for tests written before it moved.
+from sandbox.candidate import LABELS as LABELS
+from sandbox.candidate import TASK_SET as TASK_SET
+from sandbox.candidate import Login
+from sandbox.candidate import annotate as annotate
+from sandbox.candidate import candidate_client as candidate_client
+from sandbox.candidate import candidate_job as candidate_job
+from sandbox.candidate import perfect_shapes as perfect_shapes
+from sandbox.candidate import save_shapes as save_shapes
+from sandbox.candidate import stored_work as stored_work
 from sandbox.telegram import BotMessage, TelegramUser
 from tasks_generator.pool import pool_counts
-from tasks_generator.task_set import load_task_set
-from tests.bench.tasks import DEFAULT_SET_XML
 
-TASK_SET = load_task_set(DEFAULT_SET_XML.parent)
 # Seconds a test waits for something the bot does before calling it a hang. The waits return
 # as soon as the event happens; only a hang (or a bug) ever reaches this bound, however busy
 # the machine is, so it is the same for every wait.
 HANG = 90.0
-
-
-@dataclass(frozen=True)
-class Login:
-    """The credentials as the candidate read them in the chat."""
-
-    url: str
-    username: str
-    password: str
 
 
 def read_login(message: BotMessage) -> Login:
@@ -81,80 +80,6 @@ def text_update(user: TelegramUser, text: str) -> dict[str, Any]:
 
 
 _update_ids = itertools.count(1_000_000)
-
-
-def candidate_client(login: Login) -> AsyncCvatClient:
-    """A CVAT client logged in as the candidate."""
-    return AsyncCvatClient(CvatClient(login.url, login.username, login.password))
-
-
-def perfect_shapes(frames: list[str], labels: list[dict[str, Any]],
-                   only: set[str] | None = None, plate_texts: dict[str, str] | None = None,
-                   ) -> list[dict[str, Any]]:
-    """The ground truth itself, as the candidate would save it (optionally on some images only,
-    optionally with some plate texts replaced: {right text: typed text})."""
-    label_id = {lb["name"]: lb["id"] for lb in labels}
-    spec_id = next(a["id"] for lb in labels if lb["name"] == "plate" for a in lb["attributes"])
-    shapes = []
-    for frame, name in enumerate(frames):
-        if only is not None and name not in only:
-            continue
-        for shape in TASK_SET.ground_truth.images[name].shapes:
-            attributes = []
-            if shape.label == "plate":
-                text = (plate_texts or {}).get(shape.text, shape.text)
-                attributes = [{"spec_id": spec_id, "value": text}]
-            shapes.append({
-                "type": "rectangle", "frame": frame, "label_id": label_id[shape.label],
-                "points": list(shape.points), "rotation": 0.0, "occluded": False,
-                "outside": False, "z_order": 0, "group": 0, "source": "manual",
-                "attributes": attributes,
-            })
-    return shapes
-
-
-# The labels of a job as CVAT lists them (ids as the stand-in numbers them).
-LABELS = [{"id": 1, "name": "car", "attributes": []},
-          {"id": 2, "name": "plate", "attributes": [{"id": 3, "name": "plate"}]}]
-
-
-def stored_work(images: list[str], shapes: list[dict[str, Any]]) -> str:
-    """A submission as the bot stores it at Submit (attempts.submitted_annotations)."""
-    from tasks_metrics.submission import stored_copy
-
-    meta = {"start_frame": 0, "frames": [{"name": n, "width": 800, "height": 600}
-                                         for n in images]}
-    return stored_copy(json.dumps({"version": 0, "tags": [], "shapes": shapes, "tracks": []})
-                       .encode(), LABELS, meta).decode()
-
-
-async def candidate_job(client: AsyncCvatClient) -> tuple[int, list[str], list[dict[str, Any]]]:
-    """The candidate's single job as they see it: its id, frame names and labels."""
-    jobs = await client.visible_jobs()
-    assert len(jobs) == 1, f"the candidate sees {len(jobs)} jobs"
-    job = jobs[0]
-    meta = await client.get_job_meta(job.id)
-    # Frames from CVAT's share are named by their path there; the set names them by file.
-    frames = [f["name"].rsplit("/", 1)[-1] for f in meta["frames"]]
-    return job.id, frames, await client.get_labels(job_id=job.id)
-
-
-async def save_shapes(client: AsyncCvatClient, job_id: int,
-                      shapes: list[dict[str, Any]]) -> None:
-    """Replace the job's annotations with `shapes`, as the candidate's CVAT UI saves them."""
-    await client.put_job_annotations(job_id, {"version": 0, "tags": [], "shapes": shapes,
-                                              "tracks": []})
-
-
-async def annotate(login: Login, **options: Any) -> tuple[int, list[str]]:
-    """Log in as the candidate, find their single job, save annotations; (job id, frames)."""
-    client = candidate_client(login)
-    try:
-        job_id, frames, labels = await candidate_job(client)
-        await save_shapes(client, job_id, perfect_shapes(frames, labels, **options))
-        return job_id, frames
-    finally:
-        await client.close()
 
 
 def bot_process_env(telegram_url: str, cvat_url: str, database_url: str, tmp_path: Path,

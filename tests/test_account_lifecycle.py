@@ -9,10 +9,11 @@ import time
 from collections.abc import Awaitable, Callable
 
 from db import Database
+from sandbox.candidate import annotate
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
 from tests.conftest import HANG, HR_ADMIN_ID, BotApp
-from tests.flow import annotate, get_task, submit
+from tests.flow import get_task, submit
 from tests.test_hr import find
 
 

@@ -21,6 +21,7 @@ from bot_files.hr_exports import export_locale
 from bot_files.texts import Texts
 from config.env import PROJECT_DIR, Settings
 from db import Database
+from sandbox.candidate import LABELS, TASK_SET, perfect_shapes, stored_work
 from sandbox.telegram import TelegramUser
 from tasks_generator import import_set
 from tasks_generator.task_set import load_task_set
@@ -31,7 +32,6 @@ from tasks_metrics.export_data import export_rows
 from tasks_metrics.grading_process import GradingProcesses
 from tasks_metrics.hr_operations import candidate_card
 from tasks_metrics.submission import grade_attempt, regrade_for_key
-from tests.flow import LABELS, TASK_SET, perfect_shapes, stored_work
 
 NAMES = TASK_SET.image_names
 CAREFUL = timedelta(minutes=40)

@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 
 from config.env import Settings
 from db import Database
+from sandbox.candidate import annotate
 from sandbox.telegram import TelegramServer, TelegramUser
 from tests.conftest import BotApp
-from tests.flow import annotate, get_task, submit
+from tests.flow import get_task, submit
 
 GENERIC_ERROR = "something went wrong on my side"
 

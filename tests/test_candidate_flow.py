@@ -10,18 +10,11 @@ import pytest
 from config.env import Settings
 from connection import CvatForbidden, CvatNotFound
 from db import Database
+from sandbox.candidate import TASK_SET, annotate, candidate_client
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
 from tests.conftest import BotApp
-from tests.flow import (
-    TASK_SET,
-    annotate,
-    attempt_images,
-    candidate_client,
-    get_task,
-    read_login,
-    submit,
-)
+from tests.flow import attempt_images, get_task, read_login, submit
 
 
 @pytest.fixture

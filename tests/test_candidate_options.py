@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 
 from config.env import PROJECT_DIR
+from sandbox.candidate import annotate
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
-from tests.flow import annotate, get_task, submit
+from tests.flow import get_task, submit
 
 
 async def test_cooldown_and_score_shown(app_with, telegram: TelegramServer) -> None:
@@ -32,7 +33,7 @@ async def test_cooldown_and_score_shown(app_with, telegram: TelegramServer) -> N
 
 
 def _lowercase_plates() -> dict[str, str]:
-    from tests.flow import TASK_SET
+    from sandbox.candidate import TASK_SET
 
     return {s.text: s.text.lower() for image in TASK_SET.ground_truth.images.values()
             for s in image.shapes if s.label == "plate"}

@@ -14,9 +14,10 @@ import pytest
 
 from config.env import Settings
 from db import Database
+from sandbox.candidate import TASK_SET, Login, annotate
 from sandbox.telegram import TelegramServer, TelegramUser
 from tests.conftest import BotApp
-from tests.flow import TASK_SET, Login, annotate, attempt_images, get_task, read_login, submit
+from tests.flow import attempt_images, get_task, read_login, submit
 from tests.test_hr import find, open_menu
 from tests.test_hr_export import add_candidate, add_graded_attempt, metrics
 from tests.test_verdict_flow import label_id, save_work

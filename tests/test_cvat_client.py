@@ -21,7 +21,6 @@ from config.env import load_settings
 from connection import (
     CLOCK_SLACK,
     DEFAULT_LABELS,
-    AsyncCvatClient,
     CvatAuthError,
     CvatClient,
     CvatForbidden,
@@ -35,6 +34,8 @@ from connection import (
     task_create_rq_id,
 )
 from sandbox.cvat import CvatCosts, CvatServer
+from sandbox.cvat_client import AsyncSandboxCvatClient
+from tests.flow import HANG
 
 ADMIN = ("admin", "Adm1n-Passw0rd")
 N_IMAGES = 12
@@ -91,15 +92,15 @@ async def server() -> AsyncIterator[CvatServer]:
 
 
 @pytest.fixture
-async def admin(server: CvatServer) -> AsyncIterator[AsyncCvatClient]:
-    client = AsyncCvatClient(sync_client(server))
+async def admin(server: CvatServer) -> AsyncIterator[AsyncSandboxCvatClient]:
+    client = AsyncSandboxCvatClient(sync_client(server))
     try:
         yield client
     finally:
         await client.close()
 
 
-async def make_candidate(admin: AsyncCvatClient, tag: str) -> tuple[CvatUser, str]:
+async def make_candidate(admin: AsyncSandboxCvatClient, tag: str) -> tuple[CvatUser, str]:
     username, password = new_username(tag), new_password()
     user = await admin.register_user(username, password, f"{username}@example.com",
                                      "Ivan", "Petrov")
@@ -107,7 +108,8 @@ async def make_candidate(admin: AsyncCvatClient, tag: str) -> tuple[CvatUser, st
     return user, password
 
 
-async def make_task(admin: AsyncCvatClient, count: int = 3, **upload: Any) -> tuple[int, int]:
+async def make_task(admin: AsyncSandboxCvatClient, count: int = 3,
+                    **upload: Any) -> tuple[int, int]:
     """Create a task with `count` images, wait for it; return (task id, job id)."""
     task = await admin.create_task(f"test {secrets.token_hex(4)}")
     rq_id = await admin.upload_images(task.id, make_jpegs(count), **upload)
@@ -162,7 +164,7 @@ def annotations_for(labels: list[dict[str, Any]]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------- tests
 
 
-async def test_full_sequence(server: CvatServer, admin: AsyncCvatClient,
+async def test_full_sequence(server: CvatServer, admin: AsyncSandboxCvatClient,
                              caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     passwords = [ADMIN[1]]
@@ -262,7 +264,7 @@ async def test_full_sequence(server: CvatServer, admin: AsyncCvatClient,
         assert secret not in caplog.text
 
 
-async def test_registration_errors_carry_cvat_messages(admin: AsyncCvatClient) -> None:
+async def test_registration_errors_carry_cvat_messages(admin: AsyncSandboxCvatClient) -> None:
     user, password = await make_candidate(admin, "dup")
     with pytest.raises(CvatRejected) as taken:
         await admin.register_user(user.username, new_password(), "other@example.com")
@@ -289,7 +291,7 @@ async def test_registration_errors_carry_cvat_messages(admin: AsyncCvatClient) -
 
 
 async def test_get_is_retried_until_the_server_recovers(server: CvatServer,
-                                                        admin: AsyncCvatClient) -> None:
+                                                        admin: AsyncSandboxCvatClient) -> None:
     me = await admin.check_admin()
     task = await admin.create_task(f"retry {secrets.token_hex(3)}")
     server.fail_next("GET", rf"^/api/tasks/{task.id}$", status=503, count=2)
@@ -312,7 +314,7 @@ async def test_get_is_retried_until_the_server_recovers(server: CvatServer,
     assert (await admin.set_groups(me.id, ["admin"])).groups == ("admin",)
 
 
-async def test_post_is_not_retried(server: CvatServer, admin: AsyncCvatClient) -> None:
+async def test_post_is_not_retried(server: CvatServer, admin: AsyncSandboxCvatClient) -> None:
     await admin.server_version()
     name = f"post {secrets.token_hex(3)}"
     server.fail_next("POST", r"^/api/tasks/?$", status=503, count=1)
@@ -341,7 +343,7 @@ async def test_post_is_not_retried(server: CvatServer, admin: AsyncCvatClient) -
 
 
 async def test_lost_answer_to_a_post_is_recovered_without_resending(
-        server: CvatServer, admin: AsyncCvatClient) -> None:
+        server: CvatServer, admin: AsyncSandboxCvatClient) -> None:
     await admin.server_version()
     # the gateway times out but CVAT did create the task / register the user
     name = f"lost {secrets.token_hex(3)}"
@@ -365,7 +367,7 @@ async def test_lost_answer_to_a_post_is_recovered_without_resending(
 
     # the answer to Upload-Finish is lost: the client finds the processing request instead
     def lose_finish_answer(done: int, total: int) -> None:
-        if done == total:  # called in the worker thread right before Upload-Finish
+        if done == total:  # called right before Upload-Finish
             server.fail_next("POST", r"/data/?$", status=504, after=True)
 
     task_id = (await admin.create_task(f"data {secrets.token_hex(3)}")).id
@@ -377,7 +379,7 @@ async def test_lost_answer_to_a_post_is_recovered_without_resending(
 
 
 async def test_hanging_call_ends_by_the_client_timeout(server: CvatServer) -> None:
-    client = AsyncCvatClient(sync_client(server, timeout=1.0, retries=1, backoff=0.01))
+    client = AsyncSandboxCvatClient(sync_client(server, timeout=1.0, retries=1, backoff=0.01))
     try:
         await client.server_version()
         task = await client.create_task(f"hang {secrets.token_hex(3)}")
@@ -400,7 +402,7 @@ async def test_unreachable_server_is_reported() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    client = AsyncCvatClient(CvatClient(f"http://127.0.0.1:{port}", *ADMIN, timeout=2,
+    client = AsyncSandboxCvatClient(CvatClient(f"http://127.0.0.1:{port}", *ADMIN, timeout=2,
                                         retries=2, backoff=0.01))
     try:
         with pytest.raises(CvatUnavailable) as exc:
@@ -412,7 +414,7 @@ async def test_unreachable_server_is_reported() -> None:
 
 async def test_random_errors_are_retried_or_reported() -> None:
     server = await start_server(seed=7)
-    client = AsyncCvatClient(sync_client(server))
+    client = AsyncSandboxCvatClient(sync_client(server))
     try:
         task = await client.create_task(f"flaky {secrets.token_hex(3)}")
         server.error_rate = 0.3
@@ -434,7 +436,8 @@ async def test_random_errors_are_retried_or_reported() -> None:
         await server.stop()
 
 
-async def test_processing_failure_is_loud(server: CvatServer, admin: AsyncCvatClient) -> None:
+async def test_processing_failure_is_loud(server: CvatServer,
+                                          admin: AsyncSandboxCvatClient) -> None:
     server.empty_task_failure = True
     task = await admin.create_task(f"empty {secrets.token_hex(3)}")
     rq_id = await admin.upload_images(task.id, make_jpegs(3))
@@ -445,7 +448,7 @@ async def test_processing_failure_is_loud(server: CvatServer, admin: AsyncCvatCl
 
 
 async def test_processing_that_never_ends_is_a_clear_error(server: CvatServer,
-                                                          admin: AsyncCvatClient) -> None:
+                                                          admin: AsyncSandboxCvatClient) -> None:
     server.processing_time = 30.0
     task = await admin.create_task(f"slow {secrets.token_hex(3)}")
     rq_id = await admin.upload_images(task.id, make_jpegs(2))
@@ -457,7 +460,33 @@ async def test_processing_that_never_ends_is_a_clear_error(server: CvatServer,
     server.processing_time = 0.0
 
 
-async def test_upload_to_a_task_with_data_is_refused(admin: AsyncCvatClient) -> None:
+async def test_a_long_wait_holds_no_thread(server: CvatServer) -> None:
+    # One worker thread only: while a build waits for CVAT to process its images, the same
+    # client's other calls still go through; cancelling the wait ends it.
+    client = AsyncSandboxCvatClient(sync_client(server), max_workers=1)
+    try:
+        server.processing_time = 60.0
+        task = await client.create_task(f"long {secrets.token_hex(3)}")
+        rq_id = await client.upload_images(task.id, make_jpegs(2))
+        waiting = asyncio.create_task(client.wait_for_job(task.id, rq_id, expected_size=2,
+                                                          poll=0.05))
+
+        deadline = time.monotonic() + HANG
+        while len(requests_to(server, "GET", r"^/api/requests/")) < 2:  # the wait is under way
+            assert time.monotonic() < deadline, "the wait never polled"
+            await asyncio.sleep(0.02)
+        for _ in range(3):
+            assert (await asyncio.wait_for(client.get_task(task.id), HANG)).id == task.id
+        assert not waiting.done()
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    finally:
+        server.processing_time = 0.0
+        await client.close()
+
+
+async def test_upload_to_a_task_with_data_is_refused(admin: AsyncSandboxCvatClient) -> None:
     task_id, _ = await make_task(admin, 2)
     with pytest.raises(CvatRejected) as exc:
         await admin.upload_images(task_id, make_jpegs(2))
@@ -466,7 +495,7 @@ async def test_upload_to_a_task_with_data_is_refused(admin: AsyncCvatClient) -> 
         await admin.upload_images(task_id, [("a.jpg", b"x"), ("a.jpg", b"y")])
 
 
-async def test_worker_cannot_read_another_candidates_work(admin: AsyncCvatClient) -> None:
+async def test_worker_cannot_read_another_candidates_work(admin: AsyncSandboxCvatClient) -> None:
     alice, alice_pw = await make_candidate(admin, "alice")
     bob, bob_pw = await make_candidate(admin, "bob")
     task_a, job_a = await make_task(admin)
@@ -506,7 +535,7 @@ async def test_worker_cannot_read_another_candidates_work(admin: AsyncCvatClient
 
 async def test_old_version_end_to_end() -> None:
     server = await start_server(version="2.3.0")
-    client = AsyncCvatClient(sync_client(server))
+    client = AsyncSandboxCvatClient(sync_client(server))
     try:
         version = await client.server_version()
         assert str(version) == "2.3.0" and not version.at_least((2, 4))
@@ -533,7 +562,7 @@ async def test_old_version_end_to_end() -> None:
 
 
 async def test_admin_without_superuser_is_misconfigured(server: CvatServer,
-                                                        admin: AsyncCvatClient) -> None:
+                                                        admin: AsyncSandboxCvatClient) -> None:
     user, password = await make_candidate(admin, "notadmin")
     await admin.set_groups(user.id, ["admin"])  # admin group, but not a Django superuser
     fake_admin = admin.for_user(user.username, password)
@@ -550,7 +579,7 @@ async def test_admin_without_superuser_is_misconfigured(server: CvatServer,
     finally:
         await fake_admin.close()
 
-    wrong = AsyncCvatClient(sync_client(server, password="Wrong-Passw0rd"))
+    wrong = AsyncSandboxCvatClient(sync_client(server, password="Wrong-Passw0rd"))
     try:
         with pytest.raises(CvatMisconfigured) as exc:
             await wrong.check_admin()
@@ -559,7 +588,7 @@ async def test_admin_without_superuser_is_misconfigured(server: CvatServer,
         await wrong.close()
 
 
-async def test_progress_can_be_marshalled_to_the_loop(admin: AsyncCvatClient) -> None:
+async def test_progress_can_be_marshalled_to_the_loop(admin: AsyncSandboxCvatClient) -> None:
     loop = asyncio.get_running_loop()
     seen: list[tuple[int, int, bool]] = []
 
@@ -583,7 +612,7 @@ async def test_server_files_and_settings(tmp_path: Any) -> None:
         "BOT_TOKEN": "123456:" + "A" * 35, "CVAT_URL": server.base_url + "/",
         "CVAT_ADMIN_USERNAME": ADMIN[0], "CVAT_ADMIN_PASSWORD": ADMIN[1], "CVAT_TIMEOUT": "7",
     }, env_file=None)
-    client = AsyncCvatClient.from_settings(settings)
+    client = AsyncSandboxCvatClient.from_settings(settings)
     try:
         assert client.client.timeout == 7 and client.client.base_url == server.base_url
         task = await client.create_task(f"share {secrets.token_hex(3)}")
@@ -614,7 +643,7 @@ async def test_the_password_is_hashed_once_however_many_calls(
         server: CvatServer, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     server.costs = CvatCosts(password_hash=0.01)  # a CVAT that charges for every hashing
-    client = AsyncCvatClient(sync_client(server))
+    client = AsyncSandboxCvatClient(sync_client(server))
     pooled = client.with_own_connections()
     try:
         await client.check_admin()
@@ -633,7 +662,7 @@ async def test_the_password_is_hashed_once_however_many_calls(
 
 
 async def test_a_token_deleted_by_a_logout_elsewhere_is_replaced(
-        server: CvatServer, admin: AsyncCvatClient) -> None:
+        server: CvatServer, admin: AsyncSandboxCvatClient) -> None:
     await admin.check_admin()
     first = server.users_by_name(ADMIN[0]).token
     # Somebody signs the bot's account out (a logout in the web UI deletes its one token).
@@ -651,7 +680,7 @@ async def test_a_token_deleted_by_a_logout_elsewhere_is_replaced(
 
 
 async def test_an_account_that_cannot_sign_in_any_more_is_an_auth_error(
-        server: CvatServer, admin: AsyncCvatClient) -> None:
+        server: CvatServer, admin: AsyncSandboxCvatClient) -> None:
     user, password = await make_candidate(admin, "gone")
     candidate = admin.for_user(user.username, password)
     try:
@@ -665,7 +694,7 @@ async def test_an_account_that_cannot_sign_in_any_more_is_an_auth_error(
 
 
 async def test_a_found_task_or_account_older_than_its_row_is_not_taken(
-        server: CvatServer, admin: AsyncCvatClient) -> None:
+        server: CvatServer, admin: AsyncSandboxCvatClient) -> None:
     name = f"restored {secrets.token_hex(3)}"
     theirs = await admin.create_task(name, existing_ok=False)
     user, password = await make_candidate(admin, "older")
@@ -681,7 +710,7 @@ async def test_a_found_task_or_account_older_than_its_row_is_not_taken(
 
 
 async def test_a_small_upload_is_one_request_and_a_big_one_goes_in_batches_by_size(
-        server: CvatServer, admin: AsyncCvatClient) -> None:
+        server: CvatServer, admin: AsyncSandboxCvatClient) -> None:
     files = make_jpegs(5)
     sizes = [len(content) for _, content in files]
     two = 2 * max(sizes)

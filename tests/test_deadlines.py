@@ -11,11 +11,12 @@ import dataclasses
 from bot_files.deadlines import DeadlineKeeper
 from bot_files.telegram_limits import Pacer
 from db import Database
+from sandbox.candidate import candidate_client
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
 from tasks_metrics.export_data import export_rows
 from tests.conftest import BotApp
-from tests.flow import candidate_client, get_task
+from tests.flow import get_task
 from tests.test_hr import find
 
 

@@ -9,8 +9,8 @@ import random
 from datetime import timedelta
 
 from db import Database
+from sandbox.candidate import TASK_SET
 from tasks_generator.attempts import open_attempt
-from tests.flow import TASK_SET
 
 CANDIDATES = 50
 

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 
 from config.env import PROJECT_DIR
+from sandbox.candidate import TASK_SET
 from tasks_metrics.cvat_xml import to_cvat_xml
 from tasks_metrics.grading_process import GradingFailed, GradingProcesses
 from tasks_metrics.limits import Limits, OverLimit
 from tasks_metrics.submission import stored_copy
 from tasks_metrics.types import AnnotationFormatError
-from tests.flow import TASK_SET
 
 SUBSET = list(TASK_SET.reference_images)
 LABELS = [{"id": 1, "name": "car", "attributes": []},

@@ -10,17 +10,19 @@ import dataclasses
 import requests
 
 from db import Database
+from sandbox.candidate import TASK_SET, Login
 from sandbox.cvat import CvatServer
+from sandbox.cvat_client import SandboxCvatClient
 from sandbox.telegram import TelegramServer, TelegramUser, parse_html
 from tasks_generator.guide import TELEGRAM_TEXT_LIMIT, guide_markdown, guide_text
 from tests.conftest import HANG, BotApp
-from tests.flow import TASK_SET, Login, candidate_client, get_task, read_login, wait_for_pool
+from tests.flow import get_task, read_login, wait_for_pool
 from tests.test_pool import POOL_ON, StartApp
 
 
 def read_guide(login: Login) -> str:
     """The guide of the candidate's job, read as the candidate (blocking: run in a thread)."""
-    client = candidate_client(login).client
+    client = SandboxCvatClient(login.url, login.username, login.password)
     try:
         (job,) = client.visible_jobs()
         assert job.raw["guide_id"] is not None, "the job has no guide"

@@ -14,9 +14,10 @@ from bot_files.hr_exports import export_locale
 from bot_files.texts import Texts
 from config.env import Settings
 from db import Database
+from sandbox.candidate import TASK_SET, annotate
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
-from tests.flow import TASK_SET, annotate, attempt_images, get_task, submit
+from tests.flow import attempt_images, get_task, submit
 from tests.test_hr_export import (
     add_candidate,
     add_graded_attempt,

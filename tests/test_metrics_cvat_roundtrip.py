@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from connection import AsyncCvatClient, CvatClient
 from sandbox.cvat import CvatServer
+from sandbox.cvat_client import AsyncSandboxCvatClient
 from tasks_metrics.cvat_xml import parse_cvat_xml
 from tasks_metrics.metrics import grade
 from tasks_metrics.rest import from_cvat_rest
@@ -76,7 +76,8 @@ def _without_refs(value: Any) -> Any:
 async def test_xml_export_grades_the_same_as_rest(cvat: CvatServer) -> None:
     full_gt = parse_cvat_xml(DEFAULT_SET_XML)
     gt = TaskAnnotations({name: full_gt.images[name] for name in IMAGES})
-    admin = AsyncCvatClient(CvatClient(cvat.base_url, CVAT_ADMIN_USERNAME, CVAT_ADMIN_PASSWORD))
+    admin = AsyncSandboxCvatClient.connect(cvat.base_url, CVAT_ADMIN_USERNAME,
+                                           CVAT_ADMIN_PASSWORD)
     images_dir = DEFAULT_SET_XML.parent / "images"
     try:
         user = await admin.register_user("cand_roundtrip", "Round-Trip-Passw0rd!",

@@ -17,6 +17,7 @@ import pytest
 
 from config.env import SettingsError
 from db import Database
+from sandbox.candidate import TASK_SET
 from tasks_metrics.__main__ import main as grade_offline
 from tasks_metrics.cvat_xml import to_cvat_xml
 from tasks_metrics.db_operations import (
@@ -32,7 +33,6 @@ from tasks_metrics.metrics import grade
 from tasks_metrics.pass_rule import Measure, PassRule, RuleError, parse_thresholds
 from tasks_metrics.types import ImageAnnotations, Shape, TaskAnnotations
 from tests.conftest import make_settings
-from tests.flow import TASK_SET
 
 SUBSET = TASK_SET.reference_images
 GROUND_TRUTH = TASK_SET.ground_truth_for(SUBSET)

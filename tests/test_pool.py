@@ -15,20 +15,14 @@ import pytest
 from config.env import Settings
 from connection import AsyncCvatClient, CvatClient
 from db import Database
+from sandbox.candidate import TASK_SET, annotate
 from sandbox.cvat import CvatServer
+from sandbox.cvat_client import AsyncSandboxCvatClient
 from sandbox.telegram import TelegramServer, TelegramUser
 from tasks_generator.pool import PoolKeeper, pool_counts
 from tasks_generator.task_set import load_task_set
 from tests.conftest import CVAT_ADMIN_PASSWORD, CVAT_ADMIN_USERNAME, HANG, BotApp
-from tests.flow import (
-    TASK_SET,
-    annotate,
-    bot_process_env,
-    get_task,
-    start_bot_process,
-    submit,
-    wait_for_pool,
-)
+from tests.flow import bot_process_env, get_task, start_bot_process, submit, wait_for_pool
 
 POOL_ON = {"pool_accounts": 3, "pool_tasks": 3, "pool_accounts_refill_below": 3,
            "pool_tasks_refill_below": 3}
@@ -402,7 +396,8 @@ async def test_one_pooled_task_failing_unforeseen_does_not_stop_the_others(
 
 async def test_the_check_is_two_list_calls_and_leaves_what_is_not_ours_alone(
         settings: Settings, cvat: CvatServer, db: Database) -> None:
-    admin = AsyncCvatClient(CvatClient(cvat.base_url, CVAT_ADMIN_USERNAME, CVAT_ADMIN_PASSWORD))
+    admin = AsyncSandboxCvatClient.connect(cvat.base_url, CVAT_ADMIN_USERNAME,
+                                           CVAT_ADMIN_PASSWORD)
     keeper = PoolKeeper(db, admin, dataclasses.replace(settings, **POOL_ON), TASK_SET)
     for _ in range(3):
         await keeper.refill()

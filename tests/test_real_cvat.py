@@ -22,23 +22,19 @@ import log
 from config.env import Settings
 from connection import AsyncCvatClient, CvatAuthError, CvatForbidden, CvatNotFound
 from db import Database
+from sandbox.candidate import (
+    TASK_SET,
+    annotate,
+    candidate_client,
+    candidate_job,
+    perfect_shapes,
+    save_shapes,
+)
 from sandbox.telegram import TelegramServer
 from tasks_generator.guide import guide_markdown
 from tasks_generator.pool import PoolKeeper
 from tests.conftest import HR_ADMIN_ID, BotApp, make_settings
-from tests.flow import (
-    TASK_SET,
-    annotate,
-    attempt_images,
-    candidate_client,
-    candidate_job,
-    delete_from_cvat,
-    get_task,
-    perfect_shapes,
-    save_shapes,
-    submit,
-    wait_for_pool,
-)
+from tests.flow import attempt_images, delete_from_cvat, get_task, submit, wait_for_pool
 from tests.test_guide import read_guide
 from tests.test_hr import find
 from tests.test_pool import POOL_ON

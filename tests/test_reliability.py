@@ -17,6 +17,7 @@ from config.env import Settings
 from connection import AsyncCvatClient
 from db import Database
 from main import create_bot, create_dispatcher
+from sandbox.candidate import Login, annotate
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
 from tasks_generator.to_handlers import Credentials, load_task_set, reconcile
@@ -25,15 +26,7 @@ from tests.conftest import (
     BotApp,
     PgServer,
 )
-from tests.flow import (
-    Login,
-    annotate,
-    bot_process_env,
-    get_task,
-    start_bot_process,
-    submit,
-    text_update,
-)
+from tests.flow import bot_process_env, get_task, start_bot_process, submit, text_update
 
 GENERIC_ERROR = "something went wrong on my side"
 

@@ -11,10 +11,11 @@ import pytest
 
 from config.env import Settings
 from db import Database
+from sandbox.candidate import annotate
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
 from tests.conftest import BotApp
-from tests.flow import annotate, get_task, read_login, submit
+from tests.flow import get_task, read_login, submit
 
 # Every CVAT call on the way to a candidate's credentials, and how to break it.
 BUILD_STEPS = {

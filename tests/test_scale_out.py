@@ -19,10 +19,11 @@ from config.env import PROJECT_DIR, Settings
 from connection import AsyncCvatClient
 from db import Database, free_port
 from main import WEBHOOK_PATH, create_bot, create_dispatcher, create_webhook_app
+from sandbox.candidate import annotate
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
 from tests.conftest import HANG, make_settings
-from tests.flow import annotate, get_task, submit, text_update
+from tests.flow import get_task, submit, text_update
 
 CANDIDATES = 100
 

@@ -16,13 +16,14 @@ import pytest
 from config.env import Settings
 from connection import AsyncCvatClient, CvatClient
 from db import Database
+from sandbox.candidate import TASK_SET, annotate
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer
 from tasks_generator.attempts import task_name
 from tasks_generator.installation import installation_mark
 from tasks_generator.pool import pooled_task_name
 from tests.conftest import TEMPLATE_DB, BotApp, PgServer
-from tests.flow import TASK_SET, annotate, get_task, read_login, wait_for_pool
+from tests.flow import get_task, read_login, wait_for_pool
 from tests.test_pool import POOL_ON
 
 SECOND_BOT_TOKEN = "7012345679:AAF-second-bot-token-for-the-sandbox-0123"

@@ -21,25 +21,21 @@ import pytest
 from config.env import Settings
 from connection import CvatForbidden
 from db import Database
-from sandbox.cvat import CvatServer
-from sandbox.telegram import TelegramServer, TelegramUser
-from tests.conftest import BotApp
-from tests.flow import (
+from sandbox.candidate import (
     LABELS,
     TASK_SET,
     Login,
     annotate,
-    attempt_images,
-    bot_process_env,
     candidate_client,
     candidate_job,
-    get_task,
     perfect_shapes,
     save_shapes,
-    start_bot_process,
     stored_work,
-    submit,
 )
+from sandbox.cvat import CvatServer
+from sandbox.telegram import TelegramServer, TelegramUser
+from tests.conftest import BotApp
+from tests.flow import attempt_images, bot_process_env, get_task, start_bot_process, submit
 from tests.test_hr import find, submit_with_wrong_plates
 
 

@@ -22,11 +22,12 @@ from typing import Any
 
 from connection import AsyncCvatClient, CvatClient
 from db import Database
+from sandbox.candidate import Login, annotate_lightly
 from sandbox.cvat import CvatCosts
 from sandbox.cvat.costs import MEASURED_PROCESSING
 from sandbox.telegram import TelegramUser
 from tests.bench.cvat_side import CpuReader, real_cpu_reader, standin_cpu_reader
-from tests.bench.harness import Postgres, RealCvat, Stage, cvat_annotate, ms, stage
+from tests.bench.harness import Postgres, RealCvat, Stage, ms, stage
 from tests.flow import delete_from_cvat, read_login, submit, wait_for_pool
 
 logger = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ async def measure_pool_off(postgres: Postgres, workdir: Path, prefix: str, candi
         for user in s.users(candidates):
             window, login = await _press_to_login(meter, user)
             logins.append(window)
-            await cvat_annotate(s.cvat_public_url, login.username, login.password)
+            await annotate_lightly(Login(s.cvat_public_url, login.username, login.password))
             submits.append(await _submit_to_grade(meter, user))
     return {
         **_to_login(f"{prefix}_off", logins),

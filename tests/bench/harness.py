@@ -23,17 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import psutil
 import psycopg2
 
 from bot_files.loop_monitor import LoopMonitor
 from config.env import PROJECT_DIR
 from db import EmbeddedPostgres, reachable_temp_dir
+from sandbox.candidate import annotate_lightly
 from sandbox.cvat import CvatCosts, CvatServer
 from sandbox.telegram import BotMessage, TelegramServer, TelegramUser
 from tests.bench.cvat_side import CountingProxy
-from tests.flow import perfect_shapes, read_login, submit
+from tests.flow import read_login, submit
 
 
 @dataclass(frozen=True)
@@ -436,25 +436,6 @@ async def paced_load(users: list[TelegramUser], text: str, seconds: float, *,
     return replies, min(time.perf_counter() - started, seconds)
 
 
-async def cvat_annotate(base_url: str, username: str, password: str) -> None:
-    """What the candidate does in CVAT: find their job and save the perfect annotation."""
-    headers = {"Authorization": aiohttp.encode_basic_auth(username, password)}
-    async with aiohttp.ClientSession(base_url, headers=headers) as http:
-        async with http.get("/api/jobs") as resp:
-            resp.raise_for_status()
-            job = (await resp.json(content_type=None))["results"][0]
-        async with http.get(f"/api/jobs/{job['id']}/data/meta") as resp:
-            resp.raise_for_status()
-            frames = [f["name"].rsplit("/", 1)[-1] for f in (await resp.json(content_type=None))[
-                "frames"]]
-        async with http.get("/api/labels", params={"job_id": str(job["id"])}) as resp:
-            resp.raise_for_status()
-            labels = (await resp.json(content_type=None))["results"]
-        body = {"version": 0, "tags": [], "shapes": perfect_shapes(frames, labels), "tracks": []}
-        async with http.put(f"/api/jobs/{job['id']}/annotations", json=body) as resp:
-            resp.raise_for_status()
-
-
 async def get_task(user: TelegramUser, timeout: float = 600.0) -> BotMessage:  # noqa: ASYNC109
     """Ask for a test task, confirm, and wait for the credentials message."""
     await user.send("📝 Get a test task")
@@ -470,7 +451,7 @@ async def whole_flow(user: TelegramUser, timeout: float = 600.0) -> None:  # noq
     await user.send("/start")
     await user.expect_message("Hello", timeout=timeout)
     login = read_login(await get_task(user, timeout))
-    await cvat_annotate(login.url, login.username, login.password)
+    await annotate_lightly(login)
     await submit(user)
     await user.expect_message("Checking your work", timeout=timeout)
     await user.expect_edit("Thank you!", timeout=timeout)

@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from sandbox.candidate import perfect_shapes
 from sandbox.telegram import TelegramUser
 from tasks_generator.task_set import load_task_set
 from tasks_metrics.checker import check_completeness
@@ -39,7 +40,7 @@ from tests.bench.harness import (
     stage,
 )
 from tests.bench.tasks import DEFAULT_SET_XML
-from tests.flow import perfect_shapes, read_login, submit
+from tests.flow import read_login, submit
 
 
 def _polygon(n: int, frame: int, label: int, radius: float, squash: float = 1.0) -> dict[str, Any]:
