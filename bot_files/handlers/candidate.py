@@ -27,7 +27,7 @@ from bot_files.keyboards import (
 )
 from bot_files.replies import target_of
 from bot_files.texts import Texts, limit_text, pick_language, problem_text
-from bot_files.verdicts import candidate_result, standing_line
+from bot_files.presentation.verdicts import candidate_result, standing_line
 from config.env import Settings
 from connection import AsyncCvatClient, CvatError, CvatNotFound, CvatUnavailable
 from create_users.to_handlers import has_consented, notice_version, record_consent, user_language

@@ -16,7 +16,7 @@ from bot_files.hr_keyboards import DecideAct, HrDecide, decision_keyboard
 from bot_files.outbound import Letter, Outbound
 from bot_files.replies import edit_or_send, target_of
 from bot_files.texts import Raw, Texts
-from bot_files.verdicts import candidate_result, decision_label, decision_line
+from bot_files.presentation.verdicts import candidate_result, decision_label, decision_line
 from config.env import Settings
 from db import Database
 from tasks_metrics.to_handlers import (

@@ -42,9 +42,9 @@ from authorization import (
     remove_from_whitelist,
     set_role,
 )
-from bot_files.flag_texts import flag_lines
+from bot_files.presentation.flags import flag_lines
 from bot_files.handlers.menu import menu_for
-from bot_files.hr_exports import export_locale
+from bot_files.presentation.exports import export_locale
 from bot_files.hr_keyboards import (
     CardAct,
     HrCard,
@@ -64,11 +64,11 @@ from bot_files.hr_keyboards import (
     whitelist_confirm_keyboard,
     whitelist_keyboard,
 )
-from bot_files.hr_pictures import job_url, picture_labels, send_scorecard
+from bot_files.presentation.pictures import job_url, picture_labels, send_scorecard
 from bot_files.replies import edit_or_send, target_of, when_text
 from bot_files.telegram_limits import Pacer
 from bot_files.texts import Raw, Texts, pick_language
-from bot_files.verdicts import (
+from bot_files.presentation.verdicts import (
     band_text,
     decision_line,
     gate_name,

@@ -36,7 +36,7 @@ from bot_files.hr_keyboards import (
 )
 from bot_files.replies import edit_or_send, register_typed_answer, target_of
 from bot_files.texts import Texts, pick_language
-from bot_files.verdicts import band_text
+from bot_files.presentation.verdicts import band_text
 from config.env import Settings
 from db import Database, DatabaseUnavailable
 from log import record_action

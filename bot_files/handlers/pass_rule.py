@@ -26,7 +26,7 @@ from bot_files.hr_keyboards import (
 )
 from bot_files.replies import edit_or_send, register_typed_answer, target_of, when_text
 from bot_files.texts import Raw, Texts
-from bot_files.verdicts import band_text, gate_name, percent, rule_lines
+from bot_files.presentation.verdicts import band_text, gate_name, percent, rule_lines
 from config.env import Settings
 from db import Database
 from log import record_action

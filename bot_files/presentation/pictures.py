@@ -11,7 +11,7 @@ from aiogram.types import BufferedInputFile, Message
 
 from bot_files.replies import edit_or_send, when_text
 from bot_files.texts import Texts
-from bot_files.verdicts import band_text, failing_gates, gate_name, percent, plain
+from bot_files.presentation.verdicts import band_text, failing_gates, gate_name, percent, plain
 from config.env import Settings
 from db import Database
 from log import record_action
