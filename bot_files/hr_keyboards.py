@@ -16,6 +16,9 @@ from bot_files.texts import Raw, Texts
 
 HR_PREFIXES = frozenset({"h1", "h1c", "h1s", "h1w", "h1r", "h1l", "h1n", "h1d", "h1a", "h1k"})
 MAX_LABEL = 40  # characters of a person's name on a button
+# The HR menu's buttons, as HR may also type them (each opens its screen, even mid-dialog).
+HR_MENU_KEYS = ("hr.menu_button", "hr.btn_export", "hr.btn_lists", "hr.btn_find",
+                "hr.btn_whitelist", "hr.btn_rule", "key.btn")
 
 
 class MenuAct(StrEnum):

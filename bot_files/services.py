@@ -17,6 +17,7 @@ from typing import Any
 
 from authorization import (
     HrMember,
+    Notify,
     NotifyChoice,
     Role,
     add_to_whitelist,
@@ -111,6 +112,12 @@ def valid_telegram_id(value: int) -> bool:
     return 0 < value < 2**53
 
 
+def clock(settings: Settings, now: datetime | None = None) -> ListClock:
+    """HR's lists measured at `now` (the real time unless a test moves it)."""
+    return ListClock(now or datetime.now(UTC), settings.zone,
+                     timedelta(days=settings.stalled_after_days))
+
+
 @dataclass(frozen=True)
 class Audit:
     """The action log: who did what to whom."""
@@ -176,6 +183,16 @@ class Account:
 
 
 @dataclass(frozen=True)
+class CardView:
+    """A candidate's card as one HR user reads it: with HR's decision, and whether the reader
+    may act on it (an admin)."""
+
+    card: CandidateCard
+    decision: DecisionRecord | None
+    admin: bool
+
+
+@dataclass(frozen=True)
 class HrQueries:
     """What HR read: candidates, cards, lists, the whitelist, their own preferences."""
 
@@ -189,6 +206,14 @@ class HrQueries:
     async def card(self, candidate_id: int) -> CandidateCard | None:
         """The candidate with every attempt."""
         return await candidate_card(self.db, candidate_id)
+
+    async def card_view(self, candidate_id: int, reader: int) -> CardView | None:
+        """The card with HR's decision, as `reader` may act on it."""
+        card = await candidate_card(self.db, candidate_id)
+        if card is None:
+            return None
+        return CardView(card, await current_decision(self.db, candidate_id),
+                        await self.is_admin(reader))
 
     async def summary(self, candidate_id: int) -> CandidateSummary | None:
         """The candidate in one row."""
@@ -230,19 +255,14 @@ class HrQueries:
         """HR users who get candidates' support messages, with their language."""
         return await hr_recipients(self.db, self.settings.hr_admin_ids)
 
-    def clock(self, now: datetime | None = None) -> ListClock:
-        """The lists measured at `now` (the real time unless a test moves it)."""
-        return ListClock(now or datetime.now(UTC), self.settings.zone,
-                         timedelta(days=self.settings.stalled_after_days))
-
     async def list_counts(self) -> dict[ListName, int]:
         """How many candidates are on each list now."""
-        return await list_counts(self.db, self.clock())
+        return await list_counts(self.db, clock(self.settings))
 
     async def list_page(self, name: ListName, page: int,
                         size: int) -> tuple[int, list[CandidateSummary]]:
         """How many are on a list, and one page of them."""
-        return await list_page(self.db, name, self.clock(), page, size)
+        return await list_page(self.db, name, clock(self.settings), page, size)
 
     async def export_rows(self) -> ExportRows:
         """Every candidate's row for the export."""
@@ -304,7 +324,7 @@ class HrActions:
         """Make an HR user a viewer or an admin."""
         return await set_role(self.db, actor, telegram_id, role, self.settings.hr_admin_ids)
 
-    async def set_notify(self, telegram_id: int, mode: Any,
+    async def set_notify(self, telegram_id: int, mode: Notify,
                          digest_at: time | None = None) -> NotifyChoice:
         """How the HR user hears about results from now on."""
         return await set_notify(self.db, telegram_id, mode, digest_at)
@@ -333,6 +353,11 @@ class Decisions:
     async def mark_sent(self, decision_id: int) -> None:
         """The decision's message reached the candidate."""
         await mark_sent(self.db, decision_id)
+
+    @property
+    def result_shown(self) -> str:
+        """How much of the result a decision's message shows (CANDIDATE_RESULT)."""
+        return self.settings.candidate_result
 
     async def standing(self, candidate_id: int) -> Standing | None:
         """The counting attempt's verdict, shown with the decision if CANDIDATE_RESULT says."""

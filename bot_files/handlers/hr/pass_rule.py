@@ -11,10 +11,10 @@ from typing import Any
 
 from aiogram import F, Router
 from aiogram.fsm.context import FSMContext
-from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
-from authorization import HRFilter, is_admin
+from authorization import HRFilter
+from bot_files.dialogs import RuleStates
 from bot_files.hr_keyboards import (
     HrMenu,
     HrRule,
@@ -24,12 +24,11 @@ from bot_files.hr_keyboards import (
     rule_keyboard,
     rule_preview_keyboard,
 )
-from bot_files.replies import edit_or_send, register_typed_answer, target_of, when_text
-from bot_files.texts import Raw, Texts
+from bot_files.presentation.text import when_text
 from bot_files.presentation.verdicts import band_text, gate_name, percent, rule_lines
-from config.env import Settings
-from db import Database
-from log import record_action
+from bot_files.replies import edit_or_send, register_typed_answer, target_of, typed
+from bot_files.services import Audit, HrQueries, PassRules
+from bot_files.texts import Raw, Texts
 from tasks_metrics.to_handlers import (
     MEASURES,
     BandChanges,
@@ -38,23 +37,13 @@ from tasks_metrics.to_handlers import (
     RuleError,
     RuleVersion,
     StaleRule,
-    apply_rule,
-    current_rule,
     parse_thresholds,
-    preview_rule,
-    rule_history,
 )
 
 logger = logging.getLogger(__name__)
 
 DRAFT, BASE, MEASURE = "rule_draft", "rule_base", "rule_measure"
 HISTORY_SHOWN = 10
-
-
-class RuleStates(StatesGroup):
-    """Waiting for the thresholds of one measure."""
-
-    thresholds = State()
 
 
 def _by(t: Texts, version: RuleVersion) -> str:
@@ -67,10 +56,10 @@ def _measure_buttons(t: Texts) -> list[tuple[str, str]]:
     return [(str(m), gate_name(t, m)) for m in MEASURES]
 
 
-async def show_rule(target: Message, t: Texts, db: Database, *, edit: bool = False,
+async def show_rule(target: Message, t: Texts, rules: PassRules, *, edit: bool = False,
                     admin: bool = True) -> None:
     """The rule in force, with a button per measure to change it (for admins)."""
-    version = await current_rule(db)
+    version = await rules.current()
     text = t("hr.rule_title" if admin else "hr.rule_title_viewer", number=version.id or 0,
              since=when_text(t, version.created_at), by=_by(t, version),
              gates=Raw("\n".join(rule_lines(t, version.rule))))
@@ -81,7 +70,7 @@ async def show_rule(target: Message, t: Texts, db: Database, *, edit: bool = Fal
         await target.answer(text, reply_markup=markup)
 
 
-async def _draft(state: FSMContext, db: Database) -> tuple[PassRule, int | None]:
+async def _draft(state: FSMContext, rules: PassRules) -> tuple[PassRule, int | None]:
     """The HR user's draft and the rule it was made from (a fresh draft: the rule in force)."""
     data = await state.get_data()
     if DRAFT in data:
@@ -89,7 +78,7 @@ async def _draft(state: FSMContext, db: Database) -> tuple[PassRule, int | None]
             return PassRule.from_dict(data[DRAFT]), data.get(BASE)
         except RuleError:
             logger.warning("an unreadable pass rule draft was dropped")
-    version = await current_rule(db)
+    version = await rules.current()
     return version.rule, version.id
 
 
@@ -115,12 +104,12 @@ def _changes_text(t: Texts, changes: BandChanges) -> str:
     return "\n".join(lines)
 
 
-async def show_preview(target: Message, t: Texts, db: Database, draft: PassRule,
+async def show_preview(target: Message, t: Texts, rules: PassRules, draft: PassRule,
                        base: int | None) -> None:
     """The draft beside the rule in force, and how many graded candidates would move."""
-    version = await current_rule(db)
+    version = await rules.current()
     before = version.rule if version.id == base else None
-    changes = await preview_rule(db, draft)
+    changes = await rules.preview(draft)
     await target.answer(
         t("hr.rule_preview", gates=Raw("\n".join(rule_lines(t, draft, before))),
           changes=Raw(_changes_text(t, changes))),
@@ -128,7 +117,7 @@ async def show_preview(target: Message, t: Texts, db: Database, draft: PassRule,
 
 
 async def rule_pressed(callback: CallbackQuery, callback_data: HrRule, state: FSMContext,
-                       t: Texts, db: Database) -> None:
+                       t: Texts, rules: PassRules, audit: Audit) -> None:
     """A button of the pass rule editor."""
     target = target_of(callback)
     await callback.answer()
@@ -136,27 +125,27 @@ async def rule_pressed(callback: CallbackQuery, callback_data: HrRule, state: FS
         return
     act = callback_data.act
     if act == RuleAct.EDIT:
-        await ask_thresholds(target, state, t, db, callback_data.m)
+        await ask_thresholds(target, state, t, rules, callback_data.m)
     elif act == RuleAct.MORE:
-        draft, _ = await _draft(state, db)
+        draft, _ = await _draft(state, rules)
         await target.answer("\n".join(rule_lines(t, draft)),
                             reply_markup=rule_keyboard(t, _measure_buttons(t), draft=True))
     elif act == RuleAct.DEFAULTS:
-        _, base = await _draft(state, db)
+        _, base = await _draft(state, rules)
         await _save_draft(state, PassRule.default(), base)
-        await show_preview(target, t, db, PassRule.default(), base)
+        await show_preview(target, t, rules, PassRule.default(), base)
     elif act == RuleAct.APPLY:
-        await apply_draft(target, state, t, db, callback.from_user.id)
+        await apply_draft(target, state, t, rules, audit, callback.from_user.id)
     elif act == RuleAct.DISCARD:
         await _forget_draft(state)
         await state.set_state(None)
         await edit_or_send(target, t("hr.rule_discarded"),
                            reply_markup=back_to_menu_keyboard(t))
     elif act == RuleAct.HISTORY:
-        await show_history(target, t, db)
+        await show_history(target, t, rules)
 
 
-async def ask_thresholds(target: Message, state: FSMContext, t: Texts, db: Database,
+async def ask_thresholds(target: Message, state: FSMContext, t: Texts, rules: PassRules,
                          measure_name: str) -> None:
     """Ask for the new thresholds of one measure (a forged measure is out of date)."""
     try:
@@ -164,7 +153,7 @@ async def ask_thresholds(target: Message, state: FSMContext, t: Texts, db: Datab
     except ValueError:
         await target.answer(t("fallback.callback"))
         return
-    draft, base = await _draft(state, db)
+    draft, base = await _draft(state, rules)
     await _save_draft(state, draft, base)
     await state.update_data({MEASURE: str(measure)})
     await state.set_state(RuleStates.thresholds)
@@ -176,7 +165,7 @@ async def ask_thresholds(target: Message, state: FSMContext, t: Texts, db: Datab
 
 
 async def thresholds_received(message: Message, state: FSMContext, t: Texts,
-                              db: Database) -> None:
+                              rules: PassRules) -> None:
     """The thresholds typed for the measure asked about: the draft changes and is previewed;
     a typo is explained and the question stays."""
     data = await state.get_data()
@@ -192,11 +181,11 @@ async def thresholds_received(message: Message, state: FSMContext, t: Texts,
     except RuleError as exc:
         await message.answer(t("hr.rule_bad", reason=str(exc)))
         return
-    draft, base = await _draft(state, db)
+    draft, base = await _draft(state, rules)
     draft = draft.with_gate(measure, thresholds)
     await _save_draft(state, draft, base)
     await state.set_state(None)
-    await show_preview(message, t, db, draft, base)
+    await show_preview(message, t, rules, draft, base)
 
 
 async def thresholds_not_text(message: Message, t: Texts) -> None:
@@ -204,17 +193,17 @@ async def thresholds_not_text(message: Message, t: Texts) -> None:
     await message.answer(t("hr.rule_need_text"))
 
 
-async def apply_draft(target: Message, state: FSMContext, t: Texts, db: Database,
-                      actor: int) -> None:
+async def apply_draft(target: Message, state: FSMContext, t: Texts, rules: PassRules,
+                      audit: Audit, actor: int) -> None:
     """Put the draft in force, unless the rule changed since it was made."""
     data = await state.get_data()
     if DRAFT not in data:
         await edit_or_send(target, t("hr.rule_no_draft"), reply_markup=back_to_menu_keyboard(t))
         return
-    draft, base = await _draft(state, db)
-    before = await current_rule(db)
+    draft, base = await _draft(state, rules)
+    before = await rules.current()
     try:
-        number, changes = await apply_rule(db, draft, actor=actor, based_on=base)
+        number, changes = await rules.apply(draft, actor, base)
     except StaleRule:
         await _forget_draft(state)
         await edit_or_send(target, t("hr.rule_stale"), reply_markup=back_to_menu_keyboard(t))
@@ -224,7 +213,7 @@ async def apply_draft(target: Message, state: FSMContext, t: Texts, db: Database
         "rule": number, "from": before.rule.to_dict(), "to": draft.to_dict(),
         "attempts_changed": changes.attempts_changed,
         "candidates_changed": {f"{old}->{new}": n for (old, new), n in changes.moves.items()}}
-    await record_action(db, actor, "hr.pass_rule", details=details)
+    await audit.record(actor, "hr.pass_rule", details=details)
     logger.info("HR %s put pass rule #%s in force: %s", actor, number, draft.describe())
     await edit_or_send(target, t("hr.rule_applied", number=number,
                                  changed=changes.attempts_changed),
@@ -237,10 +226,10 @@ def _compact(t: Texts, rule: PassRule) -> str:
                       f"{percent(t, g.borderline_at)}" for g in rule.gates)
 
 
-async def show_history(target: Message, t: Texts, db: Database) -> None:
+async def show_history(target: Message, t: Texts, rules: PassRules) -> None:
     """The last rules, newest first."""
     items = [t("hr.rule_history_title")]
-    for version in await rule_history(db, HISTORY_SHOWN):
+    for version in await rules.history(HISTORY_SHOWN):
         items.append(t("hr.rule_history_item", number=version.id or 0,
                        when=when_text(t, version.created_at), by=_by(t, version),
                        changed=version.changed if version.changed is not None else 0,
@@ -248,23 +237,22 @@ async def show_history(target: Message, t: Texts, db: Database) -> None:
     await target.answer("\n\n".join(items), reply_markup=back_to_menu_keyboard(t))
 
 
-async def menu_rule(callback: CallbackQuery, state: FSMContext, t: Texts, db: Database,
-                    settings: Settings) -> None:
+async def menu_rule(callback: CallbackQuery, state: FSMContext, t: Texts, rules: PassRules,
+                    hr_queries: HrQueries) -> None:
     """⚖️ Pass rule in the HR menu."""
     await callback.answer()
     target = target_of(callback)
     if target is not None:
         await state.set_state(None)
-        await show_rule(target, t, db, admin=await is_admin(db, settings.hr_admin_ids,
-                                                            callback.from_user.id))
+        await show_rule(target, t, rules,
+                        admin=await hr_queries.is_admin(callback.from_user.id))
 
 
-async def typed_rule(message: Message, state: FSMContext, t: Texts, db: Database,
-                     settings: Settings) -> None:
+async def typed_rule(message: Message, state: FSMContext, t: Texts, rules: PassRules,
+                     hr_queries: HrQueries) -> None:
     """⚖️ Pass rule, typed."""
     await state.set_state(None)
-    await show_rule(message, t, db, admin=await is_admin(db, settings.hr_admin_ids,
-                                                         message.chat.id))
+    await show_rule(message, t, rules, admin=await hr_queries.is_admin(message.chat.id))
 
 
 def create_router() -> Router:
@@ -274,7 +262,7 @@ def create_router() -> Router:
     router.callback_query.filter(HRFilter())
     router.callback_query.register(menu_rule, HrMenu.filter(F.act == MenuAct.RULE))
     router.callback_query.register(rule_pressed, HrRule.filter())
-    router.message.register(typed_rule, F.text.in_(Texts("en").all_variants("hr.btn_rule")))
+    router.message.register(typed_rule, typed("hr.btn_rule"))
     register_typed_answer(router, RuleStates.thresholds, thresholds_received,
                           thresholds_not_text)
     return router

@@ -16,11 +16,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from authorization import AdminFilter, HRFilter
-from bot_files.handlers.answer_key import KeyStates
-from bot_files.handlers.decisions import DecisionStates
-from bot_files.handlers.hr import HrStates
-from bot_files.handlers.hr_reply import ReplyStates
-from bot_files.handlers.pass_rule import RuleStates
+from bot_files.dialogs import ADMIN_STATES
 from bot_files.hr_keyboards import (
     CardAct,
     HrCard,
@@ -33,9 +29,8 @@ from bot_files.hr_keyboards import (
     RuleAct,
     WhitelistAct,
 )
+from bot_files.services import Audit
 from bot_files.texts import Texts
-from db import Database
-from log import record_action
 
 # Card buttons (and their confirmations) that change or delete something.
 ADMIN_CARD_ACTS = frozenset({
@@ -49,25 +44,21 @@ ADMIN_WHITELIST_ACTS = frozenset(WhitelistAct) - {WhitelistAct.PAGE, WhitelistAc
 ADMIN_RULE_ACTS = frozenset(RuleAct) - {RuleAct.HISTORY}
 # Answer key buttons other than downloading the calibration: excluding from the key.
 ADMIN_KEY_ACTS = frozenset(KeyAct) - {KeyAct.CALIBRATION}
-# Dialogs that end in an admin action (a viewer can be in one only if demoted meanwhile).
-ADMIN_STATES = (HrStates.whitelist_add, RuleStates.thresholds, DecisionStates.note,
-                ReplyStates.text, KeyStates.exclude)
 
 
-async def refuse_callback(callback: CallbackQuery, t: Texts, db: Database) -> None:
+async def refuse_callback(callback: CallbackQuery, t: Texts, audit: Audit) -> None:
     """A viewer pressed (or forged) an admin-only button: refused, logged."""
     await callback.answer(t("hr.admin_only"), show_alert=True)
-    await record_action(db, callback.from_user.id, "hr.refused", ok=False,
-                        details={"data": (callback.data or "")[:64]})
+    await audit.record(callback.from_user.id, "hr.refused", ok=False,
+                       details={"data": (callback.data or "")[:64]})
 
 
-async def refuse_message(message: Message, state: FSMContext, t: Texts, db: Database) -> None:
+async def refuse_message(message: Message, state: FSMContext, t: Texts, audit: Audit) -> None:
     """A viewer typed into an admin-only dialog: refused, the dialog ends, logged."""
     dialog = await state.get_state()
     await state.set_state(None)
     await message.answer(t("hr.admin_only"))
-    await record_action(db, message.chat.id, "hr.refused", ok=False,
-                        details={"state": dialog})
+    await audit.record(message.chat.id, "hr.refused", ok=False, details={"state": dialog})
 
 
 def create_router() -> Router:

@@ -10,10 +10,10 @@ import re
 
 from aiogram import F, Router
 from aiogram.fsm.context import FSMContext
-from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
 
 from authorization import HRFilter
+from bot_files.dialogs import KeyStates
 from bot_files.hr_keyboards import (
     HrKey,
     HrMenu,
@@ -23,21 +23,16 @@ from bot_files.hr_keyboards import (
     key_confirm_keyboard,
     key_keyboard,
 )
-from bot_files.replies import edit_or_send, target_of, when_text
+from bot_files.presentation.text import when_text
+from bot_files.replies import edit_or_send, register_typed_answer, target_of, typed
+from bot_files.services import AnswerKey, Audit
 from bot_files.texts import Texts
-from db import Database
-from log import record_action
 from tasks_generator.to_handlers import TaskSet
 from tasks_metrics.to_handlers import (
-    GradingProcesses,
     KeyChangeError,
     KeyVersion,
-    calibration,
     calibration_xlsx,
-    current_key,
     describe_object,
-    exclude_from_key,
-    regrade_for_key,
     suspects,
 )
 
@@ -47,15 +42,10 @@ SUSPECTS_SHOWN = 5
 _WHAT = re.compile(r"^\s*(\S+?)\s*(?:#?(\d{1,4}))?\s*$")
 
 
-class KeyStates(StatesGroup):
-    """Waiting for the image (and object) to exclude."""
-
-    exclude = State()
-
-
-async def show_key(target: Message, t: Texts, db: Database, task_set: TaskSet) -> None:
+async def show_key(target: Message, t: Texts, answer_key: AnswerKey) -> None:
     """The set, the key in force and the probable errors in it, with their buttons."""
-    key, stats = await calibration(db, task_set)
+    task_set = answer_key.task_set
+    key, stats = await answer_key.calibration()
     tags = task_set.tag_counts(task_set.image_names)
     lines = [t("key.title", set=task_set.name, images=len(task_set.image_names),
                per_task=task_set.images_per_task,
@@ -78,21 +68,21 @@ async def show_key(target: Message, t: Texts, db: Database, task_set: TaskSet) -
         t, [(o.image, o.number, o.label) for o in found]))
 
 
-async def menu_key(callback: CallbackQuery, state: FSMContext, t: Texts, db: Database,
-                   task_set: TaskSet) -> None:
+async def menu_key(callback: CallbackQuery, state: FSMContext, t: Texts,
+                   answer_key: AnswerKey) -> None:
     """🔑 Answer key in the HR menu."""
     await callback.answer()
     target = target_of(callback)
     if target is not None:
         await state.set_state(None)
-        await show_key(target, t, db, task_set)
+        await show_key(target, t, answer_key)
 
 
-async def typed_key(message: Message, state: FSMContext, t: Texts, db: Database,
-                    task_set: TaskSet) -> None:
+async def typed_key(message: Message, state: FSMContext, t: Texts,
+                    answer_key: AnswerKey) -> None:
     """🔑 Answer key, typed."""
     await state.set_state(None)
-    await show_key(message, t, db, task_set)
+    await show_key(message, t, answer_key)
 
 
 def _what(t: Texts, task_set: TaskSet, key: KeyVersion, image: str, number: int) -> str:
@@ -104,11 +94,11 @@ def _what(t: Texts, task_set: TaskSet, key: KeyVersion, image: str, number: int)
     return describe_object(key.truth(task_set), image, number)
 
 
-async def _ask_confirm(target: Message, t: Texts, db: Database, task_set: TaskSet,
-                       image: str, number: int) -> None:
-    key = await current_key(db, task_set.name)
+async def _ask_confirm(target: Message, t: Texts, answer_key: AnswerKey, image: str,
+                       number: int) -> None:
+    key = await answer_key.current()
     try:
-        what = await asyncio.to_thread(_what, t, task_set, key, image, number)
+        what = await asyncio.to_thread(_what, t, answer_key.task_set, key, image, number)
     except KeyChangeError as exc:
         await target.answer(t("key.refused", reason=str(exc)))
         return
@@ -117,53 +107,50 @@ async def _ask_confirm(target: Message, t: Texts, db: Database, task_set: TaskSe
 
 
 async def key_pressed(callback: CallbackQuery, callback_data: HrKey, state: FSMContext,
-                      t: Texts, db: Database, task_set: TaskSet,
-                      grader: GradingProcesses) -> None:
+                      t: Texts, answer_key: AnswerKey, audit: Audit) -> None:
     """Calibration, exclude (ask, confirm, do)."""
     await callback.answer()
     target = target_of(callback)
     if target is None:
         return
-    actor = callback.from_user.id
+    actor, task_set = callback.from_user.id, answer_key.task_set
     if callback_data.act == KeyAct.CALIBRATION:
-        key, stats = await calibration(db, task_set)
+        key, stats = await answer_key.calibration()
         data = await asyncio.to_thread(calibration_xlsx, stats, task_set.name)
         await target.answer_document(
             BufferedInputFile(data, filename=f"calibration_{task_set.name}_v{key.version}.xlsx"),
             caption=t("key.calibration_caption", set=task_set.name, version=key.version),
             reply_markup=back_to_menu_keyboard(t))
-        await record_action(db, actor, "hr.calibration", details={"version": key.version})
+        await audit.record(actor, "hr.calibration", details={"version": key.version})
     elif callback_data.act == KeyAct.ASK:
         await state.set_state(KeyStates.exclude)
         await target.answer(t("key.ask"))
     elif callback_data.act == KeyAct.EXCLUDE:
-        await _ask_confirm(target, t, db, task_set, callback_data.i, callback_data.n)
+        await _ask_confirm(target, t, answer_key, callback_data.i, callback_data.n)
     else:
         await edit_or_send(target, t("key.working"))
         try:
-            key = await exclude_from_key(db, task_set, callback_data.i, callback_data.n or None,
-                                         actor=actor)
+            key = await answer_key.exclude(callback_data.i, callback_data.n or None, actor)
         except KeyChangeError as exc:
             await edit_or_send(target, t("key.refused", reason=str(exc)))
             return
-        await record_action(db, actor, "hr.answer_key", details={
+        await audit.record(actor, "hr.answer_key", details={
             "version": key.version, "change": key.change})
-        regraded = await regrade_for_key(db, grader, task_set.name)
+        regraded = await answer_key.regrade()
         await edit_or_send(target, t("key.done", version=key.version, change=key.change,
                                      regraded=regraded),
                            reply_markup=back_to_menu_keyboard(t))
 
 
-async def exclude_received(message: Message, state: FSMContext, t: Texts, db: Database,
-                           task_set: TaskSet) -> None:
+async def exclude_received(message: Message, state: FSMContext, t: Texts,
+                           answer_key: AnswerKey) -> None:
     """The typed image (and object number) to exclude."""
     match = _WHAT.match(message.text or "")
     if match is None:
         await message.answer(t("key.bad"))
         return
     await state.set_state(None)
-    await _ask_confirm(message, t, db, task_set, match.group(1)[:100],
-                       int(match.group(2) or 0))
+    await _ask_confirm(message, t, answer_key, match.group(1)[:100], int(match.group(2) or 0))
 
 
 async def exclude_not_text(message: Message, t: Texts) -> None:
@@ -178,9 +165,7 @@ def create_router() -> Router:
     router.callback_query.filter(HRFilter())
     router.callback_query.register(menu_key, HrMenu.filter(F.act == MenuAct.KEY))
     router.callback_query.register(key_pressed, HrKey.filter())
-    router.message.register(typed_key, F.text.in_(Texts("en").all_variants("key.btn")))
-    router.message.register(exclude_received, KeyStates.exclude,
-                            F.text & ~F.text.startswith("/"))
-    router.message.register(exclude_not_text, KeyStates.exclude, ~F.text)
+    router.message.register(typed_key, typed("key.btn"))
+    register_typed_answer(router, KeyStates.exclude, exclude_received, exclude_not_text)
     return router
 

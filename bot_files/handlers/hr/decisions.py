@@ -8,61 +8,30 @@ import logging
 
 from aiogram import Bot, F, Router
 from aiogram.fsm.context import FSMContext
-from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
 from authorization import HRFilter
+from bot_files.dialogs import DecisionStates
 from bot_files.hr_keyboards import DecideAct, HrDecide, decision_keyboard
-from bot_files.outbound import Letter, Outbound
+from bot_files.notifier import Notifier
+from bot_files.presentation.verdicts import decision_label, decision_line
 from bot_files.replies import edit_or_send, target_of
+from bot_files.services import Decisions
 from bot_files.texts import Raw, Texts
-from bot_files.presentation.verdicts import candidate_result, decision_label, decision_line
-from config.env import Settings
-from db import Database
-from tasks_metrics.to_handlers import (
-    CandidateSummary,
-    Decision,
-    candidate_summary,
-    current_decision,
-    mark_sent,
-    record_decision,
-    standing,
-)
+from tasks_metrics.to_handlers import CandidateSummary, Decision
 
 logger = logging.getLogger(__name__)
 MAX_NOTE = 1000  # characters HR may add to a decision's message
 
 
-class DecisionStates(StatesGroup):
-    """A decision picked, its preview shown: HR may type a line to add."""
-
-    note = State()
-
-
-async def _compose(db: Database, settings: Settings, candidate: CandidateSummary,
-                   decision: str, note: str, ct: Texts) -> Letter:
-    """The candidate's message (in their language `ct`): the template, HR's line, and the
-    result as CANDIDATE_RESULT shows it."""
-    parts = [ct(f"decision.{decision}", name=candidate.full_name.split(" ")[0]
-                or candidate.full_name)]
-    if note:
-        parts.append(ct("decision.note", note=note))
-    if settings.candidate_result != "off":
-        now = await standing(db, candidate.id, settings.attempt_counts)
-        if now is not None:
-            parts.append(candidate_result(ct, now.verdict, settings.candidate_result))
-    return Letter("\n\n".join(parts))
-
-
-async def _show_preview(target: Message, t: Texts, db: Database, settings: Settings,
-                        outbound: Outbound, candidate: CandidateSummary, decision: str,
-                        note: str) -> None:
-    ct = await outbound.texts_for(candidate.telegram_id)
-    letter = await _compose(db, settings, candidate, decision, note, ct)
+async def _show_preview(target: Message, t: Texts, decisions: Decisions, notifier: Notifier,
+                        candidate: CandidateSummary, decision: str, note: str) -> None:
+    ct = await notifier.texts_for(candidate.telegram_id)
+    letter = await notifier.decision_letter(ct, candidate, decision, note)
     lines = [t("hr.decision_preview", name=candidate.full_name or str(candidate.telegram_id),
                decision=decision_label(t, decision), language=t(f"hr.language_{ct.language}"),
                message=Raw(letter.text))]
-    current = await current_decision(db, candidate.id)
+    current = await decisions.current(candidate.id)
     if current is not None:
         lines.append(t("hr.decision_current", line=Raw(decision_line(t, current))))
     lines.append(t("hr.decision_note_hint" if not note else "hr.decision_note_again"))
@@ -71,7 +40,7 @@ async def _show_preview(target: Message, t: Texts, db: Database, settings: Setti
 
 
 async def pick(callback: CallbackQuery, callback_data: HrDecide, state: FSMContext, t: Texts,
-               db: Database, settings: Settings, outbound: Outbound) -> None:
+               decisions: Decisions, notifier: Notifier) -> None:
     """A decision button on the card: show the candidate's message, wait for an optional
     line."""
     await callback.answer()
@@ -81,17 +50,17 @@ async def pick(callback: CallbackQuery, callback_data: HrDecide, state: FSMConte
     if callback_data.d not in set(Decision):
         await target.answer(t("fallback.callback"))
         return
-    candidate = await candidate_summary(db, callback_data.cid)
+    candidate = await decisions.summary(callback_data.cid)
     if candidate is None:
         await target.answer(t("hr.not_found"))
         return
     await state.set_state(DecisionStates.note)
     await state.set_data({"cid": candidate.id, "decision": callback_data.d, "note": ""})
-    await _show_preview(target, t, db, settings, outbound, candidate, callback_data.d, "")
+    await _show_preview(target, t, decisions, notifier, candidate, callback_data.d, "")
 
 
-async def note_received(message: Message, state: FSMContext, t: Texts, db: Database,
-                        settings: Settings, outbound: Outbound) -> None:
+async def note_received(message: Message, state: FSMContext, t: Texts, decisions: Decisions,
+                        notifier: Notifier) -> None:
     """HR's line for the message: shown in the preview again, then Send."""
     note = (message.text or "").strip()
     if not note:
@@ -101,18 +70,17 @@ async def note_received(message: Message, state: FSMContext, t: Texts, db: Datab
         await message.answer(t("support.too_long", limit=MAX_NOTE))
         return
     data = await state.get_data()
-    candidate = await candidate_summary(db, int(data.get("cid", 0)))
+    candidate = await decisions.summary(int(data.get("cid", 0)))
     if candidate is None:
         await state.clear()
         await message.answer(t("hr.not_found"))
         return
     await state.update_data({"note": note})
-    await _show_preview(message, t, db, settings, outbound, candidate, str(data["decision"]),
-                        note)
+    await _show_preview(message, t, decisions, notifier, candidate, str(data["decision"]), note)
 
 
 async def send(callback: CallbackQuery, callback_data: HrDecide, state: FSMContext, t: Texts,
-               db: Database, settings: Settings, bot: Bot, outbound: Outbound) -> None:
+               decisions: Decisions, notifier: Notifier, bot: Bot) -> None:
     """Send: store the decision, then send its message (once per decision)."""
     await callback.answer()
     target = target_of(callback)
@@ -128,12 +96,12 @@ async def send(callback: CallbackQuery, callback_data: HrDecide, state: FSMConte
     data = await state.get_data()
     same_draft = data.get("cid") == callback_data.cid and data.get("decision") == callback_data.d
     note = str(data.get("note") or "") if same_draft else ""
-    candidate = await candidate_summary(db, callback_data.cid)
+    candidate = await decisions.summary(callback_data.cid)
     if candidate is None:
         await edit_or_send(target, t("hr.not_found"))
         return
-    recorded = await record_decision(db, candidate.id, Decision(callback_data.d), note,
-                                     callback.from_user.id)
+    recorded = await decisions.record(candidate.id, Decision(callback_data.d), note,
+                                      callback.from_user.id)
     if same_draft:
         await state.clear()
     if recorded.kind == "same" and recorded.decision is not None:
@@ -143,13 +111,9 @@ async def send(callback: CallbackQuery, callback_data: HrDecide, state: FSMConte
     if recorded.decision is None:
         await edit_or_send(target, t("hr.not_found"))
         return
-
-    async def compose(ct: Texts) -> Letter:
-        return await _compose(db, settings, candidate, callback_data.d, note, ct)
-
-    delivered = await outbound.send(bot, candidate.telegram_id, compose)
+    delivered = await notifier.decision(bot, candidate, callback_data.d, note)
     if delivered:
-        await mark_sent(db, recorded.decision.id)
+        await decisions.mark_sent(recorded.decision.id)
     key = "hr.decision_done" if delivered else "hr.decision_undelivered"
     await edit_or_send(target, t(key, name=candidate.full_name or str(candidate.telegram_id),
                                  decision=decision_label(t, callback_data.d)))
