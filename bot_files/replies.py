@@ -11,6 +11,7 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.state import State
 from aiogram.types import CallbackQuery, InaccessibleMessage, Message
 
+from authorization import HRFilter
 from bot_files.presentation.text import Letter
 from bot_files.texts import Texts
 
@@ -24,6 +25,29 @@ def target_of(event: Message | CallbackQuery) -> Message | None:
     if event.message is None or isinstance(event.message, InaccessibleMessage):
         return None
     return event.message
+
+
+def hr_router(name: str) -> Router:
+    """A router whose every handler answers HR users only (messages and button presses)."""
+    router = Router(name=name)
+    router.message.filter(HRFilter())
+    router.callback_query.filter(HRFilter())
+    return router
+
+
+async def acknowledge(event: Message | CallbackQuery) -> Message | None:
+    """For a button press, answer it (the spinner stops); the message to reply under (None if
+    it is too old to reach)."""
+    if isinstance(event, CallbackQuery):
+        await event.answer()
+    return target_of(event)
+
+
+def register_screen(router: Router, handler: Any, pressed: Any, key: str) -> None:
+    """A screen opened by a button (`pressed`: the button's filter) or by typing the text of
+    the menu key `key`: one handler, given the message or the press."""
+    router.callback_query.register(handler, pressed)
+    router.message.register(handler, typed(key))
 
 
 def typed(key: str) -> Any:

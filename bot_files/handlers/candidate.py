@@ -19,7 +19,7 @@ from bot_files.keyboards import (
 )
 from bot_files.notifier import Notifier
 from bot_files.presentation import candidate as views
-from bot_files.replies import answer, target_of, typed
+from bot_files.replies import acknowledge, answer, target_of, typed
 from bot_files.services import Account
 from bot_files.texts import Texts
 from config.env import Settings
@@ -163,8 +163,7 @@ async def build_task(callback: CallbackQuery, callback_data: TaskAction | Confir
                      account: Account, db: Database, cvat: AsyncCvatClient, settings: Settings,
                      task_set: TaskSet) -> None:
     """Confirmed: build the task with a progress message, then send the login."""
-    await callback.answer()
-    target = target_of(callback)
+    target = await acknowledge(callback)
     if target is None:
         return
     user: User = callback.from_user
@@ -198,8 +197,7 @@ async def build_task(callback: CallbackQuery, callback_data: TaskAction | Confir
 
 async def _answered(callback: CallbackQuery, text: str) -> None:
     """A question's button pressed: the question gives way to `text` (its buttons go)."""
-    await callback.answer()
-    target = target_of(callback)
+    target = await acknowledge(callback)
     if target is not None:
         try:
             await target.edit_text(text)

@@ -10,7 +10,7 @@ from aiogram.types import CallbackQuery, Message
 from bot_files.keyboards import LanguageChoice, TaskAction, TaskStep, language_keyboard
 from bot_files.presentation.candidate import current_menu, greeting
 from bot_files.presentation.hr import hr_menu
-from bot_files.replies import answer, target_of, typed
+from bot_files.replies import acknowledge, answer, typed
 from bot_files.services import Account, Audit, HrQueries
 from bot_files.texts import LANGUAGES, Texts
 from config.env import Settings
@@ -46,8 +46,7 @@ async def greeting_requested(callback: CallbackQuery, t: Texts, account: Account
                              settings: Settings, task_set: TaskSet,
                              visitor: Visitor | None) -> None:
     """"Take the test myself" under HR's start: the candidate's greeting and menu."""
-    await callback.answer()
-    target = target_of(callback)
+    target = await acknowledge(callback)
     if target is not None:
         await answer(target, greeting(t, settings, task_set, visitor,
                                       callback.from_user.first_name,

@@ -15,7 +15,7 @@ from bot_files.dialogs import MAX_SUPPORT_TEXT, TYPED_KEY, Support
 from bot_files.keyboards import TaskAction, TaskStep
 from bot_files.notifier import Notifier
 from bot_files.presentation.candidate import current_menu
-from bot_files.replies import register_typed_answer, target_of, typed
+from bot_files.replies import acknowledge, register_typed_answer, target_of, typed
 from bot_files.services import Audit
 from bot_files.texts import Texts
 from tasks_generator.to_handlers import Visitor
@@ -59,8 +59,7 @@ async def received(message: Message, state: FSMContext, t: Texts, audit: Audit,
 async def send_typed(callback: CallbackQuery, state: FSMContext, t: Texts, audit: Audit,
                      notifier: Notifier, bot: Bot) -> None:
     """"Yes, send it to HR" under the fallback's answer: pass on the text it was about."""
-    await callback.answer()
-    target = target_of(callback)
+    target = await acknowledge(callback)
     data = await state.get_data()
     text = data.get(TYPED_KEY)
     if target is None:

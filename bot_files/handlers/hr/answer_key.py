@@ -12,7 +12,6 @@ from aiogram import F, Router
 from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
 
-from authorization import HRFilter
 from bot_files.dialogs import KeyStates
 from bot_files.hr_keyboards import (
     HrKey,
@@ -24,7 +23,13 @@ from bot_files.hr_keyboards import (
     key_keyboard,
 )
 from bot_files.presentation.text import when_text
-from bot_files.replies import edit_or_send, register_typed_answer, target_of, typed
+from bot_files.replies import (
+    acknowledge,
+    edit_or_send,
+    hr_router,
+    register_screen,
+    register_typed_answer,
+)
 from bot_files.services import AnswerKey, Audit
 from bot_files.texts import Texts
 from tasks_generator.to_handlers import TaskSet
@@ -68,21 +73,13 @@ async def show_key(target: Message, t: Texts, answer_key: AnswerKey) -> None:
         t, [(o.image, o.number, o.label) for o in found]))
 
 
-async def menu_key(callback: CallbackQuery, state: FSMContext, t: Texts,
+async def open_key(event: Message | CallbackQuery, state: FSMContext, t: Texts,
                    answer_key: AnswerKey) -> None:
-    """🔑 Answer key in the HR menu."""
-    await callback.answer()
-    target = target_of(callback)
+    """🔑 Answer key, pressed in the HR menu or typed."""
+    target = await acknowledge(event)
     if target is not None:
         await state.set_state(None)
         await show_key(target, t, answer_key)
-
-
-async def typed_key(message: Message, state: FSMContext, t: Texts,
-                    answer_key: AnswerKey) -> None:
-    """🔑 Answer key, typed."""
-    await state.set_state(None)
-    await show_key(message, t, answer_key)
 
 
 def _what(t: Texts, task_set: TaskSet, key: KeyVersion, image: str, number: int) -> str:
@@ -109,8 +106,7 @@ async def _ask_confirm(target: Message, t: Texts, answer_key: AnswerKey, image: 
 async def key_pressed(callback: CallbackQuery, callback_data: HrKey, state: FSMContext,
                       t: Texts, answer_key: AnswerKey, audit: Audit) -> None:
     """Calibration, exclude (ask, confirm, do)."""
-    await callback.answer()
-    target = target_of(callback)
+    target = await acknowledge(callback)
     if target is None:
         return
     actor, task_set = callback.from_user.id, answer_key.task_set
@@ -160,12 +156,9 @@ async def exclude_not_text(message: Message, t: Texts) -> None:
 
 def create_router() -> Router:
     """The answer key screen, for HR only."""
-    router = Router(name="hr_answer_key")
-    router.message.filter(HRFilter())
-    router.callback_query.filter(HRFilter())
-    router.callback_query.register(menu_key, HrMenu.filter(F.act == MenuAct.KEY))
+    router = hr_router("hr_answer_key")
+    register_screen(router, open_key, HrMenu.filter(F.act == MenuAct.KEY), "key.btn")
     router.callback_query.register(key_pressed, HrKey.filter())
-    router.message.register(typed_key, typed("key.btn"))
     register_typed_answer(router, KeyStates.exclude, exclude_received, exclude_not_text)
     return router
 

@@ -11,7 +11,6 @@ import math
 from aiogram import Bot, Router
 from aiogram.types import BufferedInputFile, CallbackQuery, InputMediaPhoto, Message
 
-from authorization import HRFilter
 from bot_files.hr_keyboards import (
     CardAct,
     HrCard,
@@ -29,7 +28,7 @@ from bot_files.presentation.hr import (
     regrade_report,
 )
 from bot_files.presentation.pictures import counted_attempt, picture_labels, scorecard
-from bot_files.replies import answer, edit_or_send, target_of
+from bot_files.replies import acknowledge, answer, edit_or_send, hr_router
 from bot_files.services import Audit, HrActions, HrQueries
 from bot_files.texts import Texts
 from connection import CvatError
@@ -60,8 +59,7 @@ async def card_pressed(callback: CallbackQuery, callback_data: HrCard, t: Texts,
                        hr_queries: HrQueries, hr_actions: HrActions, audit: Audit,
                        notifier: Notifier, bot: Bot) -> None:
     """A button on a card, a confirmation, or a notification."""
-    await callback.answer()
-    target = target_of(callback)
+    target = await acknowledge(callback)
     if target is None:
         return
     act, cid, actor = callback_data.act, callback_data.cid, callback.from_user.id
@@ -196,8 +194,6 @@ async def send_scorecard(target: Message, t: Texts, hr_queries: HrQueries,
 
 def create_router() -> Router:
     """The card's buttons, for HR only."""
-    router = Router(name="hr_card")
-    router.message.filter(HRFilter())
-    router.callback_query.filter(HRFilter())
+    router = hr_router("hr_card")
     router.callback_query.register(card_pressed, HrCard.filter())
     return router

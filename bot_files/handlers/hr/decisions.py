@@ -10,12 +10,11 @@ from aiogram import Bot, F, Router
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
-from authorization import HRFilter
 from bot_files.dialogs import DecisionStates
 from bot_files.hr_keyboards import DecideAct, HrDecide, decision_keyboard
 from bot_files.notifier import Notifier
 from bot_files.presentation.verdicts import decision_label, decision_line
-from bot_files.replies import edit_or_send, target_of
+from bot_files.replies import acknowledge, edit_or_send, hr_router
 from bot_files.services import Decisions
 from bot_files.texts import Raw, Texts
 from tasks_metrics.to_handlers import CandidateSummary, Decision
@@ -43,8 +42,7 @@ async def pick(callback: CallbackQuery, callback_data: HrDecide, state: FSMConte
                decisions: Decisions, notifier: Notifier) -> None:
     """A decision button on the card: show the candidate's message, wait for an optional
     line."""
-    await callback.answer()
-    target = target_of(callback)
+    target = await acknowledge(callback)
     if target is None:
         return
     if callback_data.d not in set(Decision):
@@ -82,8 +80,7 @@ async def note_received(message: Message, state: FSMContext, t: Texts, decisions
 async def send(callback: CallbackQuery, callback_data: HrDecide, state: FSMContext, t: Texts,
                decisions: Decisions, notifier: Notifier, bot: Bot) -> None:
     """Send: store the decision, then send its message (once per decision)."""
-    await callback.answer()
-    target = target_of(callback)
+    target = await acknowledge(callback)
     if target is None:
         return
     if callback_data.act == DecideAct.CANCEL:
@@ -121,9 +118,7 @@ async def send(callback: CallbackQuery, callback_data: HrDecide, state: FSMConte
 
 def create_router() -> Router:
     """HR only: the decision buttons, the line HR type, Send and Cancel."""
-    router = Router(name="decisions")
-    router.message.filter(HRFilter())
-    router.callback_query.filter(HRFilter())
+    router = hr_router("decisions")
     router.callback_query.register(pick, HrDecide.filter(F.act == DecideAct.PICK))
     router.callback_query.register(send, HrDecide.filter(F.act.in_({DecideAct.SEND,
                                                                      DecideAct.CANCEL})))

@@ -8,11 +8,10 @@ from datetime import UTC, datetime
 from aiogram import F, Router
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
 
-from authorization import HRFilter
 from bot_files.hr_keyboards import HrMenu, MenuAct, back_to_menu_keyboard
 from bot_files.presentation.exports import export_locale
 from bot_files.presentation.hr import chart_labels, export_summary
-from bot_files.replies import edit_or_send, target_of, typed
+from bot_files.replies import acknowledge, edit_or_send, hr_router, register_screen
 from bot_files.services import Audit, HrQueries
 from bot_files.texts import Texts
 from config.env import Settings
@@ -44,26 +43,16 @@ async def export_all(target: Message, t: Texts, hr_queries: HrQueries, audit: Au
     await audit.record(actor_id, "hr.export", details={"candidates": exports.summary.candidates})
 
 
-async def menu_export(callback: CallbackQuery, t: Texts, hr_queries: HrQueries, audit: Audit,
-                      settings: Settings) -> None:
-    """📊 Export in the HR menu."""
-    await callback.answer()
-    target = target_of(callback)
+async def open_export(event: Message | CallbackQuery, t: Texts, hr_queries: HrQueries,
+                      audit: Audit, settings: Settings) -> None:
+    """📊 Export, pressed in the HR menu or typed."""
+    target = await acknowledge(event)
     if target is not None:
-        await export_all(target, t, hr_queries, audit, settings, callback.from_user.id)
-
-
-async def typed_export(message: Message, t: Texts, hr_queries: HrQueries, audit: Audit,
-                       settings: Settings) -> None:
-    """📊 Export, typed."""
-    await export_all(message, t, hr_queries, audit, settings, message.chat.id)
+        await export_all(target, t, hr_queries, audit, settings, target.chat.id)
 
 
 def create_router() -> Router:
     """The export, for HR only."""
-    router = Router(name="hr_export")
-    router.message.filter(HRFilter())
-    router.callback_query.filter(HRFilter())
-    router.callback_query.register(menu_export, HrMenu.filter(F.act == MenuAct.EXPORT))
-    router.message.register(typed_export, typed("hr.btn_export"))
+    router = hr_router("hr_export")
+    register_screen(router, open_export, HrMenu.filter(F.act == MenuAct.EXPORT), "hr.btn_export")
     return router

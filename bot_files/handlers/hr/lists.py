@@ -6,11 +6,17 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message
 
-from authorization import HRFilter
 from bot_files.hr_keyboards import HrList, HrMenu, MenuAct
 from bot_files.presentation.hr import list_page, list_title, lists_overview
 from bot_files.presentation.text import paginate
-from bot_files.replies import answer, edit_or_send, target_of, typed
+from bot_files.replies import (
+    acknowledge,
+    answer,
+    edit_or_send,
+    hr_router,
+    register_screen,
+    target_of,
+)
 from bot_files.services import Audit, HrQueries
 from bot_files.texts import Texts
 from tasks_metrics.to_handlers import ListName
@@ -61,25 +67,16 @@ async def list_pressed(callback: CallbackQuery, callback_data: HrList, t: Texts,
                        details={"list": callback_data.name, "page": callback_data.page})
 
 
-async def menu_lists(callback: CallbackQuery, t: Texts, hr_queries: HrQueries) -> None:
-    """📋 Lists in the HR menu."""
-    await callback.answer()
-    target = target_of(callback)
+async def open_lists(event: Message | CallbackQuery, t: Texts, hr_queries: HrQueries) -> None:
+    """📋 Lists, pressed in the HR menu or typed."""
+    target = await acknowledge(event)
     if target is not None:
         await show_lists(target, t, hr_queries)
 
 
-async def typed_lists(message: Message, t: Texts, hr_queries: HrQueries) -> None:
-    """📋 Lists, typed."""
-    await show_lists(message, t, hr_queries)
-
-
 def create_router() -> Router:
     """The lists, for HR only."""
-    router = Router(name="hr_lists")
-    router.message.filter(HRFilter())
-    router.callback_query.filter(HRFilter())
-    router.callback_query.register(menu_lists, HrMenu.filter(F.act == MenuAct.LISTS))
+    router = hr_router("hr_lists")
+    register_screen(router, open_lists, HrMenu.filter(F.act == MenuAct.LISTS), "hr.btn_lists")
     router.callback_query.register(list_pressed, HrList.filter())
-    router.message.register(typed_lists, typed("hr.btn_lists"))
     return router

@@ -8,10 +8,9 @@ from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
-from authorization import HRFilter
 from bot_files.hr_keyboards import HrMenu, MenuAct
 from bot_files.presentation.hr import hr_menu
-from bot_files.replies import answer, target_of, typed
+from bot_files.replies import acknowledge, answer, hr_router, typed
 from bot_files.services import Audit, HrQueries
 from bot_files.texts import Texts
 
@@ -27,8 +26,7 @@ async def open_menu(message: Message, state: FSMContext, t: Texts, hr_queries: H
 async def back_to_menu(callback: CallbackQuery, state: FSMContext, t: Texts,
                        hr_queries: HrQueries) -> None:
     """⬅️ Menu under any HR screen."""
-    await callback.answer()
-    target = target_of(callback)
+    target = await acknowledge(callback)
     if target is not None:
         await state.set_state(None)
         await answer(target, hr_menu(t, await hr_queries.notify_choice(callback.from_user.id)))
@@ -36,9 +34,7 @@ async def back_to_menu(callback: CallbackQuery, state: FSMContext, t: Texts,
 
 def create_router() -> Router:
     """The HR menu, for HR only."""
-    router = Router(name="hr_menu")
-    router.message.filter(HRFilter())
-    router.callback_query.filter(HRFilter())
+    router = hr_router("hr_menu")
     router.message.register(open_menu, Command("hr"))
     router.message.register(open_menu, typed("hr.menu_button"))
     router.callback_query.register(back_to_menu, HrMenu.filter(F.act == MenuAct.MENU))

@@ -10,10 +10,10 @@ from aiogram import F, Router
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
-from authorization import HRFilter, Notify, NotifyChoice
+from authorization import Notify, NotifyChoice
 from bot_files.dialogs import NotifyStates
 from bot_files.hr_keyboards import HrMenu, HrNotify, MenuAct, hr_menu_keyboard, notify_keyboard
-from bot_files.replies import register_typed_answer, target_of
+from bot_files.replies import acknowledge, hr_router, register_typed_answer, target_of
 from bot_files.services import HrActions, HrQueries
 from bot_files.texts import Texts
 
@@ -30,8 +30,7 @@ def parse_time(text: str | None) -> time | None:
 
 async def menu_notify(callback: CallbackQuery, t: Texts, hr_queries: HrQueries) -> None:
     """🔔 Notifications in the HR menu: the three choices."""
-    await callback.answer()
-    target = target_of(callback)
+    target = await acknowledge(callback)
     if target is not None:
         choice = await hr_queries.notify_choice(callback.from_user.id)
         await target.answer(t("hr.notify_title"), reply_markup=notify_keyboard(t, choice))
@@ -81,9 +80,7 @@ async def digest_time_not_text(message: Message, t: Texts) -> None:
 
 def create_router() -> Router:
     """The notification choice, for HR only."""
-    router = Router(name="hr_notifications")
-    router.message.filter(HRFilter())
-    router.callback_query.filter(HRFilter())
+    router = hr_router("hr_notifications")
     router.callback_query.register(menu_notify, HrMenu.filter(F.act == MenuAct.NOTIFY))
     router.callback_query.register(notify_pressed, HrNotify.filter())
     register_typed_answer(router, NotifyStates.digest_time, digest_time_received,

@@ -13,7 +13,6 @@ from aiogram import F, Router
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
-from authorization import HRFilter
 from bot_files.dialogs import RuleStates
 from bot_files.hr_keyboards import (
     HrMenu,
@@ -26,7 +25,14 @@ from bot_files.hr_keyboards import (
 )
 from bot_files.presentation.text import when_text
 from bot_files.presentation.verdicts import band_text, gate_name, percent, rule_lines
-from bot_files.replies import edit_or_send, register_typed_answer, target_of, typed
+from bot_files.replies import (
+    acknowledge,
+    edit_or_send,
+    hr_router,
+    register_screen,
+    register_typed_answer,
+    target_of,
+)
 from bot_files.services import Audit, HrQueries, PassRules
 from bot_files.texts import Raw, Texts
 from tasks_metrics.to_handlers import (
@@ -237,32 +243,20 @@ async def show_history(target: Message, t: Texts, rules: PassRules) -> None:
     await target.answer("\n\n".join(items), reply_markup=back_to_menu_keyboard(t))
 
 
-async def menu_rule(callback: CallbackQuery, state: FSMContext, t: Texts, rules: PassRules,
-                    hr_queries: HrQueries) -> None:
-    """⚖️ Pass rule in the HR menu."""
-    await callback.answer()
-    target = target_of(callback)
+async def open_rule(event: Message | CallbackQuery, state: FSMContext, t: Texts,
+                    rules: PassRules, hr_queries: HrQueries) -> None:
+    """⚖️ Pass rule, pressed in the HR menu or typed."""
+    target = await acknowledge(event)
     if target is not None:
         await state.set_state(None)
-        await show_rule(target, t, rules,
-                        admin=await hr_queries.is_admin(callback.from_user.id))
-
-
-async def typed_rule(message: Message, state: FSMContext, t: Texts, rules: PassRules,
-                     hr_queries: HrQueries) -> None:
-    """⚖️ Pass rule, typed."""
-    await state.set_state(None)
-    await show_rule(message, t, rules, admin=await hr_queries.is_admin(message.chat.id))
+        await show_rule(target, t, rules, admin=await hr_queries.is_admin(target.chat.id))
 
 
 def create_router() -> Router:
     """The pass rule editor, for HR only."""
-    router = Router(name="hr_pass_rule")
-    router.message.filter(HRFilter())
-    router.callback_query.filter(HRFilter())
-    router.callback_query.register(menu_rule, HrMenu.filter(F.act == MenuAct.RULE))
+    router = hr_router("hr_pass_rule")
+    register_screen(router, open_rule, HrMenu.filter(F.act == MenuAct.RULE), "hr.btn_rule")
     router.callback_query.register(rule_pressed, HrRule.filter())
-    router.message.register(typed_rule, typed("hr.btn_rule"))
     register_typed_answer(router, RuleStates.thresholds, thresholds_received,
                           thresholds_not_text)
     return router

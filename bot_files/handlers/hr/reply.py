@@ -7,11 +7,10 @@ from aiogram import Bot, Router
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
-from authorization import HRFilter
 from bot_files.dialogs import MAX_SUPPORT_TEXT, ReplyStates
 from bot_files.hr_keyboards import HrReply
 from bot_files.notifier import Notifier
-from bot_files.replies import register_typed_answer, target_of
+from bot_files.replies import acknowledge, hr_router, register_typed_answer
 from bot_files.services import Audit
 from bot_files.texts import Texts
 from create_users.to_handlers import get_candidate
@@ -31,8 +30,7 @@ async def _who(db: Database, telegram_id: int) -> tuple[int | None, str]:
 async def reply_pressed(callback: CallbackQuery, callback_data: HrReply, state: FSMContext,
                         t: Texts, db: Database) -> None:
     """Reply under a support message: ask for the text."""
-    await callback.answer()
-    target = target_of(callback)
+    target = await acknowledge(callback)
     if target is None:
         return
     _, name = await _who(db, callback_data.tid)
@@ -68,9 +66,7 @@ async def reply_not_text(message: Message, t: Texts) -> None:
 
 def create_router() -> Router:
     """HR only: Reply and the answer's text."""
-    router = Router(name="hr_reply")
-    router.message.filter(HRFilter())
-    router.callback_query.filter(HRFilter())
+    router = hr_router("hr_reply")
     router.callback_query.register(reply_pressed, HrReply.filter())
     register_typed_answer(router, ReplyStates.text, reply_received, reply_not_text)
     return router

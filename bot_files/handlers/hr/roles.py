@@ -15,7 +15,7 @@ from aiogram import F, Router
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
-from authorization import AdminFilter, HRFilter
+from authorization import AdminFilter
 from bot_files.dialogs import ADMIN_STATES
 from bot_files.hr_keyboards import (
     CardAct,
@@ -29,6 +29,7 @@ from bot_files.hr_keyboards import (
     RuleAct,
     WhitelistAct,
 )
+from bot_files.replies import hr_router
 from bot_files.services import Audit
 from bot_files.texts import Texts
 
@@ -64,9 +65,7 @@ async def refuse_message(message: Message, state: FSMContext, t: Texts, audit: A
 def create_router() -> Router:
     """Refuses viewers every admin-only button and dialog; lets everything else through. The
     role is read only for an admin-only update (the filters run in order)."""
-    router = Router(name="hr_roles")
-    router.message.filter(HRFilter())
-    router.callback_query.filter(HRFilter())
+    router = hr_router("hr_roles")
     admin_only: list[Any] = [HrCard.filter(F.act.in_(ADMIN_CARD_ACTS)),
                              HrWhitelist.filter(F.act.in_(ADMIN_WHITELIST_ACTS)),
                              HrRule.filter(F.act.in_(ADMIN_RULE_ACTS)),

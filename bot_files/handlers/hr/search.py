@@ -7,7 +7,6 @@ from aiogram import F, Router
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
-from authorization import HRFilter
 from bot_files.dialogs import HrStates
 from bot_files.hr_keyboards import (
     HR_MENU_KEYS,
@@ -17,30 +16,27 @@ from bot_files.hr_keyboards import (
     back_to_menu_keyboard,
 )
 from bot_files.presentation.hr import card_letters, search_results
-from bot_files.replies import answer, edit_or_send, register_typed_answer, target_of, typed
+from bot_files.replies import (
+    acknowledge,
+    answer,
+    edit_or_send,
+    hr_router,
+    register_screen,
+    register_typed_answer,
+    target_of,
+)
 from bot_files.services import Audit, HrQueries, normalise_query
 from bot_files.texts import Texts
 
 QUERY_KEY = "hr_query"  # dialog data: the last search, for its other pages
 
 
-async def ask_query(target: Message, state: FSMContext, t: Texts) -> None:
-    """Ask for a username or id."""
-    await state.set_state(HrStates.find)
-    await target.answer(t("hr.find_ask"))
-
-
-async def menu_find(callback: CallbackQuery, state: FSMContext, t: Texts) -> None:
-    """🔎 Find in the HR menu."""
-    await callback.answer()
-    target = target_of(callback)
+async def ask_query(event: Message | CallbackQuery, state: FSMContext, t: Texts) -> None:
+    """🔎 Find, pressed in the HR menu or typed: ask for a username or id."""
+    target = await acknowledge(event)
     if target is not None:
-        await ask_query(target, state, t)
-
-
-async def typed_find(message: Message, state: FSMContext, t: Texts) -> None:
-    """🔎 Find, typed."""
-    await ask_query(message, state, t)
+        await state.set_state(HrStates.find)
+        await target.answer(t("hr.find_ask"))
 
 
 async def query_received(message: Message, state: FSMContext, t: Texts,
@@ -91,11 +87,8 @@ async def results_page(callback: CallbackQuery, callback_data: HrSearchPage, sta
 
 def create_router() -> Router:
     """Finding candidates, for HR only."""
-    router = Router(name="hr_search")
-    router.message.filter(HRFilter())
-    router.callback_query.filter(HRFilter())
-    router.callback_query.register(menu_find, HrMenu.filter(F.act == MenuAct.FIND))
-    router.message.register(typed_find, typed("hr.btn_find"))
+    router = hr_router("hr_search")
+    register_screen(router, ask_query, HrMenu.filter(F.act == MenuAct.FIND), "hr.btn_find")
     register_typed_answer(router, HrStates.find, query_received, query_not_text,
                           menu_keys=HR_MENU_KEYS)
     router.callback_query.register(results_page, HrSearchPage.filter())

@@ -7,7 +7,7 @@ from aiogram import F, Router
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message, MessageOriginHiddenUser, MessageOriginUser
 
-from authorization import HRFilter, Role
+from authorization import Role
 from bot_files.dialogs import HrStates
 from bot_files.hr_keyboards import (
     HR_MENU_KEYS,
@@ -18,7 +18,14 @@ from bot_files.hr_keyboards import (
     whitelist_confirm_keyboard,
 )
 from bot_files.presentation.hr import whitelist_page
-from bot_files.replies import answer, edit_or_send, menu_texts, target_of, typed
+from bot_files.replies import (
+    acknowledge,
+    answer,
+    edit_or_send,
+    hr_router,
+    menu_texts,
+    register_screen,
+)
 from bot_files.services import HrActions, HrQueries, valid_telegram_id
 from bot_files.texts import Texts
 
@@ -36,25 +43,19 @@ async def show_whitelist(target: Message, t: Texts, hr_queries: HrQueries, page:
         await answer(target, letter)
 
 
-async def menu_whitelist(callback: CallbackQuery, t: Texts, hr_queries: HrQueries) -> None:
-    """👥 Whitelist in the HR menu."""
-    await callback.answer()
-    target = target_of(callback)
+async def open_whitelist(event: Message | CallbackQuery, t: Texts,
+                         hr_queries: HrQueries) -> None:
+    """👥 Whitelist, pressed in the HR menu or typed: its first page."""
+    target = await acknowledge(event)
     if target is not None:
         await show_whitelist(target, t, hr_queries, 1)
-
-
-async def typed_whitelist(message: Message, t: Texts, hr_queries: HrQueries) -> None:
-    """👥 Whitelist, typed."""
-    await show_whitelist(message, t, hr_queries, 1)
 
 
 async def whitelist_pressed(callback: CallbackQuery, callback_data: HrWhitelist,
                             state: FSMContext, t: Texts, hr_queries: HrQueries,
                             hr_actions: HrActions) -> None:
     """Paging, Add, Remove and its confirmation, a role."""
-    await callback.answer()
-    target = target_of(callback)
+    target = await acknowledge(callback)
     if target is None:
         return
     act, tid, page, actor = (callback_data.act, callback_data.tid, callback_data.page,
@@ -115,11 +116,9 @@ async def whitelist_add_received(message: Message, state: FSMContext, t: Texts,
 
 def create_router() -> Router:
     """The whitelist, for HR only (admin-only buttons are refused to viewers before this)."""
-    router = Router(name="hr_whitelist")
-    router.message.filter(HRFilter())
-    router.callback_query.filter(HRFilter())
-    router.callback_query.register(menu_whitelist, HrMenu.filter(F.act == MenuAct.WHITELIST))
-    router.message.register(typed_whitelist, typed("hr.btn_whitelist"))
+    router = hr_router("hr_whitelist")
+    register_screen(router, open_whitelist, HrMenu.filter(F.act == MenuAct.WHITELIST),
+                    "hr.btn_whitelist")
     router.callback_query.register(whitelist_pressed, HrWhitelist.filter())
     # A forwarded message of any kind names the person too: only commands and menu texts
     # are not an answer.
