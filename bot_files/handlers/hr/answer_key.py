@@ -20,11 +20,11 @@ from bot_files.hr_keyboards import (
     MenuAct,
     back_to_menu_keyboard,
     key_confirm_keyboard,
-    key_keyboard,
 )
-from bot_files.presentation.text import when_text
+from bot_files.presentation.answer_key import key_screen
 from bot_files.replies import (
     acknowledge,
+    answer,
     edit_or_send,
     hr_router,
     register_screen,
@@ -49,28 +49,11 @@ _WHAT = re.compile(r"^\s*(\S+?)\s*(?:#?(\d{1,4}))?\s*$")
 
 async def show_key(target: Message, t: Texts, answer_key: AnswerKey) -> None:
     """The set, the key in force and the probable errors in it, with their buttons."""
-    task_set = answer_key.task_set
     key, stats = await answer_key.calibration()
-    tags = task_set.tag_counts(task_set.image_names)
-    lines = [t("key.title", set=task_set.name, images=len(task_set.image_names),
-               per_task=task_set.images_per_task,
-               tags=", ".join(f"{tag} {count}" for tag, count in tags.items())
-               or t("key.no_tags"),
-               version=key.version,
-               since=t("key.since", date=when_text(t, key.created_at)) if key.created_at else "",
-               change=key.change, excluded_images=len(key.excluded_images),
-               excluded_objects=len(key.excluded_objects))]
     found = suspects(stats)[:SUSPECTS_SHOWN]
-    truth = await asyncio.to_thread(key.truth, task_set)  # a replaced file is parsed
-    if found:
-        lines.append(t("key.suspects"))
-        lines += [t("key.suspect", object=describe_object(truth, o.image, o.number),
-                    missed=o.strong_missed, misread=o.strong_misread, strong=o.strong)
-                  for o in found]
-    else:
-        lines.append(t("key.no_suspects"))
-    await target.answer("\n".join(lines), reply_markup=key_keyboard(
-        t, [(o.image, o.number, o.label) for o in found]))
+    truth = await asyncio.to_thread(key.truth, answer_key.task_set)  # a replaced file is parsed
+    await answer(target, key_screen(t, answer_key.task_set, key, [
+        (o, describe_object(truth, o.image, o.number)) for o in found]))
 
 
 async def open_key(event: Message | CallbackQuery, state: FSMContext, t: Texts,

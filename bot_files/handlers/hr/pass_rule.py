@@ -20,13 +20,11 @@ from bot_files.hr_keyboards import (
     MenuAct,
     RuleAct,
     back_to_menu_keyboard,
-    rule_keyboard,
-    rule_preview_keyboard,
 )
-from bot_files.presentation.text import when_text
-from bot_files.presentation.verdicts import band_text, gate_name, percent, rule_lines
+from bot_files.presentation import rules as views
 from bot_files.replies import (
     acknowledge,
+    answer,
     edit_or_send,
     hr_router,
     register_screen,
@@ -34,14 +32,11 @@ from bot_files.replies import (
     target_of,
 )
 from bot_files.services import Audit, HrQueries, PassRules
-from bot_files.texts import Raw, Texts
+from bot_files.texts import Texts
 from tasks_metrics.to_handlers import (
-    MEASURES,
-    BandChanges,
     Measure,
     PassRule,
     RuleError,
-    RuleVersion,
     StaleRule,
     parse_thresholds,
 )
@@ -52,28 +47,14 @@ DRAFT, BASE, MEASURE = "rule_draft", "rule_base", "rule_measure"
 HISTORY_SHOWN = 10
 
 
-def _by(t: Texts, version: RuleVersion) -> str:
-    if version.source == "settings":
-        return t("hr.rule_by_settings")
-    return t("hr.rule_by_hr", who=version.created_by_name or str(version.created_by))
-
-
-def _measure_buttons(t: Texts) -> list[tuple[str, str]]:
-    return [(str(m), gate_name(t, m)) for m in MEASURES]
-
-
 async def show_rule(target: Message, t: Texts, rules: PassRules, *, edit: bool = False,
                     admin: bool = True) -> None:
     """The rule in force, with a button per measure to change it (for admins)."""
-    version = await rules.current()
-    text = t("hr.rule_title" if admin else "hr.rule_title_viewer", number=version.id or 0,
-             since=when_text(t, version.created_at), by=_by(t, version),
-             gates=Raw("\n".join(rule_lines(t, version.rule))))
-    markup = rule_keyboard(t, _measure_buttons(t), draft=False, admin=admin)
+    letter = views.rule_in_force(t, await rules.current(), admin=admin)
     if edit:
-        await edit_or_send(target, text, reply_markup=markup)
+        await edit_or_send(target, letter.text, reply_markup=letter.markup)
     else:
-        await target.answer(text, reply_markup=markup)
+        await answer(target, letter)
 
 
 async def _draft(state: FSMContext, rules: PassRules) -> tuple[PassRule, int | None]:
@@ -99,27 +80,12 @@ async def _forget_draft(state: FSMContext) -> None:
     await state.set_data(data)
 
 
-def _changes_text(t: Texts, changes: BandChanges) -> str:
-    if not changes.moves:
-        return t("hr.rule_changes_none", candidates=changes.candidates)
-    lines = [t("hr.rule_changes", count=changes.candidates_changed,
-               candidates=changes.candidates)]
-    for (old, new), count in sorted(changes.moves.items()):
-        lines.append(t("hr.rule_move", old=band_text(t, old), new=band_text(t, new),
-                       count=count))
-    return "\n".join(lines)
-
-
 async def show_preview(target: Message, t: Texts, rules: PassRules, draft: PassRule,
                        base: int | None) -> None:
     """The draft beside the rule in force, and how many graded candidates would move."""
     version = await rules.current()
     before = version.rule if version.id == base else None
-    changes = await rules.preview(draft)
-    await target.answer(
-        t("hr.rule_preview", gates=Raw("\n".join(rule_lines(t, draft, before))),
-          changes=Raw(_changes_text(t, changes))),
-        reply_markup=rule_preview_keyboard(t))
+    await answer(target, views.preview(t, draft, before, await rules.preview(draft)))
 
 
 async def rule_pressed(callback: CallbackQuery, callback_data: HrRule, state: FSMContext,
@@ -134,8 +100,7 @@ async def rule_pressed(callback: CallbackQuery, callback_data: HrRule, state: FS
         await ask_thresholds(target, state, t, rules, callback_data.m)
     elif act == RuleAct.MORE:
         draft, _ = await _draft(state, rules)
-        await target.answer("\n".join(rule_lines(t, draft)),
-                            reply_markup=rule_keyboard(t, _measure_buttons(t), draft=True))
+        await answer(target, views.draft_gates(t, draft))
     elif act == RuleAct.DEFAULTS:
         _, base = await _draft(state, rules)
         await _save_draft(state, PassRule.default(), base)
@@ -163,11 +128,7 @@ async def ask_thresholds(target: Message, state: FSMContext, t: Texts, rules: Pa
     await _save_draft(state, draft, base)
     await state.update_data({MEASURE: str(measure)})
     await state.set_state(RuleStates.thresholds)
-    gate = draft.gate(measure)
-    now = t("hr.rule_now_off") if gate is None else t(
-        "hr.rule_now", pass_at=percent(t, gate.pass_at),
-        borderline_at=percent(t, gate.borderline_at))
-    await target.answer(t("hr.rule_ask", name=gate_name(t, measure), now=Raw(now)))
+    await target.answer(views.thresholds_question(t, measure, draft))
 
 
 async def thresholds_received(message: Message, state: FSMContext, t: Texts,
@@ -226,21 +187,9 @@ async def apply_draft(target: Message, state: FSMContext, t: Texts, rules: PassR
                        reply_markup=back_to_menu_keyboard(t))
 
 
-def _compact(t: Texts, rule: PassRule) -> str:
-    """"cars found 95%/85% · plates found 90%/80% · …" (a history line)."""
-    return " · ".join(f"{gate_name(t, g.measure)} {percent(t, g.pass_at)}/"
-                      f"{percent(t, g.borderline_at)}" for g in rule.gates)
-
-
 async def show_history(target: Message, t: Texts, rules: PassRules) -> None:
     """The last rules, newest first."""
-    items = [t("hr.rule_history_title")]
-    for version in await rules.history(HISTORY_SHOWN):
-        items.append(t("hr.rule_history_item", number=version.id or 0,
-                       when=when_text(t, version.created_at), by=_by(t, version),
-                       changed=version.changed if version.changed is not None else 0,
-                       gates=_compact(t, version.rule)))
-    await target.answer("\n\n".join(items), reply_markup=back_to_menu_keyboard(t))
+    await answer(target, views.history(t, await rules.history(HISTORY_SHOWN)))
 
 
 async def open_rule(event: Message | CallbackQuery, state: FSMContext, t: Texts,
