@@ -69,22 +69,7 @@ class ProgressMessage:
 
     def render(self, title_key: str) -> str:
         """The message text for the current progress."""
-        lines = [self.t(title_key), ""]
-        for stage in self.STAGES:
-            done, total = self.progress.get(stage, (0, 0))
-            if stage in self.progress and total and done >= total:
-                icon = "✅"
-            elif stage in self.progress:
-                icon = "⏳"
-            else:
-                icon = "▫️"
-            if stage == IMAGES and total:
-                label = self.t("progress.images", done=done, total=total)
-            else:
-                label = self.t("progress.images_plain" if stage == IMAGES
-                               else f"progress.{stage}")
-            lines.append(f"{icon} {label}")
-        return "\n".join(lines)
+        return views.progress(self.t, title_key, self.STAGES, self.progress)
 
     async def _show(self, text: str, *, force: bool) -> None:
         now = time.monotonic()

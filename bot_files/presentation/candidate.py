@@ -5,6 +5,7 @@ the messages HR send them (a decision, a reply, an extra attempt)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 
 from aiogram.types import ReplyKeyboardMarkup, User
@@ -22,6 +23,7 @@ from bot_files.texts import Raw, Texts, limit_text, problem_text
 from config.env import Settings
 from tasks_generator.to_handlers import (
     EXPIRED,
+    IMAGES,
     Credentials,
     Stage,
     TaskRequest,
@@ -100,6 +102,27 @@ def closed_attempt(t: Texts, stage: Stage) -> Letter:
     return Letter(t("credentials.closed" if more else "credentials.finished",
                     number=stage.number),
                   new_attempt_keyboard(t) if more else None)
+
+
+def progress(t: Texts, title_key: str, stages: Sequence[str],
+             done_of: dict[str, tuple[int, int]]) -> str:
+    """The build's progress: a line per stage (done ✅, under way ⏳, not yet ▫️), images as
+    k/n."""
+    lines = [t(title_key), ""]
+    for stage in stages:
+        done, total = done_of.get(stage, (0, 0))
+        if stage in done_of and total and done >= total:
+            icon = "✅"
+        elif stage in done_of:
+            icon = "⏳"
+        else:
+            icon = "▫️"
+        if stage == IMAGES and total:
+            label = t("progress.images", done=done, total=total)
+        else:
+            label = t("progress.images_plain" if stage == IMAGES else f"progress.{stage}")
+        lines.append(f"{icon} {label}")
+    return "\n".join(lines)
 
 
 # --- asking for a task -------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from authorization import HrMember, NotifyChoice
 from bot_files.hr_keyboards import (
     CardAct,
     card_keyboard,
+    decision_keyboard,
     hr_menu_keyboard,
     list_page_keyboard,
     lists_keyboard,
@@ -33,6 +34,7 @@ from bot_files.presentation.text import (
 )
 from bot_files.presentation.verdicts import (
     band_text,
+    decision_label,
     decision_line,
     gate_name,
     gate_row,
@@ -295,6 +297,22 @@ def chart_labels(t: Texts) -> dict[str, Any]:
             "y_label": t("hr.chart_y"),
             "legend": {band: plain(band_text(t, band)).split(" ", 1)[-1]
                        for band in ("pass", "borderline", "fail")}}
+
+
+# --- decisions ---------------------------------------------------------------------------------
+
+
+def decision_preview(t: Texts, candidate: CandidateSummary, decision: str, language: str,
+                     message: Letter, current: DecisionRecord | None, note: str) -> Letter:
+    """What the candidate will read (in `language`), the decision in force, and how to add a
+    line or send it."""
+    lines = [t("hr.decision_preview", name=candidate.full_name or str(candidate.telegram_id),
+               decision=decision_label(t, decision), language=t(f"hr.language_{language}"),
+               message=Raw(message.text))]
+    if current is not None:
+        lines.append(t("hr.decision_current", line=Raw(decision_line(t, current))))
+    lines.append(t("hr.decision_note_hint" if not note else "hr.decision_note_again"))
+    return Letter("\n\n".join(lines), decision_keyboard(t, candidate.id, decision))
 
 
 # --- the whitelist -----------------------------------------------------------------------------

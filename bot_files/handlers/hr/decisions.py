@@ -11,10 +11,11 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
 from bot_files.dialogs import DecisionStates
-from bot_files.hr_keyboards import DecideAct, HrDecide, decision_keyboard
+from bot_files.hr_keyboards import DecideAct, HrDecide
 from bot_files.notifier import Notifier
+from bot_files.presentation.hr import decision_preview
 from bot_files.presentation.verdicts import decision_label, decision_line
-from bot_files.replies import acknowledge, edit_or_send, hr_router
+from bot_files.replies import acknowledge, answer, edit_or_send, hr_router
 from bot_files.services import Decisions
 from bot_files.texts import Raw, Texts
 from tasks_metrics.to_handlers import CandidateSummary, Decision
@@ -27,15 +28,8 @@ async def _show_preview(target: Message, t: Texts, decisions: Decisions, notifie
                         candidate: CandidateSummary, decision: str, note: str) -> None:
     ct = await notifier.texts_for(candidate.telegram_id)
     letter = await notifier.decision_letter(ct, candidate, decision, note)
-    lines = [t("hr.decision_preview", name=candidate.full_name or str(candidate.telegram_id),
-               decision=decision_label(t, decision), language=t(f"hr.language_{ct.language}"),
-               message=Raw(letter.text))]
-    current = await decisions.current(candidate.id)
-    if current is not None:
-        lines.append(t("hr.decision_current", line=Raw(decision_line(t, current))))
-    lines.append(t("hr.decision_note_hint" if not note else "hr.decision_note_again"))
-    await target.answer("\n\n".join(lines),
-                        reply_markup=decision_keyboard(t, candidate.id, decision))
+    await answer(target, decision_preview(t, candidate, decision, ct.language, letter,
+                                          await decisions.current(candidate.id), note))
 
 
 async def pick(callback: CallbackQuery, callback_data: HrDecide, state: FSMContext, t: Texts,
