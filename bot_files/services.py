@@ -132,10 +132,12 @@ class Audit:
 
 @dataclass(frozen=True)
 class Account:
-    """The candidate's side that is database only: language, privacy consent, stage, login."""
+    """The candidate's side that is database only: language, privacy consent, stage, login;
+    with the terms of the test (`settings`, `task_set`) the candidate's texts quote."""
 
     db: Database
     settings: Settings
+    task_set: TaskSet
 
     def privacy_notice(self) -> dict[str, str]:
         """The privacy notice in each language: the company's PRIVACY_NOTICE, or a generic
@@ -431,7 +433,7 @@ class Services:
     def build(cls, db: Database, cvat: AsyncCvatClient, grader: GradingProcesses,
               settings: Settings, task_set: TaskSet) -> Services:
         """The services over these dependencies."""
-        return cls(audit=Audit(db), account=Account(db, settings),
+        return cls(audit=Audit(db), account=Account(db, settings, task_set),
                    hr_queries=HrQueries(db, settings),
                    hr_actions=HrActions(db, cvat, grader, settings),
                    decisions=Decisions(db, settings), rules=PassRules(db),

@@ -85,8 +85,7 @@ class ProgressMessage:
         self._shown, self._last_edit = text, now
 
 
-async def offer_task(event: Message | CallbackQuery, t: Texts, account: Account,
-                     settings: Settings, task_set: TaskSet) -> None:
+async def offer_task(event: Message | CallbackQuery, t: Texts, account: Account) -> None:
     """Get a test task / New attempt (typed or pressed, stale or fresh): what fits the stage:
     the confirmation of a first task or of the next attempt, the login again, or why not."""
     if isinstance(event, CallbackQuery):
@@ -100,28 +99,27 @@ async def offer_task(event: Message | CallbackQuery, t: Texts, account: Account,
     elif stage.kind == "ready":
         login = await account.credentials(event.from_user.id)
         if login is not None:
-            await answer(target, views.credentials_with_guide(t, login, task_set,
+            await answer(target, views.credentials_with_guide(t, login, account.task_set,
                                                               "task.already"))
     elif stage.kind not in ("new", "failed") and stage.attempts_left <= 0:
         await answer(target, views.none_left(t, stage.number))
     else:
-        await _ask_to_confirm(target, t, account, settings, task_set, event.from_user.id,
-                              stage)
+        await _ask_to_confirm(target, t, account, event.from_user.id, stage)
 
 
-async def _ask_to_confirm(target: Message, t: Texts, account: Account, settings: Settings,
-                          task_set: TaskSet, telegram_id: int, stage: Stage) -> None:
+async def _ask_to_confirm(target: Message, t: Texts, account: Account, telegram_id: int,
+                          stage: Stage) -> None:
     """The confirmation of the first task or of the next attempt; with the privacy notice and
     "Yes agrees to it" for whoever has not agreed to this version of it yet."""
     new_attempt = stage.kind not in ("new", "failed")
     known = stage.candidate_id is not None and new_attempt
     wait_until = await account.next_attempt_at(stage.candidate_id) if known else None
     if wait_until is not None:  # said before the candidate commits, not after
-        await target.answer(views.cooldown_text(t, wait_until, settings.zone,
-                                                settings.timezone))
+        await target.answer(views.cooldown_text(t, wait_until, account.settings.zone,
+                                                account.settings.timezone))
         return
     standing = await account.standing(stage.candidate_id) if known else None
-    question = views.confirm_question(t, settings, task_set, stage, standing)
+    question = views.confirm_question(t, account.settings, account.task_set, stage, standing)
     if not await account.has_consented(telegram_id):
         question += "\n\n" + t("privacy.block", notice=account.privacy_notice()[t.language]) \
             + "\n" + t("privacy.consent")
@@ -129,8 +127,8 @@ async def _ask_to_confirm(target: Message, t: Texts, account: Account, settings:
         t, new_attempt=new_attempt, notice=account.notice_version()))
 
 
-async def _consented(target: Message, t: Texts, account: Account, settings: Settings,
-                     task_set: TaskSet, telegram_id: int, shown: str) -> bool:
+async def _consented(target: Message, t: Texts, account: Account, telegram_id: int,
+                     shown: str) -> bool:
     """Whether the candidate agreed to the privacy notice in force: now, by pressing Yes under
     it (`shown`: the version that confirmation showed), or before. A confirmation from before
     this notice, or a forged one, gets the notice and the question again instead."""
@@ -139,8 +137,7 @@ async def _consented(target: Message, t: Texts, account: Account, settings: Sett
     if shown == account.notice_version():
         await account.consent(telegram_id)
         return True
-    await _ask_to_confirm(target, t, account, settings, task_set, telegram_id,
-                          await account.stage(telegram_id))
+    await _ask_to_confirm(target, t, account, telegram_id, await account.stage(telegram_id))
     return False
 
 
@@ -153,7 +150,7 @@ async def build_task(callback: CallbackQuery, callback_data: TaskAction | Confir
         return
     user: User = callback.from_user
     shown = callback_data.v if isinstance(callback_data, ConfirmTask) else ""
-    if not await _consented(target, t, account, settings, task_set, user.id, shown):
+    if not await _consented(target, t, account, user.id, shown):
         return
     new_attempt = callback_data.step == TaskStep.CONFIRM_NEW
     progress = ProgressMessage(target, t)

@@ -13,8 +13,7 @@ from bot_files.presentation.hr import hr_menu
 from bot_files.replies import acknowledge, answer, typed
 from bot_files.services import Account, Audit, HrQueries
 from bot_files.texts import LANGUAGES, Texts
-from config.env import Settings
-from tasks_generator.to_handlers import TaskSet, Visitor
+from tasks_generator.to_handlers import Visitor
 
 
 async def cancel(message: Message, state: FSMContext, t: Texts,
@@ -27,8 +26,7 @@ async def cancel(message: Message, state: FSMContext, t: Texts,
 
 
 async def start(message: Message, state: FSMContext, t: Texts, account: Account,
-                hr_queries: HrQueries, audit: Audit, settings: Settings, task_set: TaskSet,
-                visitor: Visitor | None) -> None:
+                hr_queries: HrQueries, audit: Audit, visitor: Visitor | None) -> None:
     """HR get the HR menu first (the candidate's side one button away); everyone else the
     greeting: what the test is, how long, how many attempts, and the menu for the stage."""
     await state.clear()
@@ -38,19 +36,15 @@ async def start(message: Message, state: FSMContext, t: Texts, account: Account,
         await answer(message, hr_menu(t, choice, greeting_for=name))
         await audit.record(message.chat.id, "hr.menu")
         return
-    await answer(message, greeting(t, settings, task_set, visitor, name,
-                                   account.privacy_notice()[t.language]))
+    await answer(message, greeting(t, account, visitor, name))
 
 
 async def greeting_requested(callback: CallbackQuery, t: Texts, account: Account,
-                             settings: Settings, task_set: TaskSet,
                              visitor: Visitor | None) -> None:
     """"Take the test myself" under HR's start: the candidate's greeting and menu."""
     target = await acknowledge(callback)
     if target is not None:
-        await answer(target, greeting(t, settings, task_set, visitor,
-                                      callback.from_user.first_name,
-                                      account.privacy_notice()[t.language]))
+        await answer(target, greeting(t, account, visitor, callback.from_user.first_name))
 
 
 async def show_help(message: Message, t: Texts, visitor: Visitor | None) -> None:

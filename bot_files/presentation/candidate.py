@@ -19,6 +19,7 @@ from bot_files.keyboards import (
 )
 from bot_files.presentation.text import Letter
 from bot_files.presentation.verdicts import candidate_result, standing_line
+from bot_files.services import Account
 from bot_files.texts import Raw, Texts, limit_text, problem_text
 from config.env import Settings
 from tasks_generator.to_handlers import (
@@ -60,17 +61,18 @@ def next_step(t: Texts, kind: str, attempts_left: int) -> str:
     return t(key)
 
 
-def greeting(t: Texts, settings: Settings, task_set: TaskSet, visitor: Visitor | None,
-             name: str, notice: str) -> Letter:
-    """What the test is, how long, how many attempts, the privacy notice, the next step."""
-    text = t("start.greeting", name=name, images=task_set.images_per_task,
+def greeting(t: Texts, terms: Account, visitor: Visitor | None, name: str) -> Letter:
+    """What the test is, how long, how many attempts (`terms`: the test's settings, task set
+    and privacy notice), the privacy notice, the next step."""
+    settings = terms.settings
+    text = t("start.greeting", name=name, images=terms.task_set.images_per_task,
              minutes=settings.test_duration_minutes, attempts=settings.max_attempts,
              counting=Raw(t(f"counting.{settings.attempt_counts}")
                           if settings.max_attempts > 1 else ""))
     kind = visitor.stage.kind if visitor else "new"
     left = visitor.stage.attempts_left if visitor else settings.max_attempts
-    return Letter(f"{text}\n\n{t('privacy.block', notice=notice)}\n\n{next_step(t, kind, left)}",
-                  current_menu(t, visitor))
+    notice = t("privacy.block", notice=terms.privacy_notice()[t.language])
+    return Letter(f"{text}\n\n{notice}\n\n{next_step(t, kind, left)}", current_menu(t, visitor))
 
 
 # --- the login ---------------------------------------------------------------------------------

@@ -14,19 +14,18 @@ from bot_files.presentation.hr import chart_labels, export_summary
 from bot_files.replies import acknowledge, edit_or_send, hr_router, register_screen
 from bot_files.services import Audit, HrQueries
 from bot_files.texts import Texts
-from config.env import Settings
 from tasks_metrics.to_handlers import band_histogram, build_exports, export_file_name
 
 
 async def export_all(target: Message, t: Texts, hr_queries: HrQueries, audit: Audit,
-                     settings: Settings, actor_id: int) -> None:
+                     actor_id: int) -> None:
     """Summary, score chart, XLSX and CSV of every candidate."""
     status = await target.answer(t("hr.export_working"))
     rows = await hr_queries.export_rows()
     if not rows.candidates:
         await edit_or_send(status, t("hr.export_empty"), reply_markup=back_to_menu_keyboard(t))
         return
-    exports = await asyncio.to_thread(build_exports, rows, export_locale(t, settings))
+    exports = await asyncio.to_thread(build_exports, rows, export_locale(t, hr_queries.settings))
     await edit_or_send(status, export_summary(t, exports.summary,
                                               await hr_queries.decision_counts()))
     if exports.scores:
@@ -44,11 +43,11 @@ async def export_all(target: Message, t: Texts, hr_queries: HrQueries, audit: Au
 
 
 async def open_export(event: Message | CallbackQuery, t: Texts, hr_queries: HrQueries,
-                      audit: Audit, settings: Settings) -> None:
+                      audit: Audit) -> None:
     """📊 Export, pressed in the HR menu or typed."""
     target = await acknowledge(event)
     if target is not None:
-        await export_all(target, t, hr_queries, audit, settings, target.chat.id)
+        await export_all(target, t, hr_queries, audit, target.chat.id)
 
 
 def create_router() -> Router:
