@@ -96,7 +96,7 @@ def create_dispatcher(settings: Settings, db: Database, cvat: AsyncCvatClient) -
     notifier = Notifier(outbound, services.account, services.hr_queries, services.decisions,
                         task_set)
     dp = Dispatcher(storage=PostgresStorage(db), events_isolation=isolation, settings=settings,
-                    db=db, cvat=cvat, task_set=task_set, pacer=pacer, outbound=outbound,
+                    db=db, cvat=cvat, task_set=task_set, pacer=pacer,
                     notifier=notifier, grader=grader, **services.as_kwargs(),
                     disable_fsm=True)  # registered below, after the throttle
     # First: updates from groups and floods are dropped before they cost any database work;

@@ -11,7 +11,6 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.state import State
 from aiogram.types import CallbackQuery, InaccessibleMessage, Message
 
-from authorization import HRFilter
 from bot_files.presentation.text import Letter
 from bot_files.texts import Texts
 
@@ -25,14 +24,6 @@ def target_of(event: Message | CallbackQuery) -> Message | None:
     if event.message is None or isinstance(event.message, InaccessibleMessage):
         return None
     return event.message
-
-
-def hr_router(name: str) -> Router:
-    """A router whose every handler answers HR users only (messages and button presses)."""
-    router = Router(name=name)
-    router.message.filter(HRFilter())
-    router.callback_query.filter(HRFilter())
-    return router
 
 
 async def acknowledge(event: Message | CallbackQuery) -> Message | None:

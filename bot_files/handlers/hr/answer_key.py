@@ -26,7 +26,6 @@ from bot_files.replies import (
     acknowledge,
     answer,
     edit_or_send,
-    hr_router,
     register_screen,
     register_typed_answer,
 )
@@ -138,8 +137,8 @@ async def exclude_not_text(message: Message, t: Texts) -> None:
 
 
 def create_router() -> Router:
-    """The answer key screen, for HR only."""
-    router = hr_router("hr_answer_key")
+    """The answer key screen (inside the HR-only router)."""
+    router = Router(name="hr_answer_key")
     register_screen(router, open_key, HrMenu.filter(F.act == MenuAct.KEY), "key.btn")
     router.callback_query.register(key_pressed, HrKey.filter())
     register_typed_answer(router, KeyStates.exclude, exclude_received, exclude_not_text)

@@ -28,7 +28,7 @@ from bot_files.presentation.hr import (
     regrade_report,
 )
 from bot_files.presentation.pictures import counted_attempt, picture_labels, scorecard
-from bot_files.replies import acknowledge, answer, edit_or_send, hr_router
+from bot_files.replies import acknowledge, answer, edit_or_send
 from bot_files.services import Audit, HrActions, HrQueries
 from bot_files.texts import Texts
 from connection import CvatError
@@ -193,7 +193,7 @@ async def send_scorecard(target: Message, t: Texts, hr_queries: HrQueries,
 
 
 def create_router() -> Router:
-    """The card's buttons, for HR only."""
-    router = hr_router("hr_card")
+    """The card's buttons (inside the HR-only router)."""
+    router = Router(name="hr_card")
     router.callback_query.register(card_pressed, HrCard.filter())
     return router

@@ -15,7 +15,7 @@ from bot_files.hr_keyboards import DecideAct, HrDecide
 from bot_files.notifier import Notifier
 from bot_files.presentation.hr import decision_preview
 from bot_files.presentation.verdicts import decision_label, decision_line
-from bot_files.replies import acknowledge, answer, edit_or_send, hr_router
+from bot_files.replies import acknowledge, answer, edit_or_send
 from bot_files.services import Decisions
 from bot_files.texts import Raw, Texts
 from tasks_metrics.to_handlers import CandidateSummary, Decision
@@ -111,8 +111,8 @@ async def send(callback: CallbackQuery, callback_data: HrDecide, state: FSMConte
 
 
 def create_router() -> Router:
-    """HR only: the decision buttons, the line HR type, Send and Cancel."""
-    router = hr_router("decisions")
+    """The decision buttons, the line HR type, Send and Cancel (inside the HR-only router)."""
+    router = Router(name="decisions")
     router.callback_query.register(pick, HrDecide.filter(F.act == DecideAct.PICK))
     router.callback_query.register(send, HrDecide.filter(F.act.in_({DecideAct.SEND,
                                                                      DecideAct.CANCEL})))

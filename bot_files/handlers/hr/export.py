@@ -11,7 +11,7 @@ from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from bot_files.hr_keyboards import HrMenu, MenuAct, back_to_menu_keyboard
 from bot_files.presentation.exports import export_locale
 from bot_files.presentation.hr import chart_labels, export_summary
-from bot_files.replies import acknowledge, edit_or_send, hr_router, register_screen
+from bot_files.replies import acknowledge, edit_or_send, register_screen
 from bot_files.services import Audit, HrQueries
 from bot_files.texts import Texts
 from tasks_metrics.to_handlers import band_histogram, build_exports, export_file_name
@@ -51,7 +51,7 @@ async def open_export(event: Message | CallbackQuery, t: Texts, hr_queries: HrQu
 
 
 def create_router() -> Router:
-    """The export, for HR only."""
-    router = hr_router("hr_export")
+    """The export (inside the HR-only router)."""
+    router = Router(name="hr_export")
     register_screen(router, open_export, HrMenu.filter(F.act == MenuAct.EXPORT), "hr.btn_export")
     return router

@@ -13,7 +13,6 @@ from bot_files.replies import (
     acknowledge,
     answer,
     edit_or_send,
-    hr_router,
     register_screen,
     target_of,
 )
@@ -75,8 +74,8 @@ async def open_lists(event: Message | CallbackQuery, t: Texts, hr_queries: HrQue
 
 
 def create_router() -> Router:
-    """The lists, for HR only."""
-    router = hr_router("hr_lists")
+    """The lists (inside the HR-only router)."""
+    router = Router(name="hr_lists")
     register_screen(router, open_lists, HrMenu.filter(F.act == MenuAct.LISTS), "hr.btn_lists")
     router.callback_query.register(list_pressed, HrList.filter())
     return router

@@ -10,7 +10,7 @@ from aiogram.types import CallbackQuery, Message
 
 from bot_files.hr_keyboards import HrMenu, MenuAct
 from bot_files.presentation.hr import hr_menu
-from bot_files.replies import acknowledge, answer, hr_router, typed
+from bot_files.replies import acknowledge, answer, typed
 from bot_files.services import Audit, HrQueries
 from bot_files.texts import Texts
 
@@ -33,8 +33,8 @@ async def back_to_menu(callback: CallbackQuery, state: FSMContext, t: Texts,
 
 
 def create_router() -> Router:
-    """The HR menu, for HR only."""
-    router = hr_router("hr_menu")
+    """The HR menu (inside the HR-only router)."""
+    router = Router(name="hr_menu")
     router.message.register(open_menu, Command("hr"))
     router.message.register(open_menu, typed("hr.menu_button"))
     router.callback_query.register(back_to_menu, HrMenu.filter(F.act == MenuAct.MENU))

@@ -13,7 +13,7 @@ from aiogram.types import CallbackQuery, Message
 from authorization import Notify, NotifyChoice
 from bot_files.dialogs import NotifyStates
 from bot_files.hr_keyboards import HrMenu, HrNotify, MenuAct, hr_menu_keyboard, notify_keyboard
-from bot_files.replies import acknowledge, hr_router, register_typed_answer, target_of
+from bot_files.replies import acknowledge, register_typed_answer, target_of
 from bot_files.services import HrActions, HrQueries
 from bot_files.texts import Texts
 
@@ -79,8 +79,8 @@ async def digest_time_not_text(message: Message, t: Texts) -> None:
 
 
 def create_router() -> Router:
-    """The notification choice, for HR only."""
-    router = hr_router("hr_notifications")
+    """The notification choice (inside the HR-only router)."""
+    router = Router(name="hr_notifications")
     router.callback_query.register(menu_notify, HrMenu.filter(F.act == MenuAct.NOTIFY))
     router.callback_query.register(notify_pressed, HrNotify.filter())
     register_typed_answer(router, NotifyStates.digest_time, digest_time_received,

@@ -26,7 +26,6 @@ from bot_files.replies import (
     acknowledge,
     answer,
     edit_or_send,
-    hr_router,
     register_screen,
     register_typed_answer,
     target_of,
@@ -202,8 +201,8 @@ async def open_rule(event: Message | CallbackQuery, state: FSMContext, t: Texts,
 
 
 def create_router() -> Router:
-    """The pass rule editor, for HR only."""
-    router = hr_router("hr_pass_rule")
+    """The pass rule editor (inside the HR-only router)."""
+    router = Router(name="hr_pass_rule")
     register_screen(router, open_rule, HrMenu.filter(F.act == MenuAct.RULE), "hr.btn_rule")
     router.callback_query.register(rule_pressed, HrRule.filter())
     register_typed_answer(router, RuleStates.thresholds, thresholds_received,

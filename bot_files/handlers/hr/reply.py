@@ -10,7 +10,7 @@ from aiogram.types import CallbackQuery, Message
 from bot_files.dialogs import MAX_SUPPORT_TEXT, ReplyStates
 from bot_files.hr_keyboards import HrReply
 from bot_files.notifier import Notifier
-from bot_files.replies import acknowledge, hr_router, register_typed_answer
+from bot_files.replies import acknowledge, register_typed_answer
 from bot_files.services import Audit
 from bot_files.texts import Texts
 from create_users.to_handlers import get_candidate
@@ -65,8 +65,8 @@ async def reply_not_text(message: Message, t: Texts) -> None:
 
 
 def create_router() -> Router:
-    """HR only: Reply and the answer's text."""
-    router = hr_router("hr_reply")
+    """Reply and the answer's text (inside the HR-only router)."""
+    router = Router(name="hr_reply")
     router.callback_query.register(reply_pressed, HrReply.filter())
     register_typed_answer(router, ReplyStates.text, reply_received, reply_not_text)
     return router

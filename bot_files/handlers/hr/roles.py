@@ -1,9 +1,9 @@
 """HR roles: which buttons and dialogs only an admin may use, and the router that refuses them
 to viewers, whatever the button: shown, left on an old message, or forged.
 
-The router sits before the HR routers and passes HR users only (non-HR users fall through to
-`hr_denied` as before); of those it catches the viewers' admin-only updates, answers "only an
-admin can do this" and writes the action log. What is admin-only is declared here, in one
+The router is the first inside the HR-only router (non-HR users never reach it and fall
+through to `hr_denied`); it catches the viewers' admin-only updates, answers "only an admin
+can do this" and writes the action log. What is admin-only is declared here, in one
 place: a new admin action is one more member of these sets.
 """
 
@@ -29,7 +29,6 @@ from bot_files.hr_keyboards import (
     RuleAct,
     WhitelistAct,
 )
-from bot_files.replies import hr_router
 from bot_files.services import Audit
 from bot_files.texts import Texts
 
@@ -65,7 +64,7 @@ async def refuse_message(message: Message, state: FSMContext, t: Texts, audit: A
 def create_router() -> Router:
     """Refuses viewers every admin-only button and dialog; lets everything else through. The
     role is read only for an admin-only update (the filters run in order)."""
-    router = hr_router("hr_roles")
+    router = Router(name="hr_roles")
     admin_only: list[Any] = [HrCard.filter(F.act.in_(ADMIN_CARD_ACTS)),
                              HrWhitelist.filter(F.act.in_(ADMIN_WHITELIST_ACTS)),
                              HrRule.filter(F.act.in_(ADMIN_RULE_ACTS)),

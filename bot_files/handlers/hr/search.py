@@ -20,7 +20,6 @@ from bot_files.replies import (
     acknowledge,
     answer,
     edit_or_send,
-    hr_router,
     register_screen,
     register_typed_answer,
     target_of,
@@ -86,8 +85,8 @@ async def results_page(callback: CallbackQuery, callback_data: HrSearchPage, sta
 
 
 def create_router() -> Router:
-    """Finding candidates, for HR only."""
-    router = hr_router("hr_search")
+    """Finding candidates (inside the HR-only router)."""
+    router = Router(name="hr_search")
     register_screen(router, ask_query, HrMenu.filter(F.act == MenuAct.FIND), "hr.btn_find")
     register_typed_answer(router, HrStates.find, query_received, query_not_text,
                           menu_keys=HR_MENU_KEYS)

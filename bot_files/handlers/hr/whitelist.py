@@ -22,7 +22,6 @@ from bot_files.replies import (
     acknowledge,
     answer,
     edit_or_send,
-    hr_router,
     menu_texts,
     register_screen,
 )
@@ -115,8 +114,9 @@ async def whitelist_add_received(message: Message, state: FSMContext, t: Texts,
 
 
 def create_router() -> Router:
-    """The whitelist, for HR only (admin-only buttons are refused to viewers before this)."""
-    router = hr_router("hr_whitelist")
+    """The whitelist (inside the HR-only router; the roles router refuses viewers the
+    admin-only buttons before this)."""
+    router = Router(name="hr_whitelist")
     register_screen(router, open_whitelist, HrMenu.filter(F.act == MenuAct.WHITELIST),
                     "hr.btn_whitelist")
     router.callback_query.register(whitelist_pressed, HrWhitelist.filter())
