@@ -14,7 +14,7 @@ from aiogram import Bot
 from bot_files.outbound import Delivery, Letter, Outbound
 from bot_files.presentation import candidate as views
 from bot_files.telegram_limits import Pacer
-from bot_files.texts import Texts
+from bot_files.texts import Texts, pick_language
 from config.env import Settings
 from connection import AsyncCvatClient, CvatError
 from db import Database, DatabaseUnavailable
@@ -84,8 +84,9 @@ class DeadlineKeeper:
         """Send one claimed message, paced, in the language the claim read; whether it went.
         One Telegram did not take is given back for the next pass; a candidate who blocked
         the bot counts as told (trying again would not reach them either)."""
-        delivery = await self.outbound.deliver(self.bot, notice.telegram_id, compose,
-                                               language=notice.language)
+        delivery = await self.outbound.deliver(
+            self.bot, notice.telegram_id, compose,
+            texts=Texts(pick_language(notice.language, None)))
         if delivery is Delivery.BLOCKED:
             logger.info("candidate %s blocked the bot; %s of attempt %s dropped",
                         notice.telegram_id, kind.name.lower(), notice.attempt_id)

@@ -56,18 +56,16 @@ class Outbound:
         return Texts(pick_language(stored, None))
 
     async def send(self, bot: Bot, telegram_id: int, compose: Compose, *,
-                   language: str | None = None) -> bool:
+                   texts: Texts | None = None) -> bool:
         """Compose the message(s) in the recipient's language and send them, paced. True if
         Telegram took them all."""
-        return await self.deliver(bot, telegram_id, compose,
-                                  language=language) is Delivery.SENT
+        return await self.deliver(bot, telegram_id, compose, texts=texts) is Delivery.SENT
 
     async def deliver(self, bot: Bot, telegram_id: int, compose: Compose, *,
-                      language: str | None = None) -> Delivery:
-        """As `send`, telling a blocked bot from a failure. `language`: the recipient's stored
-        language when the caller read it already (else it is read now)."""
-        t = Texts(pick_language(language, None)) if language else \
-            await self.texts_for(telegram_id)
+                      texts: Texts | None = None) -> Delivery:
+        """As `send`, telling a blocked bot from a failure. `texts`: in the recipient's
+        stored language, when the caller read it already (else it is read now)."""
+        t = texts or await self.texts_for(telegram_id)
         composed = compose(t)
         if not isinstance(composed, Letter | Sequence):
             composed = await composed
@@ -90,5 +88,6 @@ class Outbound:
         failed send never stops the others. How many Telegram took."""
         sent = 0
         for telegram_id, language in recipients:
-            sent += await self.send(bot, telegram_id, compose, language=language)
+            sent += await self.send(bot, telegram_id, compose,
+                                    texts=Texts(pick_language(language, None)))
         return sent

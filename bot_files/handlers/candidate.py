@@ -19,6 +19,7 @@ from bot_files.keyboards import (
 )
 from bot_files.notifier import Notifier
 from bot_files.presentation import candidate as views
+from bot_files.presentation.text import Letter
 from bot_files.replies import acknowledge, answer, target_of, typed
 from bot_files.services import Account
 from bot_files.texts import Texts
@@ -205,7 +206,7 @@ async def show_credentials(event: Message | CallbackQuery, t: Texts, account: Ac
         return
     login = await account.credentials(event.from_user.id)
     await answer(target, views.credentials(t, login) if login is not None
-                 else views.Letter(t("task.no_task")))
+                 else Letter(t("task.no_task")))
 
 
 async def ask_submit(event: Message | CallbackQuery, t: Texts, account: Account, db: Database,
