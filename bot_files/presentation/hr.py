@@ -49,6 +49,7 @@ from tasks_metrics.to_handlers import (
     CandidateSummary,
     DecisionRecord,
     DigestFigures,
+    Exports,
     Flag,
     GradedAttempt,
     ListName,
@@ -274,9 +275,10 @@ def regrade_report(t: Texts, candidate: CandidateSummary,
 # --- the export --------------------------------------------------------------------------------
 
 
-def export_summary(t: Texts, summary: Any, decisions: dict[str, int]) -> str:
+def export_summary(t: Texts, exports: Exports, decisions: dict[str, int]) -> str:
     """The export's first message: how many did what, the medians, the gates most missed,
     and HR's decisions."""
+    summary = exports.summary
     medians = summary.medians
     minutes = medians.get("time_spent_min")
     below = ", ".join(t("hr.summary_gate", name=gate_name(t, measure), count=n)

@@ -26,8 +26,7 @@ async def export_all(target: Message, t: Texts, hr_queries: HrQueries, audit: Au
         await edit_or_send(status, t("hr.export_empty"), reply_markup=back_to_menu_keyboard(t))
         return
     exports = await asyncio.to_thread(build_exports, rows, export_locale(t, hr_queries.settings))
-    await edit_or_send(status, export_summary(t, exports.summary,
-                                              await hr_queries.decision_counts()))
+    await edit_or_send(status, export_summary(t, exports, await hr_queries.decision_counts()))
     if exports.scores:
         chart = await asyncio.to_thread(band_histogram, exports.scores, **chart_labels(t))
         await target.answer_photo(BufferedInputFile(chart, filename="scores.png"),
