@@ -1,4 +1,4 @@
-"""Entry point: settings, database, bot, dispatcher; long polling.
+"""Entry point: settings, database, bot, dispatcher; long polling (or webhooks).
 
 Production, the tests and the demo all assemble the bot with `create_bot` and
 `create_dispatcher`, so what is tested is what runs.
@@ -11,8 +11,6 @@ import contextlib
 import ctypes
 import gc
 import logging
-import secrets
-import signal
 import sys
 
 from aiogram import Bot, Dispatcher
@@ -23,29 +21,28 @@ from aiogram.enums import ParseMode
 from aiogram.exceptions import (
     TelegramAPIError,
     TelegramNetworkError,
-    TelegramRetryAfter,
     TelegramUnauthorizedError,
 )
-from aiogram.types import BotCommand, BotCommandScopeDefault, ErrorEvent
-from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
-from aiohttp import web
+from aiogram.types import BotCommand, BotCommandScopeDefault
 
 from bot_files.deadlines import DeadlineKeeper
+from bot_files.digests import DigestKeeper
+from bot_files.errors import on_error
 from bot_files.fsm_storage import PostgresStorage
 from bot_files.handlers import get_routers
-from bot_files.handlers.candidate import deliver_credentials
-from bot_files.handlers.hr_lists import DigestKeeper
 from bot_files.isolation import PostgresEventIsolation
 from bot_files.loop_monitor import LoopMonitor
 from bot_files.middlewares import PrivateChatsOnly, UserContextMiddleware
+from bot_files.notifier import Notifier
 from bot_files.outbound import Outbound
+from bot_files.services import Services
 from bot_files.telegram_limits import Pacer, RetryAfterMiddleware, ThrottlingMiddleware
-from bot_files.texts import LANGUAGES, Texts, pick_language
+from bot_files.texts import LANGUAGES, Texts
+from bot_files.webhook import WEBHOOK_PATH, create_webhook_app, serve_webhook
 from config.env import Settings, SettingsError, load_settings
 from connection import AsyncCvatClient, CvatError, CvatMisconfigured
 from create_users.to_handlers import AccountKeeper
 from db import Database, DatabaseUnavailable, EmbeddedPostgres, database_url_for
-from health import HealthMonitor
 from log import register_secret, setup_logging
 from tasks_generator.to_handlers import (
     Credentials,
@@ -61,6 +58,10 @@ from tasks_metrics.to_handlers import (
     regrade_interrupted,
     reopen_abandoned_checks,
 )
+
+# Tests and tools assemble the bot from here (the webhook app too): what they use is what runs.
+__all__ = ["WEBHOOK_PATH", "StartupError", "create_bot", "create_dispatcher",
+           "create_webhook_app", "main", "preflight", "run_bot"]
 
 logger = logging.getLogger("bot")
 
@@ -80,45 +81,23 @@ def create_bot(settings: Settings) -> Bot:
     )
 
 
-async def on_error(event: ErrorEvent, bot: Bot) -> bool:
-    """Tell the user something went wrong (without details) and log the details."""
-    exc = event.exception
-    update = event.update
-    message = update.message or (update.callback_query.message if update.callback_query else None)
-    user = (update.message.from_user if update.message else None) or (
-        update.callback_query.from_user if update.callback_query else None
-    )
-    t = Texts(pick_language(None, user.language_code if user else None))
-    if isinstance(exc, TelegramRetryAfter):
-        logger.warning("update %s not answered: Telegram limits us (%s)", update.update_id, exc)
-        return True  # an apology would be limited as well
-    if isinstance(exc, DatabaseUnavailable):
-        logger.warning("update %s not handled: %s", update.update_id, exc)
-        text = t("errors.database")
-    else:
-        logger.error("update %s failed", update.update_id, exc_info=exc)
-        text = t("errors.generic")
-    try:
-        if update.callback_query is not None:
-            await update.callback_query.answer(text, show_alert=True)
-        elif message is not None:
-            await bot.send_message(message.chat.id, text)
-    except TelegramAPIError as send_error:
-        logger.warning("could not tell the user about the error: %s", send_error)
-    return True
-
-
 def create_dispatcher(settings: Settings, db: Database, cvat: AsyncCvatClient) -> Dispatcher:
-    """The Dispatcher with FSM state in PostgreSQL and every router; long-lived dependencies
-    (settings, database, CVAT client, task set, grading processes, broadcast pacer) injected
-    into handlers by name."""
+    """The Dispatcher with FSM state in PostgreSQL and every router. Injected into handlers by
+    name: the use-case services (bot_files.services: `audit`, `account`, `hr_queries`,
+    `hr_actions`, `decisions`, `rules`, `answer_key`), the `notifier` for everything said
+    outside a reply, and the long-lived dependencies the CVAT and grading calls still take
+    (settings, database, CVAT client, task set, grading processes)."""
     task_set = load_task_set(settings.task_set, settings.images_per_task)
     isolation = PostgresEventIsolation(db) if settings.replicas else None
     pacer = Pacer()
+    grader = GradingProcesses.from_settings(settings)
+    services = Services.build(db, cvat, grader, settings, task_set)
+    outbound = Outbound(db, pacer)
+    notifier = Notifier(outbound, services.account, services.hr_queries, services.decisions,
+                        task_set)
     dp = Dispatcher(storage=PostgresStorage(db), events_isolation=isolation, settings=settings,
                     db=db, cvat=cvat, task_set=task_set, pacer=pacer,
-                    outbound=Outbound(db, pacer),
-                    grader=GradingProcesses.from_settings(settings),
+                    notifier=notifier, grader=grader, **services.as_kwargs(),
                     disable_fsm=True)  # registered below, after the throttle
     # First: updates from groups and floods are dropped before they cost any database work;
     # aiogram's FSM middleware (a state read, and with replicas the per-user lock) comes after.
@@ -136,7 +115,8 @@ def create_dispatcher(settings: Settings, db: Database, cvat: AsyncCvatClient) -
 
 async def start_background_work(dispatcher: Dispatcher, bot: Bot, db: Database,
                                 cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet,
-                                grader: GradingProcesses, pacer: Pacer) -> None:
+                                grader: GradingProcesses, pacer: Pacer,
+                                notifier: Notifier) -> None:
     """Put the pass rule of the settings in force (unless HR set one), then from start on,
     periodically: finish what a crash interrupted (builds, checks, gradings), keep the warm
     pool of accounts and tasks full, and keep the candidates' deadlines (the nudge, the
@@ -147,7 +127,7 @@ async def start_background_work(dispatcher: Dispatcher, bot: Bot, db: Database,
         logger.warning("pass rule not checked at start: %s", exc)
 
     async def deliver(telegram_id: int, credentials: Credentials) -> None:
-        await deliver_credentials(bot, db, telegram_id, credentials, task_set)
+        await notifier.credentials_ready(bot, telegram_id, credentials)
 
     async def recover() -> None:
         # Each step handles its items one by one (an item's failure is recorded on it and the
@@ -179,7 +159,7 @@ async def start_background_work(dispatcher: Dispatcher, bot: Bot, db: Database,
                                                  name="finished-accounts")
     dispatcher["deadlines"] = asyncio.create_task(
         DeadlineKeeper(bot, db, pool_cvat, settings, pacer).run(), name="deadlines")
-    dispatcher["digests"] = asyncio.create_task(DigestKeeper(bot, db, settings).run(),
+    dispatcher["digests"] = asyncio.create_task(DigestKeeper(bot, db, settings, pacer).run(),
                                                 name="digests")
 
 
@@ -239,72 +219,6 @@ async def preflight(bot: Bot, db: Database, settings: Settings,
             "Check the network or TELEGRAM_API_URL."
         ) from exc
     logger.info("bot @%s (id %s) ready", me.username, me.id)
-
-
-WEBHOOK_PATH = "/telegram/webhook"
-
-
-class TelegramRequestHandler(SimpleRequestHandler):
-    """aiogram's webhook handler with the secret compared as bytes: a header holding non-ASCII
-    bytes is refused with 401 like any wrong secret (str comparison raised, which gave 500)."""
-
-    def verify_secret(self, telegram_secret_token: str, bot: Bot) -> bool:
-        """Whether the request carries our secret (constant-time)."""
-        if not self.secret_token:
-            return True
-        given = telegram_secret_token.encode("utf-8", "surrogateescape")
-        return secrets.compare_digest(given, self.secret_token.encode())
-
-
-def create_webhook_app(settings: Settings, dp: Dispatcher, bot: Bot, db: Database,
-                       cvat: AsyncCvatClient) -> web.Application:
-    """aiohttp app for webhook mode: updates at WEBHOOK_PATH, refused (401) without the secret
-    token; /healthz answers "ok" (200) or "unavailable" (503) from a state a HealthMonitor
-    refreshes in the background (what is down goes to the log, not to the caller)."""
-    app = web.Application()
-    TelegramRequestHandler(dispatcher=dp, bot=bot, handle_in_background=True,
-                           secret_token=settings.webhook_secret).register(app, path=WEBHOOK_PATH)
-    monitor = HealthMonitor(db, settings)
-
-    async def healthz(request: web.Request) -> web.Response:
-        return (web.Response(text="ok") if monitor.ok
-                else web.Response(text="unavailable", status=503))
-
-    app.router.add_get("/healthz", healthz)
-
-    async def register_webhook(app: web.Application) -> None:
-        assert settings.webhook_url is not None
-        await bot.set_webhook(settings.webhook_url, secret_token=settings.webhook_secret,
-                              allowed_updates=dp.resolve_used_update_types())
-
-    async def stop_monitor(app: web.Application) -> None:
-        await monitor.stop()
-
-    app.on_startup.append(lambda app: monitor.start())
-    app.on_startup.append(register_webhook)
-    app.on_cleanup.append(stop_monitor)
-    setup_application(app, dp, bot=bot)
-    return app
-
-
-async def serve_webhook(settings: Settings, dp: Dispatcher, bot: Bot, db: Database,
-                        cvat: AsyncCvatClient) -> None:
-    """Serve webhooks until SIGINT/SIGTERM."""
-    app = create_webhook_app(settings, dp, bot, db, cvat)
-    host, _, port = settings.webhook_listen.rpartition(":")
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, int(port)).start()
-    logger.info("webhook server on %s, Telegram posts to %s", settings.webhook_listen,
-                settings.webhook_url)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
 
 
 def freeze_startup_objects() -> None:

@@ -3,6 +3,7 @@ one button per row where labels are long (HR read this on phones)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 
 from aiogram.filters.callback_data import CallbackData
@@ -15,6 +16,9 @@ from bot_files.texts import Raw, Texts
 
 HR_PREFIXES = frozenset({"h1", "h1c", "h1s", "h1w", "h1r", "h1l", "h1n", "h1d", "h1a", "h1k"})
 MAX_LABEL = 40  # characters of a person's name on a button
+# The HR menu's buttons, as HR may also type them (each opens its screen, even mid-dialog).
+HR_MENU_KEYS = ("hr.menu_button", "hr.btn_export", "hr.btn_lists", "hr.btn_find",
+                "hr.btn_whitelist", "hr.btn_rule", "key.btn")
 
 
 class MenuAct(StrEnum):
@@ -222,13 +226,7 @@ def list_page_keyboard(t: Texts, name: str, items: list[tuple[int, str]], page: 
     builder = InlineKeyboardBuilder()
     for candidate_id, label in items:
         builder.button(text=short(label), callback_data=HrCard(act=CardAct.OPEN, cid=candidate_id))
-    paging = 0
-    if page > 1:
-        builder.button(text=t("hr.btn_prev"), callback_data=HrList(name=name, page=page - 1))
-        paging += 1
-    if page < pages:
-        builder.button(text=t("hr.btn_next"), callback_data=HrList(name=name, page=page + 1))
-        paging += 1
+    paging = _pager(t, builder, page, pages, lambda n: HrList(name=name, page=n))
     builder.button(text=t("lists.btn_back"), callback_data=HrList())
     builder.adjust(*([1] * len(items)), *([paging] if paging else []), 1)
     return builder.as_markup()
@@ -278,14 +276,16 @@ def back_to_menu_keyboard(t: Texts) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-def _pager(t: Texts, builder: InlineKeyboardBuilder, page: int, pages: int) -> int:
-    """Add ‹ Back / Next › for search results when there are several pages; buttons added."""
+def _pager(t: Texts, builder: InlineKeyboardBuilder, page: int, pages: int,
+           to_page: Callable[[int], CallbackData]) -> int:
+    """Add ‹ Back / Next › when there are several pages (`to_page`: the button data of a
+    page); how many buttons were added."""
     added = 0
     if page > 1:
-        builder.button(text=t("hr.btn_prev"), callback_data=HrSearchPage(page=page - 1))
+        builder.button(text=t("hr.btn_prev"), callback_data=to_page(page - 1))
         added += 1
     if page < pages:
-        builder.button(text=t("hr.btn_next"), callback_data=HrSearchPage(page=page + 1))
+        builder.button(text=t("hr.btn_next"), callback_data=to_page(page + 1))
         added += 1
     return added
 
@@ -296,7 +296,7 @@ def search_results_keyboard(t: Texts, items: list[tuple[int, str]], page: int,
     builder = InlineKeyboardBuilder()
     for candidate_id, label in items:
         builder.button(text=short(label), callback_data=HrCard(act=CardAct.OPEN, cid=candidate_id))
-    paging = _pager(t, builder, page, pages)
+    paging = _pager(t, builder, page, pages, lambda n: HrSearchPage(page=n))
     builder.button(text=t("hr.btn_menu"), callback_data=HrMenu(act=MenuAct.MENU))
     builder.adjust(*([1] * len(items)), *([paging] if paging else []), 1)
     return builder.as_markup()
@@ -422,15 +422,8 @@ def whitelist_keyboard(t: Texts, removable: list[tuple[int, str, Role]], page: i
             rows.append(2)
         builder.button(text=t("hr.wl_btn_add"), callback_data=HrWhitelist(act=WhitelistAct.ADD))
         rows.append(1)
-    paging = 0
-    if page > 1:
-        builder.button(text=t("hr.btn_prev"),
-                       callback_data=HrWhitelist(act=WhitelistAct.PAGE, page=page - 1))
-        paging += 1
-    if page < pages:
-        builder.button(text=t("hr.btn_next"),
-                       callback_data=HrWhitelist(act=WhitelistAct.PAGE, page=page + 1))
-        paging += 1
+    paging = _pager(t, builder, page, pages,
+                    lambda n: HrWhitelist(act=WhitelistAct.PAGE, page=n))
     builder.button(text=t("hr.btn_menu"), callback_data=HrMenu(act=MenuAct.MENU))
     builder.adjust(*rows, *([paging] if paging else []), 1)
     return builder.as_markup()

@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 
 class UserContextMiddleware(BaseMiddleware):
-    """Adds `t` (texts in the user's language), `lang` and `visitor` (their candidate stage and
+    """Adds `t` (texts in the user's language) and `visitor` (their candidate stage and
     HR status, for menus and the HR gate) to every handler's arguments.
 
     All of it comes from one database round trip, which also records the visit. If the
@@ -51,9 +51,7 @@ class UserContextMiddleware(BaseMiddleware):
             except DatabaseUnavailable as exc:
                 logger.warning("language of user %s unknown: %s", user.id, exc)
         data["visitor"] = visitor
-        lang = pick_language(stored, telegram_code)
-        data["lang"] = lang
-        data["t"] = Texts(lang)
+        data["t"] = Texts(pick_language(stored, telegram_code))
         return await handler(event, data)
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from bot_files.handlers.hr import render_card
-from bot_files.hr_exports import export_locale
+from bot_files.presentation.exports import export_locale
+from bot_files.presentation.hr import render_card
 from bot_files.texts import Texts
 from config.env import PROJECT_DIR, Settings
 from db import Database

@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import pytest
 
-from bot_files.hr_exports import export_locale
+from bot_files.presentation.exports import export_locale
 from bot_files.texts import Texts
 from config.env import Settings
 from db import Database

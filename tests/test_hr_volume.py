@@ -17,8 +17,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from authorization import Role, add_to_whitelist, set_role
-from bot_files.handlers.hr_lists import clock, send_due_digests
-from bot_files.handlers.roles import (
+from bot_files.digests import clock, send_due_digests
+from bot_files.handlers.hr.roles import (
     ADMIN_CARD_ACTS,
     ADMIN_KEY_ACTS,
     ADMIN_RULE_ACTS,

@@ -3,63 +3,42 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
-from datetime import UTC, datetime
 
-from aiogram import Bot, F, Router
+from aiogram import F, Router
 from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
 from aiogram.types import CallbackQuery, Message, User
 
-from bot_files.deadlines import expiry_menu, expiry_next, expiry_text
-from bot_files.handlers.common import privacy_notice
-from bot_files.handlers.hr import notify_hr
 from bot_files.keyboards import (
     ConfirmTask,
     TaskAction,
     TaskStep,
     confirm_keyboard,
-    credentials_keyboard,
-    main_menu,
-    new_attempt_keyboard,
     retry_keyboard,
     submit_confirm_keyboard,
 )
-from bot_files.replies import target_of
-from bot_files.texts import Texts, limit_text, pick_language, problem_text
-from bot_files.verdicts import candidate_result, standing_line
+from bot_files.notifier import Notifier
+from bot_files.presentation import candidate as views
+from bot_files.presentation.text import Letter
+from bot_files.replies import acknowledge, answer, target_of, typed
+from bot_files.services import Account
+from bot_files.texts import Texts
 from config.env import Settings
 from connection import AsyncCvatClient, CvatError, CvatNotFound, CvatUnavailable
-from create_users.to_handlers import has_consented, notice_version, record_consent, user_language
 from db import Database
 from tasks_generator.to_handlers import (
     ACCOUNT,
-    EXPIRED,
     IMAGES,
     READY_STAGE,
     TASK,
-    Credentials,
     Stage,
-    TaskRequest,
     TaskSet,
-    candidate_stage,
-    guide_text,
-    next_attempt_at,
     request_test_task,
-    resend_credentials,
 )
-from tasks_metrics.to_handlers import (
-    GradingProcesses,
-    SubmitOutcome,
-    check_work,
-    hint_codes,
-    standing,
-    submit_work,
-)
+from tasks_metrics.to_handlers import GradingProcesses, SubmitOutcome, check_work, submit_work
 from tasks_new.to_handlers import request_new_attempt
 
 logger = logging.getLogger(__name__)
-MAX_PROBLEM_LINES = 25
 EDIT_INTERVAL = 1.0  # Telegram allows about one message update per second in a chat
 
 
@@ -91,22 +70,7 @@ class ProgressMessage:
 
     def render(self, title_key: str) -> str:
         """The message text for the current progress."""
-        lines = [self.t(title_key), ""]
-        for stage in self.STAGES:
-            done, total = self.progress.get(stage, (0, 0))
-            if stage in self.progress and total and done >= total:
-                icon = "✅"
-            elif stage in self.progress:
-                icon = "⏳"
-            else:
-                icon = "▫️"
-            if stage == IMAGES and total:
-                label = self.t("progress.images", done=done, total=total)
-            else:
-                label = self.t("progress.images_plain" if stage == IMAGES
-                               else f"progress.{stage}")
-            lines.append(f"{icon} {label}")
-        return "\n".join(lines)
+        return views.progress(self.t, title_key, self.STAGES, self.progress)
 
     async def _show(self, text: str, *, force: bool) -> None:
         now = time.monotonic()
@@ -122,70 +86,7 @@ class ProgressMessage:
         self._shown, self._last_edit = text, now
 
 
-async def _send_credentials(target: Message, t: Texts, credentials: Credentials,
-                            task_set: TaskSet, intro_key: str | None = None) -> None:
-    if intro_key:
-        await target.answer(t(intro_key))
-    await target.answer(
-        t("credentials.text", number=credentials.attempt_number, url=credentials.url,
-          username=credentials.username, password=credentials.password),
-        reply_markup=credentials_keyboard(t, credentials.url),
-    )
-    await target.answer(guide_text(t.language, task_set), reply_markup=main_menu(t, "ready"))
-
-
-async def deliver_credentials(bot: Bot, db: Database, telegram_id: int,
-                              credentials: Credentials, task_set: TaskSet) -> None:
-    """Send the login of a task finished in the background (after a restart)."""
-    language = await user_language(db, telegram_id)
-    t = Texts(pick_language(language, None))
-    await bot.send_message(telegram_id, t("progress.ready_title"))
-    await bot.send_message(
-        telegram_id,
-        t("credentials.text", number=credentials.attempt_number, url=credentials.url,
-          username=credentials.username, password=credentials.password),
-        reply_markup=credentials_keyboard(t, credentials.url))
-    await bot.send_message(telegram_id, guide_text(t.language, task_set),
-                           reply_markup=main_menu(t, "ready"))
-
-
-def cooldown_text(t: Texts, available_at: datetime, settings: Settings) -> str:
-    """"You can start the next attempt in about 25 min (at 14:05, Europe/Moscow)"."""
-    minutes = max(1, math.ceil((available_at - datetime.now(UTC)).total_seconds() / 60))
-    local = available_at.astimezone(settings.zone)
-    return t("task.cooldown", minutes=minutes, time=local.strftime("%H:%M"),
-             zone=settings.timezone)
-
-
-async def _explain_request(target: Message, t: Texts, result: TaskRequest,
-                           task_set: TaskSet, settings: Settings) -> None:
-    """Every outcome of asking for a task except a fresh build."""
-    if result.kind == "taken_over":
-        return  # the builder that took over sends the login
-    if result.kind == "ready" and result.credentials is not None:
-        await _send_credentials(target, t, result.credentials, task_set, "task.already")
-    elif result.kind == "busy":
-        await target.answer(t("task.busy"))
-    elif result.kind == "done" and result.attempt is not None and result.attempt.status == EXPIRED:
-        left = result.allowed - result.used
-        await target.answer(expiry_text(t, "deadline.task_expired", result.attempt.number, left),
-                            reply_markup=expiry_menu(t, left))
-    elif result.kind == "done" and result.attempt is not None:
-        more = result.allowed > result.used
-        await target.answer(t("task.done_more" if more else "task.done",
-                              number=result.attempt.number),
-                            reply_markup=new_attempt_keyboard(t) if more else None)
-    elif result.kind == "no_attempts_left":
-        await target.answer(t("task.none_left", allowed=result.allowed),
-                            reply_markup=main_menu(t, "done", 0))
-    elif result.kind == "cooldown" and result.available_at is not None:
-        await target.answer(cooldown_text(t, result.available_at, settings))
-    else:
-        await target.answer(t("task.no_task"))
-
-
-async def offer_task(event: Message | CallbackQuery, t: Texts, db: Database,
-                     settings: Settings, task_set: TaskSet) -> None:
+async def offer_task(event: Message | CallbackQuery, t: Texts, account: Account) -> None:
     """Get a test task / New attempt (typed or pressed, stale or fresh): what fits the stage:
     the confirmation of a first task or of the next attempt, the login again, or why not."""
     if isinstance(event, CallbackQuery):
@@ -193,81 +94,64 @@ async def offer_task(event: Message | CallbackQuery, t: Texts, db: Database,
     target = target_of(event)
     if target is None:
         return
-    stage = await candidate_stage(db, settings, event.from_user.id)
-    if stage.kind in ("new", "failed"):
-        await _ask_to_confirm(target, t, db, settings, task_set, event.from_user.id, stage)
-    elif stage.kind == "building":
+    stage = await account.stage(event.from_user.id)
+    if stage.kind == "building":
         await target.answer(t("task.busy"))
     elif stage.kind == "ready":
-        credentials = await resend_credentials(db, event.from_user.id, settings)
-        if credentials is not None:
-            await _send_credentials(target, t, credentials, task_set, "task.already")
-    elif stage.attempts_left <= 0:
-        await target.answer(t("task.none_left", allowed=stage.number),
-                            reply_markup=main_menu(t, "done", 0))
+        login = await account.credentials(event.from_user.id)
+        if login is not None:
+            await answer(target, views.credentials_with_guide(t, login, account.task_set,
+                                                              "task.already"))
+    elif stage.kind not in ("new", "failed") and stage.attempts_left <= 0:
+        await answer(target, views.none_left(t, stage.number))
     else:
-        await _ask_to_confirm(target, t, db, settings, task_set, event.from_user.id, stage)
+        await _ask_to_confirm(target, t, account, event.from_user.id, stage)
 
 
-async def _ask_to_confirm(target: Message, t: Texts, db: Database, settings: Settings,
-                          task_set: TaskSet, telegram_id: int, stage: Stage) -> None:
+async def _ask_to_confirm(target: Message, t: Texts, account: Account, telegram_id: int,
+                          stage: Stage) -> None:
     """The confirmation of the first task or of the next attempt; with the privacy notice and
     "Yes agrees to it" for whoever has not agreed to this version of it yet."""
     new_attempt = stage.kind not in ("new", "failed")
-    wait_until = await next_attempt_at(db, settings, stage.candidate_id) \
-        if new_attempt and stage.candidate_id is not None else None
+    known = stage.candidate_id is not None and new_attempt
+    wait_until = await account.next_attempt_at(stage.candidate_id) if known else None
     if wait_until is not None:  # said before the candidate commits, not after
-        await target.answer(cooldown_text(t, wait_until, settings))
+        await target.answer(views.cooldown_text(t, wait_until, account.settings.zone,
+                                                account.settings.timezone))
         return
-    if new_attempt:
-        lines = [t("task.confirm_new", number=stage.number + 1,
-                   allowed=stage.number + stage.attempts_left,
-                   images=task_set.images_per_task),
-                 t(f"counting.{settings.attempt_counts}")]
-        now = await standing(db, stage.candidate_id, settings.attempt_counts) \
-            if stage.candidate_id is not None else None
-        if now is not None:
-            lines.append(standing_line(t, now))
-        question = "\n\n".join(lines)
-    else:
-        question = t("task.confirm", images=task_set.images_per_task)
-    texts = privacy_notice(settings)
-    version = notice_version(texts)
-    if not await has_consented(db, telegram_id, version):
-        question += "\n\n" + t("privacy.block", notice=texts[t.language]) + "\n" + \
-            t("privacy.consent")
-    await target.answer(question, reply_markup=confirm_keyboard(t, new_attempt=new_attempt,
-                                                                notice=version))
+    standing = await account.standing(stage.candidate_id) if known else None
+    question = views.confirm_question(t, account.settings, account.task_set, stage, standing)
+    if not await account.has_consented(telegram_id):
+        question += "\n\n" + t("privacy.block", notice=account.privacy_notice()[t.language]) \
+            + "\n" + t("privacy.consent")
+    await target.answer(question, reply_markup=confirm_keyboard(
+        t, new_attempt=new_attempt, notice=account.notice_version()))
 
 
-async def _consented(target: Message, t: Texts, db: Database, settings: Settings,
-                     task_set: TaskSet, telegram_id: int, shown: str) -> bool:
+async def _consented(target: Message, t: Texts, account: Account, telegram_id: int,
+                     shown: str) -> bool:
     """Whether the candidate agreed to the privacy notice in force: now, by pressing Yes under
     it (`shown`: the version that confirmation showed), or before. A confirmation from before
     this notice, or a forged one, gets the notice and the question again instead."""
-    texts = privacy_notice(settings)
-    version = notice_version(texts)
-    if await has_consented(db, telegram_id, version):
+    if await account.has_consented(telegram_id):
         return True
-    if shown == version:
-        await record_consent(db, telegram_id, texts)
+    if shown == account.notice_version():
+        await account.consent(telegram_id)
         return True
-    await _ask_to_confirm(target, t, db, settings, task_set, telegram_id,
-                          await candidate_stage(db, settings, telegram_id))
+    await _ask_to_confirm(target, t, account, telegram_id, await account.stage(telegram_id))
     return False
 
 
 async def build_task(callback: CallbackQuery, callback_data: TaskAction | ConfirmTask, t: Texts,
-                     db: Database, cvat: AsyncCvatClient, settings: Settings,
+                     account: Account, db: Database, cvat: AsyncCvatClient, settings: Settings,
                      task_set: TaskSet) -> None:
     """Confirmed: build the task with a progress message, then send the login."""
-    await callback.answer()
-    target = target_of(callback)
+    target = await acknowledge(callback)
     if target is None:
         return
     user: User = callback.from_user
     shown = callback_data.v if isinstance(callback_data, ConfirmTask) else ""
-    if not await _consented(target, t, db, settings, task_set, user.id, shown):
+    if not await _consented(target, t, account, user.id, shown):
         return
     new_attempt = callback_data.step == TaskStep.CONFIRM_NEW
     progress = ProgressMessage(target, t)
@@ -283,7 +167,7 @@ async def build_task(callback: CallbackQuery, callback_data: TaskAction | Confir
         return
     if result.kind == "created" and result.credentials is not None:
         await progress.finish(ok=True)
-        await _send_credentials(target, t, result.credentials, task_set)
+        await answer(target, views.credentials_with_guide(t, result.credentials, task_set))
         return
     # Nothing was built (a parallel press, an attempt already submitted, none left): the
     # progress message gives way to the explanation.
@@ -291,13 +175,12 @@ async def build_task(callback: CallbackQuery, callback_data: TaskAction | Confir
         await target.delete()
     except TelegramBadRequest:
         logger.debug("progress message already gone")
-    await _explain_request(target, t, result, task_set, settings)
+    await answer(target, views.request_outcome(t, result, task_set, settings))
 
 
 async def _answered(callback: CallbackQuery, text: str) -> None:
     """A question's button pressed: the question gives way to `text` (its buttons go)."""
-    await callback.answer()
-    target = target_of(callback)
+    target = await acknowledge(callback)
     if target is not None:
         try:
             await target.edit_text(text)
@@ -310,40 +193,30 @@ async def not_now(callback: CallbackQuery, t: Texts) -> None:
     await _answered(callback, t("task.later"))
 
 
-async def show_credentials(event: Message | CallbackQuery, t: Texts, db: Database,
-                           settings: Settings) -> None:
+async def show_credentials(event: Message | CallbackQuery, t: Texts, account: Account) -> None:
     """My credentials: the login again (recorded in the action log)."""
     target = target_of(event)
     if isinstance(event, CallbackQuery):
         await event.answer()
     if target is None:
         return
-    stage = await candidate_stage(db, settings, event.from_user.id)
+    stage = await account.stage(event.from_user.id)
     if stage.kind == "done":  # submitted or expired: the old login opens nothing to work on
-        more = stage.attempts_left > 0
-        await target.answer(t("credentials.closed" if more else "credentials.finished",
-                              number=stage.number),
-                            reply_markup=new_attempt_keyboard(t) if more else None)
+        await answer(target, views.closed_attempt(t, stage))
         return
-    credentials = await resend_credentials(db, event.from_user.id, settings)
-    if credentials is None:
-        await target.answer(t("task.no_task"))
-        return
-    await target.answer(
-        t("credentials.text", number=credentials.attempt_number, url=credentials.url,
-          username=credentials.username, password=credentials.password),
-        reply_markup=credentials_keyboard(t, credentials.url),
-    )
+    login = await account.credentials(event.from_user.id)
+    await answer(target, views.credentials(t, login) if login is not None
+                 else Letter(t("task.no_task")))
 
 
-async def ask_submit(event: Message | CallbackQuery, t: Texts, db: Database,
-                     cvat: AsyncCvatClient, grader: GradingProcesses,
-                     settings: Settings) -> None:
+async def ask_submit(event: Message | CallbackQuery, t: Texts, account: Account, db: Database,
+                     cvat: AsyncCvatClient, grader: GradingProcesses, settings: Settings,
+                     notifier: Notifier) -> None:
     """✅ Submit: with a task open, ask first (a submission cannot be changed); otherwise say
     why there is nothing to submit, as Submit itself would."""
-    stage = await candidate_stage(db, settings, event.from_user.id)
+    stage = await account.stage(event.from_user.id)
     if stage.kind != "ready":
-        await submit(event, t, db, cvat, grader, settings)
+        await submit(event, t, db, cvat, grader, settings, notifier)
         return
     if isinstance(event, CallbackQuery):
         await event.answer()
@@ -375,13 +248,13 @@ async def check(event: Message | CallbackQuery, t: Texts, db: Database, cvat: As
     if outcome.kind == "complete":
         await status.edit_text(t("check.complete"))
     elif outcome.kind == "incomplete":
-        await status.edit_text(_problem_list(t, outcome, "check.incomplete"))
+        await status.edit_text(views.problem_list(t, outcome, "check.incomplete"))
     else:
         await _report_submission(status, t, outcome, settings)
 
 
 async def submit(event: Message | CallbackQuery, t: Texts, db: Database, cvat: AsyncCvatClient,
-                 grader: GradingProcesses, settings: Settings) -> None:
+                 grader: GradingProcesses, settings: Settings, notifier: Notifier) -> None:
     """Submit (confirmed): the job is locked and read once; complete work is stored and
     graded, anything else reopens the job with the reason."""
     target = target_of(event)
@@ -401,67 +274,16 @@ async def submit(event: Message | CallbackQuery, t: Texts, db: Database, cvat: A
         await _cvat_trouble(status, t, exc, TaskStep.SUBMIT_OK, edit=True)
         return
     await _report_submission(status, t, outcome, settings)
-    await notify_hr(status.bot, db, settings, outcome)
-
-
-def _problem_list(t: Texts, outcome: SubmitOutcome, title_key: str) -> str:
-    """What is missing or wrong, one line per problem, under a title."""
-    lines = [t(title_key), ""]
-    for problem in outcome.problems[:MAX_PROBLEM_LINES]:
-        lines.append(t("submit.item", image=problem.image,
-                       problem=problem_text(t, problem.code, problem.params)))
-    if len(outcome.problems) > MAX_PROBLEM_LINES:
-        lines.append(t("submit.more", count=len(outcome.problems) - MAX_PROBLEM_LINES))
-    return "\n".join(lines)
-
-
-def _after_grading(t: Texts, outcome: SubmitOutcome, settings: Settings) -> list[str]:
-    """The paragraphs after "submitted": the result if it is shown, hints and the counting
-    rule while attempts remain, when HR will write."""
-    result = outcome.result
-    final = outcome.attempts_left == 0
-    parts = [t("submit.thanks", number=outcome.attempt.number if outcome.attempt else 0)]
-    if result is not None and (settings.show_score or (
-            final and settings.result_after_final and settings.candidate_result != "off")):
-        shown = "gates" if settings.show_score else settings.candidate_result
-        parts.append(candidate_result(t, result.verdict, shown))
-    if not final:
-        codes = hint_codes(result.verdict, result.report) if (
-            settings.hints and result is not None) else []
-        if codes:
-            parts.append("\n".join([t("hints.title"),
-                                    *(t("hints.item", hint=t(f"hints.{code}"))
-                                      for code in codes)]))
-        parts.append(t("submit.more_attempts", left=outcome.attempts_left))
-        parts.append(t(f"counting.{settings.attempt_counts}"))
-    parts.append(t("submit.hr_will_write", days=settings.reply_days) if settings.reply_days
-                 else t("submit.hr_will_write_soon"))
-    return parts
+    await notifier.graded(status.bot, outcome)
 
 
 async def _report_submission(status: Message, t: Texts, outcome: SubmitOutcome,
                              settings: Settings) -> None:
-    if outcome.kind == "incomplete":
-        await status.edit_text(_problem_list(t, outcome, "submit.incomplete"))
-        return
-    if outcome.kind == "over_limit" and outcome.limit is not None:
-        await status.edit_text(t("submit.over_limit", problem=limit_text(t, outcome.limit)))
-        return
-    if outcome.kind in ("graded", "grading_failed") and outcome.attempt is not None:
-        await status.edit_text("\n\n".join(_after_grading(t, outcome, settings)))
-        await status.answer(t("start.next_done_more" if outcome.attempts_left else
-                              "start.next_done"),
-                            reply_markup=main_menu(t, "done", outcome.attempts_left))
-        return
-    if outcome.kind == "expired" and outcome.attempt is not None:
-        await status.edit_text(t("deadline.submit_expired", number=outcome.attempt.number))
-        await status.answer(expiry_next(t, outcome.attempts_left),
-                            reply_markup=expiry_menu(t, outcome.attempts_left))
-        return
-    key = {"no_task": "task.no_task", "not_ready": "task.not_ready",
-           "already_submitted": "submit.already", "checking": "submit.checking_already",
-           "unreadable": "submit.unreadable"}[outcome.kind]
-    await status.edit_text(t(key))
+    """What Submit led to, in place of the "checking…" message (and the menu after it)."""
+    text, after = views.submission_report(t, outcome, settings)
+    await status.edit_text(text)
+    if after is not None:
+        await answer(status, after)
 
 
 async def _cvat_trouble(target: Message, t: Texts, exc: CvatError, retry: TaskStep,
@@ -482,11 +304,6 @@ async def _cvat_trouble(target: Message, t: Texts, exc: CvatError, retry: TaskSt
 def create_router() -> Router:
     """Router of the candidate's journey (menu texts in both languages, and inline buttons)."""
     router = Router(name="candidate")
-    en = Texts("en")
-
-    def typed(key: str) -> object:
-        return F.text.in_(en.all_variants(key))
-
     router.message.register(offer_task, typed("menu.get_task"))
     router.message.register(show_credentials, typed("menu.credentials"))
     router.message.register(ask_submit, typed("menu.submit"))

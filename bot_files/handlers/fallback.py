@@ -8,9 +8,9 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot_files.handlers.menu import current_menu
-from bot_files.handlers.support import MAX_SUPPORT_TEXT, TYPED_KEY
+from bot_files.dialogs import MAX_SUPPORT_TEXT, TYPED_KEY
 from bot_files.keyboards import TaskAction, TaskStep
+from bot_files.presentation.candidate import current_menu
 from bot_files.texts import Texts
 from tasks_generator.to_handlers import Visitor
 

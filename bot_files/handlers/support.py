@@ -1,5 +1,5 @@
 """/support: a candidate writes to HR (the dialog state lives in PostgreSQL). Each HR user gets
-the message with a Reply button (bot_files.handlers.hr_reply); free text the bot does not
+the message with a Reply button (bot_files.handlers.hr.reply); free text the bot does not
 understand can be passed on with one tap."""
 
 from __future__ import annotations
@@ -9,30 +9,18 @@ import logging
 from aiogram import Bot, F, Router
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
-from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message, User
 
-from authorization import hr_recipients
-from bot_files.handlers.menu import current_menu
-from bot_files.hr_keyboards import reply_keyboard
+from bot_files.dialogs import MAX_SUPPORT_TEXT, TYPED_KEY, Support
 from bot_files.keyboards import TaskAction, TaskStep
-from bot_files.outbound import Letter, Outbound
-from bot_files.replies import target_of
+from bot_files.notifier import Notifier
+from bot_files.presentation.candidate import current_menu
+from bot_files.replies import acknowledge, register_typed_answer, target_of, typed
+from bot_files.services import Audit
 from bot_files.texts import Texts
-from config.env import Settings
-from db import Database
-from log import record_action
 from tasks_generator.to_handlers import Visitor
 
 logger = logging.getLogger(__name__)
-MAX_SUPPORT_TEXT = 3000  # leaves room for the header within Telegram's 4096
-TYPED_KEY = "typed_for_hr"  # dialog data: the text the fallback offered to pass on
-
-
-class Support(StatesGroup):
-    """Waiting for the text of a message to HR."""
-
-    waiting_text = State()
 
 
 async def ask(event: Message | CallbackQuery, state: FSMContext, t: Texts) -> None:
@@ -46,44 +34,32 @@ async def ask(event: Message | CallbackQuery, state: FSMContext, t: Texts) -> No
     await target.answer(t("support.ask"))
 
 
-async def forward_to_hr(db: Database, settings: Settings, bot: Bot, outbound: Outbound,
-                        sender: User, text: str) -> int:
+async def forward_to_hr(audit: Audit, notifier: Notifier, bot: Bot, sender: User,
+                        text: str) -> int:
     """Send a candidate's message to every HR user, each in their language, with a Reply
     button; recorded in the action log. How many HR users it reached."""
-    await record_action(db, sender.id, "support_message", details={"text": text})
-    delivered = 0
-    for hr_id, _ in await hr_recipients(db, settings.hr_admin_ids):
-        def compose(ht: Texts) -> Letter:
-            return Letter(ht("support.to_hr", name=sender.full_name,
-                             username=f"@{sender.username}" if sender.username else "",
-                             telegram_id=sender.id, text=text),
-                          reply_keyboard(ht, sender.id))
-        delivered += await outbound.send(bot, hr_id, compose)
-    return delivered
+    await audit.record(sender.id, "support_message", details={"text": text})
+    return await notifier.support_message(bot, sender, text)
 
 
-async def received(
-    message: Message, state: FSMContext, t: Texts, db: Database, settings: Settings, bot: Bot,
-    outbound: Outbound, visitor: Visitor | None,
-) -> None:
+async def received(message: Message, state: FSMContext, t: Texts, audit: Audit,
+                   notifier: Notifier, bot: Bot, visitor: Visitor | None) -> None:
     """Forward the candidate's text to every HR user and record it."""
     text = message.text or ""
     if len(text) > MAX_SUPPORT_TEXT:
         await message.answer(t("support.too_long", limit=MAX_SUPPORT_TEXT))
         return
     assert message.from_user is not None
-    delivered = await forward_to_hr(db, settings, bot, outbound, message.from_user, text)
+    delivered = await forward_to_hr(audit, notifier, bot, message.from_user, text)
     await state.clear()
     await message.answer(t("support.sent" if delivered else "support.no_hr"),
                          reply_markup=current_menu(t, visitor))
 
 
-async def send_typed(callback: CallbackQuery, state: FSMContext, t: Texts, db: Database,
-                     settings: Settings, bot: Bot, outbound: Outbound,
-                     visitor: Visitor | None) -> None:
+async def send_typed(callback: CallbackQuery, state: FSMContext, t: Texts, audit: Audit,
+                     notifier: Notifier, bot: Bot) -> None:
     """"Yes, send it to HR" under the fallback's answer: pass on the text it was about."""
-    await callback.answer()
-    target = target_of(callback)
+    target = await acknowledge(callback)
     data = await state.get_data()
     text = data.get(TYPED_KEY)
     if target is None:
@@ -92,7 +68,7 @@ async def send_typed(callback: CallbackQuery, state: FSMContext, t: Texts, db: D
         await target.answer(t("support.offer_gone"))
         return
     await state.update_data({TYPED_KEY: None})
-    delivered = await forward_to_hr(db, settings, bot, outbound, callback.from_user,
+    delivered = await forward_to_hr(audit, notifier, bot, callback.from_user,
                                     text[:MAX_SUPPORT_TEXT])
     await target.edit_text(t("support.sent" if delivered else "support.no_hr"))
 
@@ -105,11 +81,9 @@ async def not_text(message: Message, t: Texts) -> None:
 def create_router() -> Router:
     """Router of the /support dialog, with a fallback in its state."""
     router = Router(name="support")
-    support_texts = Texts("en").all_variants("menu.support")
     router.message.register(ask, Command("support"))
-    router.message.register(ask, F.text.in_(support_texts))
-    router.message.register(received, Support.waiting_text, F.text & ~F.text.startswith("/"))
-    router.message.register(not_text, Support.waiting_text, ~F.text)
+    router.message.register(ask, typed("menu.support"))
+    register_typed_answer(router, Support.waiting_text, received, not_text)
     router.callback_query.register(ask, TaskAction.filter(F.step == TaskStep.WRITE_HR))
     router.callback_query.register(send_typed, TaskAction.filter(F.step == TaskStep.SEND_TYPED))
     return router

@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from bot_files.flag_texts import flag_line
+from bot_files.presentation.flags import flag_line
+from bot_files.presentation.verdicts import failing_gates, plain
 from bot_files.texts import Texts
-from bot_files.verdicts import failing_gates, plain
 from config.env import Settings
 from tasks_metrics.to_handlers import (
     ATTEMPT_COLUMNS,

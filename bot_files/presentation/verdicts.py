@@ -7,7 +7,7 @@ import html
 import math
 from datetime import UTC, tzinfo
 
-from bot_files.replies import when_text
+from bot_files.presentation.text import when_text
 from bot_files.texts import Raw, Texts
 from tasks_metrics.to_handlers import (
     BORDERLINE,

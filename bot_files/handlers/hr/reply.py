@@ -3,27 +3,18 @@ which reaches the candidate as a message from HR (with a button to write back) a
 
 from __future__ import annotations
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.fsm.context import FSMContext
-from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 
-from authorization import HRFilter
-from bot_files.handlers.support import MAX_SUPPORT_TEXT
+from bot_files.dialogs import MAX_SUPPORT_TEXT, ReplyStates
 from bot_files.hr_keyboards import HrReply
-from bot_files.keyboards import support_reply_keyboard
-from bot_files.outbound import Letter, Outbound
-from bot_files.replies import target_of
+from bot_files.notifier import Notifier
+from bot_files.replies import acknowledge, register_typed_answer
+from bot_files.services import Audit
 from bot_files.texts import Texts
 from create_users.to_handlers import get_candidate
 from db import Database
-from log import record_action
-
-
-class ReplyStates(StatesGroup):
-    """Waiting for HR's answer to a support message."""
-
-    text = State()
 
 
 async def _who(db: Database, telegram_id: int) -> tuple[int | None, str]:
@@ -39,8 +30,7 @@ async def _who(db: Database, telegram_id: int) -> tuple[int | None, str]:
 async def reply_pressed(callback: CallbackQuery, callback_data: HrReply, state: FSMContext,
                         t: Texts, db: Database) -> None:
     """Reply under a support message: ask for the text."""
-    await callback.answer()
-    target = target_of(callback)
+    target = await acknowledge(callback)
     if target is None:
         return
     _, name = await _who(db, callback_data.tid)
@@ -50,7 +40,7 @@ async def reply_pressed(callback: CallbackQuery, callback_data: HrReply, state: 
 
 
 async def reply_received(message: Message, state: FSMContext, t: Texts, db: Database,
-                         bot: Bot, outbound: Outbound) -> None:
+                         audit: Audit, notifier: Notifier, bot: Bot) -> None:
     """HR's answer: to the candidate, in their language, and into the action log."""
     text = (message.text or "").strip()
     if not text:
@@ -62,14 +52,9 @@ async def reply_received(message: Message, state: FSMContext, t: Texts, db: Data
     telegram_id = int((await state.get_data()).get("reply_to", 0))
     await state.clear()
     candidate_id, name = await _who(db, telegram_id)
-
-    def compose(ct: Texts) -> Letter:
-        return Letter(ct("support.from_hr", text=text), support_reply_keyboard(ct))
-
-    delivered = await outbound.send(bot, telegram_id, compose)
-    assert message.from_user is not None
-    await record_action(db, message.from_user.id, "hr.reply", candidate_id,
-                        {"to": telegram_id, "text": text}, ok=delivered)
+    delivered = await notifier.hr_reply(bot, telegram_id, text)
+    await audit.record(message.chat.id, "hr.reply", candidate_id,
+                       {"to": telegram_id, "text": text}, ok=delivered)
     await message.answer(t("hr.reply_sent" if delivered else "hr.reply_undelivered",
                            name=name))
 
@@ -80,11 +65,8 @@ async def reply_not_text(message: Message, t: Texts) -> None:
 
 
 def create_router() -> Router:
-    """HR only: Reply and the answer's text."""
+    """Reply and the answer's text (inside the HR-only router)."""
     router = Router(name="hr_reply")
-    router.message.filter(HRFilter())
-    router.callback_query.filter(HRFilter())
     router.callback_query.register(reply_pressed, HrReply.filter())
-    router.message.register(reply_received, ReplyStates.text, F.text & ~F.text.startswith("/"))
-    router.message.register(reply_not_text, ReplyStates.text, ~F.text)
+    register_typed_answer(router, ReplyStates.text, reply_received, reply_not_text)
     return router

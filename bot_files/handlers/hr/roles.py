@@ -1,9 +1,9 @@
 """HR roles: which buttons and dialogs only an admin may use, and the router that refuses them
 to viewers, whatever the button: shown, left on an old message, or forged.
 
-The router sits before the HR routers and passes HR users only (non-HR users fall through to
-`hr_denied` as before); of those it catches the viewers' admin-only updates, answers "only an
-admin can do this" and writes the action log. What is admin-only is declared here, in one
+The router is the first inside the HR-only router (non-HR users never reach it and fall
+through to `hr_denied`); it catches the viewers' admin-only updates, answers "only an admin
+can do this" and writes the action log. What is admin-only is declared here, in one
 place: a new admin action is one more member of these sets.
 """
 
@@ -15,12 +15,8 @@ from aiogram import F, Router
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 
-from authorization import AdminFilter, HRFilter
-from bot_files.handlers.answer_key import KeyStates
-from bot_files.handlers.decisions import DecisionStates
-from bot_files.handlers.hr import HrStates
-from bot_files.handlers.hr_reply import ReplyStates
-from bot_files.handlers.pass_rule import RuleStates
+from authorization import AdminFilter
+from bot_files.dialogs import ADMIN_STATES
 from bot_files.hr_keyboards import (
     CardAct,
     HrCard,
@@ -33,9 +29,8 @@ from bot_files.hr_keyboards import (
     RuleAct,
     WhitelistAct,
 )
+from bot_files.services import Audit
 from bot_files.texts import Texts
-from db import Database
-from log import record_action
 
 # Card buttons (and their confirmations) that change or delete something.
 ADMIN_CARD_ACTS = frozenset({
@@ -49,33 +44,27 @@ ADMIN_WHITELIST_ACTS = frozenset(WhitelistAct) - {WhitelistAct.PAGE, WhitelistAc
 ADMIN_RULE_ACTS = frozenset(RuleAct) - {RuleAct.HISTORY}
 # Answer key buttons other than downloading the calibration: excluding from the key.
 ADMIN_KEY_ACTS = frozenset(KeyAct) - {KeyAct.CALIBRATION}
-# Dialogs that end in an admin action (a viewer can be in one only if demoted meanwhile).
-ADMIN_STATES = (HrStates.whitelist_add, RuleStates.thresholds, DecisionStates.note,
-                ReplyStates.text, KeyStates.exclude)
 
 
-async def refuse_callback(callback: CallbackQuery, t: Texts, db: Database) -> None:
+async def refuse_callback(callback: CallbackQuery, t: Texts, audit: Audit) -> None:
     """A viewer pressed (or forged) an admin-only button: refused, logged."""
     await callback.answer(t("hr.admin_only"), show_alert=True)
-    await record_action(db, callback.from_user.id, "hr.refused", ok=False,
-                        details={"data": (callback.data or "")[:64]})
+    await audit.record(callback.from_user.id, "hr.refused", ok=False,
+                       details={"data": (callback.data or "")[:64]})
 
 
-async def refuse_message(message: Message, state: FSMContext, t: Texts, db: Database) -> None:
+async def refuse_message(message: Message, state: FSMContext, t: Texts, audit: Audit) -> None:
     """A viewer typed into an admin-only dialog: refused, the dialog ends, logged."""
     dialog = await state.get_state()
     await state.set_state(None)
     await message.answer(t("hr.admin_only"))
-    await record_action(db, message.chat.id, "hr.refused", ok=False,
-                        details={"state": dialog})
+    await audit.record(message.chat.id, "hr.refused", ok=False, details={"state": dialog})
 
 
 def create_router() -> Router:
     """Refuses viewers every admin-only button and dialog; lets everything else through. The
     role is read only for an admin-only update (the filters run in order)."""
     router = Router(name="hr_roles")
-    router.message.filter(HRFilter())
-    router.callback_query.filter(HRFilter())
     admin_only: list[Any] = [HrCard.filter(F.act.in_(ADMIN_CARD_ACTS)),
                              HrWhitelist.filter(F.act.in_(ADMIN_WHITELIST_ACTS)),
                              HrRule.filter(F.act.in_(ADMIN_RULE_ACTS)),

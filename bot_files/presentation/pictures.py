@@ -3,29 +3,20 @@ and the one-page scorecard of a candidate (drawn by a grading process)."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import fields
 from datetime import tzinfo
 
-from aiogram.types import BufferedInputFile, Message
-
-from bot_files.replies import edit_or_send, when_text
+from bot_files.presentation.text import when_text
+from bot_files.presentation.verdicts import band_text, failing_gates, gate_name, percent, plain
 from bot_files.texts import Texts
-from bot_files.verdicts import band_text, failing_gates, gate_name, percent, plain
-from config.env import Settings
-from db import Database
-from log import record_action
 from tasks_metrics.to_handlers import (
     AttemptCard,
     CandidateCard,
-    GradingFailed,
-    GradingProcesses,
     PictureLabels,
-    candidate_card,
 )
 
-logger = logging.getLogger(__name__)
 SCORECARD_PLATES = 8
+PLATE_REASONS = ("missing", "empty", "case", "lookalike", "other")
 
 
 def picture_labels(t: Texts) -> dict[str, str]:
@@ -39,7 +30,12 @@ def job_url(cvat_link: str, task_id: int, job_id: int) -> str:
     return f"{cvat_link.rstrip('/')}/tasks/{task_id}/jobs/{job_id}"
 
 
-def _counted(card: CandidateCard) -> AttemptCard | None:
+def plate_reason(t: Texts, reason: object) -> str:
+    """Why a plate text was wrong, in words ("" if the reason is not one we know)."""
+    return t(f"hr.reason_{reason}") if reason in PLATE_REASONS else ""
+
+
+def counted_attempt(card: CandidateCard) -> AttemptCard | None:
     """The attempt that counts: the latest graded one."""
     graded = [a for a in card.attempts if a.metrics is not None and a.verdict is not None]
     return graded[-1] if graded else None
@@ -63,8 +59,7 @@ def scorecard(t: Texts, card: CandidateCard, attempt: AttemptCard, zone: tzinfo,
                (t("scorecard.time"), t("hr.no_value") if minutes is None
                 else t("hr.minutes", minutes=minutes))]
     plates = [(str(p.get("expected") or ""), str(p.get("given") or ""),
-               t(f"hr.reason_{p.get('reason')}") if p.get("reason") in (
-                   "missing", "empty", "case", "lookalike", "other") else "")
+               plate_reason(t, p.get("reason")))
               for p in attempt.wrong_plates[:SCORECARD_PLATES]]
     name = c.full_name or f"id {c.telegram_id}"
     return {
@@ -78,27 +73,3 @@ def scorecard(t: Texts, card: CandidateCard, attempt: AttemptCard, zone: tzinfo,
         "plates": plates,
         "footer": t("scorecard.footer", telegram_id=c.telegram_id, cvat=c.cvat_username or "—"),
     }
-
-
-async def send_scorecard(target: Message, t: Texts, db: Database, grader: GradingProcesses,
-                         settings: Settings, candidate_id: int, actor: int) -> None:
-    """The scorecard of the attempt that counts, as a picture HR can forward."""
-    card = await candidate_card(db, candidate_id)
-    attempt = _counted(card) if card else None
-    if card is None or attempt is None:
-        await target.answer(t("hr.scorecard_none"))
-        return
-    status = await target.answer(t("hr.scorecard_working"))
-    allowed = settings.max_attempts + card.candidate.extra_attempts
-    try:
-        png = await grader.scorecard(scorecard(t, card, attempt, settings.zone, allowed),
-                                     picture_labels(t))
-    except GradingFailed as exc:
-        logger.warning("scorecard of candidate %s not drawn: %s", candidate_id, exc)
-        await edit_or_send(status, t("hr.scorecard_failed"))
-        return
-    name = card.candidate.full_name or str(card.candidate.telegram_id)
-    await target.answer_photo(BufferedInputFile(png, filename=f"scorecard_{candidate_id}.png"),
-                              caption=t("hr.scorecard_caption", name=name,
-                                        number=attempt.number))
-    await record_action(db, actor, "hr.scorecard", candidate_id, {"attempt": attempt.number})
