@@ -95,7 +95,9 @@ async def _annotate(login: Login, *, only: set[str] | None = None,
             car = next(s for s in shapes if s["label_id"] != plate_id)
             x0, y0, x1, y1 = car["points"]
             car["points"] = [x0 - 25, y0 - 20, x1 + 25, y1 + 15]  # a loose box
-        rng = random.Random(len(frames))
+        # Each person's hand shakes their own way: two candidates on a shared image must not
+        # draw the same boxes to the pixel (that is what the copy flag looks for).
+        rng = random.Random(login.username)
         for shape in shapes:
             shape["points"] = [v + rng.uniform(-jitter, jitter) for v in shape["points"]]
         await save_shapes(client, job_id, shapes)
