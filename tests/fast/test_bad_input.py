@@ -1,0 +1,73 @@
+"""Bad input where no task is involved: stickers, photos, voice, files, huge texts, unknown
+commands, edited messages, stale and forged buttons, and fuzzed texts and button data. Every
+one gets a helpful answer, no exception escapes, and no state is corrupted (moved from
+tests/test_bad_input.py, which keeps the cases with a task on CVAT)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from db import Database
+from tests.fast.chat import FastChat, FastTelegram
+
+GENERIC_ERROR = "something went wrong on my side"
+
+
+async def bad_inputs(person: Any, settle: float = 0.0) -> None:
+    """Everything a person can throw at the bot; each gets an answer, none an error. (Also
+    used end to end, where `settle` gives late messages time to arrive.)"""
+    await person.send("/help")  # something on screen, as a person always has
+    await person.expect_message("How this works")
+    sent = await person.send("x" * 10_000)
+    await person.send_sticker()
+    await person.send_photo()
+    await person.send_voice()
+    await person.send_document(b"%PDF-1.4 nonsense", "cv.pdf", "application/pdf")
+    await person.send("/definitely_not_a_command")
+    await person.edit(sent["message_id"], "edited")
+    for data in ("t1:zzz", "l1:xx", "h1:export", "h1c:del:1:1", "garbage", "t1:sub:999"):
+        await person.press_data(data)
+        await person.expect_answer(timeout=10)
+    await asyncio.sleep(settle)
+    assert GENERIC_ERROR not in person.transcript().lower()
+
+
+async def test_bad_input_when_new(user: FastChat, db: Database) -> None:
+    await bad_inputs(user)
+    assert await db.fetchval("SELECT count(*) FROM attempts") == 0
+
+
+async def test_bad_input_while_writing_to_hr(user: FastChat, hr_user: FastChat) -> None:
+    await hr_user.send("/start")
+    await user.send("/support")
+    await user.expect_message("Type your message to HR")
+    await bad_inputs(user)
+    user.skip_all()
+    await user.send("my real question")  # the dialog is still waiting for text
+    await hr_user.expect_message("my real question", timeout=10)
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(text=st.text(min_size=1, max_size=300).filter(lambda s: s.strip()))
+async def test_any_text_gets_a_polite_answer(telegram: FastTelegram, text: str) -> None:
+    person = telegram.user(720_000 + len(telegram.users()), first_name="Fuzz")
+    await person.send(text)
+    reply = await person.expect_message(timeout=10)
+    assert GENERIC_ERROR not in reply.text.lower()
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.text(min_size=1, max_size=64).filter(lambda s: len(s.encode()) <= 64))
+async def test_any_button_data_gets_an_answer(telegram: FastTelegram, data: str) -> None:
+    person = telegram.user(730_000 + len(telegram.users()), first_name="Forger")
+    await person.send("/help")
+    await person.expect_message("How this works")
+    await person.press_data(data)
+    answer = await person.expect_answer(timeout=10)
+    assert GENERIC_ERROR not in (answer.get("text") or "").lower()
