@@ -42,8 +42,8 @@ from tasks_metrics.generation import Mark, char_diff, draw_plate_text, get_font
 from tasks_metrics.hr_lists import ListName, list_counts
 from tasks_metrics.picture_labels import PictureLabels
 from tests.conftest import BotApp
+from tests.fast.test_hr_menu import find, open_menu
 from tests.flow import get_task
-from tests.test_hr import find, open_menu
 from tests.test_hr_export import STARTED, add_candidate, add_graded_attempt, metrics, seed_several
 
 MOSCOW = "Europe/Moscow"

@@ -16,6 +16,7 @@ bot sends later from its own tasks.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import re
 import time
@@ -28,7 +29,8 @@ from config.env import Settings
 from connection import AsyncCvatClient
 from db import Database
 from main import create_bot, create_dispatcher
-from sandbox.telegram import TINY_PNG, BotMessage, ChatEvent, format_text
+from sandbox.telegram import TINY_PNG, BotMessage, ChatEvent, TelegramUser, format_text
+from tasks_metrics.to_handlers import ensure_rule
 from tests.fast.session import RecordingSession
 from tests.flow import HANG
 
@@ -369,7 +371,10 @@ class FastTelegram:
         self.session = RecordingSession()
 
     async def start(self) -> None:
-        """A bot and a dispatcher afresh (the database stays)."""
+        """A bot and a dispatcher afresh (the database stays), and what the bot's start does
+        that handlers read: the pass rule of the settings put in force. The background work
+        (building, grading, keepers) is not started in this tier."""
+        await ensure_rule(self.db, self.settings.pass_rule)
         self.bot = self.session.attach(create_bot(self.settings))
         self.cvat = AsyncCvatClient.from_settings(self.settings)
         self.dp = create_dispatcher(self.settings, self.db, self.cvat)
@@ -380,9 +385,11 @@ class FastTelegram:
         """Close what the bot holds."""
         await self.cvat.close()
 
-    async def restart(self) -> None:
-        """A process restart as far as the bot can tell: new bot, dispatcher and storage."""
+    async def restart(self, **changes: Any) -> None:
+        """A process restart as far as the bot can tell: new bot, dispatcher and storage,
+        with some settings changed (`timezone="Europe/Moscow"`) if given."""
         await self.stop()
+        self.settings = dataclasses.replace(self.settings, **changes)
         await self.start()
 
     def user(self, user_id: int, *, first_name: str = "User", last_name: str | None = None,
@@ -420,3 +427,7 @@ def _matches(item: BotMessage | dict[str, Any], contains: Matcher) -> bool:
 
 def _describe(item: BotMessage | dict[str, Any]) -> str:
     return item.describe() if isinstance(item, BotMessage) else str(item)
+
+
+# Someone in a chat with the bot, in either tier: steps written for both take this.
+Person = FastChat | TelegramUser
