@@ -13,8 +13,8 @@ from config.env import Settings
 from db import Database
 from sandbox.telegram import TelegramServer, TelegramUser
 from tests.conftest import BotApp
-from tests.fast.test_bad_input import bad_inputs
 from tests.flow import annotate, get_task, submit
+from tests.steps import bad_inputs
 
 
 @pytest.fixture(name="settings")

@@ -13,8 +13,8 @@ from config.env import Settings
 from db import Database
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
-from tests.fast.test_hr_menu import find, open_menu
 from tests.flow import TASK_SET, annotate, attempt_images, get_task, submit
+from tests.steps import find, open_menu
 
 
 @pytest.fixture

@@ -5,35 +5,12 @@ tests/test_bad_input.py, which keeps the cases with a task on CVAT)."""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from db import Database
 from tests.fast.chat import FastChat, FastTelegram
-
-GENERIC_ERROR = "something went wrong on my side"
-
-
-async def bad_inputs(person: Any, settle: float = 0.0) -> None:
-    """Everything a person can throw at the bot; each gets an answer, none an error. (Also
-    used end to end, where `settle` gives late messages time to arrive.)"""
-    await person.send("/help")  # something on screen, as a person always has
-    await person.expect_message("How this works")
-    sent = await person.send("x" * 10_000)
-    await person.send_sticker()
-    await person.send_photo()
-    await person.send_voice()
-    await person.send_document(b"%PDF-1.4 nonsense", "cv.pdf", "application/pdf")
-    await person.send("/definitely_not_a_command")
-    await person.edit(sent["message_id"], "edited")
-    for data in ("t1:zzz", "l1:xx", "h1:export", "h1c:del:1:1", "garbage", "t1:sub:999"):
-        await person.press_data(data)
-        await person.expect_answer(timeout=10)
-    await asyncio.sleep(settle)
-    assert GENERIC_ERROR not in person.transcript().lower()
+from tests.steps import GENERIC_ERROR, bad_inputs
 
 
 async def test_bad_input_when_new(user: FastChat, db: Database) -> None:

@@ -11,7 +11,8 @@ from bot_files.hr_exports import export_locale
 from bot_files.texts import Texts
 from config.env import Settings
 from db import Database
-from tests.fast.chat import FastChat, FastTelegram, Person
+from tests.fast.chat import FastChat, FastTelegram
+from tests.steps import find, open_menu
 from tests.test_hr_export import (
     add_candidate,
     add_graded_attempt,
@@ -19,21 +20,6 @@ from tests.test_hr_export import (
     metrics,
     seed_several,
 )
-
-
-async def open_menu(hr: Person) -> None:
-    """/hr and the HR menu appears."""
-    await hr.send("/hr")
-    menu = await hr.expect_message("HR menu")
-    assert menu.buttons[0] == ["📊 All candidates"]
-
-
-async def find(hr: Person, query: str) -> None:
-    """HR menu → Find a candidate → the query."""
-    await open_menu(hr)
-    await hr.press("🔎 Find a candidate")
-    await hr.expect_message("Send a name, @username")
-    await hr.send(query)
 
 
 async def test_whitelisted_hr_gets_xlsx_csv_summary_and_chart(hr_user: FastChat,
