@@ -1,6 +1,7 @@
 """HR tune the pass rule in the bot, in process, from a graded attempt stored in the database:
 bad thresholds, the preview in Russian, apply, a colleague's stale draft, a forged button and
-the history. (End to end, tests/test_verdict_flow.py does the same after a real grading.)"""
+the history. Moved from tests/test_verdict_flow.py with its assertions, the attempt stored
+instead of graded on CVAT (the HR notice of such a grading is asserted in tests/test_hr.py)."""
 
 from __future__ import annotations
 
