@@ -207,6 +207,8 @@ class FastChat:
     async def press(self, text: str, *, message_id: int | None = None) -> str:
         """Press the inline button with this text (or the one button containing it) on the
         newest message showing it; the query id."""
+        if message_id is not None:
+            assert message_id in self._current, f"the bot sent no message #{message_id}"
         shown = ([self._current[message_id]] if message_id is not None
                  else [self._current[m.message_id] for m in reversed(self.messages)])
         shown = [m for m in shown if not m.deleted]
