@@ -65,6 +65,17 @@ class StoredFile:
     mime_type: str | None
 
 
+class FileStore(dict[str, StoredFile]):
+    """The files by id. `BotMessage.from_raw` reads the bytes of a document or a photo through
+    the stand-in server's `files`, or (once the stand-in is split) through a mapping passed
+    directly: this store is both."""
+
+    @property
+    def files(self) -> FileStore:
+        """The store itself, where `from_raw` asks a server for its files."""
+        return self
+
+
 class RecordingSession(BaseSession):
     """Answers the bot like Telegram: message ids per chat, the chat, the sent text and markup
     echoed back, edits, callback answers, documents, photos and albums."""
@@ -75,7 +86,7 @@ class RecordingSession(BaseSession):
         self.requests: list[Request] = []
         self.unknown: list[Request] = []
         self.chats: dict[int, FastChat] = {}
-        self.files: dict[str, StoredFile] = {}
+        self.files = FileStore()
         self.queries: dict[str, tuple[FastChat, int]] = {}
         self._file_ids = itertools.count(1)
         self._media_groups = itertools.count(13_000_000_000_000)
@@ -160,7 +171,7 @@ class RecordingSession(BaseSession):
         if markup and "inline_keyboard" in markup:
             raw["reply_markup"] = markup
         chat.stored[raw["message_id"]] = raw
-        chat.receive(BotMessage.from_raw(self, raw, html=html,  # type: ignore[arg-type]
+        chat.receive(BotMessage.from_raw(self.files, raw, html=html,  # type: ignore[arg-type]
                                          parse_mode=params.get("parse_mode"), markup=markup))
         return raw
 
@@ -277,9 +288,11 @@ class RecordingSession(BaseSession):
         edited["edit_date"] = int(time.time())
         chat.stored[raw["message_id"]] = edited
         previous = chat.current(raw["message_id"])
-        chat.receive(BotMessage.from_raw(
-            self, edited, html=html if html is not None else previous and previous.html,  # type: ignore[arg-type]
-            parse_mode=params.get("parse_mode"), markup=None, edited=True), edit=True)
+        if html is None and previous is not None:
+            html = previous.html
+        chat.receive(BotMessage.from_raw(self.files, edited, html=html,  # type: ignore[arg-type]
+                                         parse_mode=params.get("parse_mode"), markup=None,
+                                         edited=True), edit=True)
         return edited
 
     async def _delete(self, params: Params, files: dict[str, StoredFile]) -> bool:
