@@ -4,7 +4,8 @@
 #   ./run.sh start|stop|restart|status   the bot in the background (pid in run/bot.pid,
 #                         output in logs/nohup.out): the cron @reboot way of the original design
 #   ./run.sh demo                         the whole product, offline, as a chat transcript
-#   ./run.sh test [pytest args]          the test suite
+#   ./run.sh test [pytest args]          the test suite: the fast tier first, then end to end
+#   ./run.sh test --fast [pytest args]   the fast tier alone (tests/fast/, in process)
 #   ./run.sh bench [--quick]             the benchmark
 #   ./run.sh lint                         ruff
 #   ./run.sh setup                        only prepare .venv
@@ -92,6 +93,13 @@ case "$command" in
         if pid="$(bot_pid)"; then echo "running (pid $pid)"; else echo "stopped"; exit 3; fi ;;
     test)
         setup_venv
+        if [[ "${1:-}" == "--fast" ]]; then
+            shift
+            # Only tests/fast/ is collected unless a path under tests/ is named.
+            where=(tests/fast)
+            for arg in "$@"; do [[ "$arg" == tests/* ]] && where=(); done
+            exec "$PY" -m pytest -m fast ${where[@]+"${where[@]}"} "$@"
+        fi
         exec "$PY" -m pytest "$@" ;;
     demo)
         setup_venv

@@ -286,6 +286,20 @@ def hr_user(telegram: TelegramServer, bot_app: BotApp) -> TelegramUser:
                          language_code="en")
 
 
+# --- the two tiers ---------------------------------------------------------------------------
+
+_FAST_DIR = Path(__file__).parent / "fast"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The fast tier (tests/fast/, marked `fast`) runs first, then the end-to-end tier."""
+    for item in items:
+        if item.path.is_relative_to(_FAST_DIR):
+            item.add_marker(pytest.mark.fast)
+    items.sort(key=lambda item: item.get_closest_marker("fast") is None)
+
+
 # --- no secret in any log --------------------------------------------------------------------
 
 _LOG_DIRS: list[Path] = []

@@ -1,25 +1,21 @@
-"""After Submit the conversation goes on: hints, which attempt counts, HR's decisions and
-replies, everything in its reader's stored language. Production dispatcher, the Telegram and
-CVAT stand-ins, real PostgreSQL."""
+"""After Submit the conversation goes on: hints, and messages outside a reply in their reader's
+stored language. Production dispatcher, the Telegram and CVAT stand-ins, real PostgreSQL.
+Which attempt counts, HR's decisions and replies are in the fast tier
+(tests/fast/test_conversation.py)."""
 
 from __future__ import annotations
 
 import dataclasses
-import io
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import openpyxl
 import pytest
 
 from config.env import Settings
 from db import Database
 from sandbox.candidate import TASK_SET, Login, annotate
 from sandbox.telegram import TelegramServer, TelegramUser
-from tests.conftest import BotApp
 from tests.flow import attempt_images, get_task, read_login, submit
-from tests.test_hr import find, open_menu
-from tests.test_hr_export import add_candidate, add_graded_attempt, metrics
+from tests.steps import find, whitelist
 from tests.test_verdict_flow import label_id, save_work
 
 
@@ -27,14 +23,6 @@ from tests.test_verdict_flow import label_id, save_work
 def settings(settings: Settings) -> Settings:
     """These journeys press buttons faster than a person: a bigger flood burst."""
     return dataclasses.replace(settings, throttle_burst=1000, max_attempts=3)
-
-
-async def _whitelist(db: Database, *users: TelegramUser, role: str = "admin") -> None:
-    for person in users:
-        await db.execute("INSERT INTO trainingdata_whitelist (telegram_id) VALUES (%s)",
-                         (person.id,))
-        await db.execute("INSERT INTO hr_preferences (telegram_id, role) VALUES (%s, %s)",
-                         (person.id, role))
 
 
 async def test_hints_after_attempt_one_never_reveal_the_key(user: TelegramUser,
@@ -75,143 +63,13 @@ async def test_hints_after_attempt_one_never_reveal_the_key(user: TelegramUser,
     assert "Your result so far (attempt 1): ❌ below the pass mark." in offer.text
 
 
-@pytest.mark.parametrize(("counting", "said", "standing"), [
-    ("latest", "Only your latest attempt counts", "(attempt 2): ❌ below the pass mark"),
-    ("best", "Your best attempt counts", "(attempt 1): ✅ passed"),
-])
-async def test_which_attempt_counts_is_said_before_the_next_one(
-        counting: str, said: str, standing: str, telegram: TelegramServer,
-        app_with: Callable[..., Awaitable[BotApp]], db: Database) -> None:
-    await app_with(attempt_counts=counting, max_attempts=3)
-    person = telegram.user(7301, first_name="Ivan", language_code="en")
-    await person.send("/start")
-    greeting = await person.expect_message("Hello, Ivan!")
-    assert said in greeting.text
-    candidate = await add_candidate(db, person.id, name="Ivan", cvat="cand7_ivan")
-    await add_graded_attempt(db, candidate, 1, metrics(0.95, "pass"))
-    await add_graded_attempt(db, candidate, 2, metrics(0.40, "fail"))
-    await person.send("🔁 New attempt")
-    offer = await person.expect_message("Start attempt 3 of 3?")
-    assert said in offer.text and standing in offer.text
-
-
-async def test_invite_reaches_a_russian_candidate_in_russian_once(
-        telegram: TelegramServer, hr_user: TelegramUser, db: Database) -> None:
-    olga = telegram.user(7401, first_name="Ольга", last_name="Кузнецова",
-                         language_code="ru")
-    await olga.send("/start")  # her language is stored at first contact
-    await olga.expect_message("Здравствуйте")
-    candidate = await add_candidate(db, olga.id, username="olga_k", name="Ольга Кузнецова",
-                                    cvat="cand8_olga")
-    await add_graded_attempt(db, candidate, 1, metrics(0.93, "pass"))
-
-    await find(hr_user, "@olga_k")
-    card = await hr_user.expect_message("Ольга Кузнецова")
-    assert "Decision:" not in card.text
-    await hr_user.press("✅ Invite")
-    preview = await hr_user.expect_message("will receive this message (in Russian)")
-    assert "Здравствуйте, Ольга!" in preview.text and "следующий этап" in preview.text
-    assert "Ваш результат: тест пройден" in preview.text  # CANDIDATE_RESULT=band
-    await hr_user.send("Ждём вас во вторник в 11:00.")
-    preview = await hr_user.expect_message("will receive this message")
-    assert "Комментарий HR: Ждём вас во вторник в 11:00." in preview.text
-    await olga.expect_nothing(0.2)  # nothing goes before Send
-    await hr_user.press("📨 Send")
-    await hr_user.expect_edit("📨 Sent to Ольга Кузнецова: ✅ Invite")
-    letter = await olga.expect_message("Приглашаем вас на следующий этап")
-    assert "Комментарий HR: Ждём вас во вторник в 11:00." in letter.text
-
-    # The same decision again sends nothing; the card shows who decided and when.
-    await find(hr_user, "@olga_k")
-    card = await hr_user.expect_message("Ольга Кузнецова")
-    assert "Decision: ✅ Invite · Helen · " in card.text and "sent to the candidate" in card.text
-    await hr_user.press("✅ Invite")
-    await hr_user.expect_message("will receive this message")
-    await hr_user.press("📨 Send")
-    await hr_user.expect_edit("Nothing sent: this decision already went to the candidate")
-    await olga.expect_nothing(0.3)
-
-    # A change is sent, stored beside the old one and logged with it.
-    await hr_user.press("⏸ Hold", message_id=card.message_id)
-    await hr_user.expect_message("Now in force: Decision: ✅ Invite")
-    await hr_user.press("📨 Send")
-    await hr_user.expect_edit("Sent to Ольга Кузнецова: ⏸ Hold")
-    await olga.expect_message("Нам нужно ещё немного времени")
-    assert [r["decision"] for r in await db.fetchall(
-        "SELECT decision FROM decisions ORDER BY id")] == ["invite", "hold"]
-    logged = await db.fetchall("SELECT actor_id, details FROM action_log"
-                               " WHERE action = 'hr.decision' ORDER BY id")
-    assert [r["details"].get("previous") for r in logged] == [None, "invite"]
-    assert {r["actor_id"] for r in logged} == {hr_user.id}
-
-    # Counted in the summary, and a column of the export.
-    await open_menu(hr_user)
-    await hr_user.press("📊 All candidates")
-    summary = await hr_user.expect_edit("All candidates", timeout=20)
-    assert "⏸ on hold 1" in summary.text and "✅ invited 0" in summary.text
-    xlsx = await hr_user.expect_message(".xlsx", timeout=20)
-    sheet = openpyxl.load_workbook(io.BytesIO(xlsx.document.data)).worksheets[0]
-    header = [cell.value for cell in sheet[1]]
-    row = [cell.value for cell in sheet[2]]
-    assert row[header.index("Decision")] == "hold"
-    assert row[header.index("Decided by")] == "Helen"
-
-
-async def test_hr_answer_a_support_message_and_the_candidate_writes_back(
-        telegram: TelegramServer, hr_user: TelegramUser, db: Database) -> None:
-    irina = telegram.user(7501, first_name="Ирина", language_code="ru")  # HR, Russian
-    await _whitelist(db, irina)
-    await irina.send("/start")
-    await irina.expect_message()
-    olga = telegram.user(7502, first_name="Ольга", language_code="ru")
-    await olga.send("/start")
-    await olga.expect_message("Здравствуйте")
-
-    # Free text the bot does not understand is offered to HR with one tap.
-    await olga.send("привет, а что делать, если CVAT не открывается?")
-    offer = await olga.expect_message("Если это вопрос для HR")
-    await olga.press("✉️ Да, передать HR")
-    await olga.expect_edit("ваше сообщение передано HR")
-    forwarded = await irina.expect_message("Сообщение от кандидата")  # in HR's language
-    assert "CVAT не открывается" in forwarded.text
-    english = await hr_user.expect_message("Message from a candidate")
-    assert english.buttons == [["↩️ Reply"]]
-    assert offer.buttons == [["✉️ Да, передать HR"]]
-
-    await irina.press("↩️ Ответить")
-    await irina.expect_message("Напишите ответ. Кандидат: Ольга.")
-    answer_text = "Попробуйте другой браузер, например Chrome."
-    await irina.send(answer_text)
-    await irina.expect_message("Ответ отправлен. Кандидат: Ольга.")
-    answer = await olga.expect_message("Сообщение от HR")
-    assert "Попробуйте другой браузер" in answer.text
-    assert answer.buttons == [["✉️ Ответить HR"]]
-    logged = await db.fetchone("SELECT actor_id, details, ok FROM action_log"
-                               " WHERE action = 'hr.reply'")
-    assert logged["actor_id"] == irina.id and logged["ok"]
-    assert logged["details"] == {"to": olga.id, "text": answer_text}
-
-    await olga.press("✉️ Ответить HR")
-    await olga.expect_message("Напишите, что передать HR")
-    await olga.send("Спасибо, заработало!")
-    await olga.expect_message("передано HR")
-    assert "Спасибо, заработало!" in (await irina.expect_message("Сообщение от кандидата")).text
-
-    # A forged Reply from someone who is not HR is refused like any HR button.
-    await olga.press_data(f"h1a:{irina.id}")
-    await olga.expect_answer("Эта кнопка устарела")
-    await irina.expect_nothing(0.3)
-    assert await db.fetchval("SELECT count(*) FROM action_log WHERE action = 'hr.denied'"
-                             " AND actor_id = %s", (olga.id,)) == 1
-
-
 async def test_messages_outside_a_reply_use_the_stored_language(
         telegram: TelegramServer, hr_user: TelegramUser, user: TelegramUser,
         db: Database) -> None:
     """HR's notification and an extra attempt arrive in the language each recipient has, with
     a keyboard in that language too, though neither ever pressed 🌐."""
     irina = telegram.user(7601, first_name="Ирина", language_code="ru")
-    await _whitelist(db, irina)
+    await whitelist(db, irina)
     await irina.send("/start")
     await irina.expect_message()
     olga = telegram.user(7602, first_name="Ольга", username="olga_r", language_code="ru")

@@ -1,7 +1,7 @@
 """The verdict end to end, through the production bot, both stand-ins and real PostgreSQL:
 the gates named to HR, the graded copy being the checked copy, a hostile submission, poisoned
-items in the background loops, a card that survives anything a candidate typed, and HR
-tuning the pass rule in the bot."""
+items in the background loops, and a card that survives anything a candidate typed. HR tuning
+the pass rule in the bot is in the fast tier (tests/fast/test_pass_rule.py)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
 from tests.conftest import BotApp
 from tests.flow import attempt_images, bot_process_env, get_task, start_bot_process, submit
-from tests.test_hr import find, submit_with_wrong_plates
+from tests.test_hr import find
 
 
 @pytest.fixture
@@ -335,60 +335,3 @@ async def test_a_candidates_text_cannot_break_the_card(
     assert "<" * 23 + "…" in card.text and "<" * 25 not in card.text
     assert card.buttons and card.buttons[0] == ["🖼 Errors of attempt 1"]
     assert ["🔄 Re-grade"] in card.buttons
-
-
-async def test_hr_tune_the_pass_rule_with_a_preview(
-    user: TelegramUser, hr_user: TelegramUser, telegram: TelegramServer, db: Database
-) -> None:
-    right = (await submit_with_wrong_plates(user, db, wrong=3)).plates_right  # about 86%
-    await hr_user.expect_message(f"🟡 borderline: plate texts right {right} < 90%", timeout=10)
-
-    ira = telegram.user(900_005, first_name="Ира", language_code="ru")
-    await db.execute("INSERT INTO trainingdata_whitelist (telegram_id) VALUES (900005)")
-    await db.execute("INSERT INTO hr_preferences (telegram_id, role) VALUES (900005, 'admin')")
-    await ira.send("/hr")
-    await ira.expect_message("Меню HR")
-    await ira.press("⚖️ Правило оценки")
-    rule = await ira.expect_message("Правило оценки", timeout=10)
-    assert "№1" in rule.text and "из настроек" in rule.text
-    assert "• верно прочитанные номера: проход ≥ 90%, пограничный ≥ 75%" in rule.text
-    await ira.press("верно прочитанные номера")
-    await ira.expect_message("пришлите два процента")
-    await ira.send_sticker()
-    await ira.expect_message("Пришлите пороги текстом")
-    await ira.send("восемьдесят")
-    await ira.expect_message("Не получилось прочитать")
-    await ira.send("80 70")
-    preview = await ira.expect_message("Черновик правила оценки", timeout=10)
-    assert "• верно прочитанные номера: проход ≥ 80%, пограничный ≥ 70% ✏️" in preview.text
-    assert "Кандидатов, у которых изменится результат: 1 из 1" in preview.text
-    assert "• 🟡 на грани → ✅ тест пройден: 1" in preview.text
-    assert await db.fetchval("SELECT band FROM metrics") == "borderline"  # nothing applied yet
-
-    # Helen starts a draft from rule #1 too; Ира applies first.
-    await hr_user.send("/hr")
-    await hr_user.expect_message("HR menu")
-    await hr_user.press("⚖️ Pass rule")
-    await hr_user.expect_message("Pass rule", timeout=10)
-    await hr_user.press("↩️ Shipped defaults")
-    await hr_user.expect_message("Draft pass rule", timeout=10)
-
-    await ira.press("✅ Применить")
-    applied = await ira.expect_edit("Действует правило оценки №2", timeout=10)
-    assert "Попыток с изменившимся результатом: 1" in applied.text
-    assert await db.fetchval("SELECT band FROM metrics") == "pass"
-    assert await db.fetchval("SELECT rule_id FROM metrics") == 2
-    logged = await db.fetchone("SELECT details FROM action_log WHERE action = 'hr.pass_rule'")
-    assert logged["details"]["rule"] == 2 and logged["details"]["attempts_changed"] == 1
-    assert logged["details"]["to"]["plate_text"] == [0.8, 0.7]
-
-    await hr_user.press("✅ Apply")
-    await hr_user.expect_edit("changed by someone else", timeout=10)
-    assert await db.fetchval("SELECT count(*) FROM pass_rules") == 2
-
-    await hr_user.press_data("h1r:e:no_such_measure")  # a forged button
-    await hr_user.expect_message("out of date", timeout=10)
-    await hr_user.press_data("h1r:h:")
-    history = await hr_user.expect_message("Pass rule history", timeout=10)
-    assert "#2" in history.text and "set by Ира" in history.text and "from the settings" \
-        in history.text

@@ -4,11 +4,11 @@ HR exports and logins never land there."""
 from __future__ import annotations
 
 from db import Database
-from sandbox.telegram import TelegramServer, TelegramUser
+from tests.fast.chat import FastChat, FastTelegram
 
 
 async def test_in_a_group_the_bot_says_once_where_it_works_and_nothing_else(
-    telegram: TelegramServer, hr_user: TelegramUser, db: Database
+    telegram: FastTelegram, hr_user: FastChat, db: Database
 ) -> None:
     group = telegram.group(-100_500, "Team chat")
     await group.send_as(hr_user, "/hr")

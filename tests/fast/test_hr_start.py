@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from db import Database
-from sandbox.telegram import TelegramServer, TelegramUser
+from tests.fast.chat import FastChat, FastTelegram
 
 
 async def test_hr_start_shows_the_hr_menu_and_the_candidate_side_on_request(
-        hr_user: TelegramUser, telegram: TelegramServer, db: Database) -> None:
+        hr_user: FastChat, telegram: FastTelegram, db: Database) -> None:
     await hr_user.send("/start")
     menu = await hr_user.expect_message("HR menu")
     assert menu.text.startswith("Hello, Helen! You are on the HR list")
