@@ -17,7 +17,6 @@ import sys
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import (
@@ -40,6 +39,7 @@ from bot_files.loop_monitor import LoopMonitor
 from bot_files.middlewares import PrivateChatsOnly, UserContextMiddleware
 from bot_files.outbound import Outbound
 from bot_files.telegram_limits import Pacer, RetryAfterMiddleware, ThrottlingMiddleware
+from bot_files.telegram_session import BotSession
 from bot_files.texts import LANGUAGES, Texts, pick_language
 from config.env import Settings, SettingsError, load_settings
 from connection import AsyncCvatClient, CvatError, CvatMisconfigured
@@ -71,7 +71,7 @@ class StartupError(Exception):
 
 def create_bot(settings: Settings) -> Bot:
     """The Bot, talking to Telegram or to the server in TELEGRAM_API_URL."""
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session = BotSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     session.middleware(RetryAfterMiddleware())
     return Bot(
         settings.bot_token,

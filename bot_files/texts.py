@@ -72,6 +72,12 @@ class _PluralFormatter(string.Formatter):
         return form.replace("#", str(value))
 
 
+@cache
+def _formatter(language: str) -> _PluralFormatter:
+    """One formatter per language (parsing the locale costs more than formatting a text)."""
+    return _PluralFormatter(language)
+
+
 def plural_forms(spec: str) -> dict[str, str]:
     """`one=кандидат|few=кандидата|many=кандидатов` as {category: form}."""
     return dict(part.split("=", 1) for part in spec.split("|"))
@@ -109,7 +115,7 @@ class Texts:
     def __init__(self, language: str) -> None:
         self.language = language if language in LANGUAGES else DEFAULT_LANGUAGE
         self._catalog = catalog(self.language)
-        self._formatter = _PluralFormatter(self.language)
+        self._formatter = _formatter(self.language)
 
     def __call__(self, key: str, **values: Any) -> str:
         template = self._catalog.get(key)

@@ -276,9 +276,10 @@ def _self_pid() -> int:
     return os.getpid()
 
 
-async def run_live(sizes: LiveSizes, sections: tuple[str, ...] = (
-        "throughput", "credentials", "pool", "responsiveness", "memory", "hostile",
-)) -> dict[str, Any]:
+LIVE_SECTIONS = ("throughput", "credentials", "pool", "responsiveness", "memory", "hostile")
+
+
+async def run_live(sizes: LiveSizes, sections: tuple[str, ...] = LIVE_SECTIONS) -> dict[str, Any]:
     """The live sections, one PostgreSQL server for all, a fresh database each."""
     keep = os.environ.get("BENCH_KEEP_DIR")  # keep the bots' logs (and profiles) here
     workdir = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="cbt-bench-"))
