@@ -190,6 +190,11 @@ def setup_logging(level: str = "INFO", log_dir: Path | None = None, console: boo
     _listener.start()
     # aiohttp's access log would print Bot API paths; they carry the token (redacted anyway).
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # aiogram writes a line for every update ("Update id=... is handled"): under load that is
+    # most of info.log, which then rotates away the lines that matter within minutes, and a
+    # twentieth of the bot's CPU. It stays on with LOG_LEVEL=DEBUG; its errors are kept.
+    logging.getLogger("aiogram.event").setLevel(
+        logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING)
 
 
 async def record_action(

@@ -127,9 +127,13 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         ("Throughput, our bot", f("throughput_bot_per_s", "/s"), ""),
         ("Throughput, bare aiogram echo bot", f("throughput_echo_per_s", "/s"), ""),
         ("Throughput ratio", f("throughput_ratio"), ">= 0.5"),
-        ("  CPU per update: bot / echo",
+        ("  CPU per update at full speed: bot / echo",
          f"{f('throughput_bot_cpu_ms_per_update')} / {f('throughput_echo_cpu_ms_per_update')} ms",
          ""),
+        (f"CPU per light update at one pace ({f('cpu_paced_bot_per_s')} / "
+         f"{f('cpu_paced_echo_per_s')} per s): bot / echo",
+         f"{f('cpu_paced_bot_ms_per_update')} / {f('cpu_paced_echo_ms_per_update')} ms", ""),
+        ("  CPU per light update: bot / echo", f("cpu_paced_ratio", "x"), "<= 1.5x"),
         ("  driver CPU (bot run / echo run)",
          f"{f('throughput_driver_cpu_percent', '%')} / "
          f"{f('throughput_echo_driver_cpu_percent', '%')}", ""),
