@@ -25,7 +25,8 @@ class BotSession(AiohttpSession):
 
     - a request without files goes as one urlencoded body quoted in C (yarl, which aiohttp
       uses for its URLs), not through aiohttp's FormData (urllib's quoting, a Python call per
-      byte of the text, and a multipart writer with a fresh uuid4 that is never used);
+      byte of the text, and a multipart writer with a fresh uuid4 that is never used), and
+      its empty fields are left out before aiogram prepares the values, not after;
     - the response model of each method is built once and kept (see `_response_models`).
 
     Requests with files are built by aiogram as before."""
@@ -34,7 +35,9 @@ class BotSession(AiohttpSession):
         """The request body: urlencoded fields, or aiogram's multipart form when files go."""
         fields: dict[str, str] = {}
         files: dict[str, Any] = {}
-        for key, value in method.model_dump(warnings=False).items():
+        # Without the None fields (a keyboard button has eight): aiogram drops them anyway,
+        # after walking them in Python.
+        for key, value in method.model_dump(warnings=False, exclude_none=True).items():
             prepared = self.prepare_value(value, bot=bot, files=files)
             if prepared:
                 fields[key] = str.__str__(prepared)  # a str enum (ParseMode.HTML) as its value
