@@ -252,8 +252,9 @@ async def visit_row(db: Database, telegram_id: int, username: str | None,
     candidate stage figures and whether they are on the HR whitelist. A user without a stored
     language gets `first_language` (the one that fits Telegram's language_code) stored, so that
     what the bot sends them later, outside a reply, speaks the same language. The row is
-    written only when it is new, the name or language changes, or the last write is older
-    than VISIT_WRITE_INTERVAL: a user tapping through menus costs reads, not writes."""
+    written only when it is new or has no language yet, when the name changed, or when its
+    last write is older than VISIT_WRITE_INTERVAL: a user tapping through menus costs reads,
+    not writes."""
     row = await db.fetchone(
         "WITH seen AS (SELECT language, username, full_name, last_seen_at FROM telegram_users"
         "  WHERE telegram_id = %(id)s),"
