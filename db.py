@@ -131,13 +131,17 @@ class Database:
 
     # --- running work ------------------------------------------------------------------------
 
-    def run_sync(self, work: Callable[[Cursor], T], *, retry: bool = True) -> T:
-        """Run work(cursor) in one transaction on this thread, retrying on a lost connection."""
+    def run_sync(self, work: Callable[[Cursor], T], *, retry: bool = True,
+                 one_statement: bool = False) -> T:
+        """Run work(cursor) in one transaction on this thread, retrying on a lost connection.
+        With `one_statement` (work sends a single statement) the statement runs in autocommit
+        mode, its own transaction all the same, without the BEGIN and COMMIT round trips."""
         delays = self.retry_delays if retry else ()
         attempt = 0
         while True:
             try:
                 with self._connection() as conn:
+                    conn.autocommit = one_statement
                     try:
                         with conn.cursor(cursor_factory=Cursor) as cur:
                             try:
@@ -173,12 +177,15 @@ class Database:
         with self._lock:
             self._statements += number
 
-    async def run(self, work: Callable[[Cursor], T], *, retry: bool = True) -> T:
-        """Run work(cursor) in one transaction in the database thread pool."""
+    async def run(self, work: Callable[[Cursor], T], *, retry: bool = True,
+                  one_statement: bool = False) -> T:
+        """Run work(cursor) in one transaction in the database thread pool (`one_statement`:
+        see run_sync)."""
         if self._closed:
             raise DatabaseUnavailable("database is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: self.run_sync(work, retry=retry))
+        return await loop.run_in_executor(
+            self._executor, lambda: self.run_sync(work, retry=retry, one_statement=one_statement))
 
     async def execute(self, sql: str, params: Any = None) -> int:
         """Run one statement; return the number of rows it touched."""
@@ -187,7 +194,7 @@ class Database:
             cur.execute(sql, params)
             return cur.rowcount
 
-        return await self.run(work)
+        return await self.run(work, one_statement=True)
 
     async def fetchone(self, sql: str, params: Any = None) -> dict[str, Any] | None:
         """Run one statement and return its first row as a dict, or None."""
@@ -197,7 +204,7 @@ class Database:
             row = cur.fetchone()
             return dict(row) if row is not None else None
 
-        return await self.run(work)
+        return await self.run(work, one_statement=True)
 
     async def fetchall(self, sql: str, params: Any = None) -> list[dict[str, Any]]:
         """Run one statement and return all rows as dicts."""
@@ -206,7 +213,7 @@ class Database:
             cur.execute(sql, params)
             return [dict(r) for r in cur.fetchall()]
 
-        return await self.run(work)
+        return await self.run(work, one_statement=True)
 
     async def fetchval(self, sql: str, params: Any = None) -> Any:
         """Run one statement and return the first column of its first row, or None."""

@@ -92,10 +92,21 @@ def redact(text: str) -> str:
 
 
 class RedactingFormatter(logging.Formatter):
-    """Formats a record, traceback included, and then removes secrets from the result."""
+    """Formats a record, traceback included, and then removes secrets from the result.
+
+    The last record's text is kept: every file handler formats a record twice (the rotating
+    handler's size check, then the write) and the handlers share this formatter, and the
+    redaction's patterns are the costly part of a log line. The pair is read and replaced whole,
+    so a formatter shared by threads stays right."""
+
+    _last: tuple[logging.LogRecord | None, str] = (None, "")
 
     def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+        last_record, text = self._last
+        if last_record is not record:
+            text = redact(super().format(record))
+            self._last = (record, text)
+        return text
 
 
 class PrivateRotatingFileHandler(RotatingFileHandler):
@@ -176,6 +187,11 @@ def setup_logging(level: str = "INFO", log_dir: Path | None = None, console: boo
     _listener.start()
     # aiohttp's access log would print Bot API paths; they carry the token (redacted anyway).
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # aiogram writes a line for every update ("Update id=... is handled"): under load that is
+    # most of info.log, which then rotates away the lines that matter within minutes, and a
+    # twentieth of the bot's CPU. It stays on with LOG_LEVEL=DEBUG; its errors are kept.
+    logging.getLogger("aiogram.event").setLevel(
+        logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING)
 
 
 class Statements(Protocol):

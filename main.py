@@ -15,7 +15,6 @@ import sys
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import (
@@ -37,6 +36,7 @@ from bot_files.notifier import Notifier
 from bot_files.outbound import Outbound
 from bot_files.services import Services
 from bot_files.telegram_limits import Pacer, RetryAfterMiddleware, ThrottlingMiddleware
+from bot_files.telegram_session import BotSession
 from bot_files.texts import LANGUAGES, Texts
 from bot_files.webhook import WEBHOOK_PATH, create_webhook_app, serve_webhook
 from config.env import Settings, SettingsError, load_settings
@@ -72,7 +72,7 @@ class StartupError(Exception):
 
 def create_bot(settings: Settings) -> Bot:
     """The Bot, talking to Telegram or to the server in TELEGRAM_API_URL."""
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session = BotSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     session.middleware(RetryAfterMiddleware())
     return Bot(
         settings.bot_token,

@@ -11,7 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from babel import Locale
+from babel.plural import PluralRule
 
 TEXTS_DIR = Path(__file__).resolve().parent.parent / "media" / "texts"
 LANGUAGES = ("en", "ru")
@@ -21,6 +21,16 @@ DEFAULT_LANGUAGE = "en"
 # to choose).
 _RUSSIAN_SPEAKING = ("ru", "be")
 _NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
+# CLDR's plural rules of our languages, as Babel's locale data has them (tests/test_texts.py
+# checks they still agree). Babel's Locale would load all of its locale data to read them:
+# 6 MB of the bot's memory for two lines.
+PLURAL_RULES: dict[str, dict[str, str]] = {
+    "en": {"one": "i in 1 and v in 0"},
+    "ru": {"one": "v in 0 and i mod 10 in 1 and i mod 100 not in 11",
+           "few": "v in 0 and i mod 10 in 2..4 and i mod 100 not in 12..14",
+           "many": "v in 0 and i mod 10 in 0 or v in 0 and i mod 10 in 5..9"
+                   " or v in 0 and i mod 100 in 11..14"},
+}
 
 
 class Raw(str):
@@ -54,22 +64,28 @@ def catalog(language: str) -> dict[str, str]:
 
 
 class _PluralFormatter(string.Formatter):
-    """`str.format` plus plural forms chosen by CLDR's rules for the language (Babel):
+    """`str.format` plus plural forms chosen by CLDR's rules for the language (PLURAL_RULES):
     `{count} {count:one=кандидат|few=кандидата|many=кандидатов|other=кандидата}` gives
     "1 кандидат", "2 кандидата", "5 кандидатов", "21 кандидат". A form may hold `#`, which
     stands for the number: `{left:one=# attempt|other=# attempts}`."""
 
     def __init__(self, language: str) -> None:
-        self.locale = Locale.parse(language)
+        self.plural = PluralRule(PLURAL_RULES[language])
 
     def format_field(self, value: Any, format_spec: str) -> str:
         if "=" not in format_spec:
             return super().format_field(value, format_spec)
         forms = plural_forms(format_spec)
         number = as_number(value)
-        category = self.locale.plural_form(number) if number is not None else "other"
+        category = self.plural(number) if number is not None else "other"
         form = forms.get(category) or forms.get("other") or forms.get("many", "")
         return form.replace("#", str(value))
+
+
+@cache
+def _formatter(language: str) -> _PluralFormatter:
+    """One formatter per language (parsing the locale costs more than formatting a text)."""
+    return _PluralFormatter(language)
 
 
 def plural_forms(spec: str) -> dict[str, str]:
@@ -109,7 +125,7 @@ class Texts:
     def __init__(self, language: str) -> None:
         self.language = language if language in LANGUAGES else DEFAULT_LANGUAGE
         self._catalog = catalog(self.language)
-        self._formatter = _PluralFormatter(self.language)
+        self._formatter = _formatter(self.language)
 
     def __call__(self, key: str, **values: Any) -> str:
         template = self._catalog.get(key)

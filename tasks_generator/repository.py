@@ -314,13 +314,23 @@ _STAGE_JOINS = (
     " LEFT JOIN LATERAL (SELECT status, number FROM attempts WHERE candidate_id = c.id"
     "  ORDER BY number DESC LIMIT 1) a ON true"
 )
+# A returning user's row is rewritten at most this often when nothing else changed: the
+# visit is read on every update, and last_seen_at only serves retention, counted in days.
+VISIT_WRITE_INTERVAL = "1 minute"
 _VISIT = (
-    "WITH u AS (INSERT INTO telegram_users (telegram_id, username, full_name, language)"
-    " VALUES (%(id)s, %(username)s, %(name)s, %(language)s) ON CONFLICT (telegram_id)"
-    " DO UPDATE SET username = EXCLUDED.username, full_name = EXCLUDED.full_name,"
-    " language = coalesce(telegram_users.language, EXCLUDED.language),"
-    " last_seen_at = now() RETURNING language)"
-    f" {_STAGE_SELECT}, u.language FROM u {_STAGE_JOINS}")
+    "WITH seen AS (SELECT language, username, full_name, last_seen_at FROM telegram_users"
+    "  WHERE telegram_id = %(id)s),"
+    " u AS (INSERT INTO telegram_users (telegram_id, username, full_name, language)"
+    "  SELECT %(id)s, %(username)s::text, %(name)s::text, %(language)s::text"
+    "  WHERE NOT EXISTS (SELECT 1 FROM seen WHERE language IS NOT NULL"
+    "   AND username IS NOT DISTINCT FROM %(username)s::text AND full_name = %(name)s::text"
+    "   AND last_seen_at > now() - %(interval)s::interval)"
+    "  ON CONFLICT (telegram_id)"
+    "  DO UPDATE SET username = EXCLUDED.username, full_name = EXCLUDED.full_name,"
+    "  language = coalesce(telegram_users.language, EXCLUDED.language),"
+    "  last_seen_at = now() RETURNING language)"
+    f" {_STAGE_SELECT}, coalesce((SELECT language FROM u), (SELECT language FROM seen))"
+    f" AS language FROM (SELECT 1) one {_STAGE_JOINS}")
 _STAGE = f"{_STAGE_SELECT} FROM (SELECT 1) one {_STAGE_JOINS}"
 
 # The warm pool. `{table}` is a PoolTable.
@@ -455,10 +465,12 @@ async def visit_row(db: Database, telegram_id: int, username: str | None,
                     full_name: str, first_language: str) -> dict[str, Any]:
     """One round trip per update: record that the user wrote, and read their language, their
     candidate stage figures and whether they are on the HR whitelist. A user without a stored
-    language gets `first_language` stored."""
+    language gets `first_language` stored. The row is written only when it is new or has no
+    language yet, when the name changed, or when its last write is older than
+    VISIT_WRITE_INTERVAL: a user tapping through menus costs reads, not writes."""
     row = await db.fetchone(_VISIT, {"id": telegram_id, "username": username,
                                      "name": full_name, "language": first_language,
-                                     "used": USED_STATUSES})
+                                     "used": USED_STATUSES, "interval": VISIT_WRITE_INTERVAL})
     assert row is not None
     return row
 

@@ -53,6 +53,7 @@ def test_live_sections_run_with_tiny_counts(capsys: pytest.CaptureFixture[str]) 
     assert figures["bot_max_loop_stall_ms"] is not None  # read from the bot's log after SIGTERM
     assert figures["bot_exit_code"] == 0
     assert figures["throughput_bot_per_s"] > 0 and figures["throughput_echo_per_s"] > 0
+    assert figures["cpu_paced_bot_per_s"] > 0 and figures["cpu_paced_echo_per_s"] > 0
     assert figures["credentials_cvat_calls"] > 0
     assert figures["memory_tasks_built"] == figures["memory_burst_answered"] == 2
     assert figures["memory_peak_rss_mb"] > 0

@@ -6,8 +6,10 @@ import asyncio
 import subprocess
 import sys
 import threading
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import pytest
@@ -18,6 +20,7 @@ from bot_files.fsm_storage import PostgresStorage
 from config.env import PROJECT_DIR
 from db import Database, DatabaseUnavailable, load_migrations, migrate
 from log import logged_action, record_action
+from tasks_generator.attempts import visit_row
 from tests.conftest import PgServer
 
 EXPECTED_TABLES = {"telegram_users", "candidates", "attempts", "metrics", "trainingdata_whitelist",
@@ -114,6 +117,31 @@ async def test_a_call_waits_out_a_short_outage(db: Database, pg_server: PgServer
     # Issued while the server is down: retried with backoff until it is back.
     assert await db.fetchval("SELECT 41 + 1") == 42
     await restart
+
+
+async def test_a_visit_rewrites_the_user_only_when_something_changed(db: Database) -> None:
+    """The first visit stores the language of first contact; visits right after read the row
+    without rewriting it (its xmin stays); a new name, or a last write older than
+    VISIT_WRITE_INTERVAL, is written."""
+    def row() -> Awaitable[dict[str, Any] | None]:
+        return db.fetchone("SELECT xmin::text AS version, username, full_name, language,"
+                           " last_seen_at > now() - interval '10 seconds' AS fresh"
+                           " FROM telegram_users WHERE telegram_id = 7001")
+
+    assert (await visit_row(db, 7001, "ann", "Ann", "ru"))["language"] == "ru"
+    first = await row()
+    assert (await visit_row(db, 7001, "ann", "Ann", "en"))["language"] == "ru"
+    assert await row() == first
+    await visit_row(db, 7001, "ann_b", "Ann B", "en")
+    renamed = await row()
+    assert renamed is not None and first is not None and renamed["version"] != first["version"]
+    assert (renamed["username"], renamed["full_name"], renamed["language"]) == \
+        ("ann_b", "Ann B", "ru")
+    await db.execute("UPDATE telegram_users SET last_seen_at = now() - interval '2 minutes'"
+                     " WHERE telegram_id = 7001")
+    assert not (await row() or {})["fresh"]
+    await visit_row(db, 7001, "ann_b", "Ann B", "en")
+    assert (await row() or {})["fresh"]
 
 
 async def test_fsm_storage_roundtrip_and_atomic_update(db: Database) -> None:

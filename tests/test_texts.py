@@ -6,8 +6,10 @@ import html
 import re
 
 import pytest
+from babel import Locale
+from babel.plural import PluralRule
 
-from bot_files.texts import LANGUAGES, Texts, catalog, pick_language, placeholders
+from bot_files.texts import LANGUAGES, PLURAL_RULES, Texts, catalog, pick_language, placeholders
 from sandbox.telegram import parse_html
 
 
@@ -72,6 +74,13 @@ def test_every_text_renders_with_counts_and_names(language: str) -> None:
             text = t(key, **_filled(template, number, language))
             assert "{" not in text, (key, text)  # nothing unfilled, no plural form left raw
             parse_html(text)
+
+
+def test_plural_rules_are_cldrs_as_babel_has_them() -> None:
+    """The plural rules kept in texts.py are Babel's (CLDR's) for every language."""
+    for language in LANGUAGES:
+        assert PluralRule(PLURAL_RULES[language]).rules == \
+            Locale.parse(language).plural_form.rules, language
 
 
 def test_russian_counts_agree_with_their_nouns() -> None:
