@@ -210,6 +210,23 @@ class ActionStore(Protocol):
         ...
 
 
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def jsonb(value: Any, **dumps: Any) -> str:
+    """`value` as JSON for a jsonb column. PostgreSQL's jsonb refuses U+0000 in any string
+    ("unsupported Unicode escape sequence"), and strangers' texts (a question to HR, a plate
+    text typed in CVAT) may carry one: it is dropped, so that the rest is stored."""
+    return json.dumps(_without_nul(value), **dumps)
+
+
 # `action_log` lives here: who did what to whom.
 _RECORD_ACTION = ("INSERT INTO action_log (actor_id, action, candidate_id, ok, details)"
                   " VALUES (%s, %s, %s, %s, %s::jsonb)")
@@ -228,7 +245,7 @@ def forget_actions(cur: Statements, telegram_id: int, candidate_id: int) -> None
 def _action_line(actor_id: int | None, action: str, candidate_id: int | None,
                  details: dict[str, Any] | None, ok: bool) -> tuple[Any, ...]:
     """Write the actions.log line of an action; the parameters of its `action_log` row."""
-    detail_json = json.dumps(details or {}, ensure_ascii=False, default=str, sort_keys=True)
+    detail_json = jsonb(details or {}, ensure_ascii=False, default=str, sort_keys=True)
     action_logger.info(
         "actor=%s action=%s candidate=%s ok=%s details=%s",
         actor_id, action, candidate_id, ok, detail_json,

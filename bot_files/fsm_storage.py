@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +9,7 @@ from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
 
 from db import Cursor, Database
+from log import jsonb
 
 _KEY = (
     "bot_id = %(bot_id)s AND chat_id = %(chat_id)s AND user_id = %(user_id)s"
@@ -57,7 +57,7 @@ class PostgresStorage(BaseStorage):
 
     async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
         """Replace the dialog data."""
-        params = {**_params(key), "data": json.dumps(dict(data))}
+        params = {**_params(key), "data": jsonb(dict(data))}
         await self.db.execute(
             f"INSERT INTO fsm_storage ({_COLUMNS}, data) VALUES ({_VALUES}, %(data)s::jsonb)"
             " ON CONFLICT (" + _COLUMNS + ") DO UPDATE"
@@ -72,7 +72,7 @@ class PostgresStorage(BaseStorage):
 
     async def update_data(self, key: StorageKey, data: Mapping[str, Any]) -> dict[str, Any]:
         """Merge keys into the dialog data atomically (no lost update between replicas)."""
-        params = {**_params(key), "data": json.dumps(dict(data))}
+        params = {**_params(key), "data": jsonb(dict(data))}
 
         def work(cur: Cursor) -> dict[str, Any]:
             cur.execute(

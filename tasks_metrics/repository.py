@@ -15,6 +15,7 @@ from typing import Any
 from psycopg2.extras import execute_values
 
 from db import Cursor, Database
+from log import jsonb
 from tasks_generator.repository import AttemptStatus
 from tasks_metrics.pass_rule import MEASURES, PassRule, RuleError, Verdict
 
@@ -180,10 +181,10 @@ def store_metrics(cur: Cursor, attempt_id: int, values: dict[str, Any], report: 
     cur.execute(_STORE_METRICS, {
         **{c: values.get(c) for c in METRIC_COLUMNS}, "attempt_id": attempt_id,
         "task_started": task_started, "task_ended": task_ended,
-        "report": json.dumps(stored, ensure_ascii=False), "band": verdict.band,
+        "report": jsonb(stored, ensure_ascii=False), "band": verdict.band,
         "gates": json.dumps(verdict.gates_dicts()), "rule_id": rule_id,
         "key_version": key_version,
-        "fingerprint": json.dumps(fingerprint or {}, ensure_ascii=False)})
+        "fingerprint": jsonb(fingerprint or {}, ensure_ascii=False)})
 
 
 async def load_metrics(db: Database, attempt_id: int) -> dict[str, Any] | None:
@@ -268,7 +269,7 @@ def store_flags(cur: Cursor, attempt_id: int, found: list[FoundFlag],
     for kind, other, evidence in found:
         sides = [(attempt_id, other)] + ([(other, attempt_id)] if other is not None else [])
         for one, two in sides:
-            cur.execute(_FLAG_STORED, (one, kind, two, json.dumps(evidence, ensure_ascii=False)))
+            cur.execute(_FLAG_STORED, (one, kind, two, jsonb(evidence, ensure_ascii=False)))
 
 
 async def flags_of(db: Database, attempt_ids: list[int]) -> dict[int, list[Flag]]:
