@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from config.env import Settings
@@ -24,6 +24,7 @@ from tasks_generator.attempts import (
     CREATING,
     EXPIRED,
     FAILED,
+    GRADED,
     READY,
     SUBMITTED,
     Attempt,
@@ -268,6 +269,32 @@ async def _check_and_store(db: Database, cvat: AsyncCvatClient, grader: GradingP
         (ended, stored.decode("utf-8"), attempt.id))
     if recorded != 1:
         return SubmitOutcome("already_submitted", attempt)
+    return await _grade_submitted(db, grader, settings, candidate, attempt)
+
+
+async def resume_submission(db: Database, grader: GradingProcesses, settings: Settings,
+                            telegram_id: int, since: datetime) -> SubmitOutcome | None:
+    """Pick up a Submit whose worker died (started at `since`): work it stored since then is
+    graded (again, if the grading got that far: the figures are replaced, not added) and the
+    outcome returned; an attempt still open gets its check claim back from the dead worker and
+    None is returned (the Submit is then done afresh)."""
+    candidate = await get_candidate(db, telegram_id)
+    attempt = await latest_attempt(db, candidate.id) if candidate else None
+    if candidate is None or attempt is None:
+        return None
+    if attempt.status == READY:
+        await db.execute("UPDATE attempts SET checking_until = NULL"
+                         " WHERE id = %s AND status = 'ready'", (attempt.id,))
+        return None
+    if attempt.status in (SUBMITTED, GRADED) and attempt.submitted_at is not None \
+            and attempt.submitted_at >= since:
+        return await _grade_submitted(db, grader, settings, candidate, attempt)
+    return None
+
+
+async def _grade_submitted(db: Database, grader: GradingProcesses, settings: Settings,
+                           candidate: Candidate, attempt: Attempt) -> SubmitOutcome:
+    """Grade a stored submission and say what it led to."""
     try:
         result = await grade_attempt(db, grader, attempt.id)
     except GradingError as exc:

@@ -14,6 +14,7 @@ from aiogram.types import CallbackQuery, Message, User
 from bot_files.deadlines import expiry_menu, expiry_next, expiry_text
 from bot_files.handlers.common import privacy_notice
 from bot_files.handlers.hr import notify_hr
+from bot_files.jobs import JobQueue
 from bot_files.keyboards import (
     ConfirmTask,
     TaskAction,
@@ -28,8 +29,9 @@ from bot_files.keyboards import (
 from bot_files.replies import target_of
 from bot_files.texts import Texts, limit_text, pick_language, problem_text
 from bot_files.verdicts import candidate_result, standing_line
+from bot_files.work import check_work, request_test_task, submit_work
 from config.env import Settings
-from connection import AsyncCvatClient, CvatError, CvatNotFound, CvatUnavailable
+from connection import CvatError, CvatNotFound, CvatUnavailable
 from create_users.to_handlers import has_consented, notice_version, record_consent, user_language
 from db import Database
 from tasks_generator.to_handlers import (
@@ -45,18 +47,9 @@ from tasks_generator.to_handlers import (
     candidate_stage,
     guide_text,
     next_attempt_at,
-    request_test_task,
     resend_credentials,
 )
-from tasks_metrics.to_handlers import (
-    GradingProcesses,
-    SubmitOutcome,
-    check_work,
-    hint_codes,
-    standing,
-    submit_work,
-)
-from tasks_new.to_handlers import request_new_attempt
+from tasks_metrics.to_handlers import SubmitOutcome, hint_codes, standing
 
 logger = logging.getLogger(__name__)
 MAX_PROBLEM_LINES = 25
@@ -258,7 +251,7 @@ async def _consented(target: Message, t: Texts, db: Database, settings: Settings
 
 
 async def build_task(callback: CallbackQuery, callback_data: TaskAction | ConfirmTask, t: Texts,
-                     db: Database, cvat: AsyncCvatClient, settings: Settings,
+                     db: Database, jobs: JobQueue, settings: Settings,
                      task_set: TaskSet) -> None:
     """Confirmed: build the task with a progress message, then send the login."""
     await callback.answer()
@@ -272,11 +265,10 @@ async def build_task(callback: CallbackQuery, callback_data: TaskAction | Confir
     new_attempt = callback_data.step == TaskStep.CONFIRM_NEW
     progress = ProgressMessage(target, t)
     await progress.start()
-    request = request_new_attempt if new_attempt else request_test_task
     try:
-        result = await request(db, cvat, settings, task_set, telegram_id=user.id,
-                               username=user.username, full_name=user.full_name,
-                               progress=progress)
+        result = await request_test_task(jobs, telegram_id=user.id, username=user.username,
+                                         full_name=user.full_name, progress=progress,
+                                         new_attempt=new_attempt)
     except CvatError as exc:
         await progress.finish(ok=False)
         await _cvat_trouble(target, t, exc, callback_data.step)
@@ -336,14 +328,13 @@ async def show_credentials(event: Message | CallbackQuery, t: Texts, db: Databas
     )
 
 
-async def ask_submit(event: Message | CallbackQuery, t: Texts, db: Database,
-                     cvat: AsyncCvatClient, grader: GradingProcesses,
+async def ask_submit(event: Message | CallbackQuery, t: Texts, db: Database, jobs: JobQueue,
                      settings: Settings) -> None:
     """✅ Submit: with a task open, ask first (a submission cannot be changed); otherwise say
     why there is nothing to submit, as Submit itself would."""
     stage = await candidate_stage(db, settings, event.from_user.id)
     if stage.kind != "ready":
-        await submit(event, t, db, cvat, grader, settings)
+        await submit(event, t, db, jobs, settings)
         return
     if isinstance(event, CallbackQuery):
         await event.answer()
@@ -358,8 +349,8 @@ async def keep_working(callback: CallbackQuery, t: Texts) -> None:
     await _answered(callback, t("submit.kept_open"))
 
 
-async def check(event: Message | CallbackQuery, t: Texts, db: Database, cvat: AsyncCvatClient,
-                grader: GradingProcesses, settings: Settings) -> None:
+async def check(event: Message | CallbackQuery, t: Texts, db: Database, jobs: JobQueue,
+                settings: Settings) -> None:
     """🔎 Check my work: the completeness check, with nothing locked or used up."""
     target = target_of(event)
     if isinstance(event, CallbackQuery):
@@ -368,7 +359,7 @@ async def check(event: Message | CallbackQuery, t: Texts, db: Database, cvat: As
         return
     status = await target.answer(t("check.checking"))
     try:
-        outcome = await check_work(db, cvat, grader, settings, event.from_user.id)
+        outcome = await check_work(jobs, event.from_user.id)
     except CvatError as exc:
         await _cvat_trouble(status, t, exc, TaskStep.CHECK, edit=True)
         return
@@ -380,8 +371,8 @@ async def check(event: Message | CallbackQuery, t: Texts, db: Database, cvat: As
         await _report_submission(status, t, outcome, settings)
 
 
-async def submit(event: Message | CallbackQuery, t: Texts, db: Database, cvat: AsyncCvatClient,
-                 grader: GradingProcesses, settings: Settings) -> None:
+async def submit(event: Message | CallbackQuery, t: Texts, db: Database, jobs: JobQueue,
+                 settings: Settings) -> None:
     """Submit (confirmed): the job is locked and read once; complete work is stored and
     graded, anything else reopens the job with the reason."""
     target = target_of(event)
@@ -396,7 +387,7 @@ async def submit(event: Message | CallbackQuery, t: Texts, db: Database, cvat: A
         return
     status = await target.answer(t("submit.checking"))
     try:
-        outcome = await submit_work(db, cvat, grader, settings, event.from_user.id)
+        outcome = await submit_work(jobs, event.from_user.id)
     except CvatError as exc:
         await _cvat_trouble(status, t, exc, TaskStep.SUBMIT_OK, edit=True)
         return
