@@ -178,6 +178,11 @@ class Worker:
         await self.cvat.close()
         logger.info("worker %s stopped", self.name)
 
+    @property
+    def keeping(self) -> asyncio.Task[None] | None:
+        """The keepers' task (None on a worker started without them)."""
+        return next((t for t in self._tasks if t.get_name() == "keepers"), None)
+
     # --- jobs -----------------------------------------------------------------------------
 
     async def _take_jobs(self) -> None:
