@@ -19,6 +19,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 import pickle
 import secrets
 import socket
@@ -448,6 +449,6 @@ class JobQueue:
 
 
 def worker_name(role: str) -> str:
-    """A name unique to this process run, for `locked_by`."""
-    return f"{role}-{socket.gethostname()}-{secrets.token_hex(4)}"
+    """A name unique to this process run, for `locked_by`: role, host, pid, a random tag."""
+    return f"{role}-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
 
