@@ -167,7 +167,7 @@ async def test_a_worker_killed_mid_build_and_mid_grading_loses_nothing(
         assert await db.fetchval("SELECT status FROM attempts") == "submitted"
         os.kill(await _worker_pid(db, "submit"), signal.SIGKILL)
         blocker.rollback()
-        await person.expect_message("Thank you!")
+        await person.expect_edit("Thank you!")
         bot.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(bot.wait(), HANG) == 0
     finally:
@@ -177,7 +177,7 @@ async def test_a_worker_killed_mid_build_and_mid_grading_loses_nothing(
             await bot.wait()
     assert len(cvat.tasks) == 1
     assert [m.text.count("Your CVAT login") for m in person.messages].count(1) == 1
-    assert sum("Thank you!" in m.text for m in person.messages) == 1
+    assert sum("Thank you!" in m.text for m in [*person.messages, *person.edits]) == 1
     assert await db.fetchval("SELECT count(*) FROM metrics") == 1
     assert await db.fetchval("SELECT status FROM attempts") == "graded"
     jobs = await db.fetchall("SELECT kind, status, tries FROM jobs WHERE queue = 'work'"
