@@ -315,8 +315,10 @@ async def run_bot(settings: Settings) -> None:
 
 
 async def run_worker(settings: Settings) -> None:
-    """A worker alone (`./run.sh worker`): take jobs from the database until SIGINT/SIGTERM."""
-    url, embedded = await asyncio.to_thread(database_url_for, settings)
+    """A worker alone (`./run.sh worker`): take jobs from the database until SIGINT/SIGTERM.
+    Without DATABASE_URL it uses the embedded server of DATA_DIR (started if need be) and
+    leaves it running: the bot beside it owns it."""
+    url, _ = await asyncio.to_thread(database_url_for, settings)
     db = Database(url)
     try:
         applied = await db.migrate()
@@ -339,8 +341,6 @@ async def run_worker(settings: Settings) -> None:
         raise StartupError(f"PostgreSQL is not reachable ({exc}). Check DATABASE_URL.") from exc
     finally:
         await db.close()
-        if embedded is not None:
-            await asyncio.to_thread(_stop_embedded, embedded)
 
 
 def _stop_embedded(server: EmbeddedPostgres) -> None:

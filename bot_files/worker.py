@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -50,6 +52,7 @@ from tasks_metrics.to_handlers import (
 logger = logging.getLogger(__name__)
 
 KEEPERS_LOCK = lock_key("workers:keepers")
+PR_SET_PDEATHSIG = 1  # prctl option: the signal a child gets when its parent dies
 PROGRESS_EVERY = 0.5  # seconds between two progress writes of one job (a stage's end always)
 JOBS_KEPT = timedelta(days=2)  # finished jobs are forgotten after this (their outcomes hold logins)
 
@@ -344,6 +347,13 @@ async def check_cvat(cvat: AsyncCvatClient, settings: Settings) -> str | None:
     return None
 
 
+def _end_with_parent() -> None:
+    """In the child before exec: SIGTERM it when the bot that started it dies, even by
+    SIGKILL (Linux; elsewhere a worker outlives a killed bot and must be stopped by hand)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class WorkerProcesses:
     """The worker processes a bot starts (WORKERS of them) and starts again when one dies.
     Each logs into its own folder under the bot's LOG_DIR."""
@@ -366,7 +376,7 @@ class WorkerProcesses:
     async def _start(self, index: int) -> asyncio.subprocess.Process:
         process = await asyncio.create_subprocess_exec(
             sys.executable, str(PROJECT_DIR / "main.py"), "worker", env=self._environ(index),
-            cwd=PROJECT_DIR, stdin=asyncio.subprocess.DEVNULL)
+            cwd=PROJECT_DIR, stdin=asyncio.subprocess.DEVNULL, preexec_fn=_end_with_parent)
         self.processes[index] = process
         logger.info("worker process %d started (pid %s)", index, process.pid)
         return process
