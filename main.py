@@ -43,7 +43,7 @@ from bot_files.middlewares import PrivateChatsOnly, UserContextMiddleware
 from bot_files.outbound import Outbound
 from bot_files.telegram_limits import Pacer, RetryAfterMiddleware, ThrottlingMiddleware
 from bot_files.texts import LANGUAGES, Texts, pick_language
-from bot_files.work import Postman
+from bot_files.work import Postman, RemoteGrader
 from bot_files.worker import Worker, WorkerProcesses, check_cvat
 from config.env import Settings, SettingsError, load_settings
 from connection import AsyncCvatClient, CvatError, CvatMisconfigured
@@ -51,7 +51,7 @@ from db import Database, DatabaseUnavailable, EmbeddedPostgres, database_url_for
 from health import HealthMonitor
 from log import register_secret, setup_logging
 from tasks_generator.to_handlers import Credentials, TaskSet, load_task_set
-from tasks_metrics.to_handlers import GradingProcesses, ensure_rule
+from tasks_metrics.to_handlers import ensure_rule
 
 logger = logging.getLogger("bot")
 
@@ -101,16 +101,16 @@ async def on_error(event: ErrorEvent, bot: Bot) -> bool:
 
 def create_dispatcher(settings: Settings, db: Database, cvat: AsyncCvatClient) -> Dispatcher:
     """The Dispatcher with FSM state in PostgreSQL and every router; long-lived dependencies
-    (settings, database, job queue, CVAT client, task set, grading processes, broadcast
-    pacer) injected into handlers by name."""
+    (settings, database, job queue, CVAT client, task set, the workers' grading processes,
+    broadcast pacer) injected into handlers by name."""
     task_set = load_task_set(settings.task_set, settings.images_per_task)
     isolation = PostgresEventIsolation(db) if settings.replicas else None
     pacer = Pacer()
+    jobs = JobQueue(db, lease=timedelta(seconds=settings.build_lease_seconds))
     dp = Dispatcher(storage=PostgresStorage(db), events_isolation=isolation, settings=settings,
                     db=db, cvat=cvat, task_set=task_set, pacer=pacer,
                     outbound=Outbound(db, pacer),
-                    jobs=JobQueue(db, lease=timedelta(seconds=settings.build_lease_seconds)),
-                    grader=GradingProcesses.from_settings(settings),
+                    jobs=jobs, grader=RemoteGrader(jobs, settings),
                     disable_fsm=True)  # registered below, after the throttle
     # First: updates from groups and floods are dropped before they cost any database work;
     # aiogram's FSM middleware (a state read, and with replicas the per-user lock) comes after.
@@ -150,10 +150,9 @@ async def start_background_work(dispatcher: Dispatcher, bot: Bot, db: Database,
                                                 name="digests")
 
 
-async def stop_background_work(dispatcher: Dispatcher, grader: GradingProcesses,
-                               jobs: JobQueue) -> None:
-    """Stop the background tasks (they resume at the next start), the job listener and the
-    grading processes; log the event loop's largest stall."""
+async def stop_background_work(dispatcher: Dispatcher, jobs: JobQueue) -> None:
+    """Stop the background tasks (they resume at the next start) and the job listener; log
+    the event loop's largest stall."""
     monitor = dispatcher.get("loop_monitor")
     if monitor is not None:
         await monitor.stop()
@@ -164,7 +163,6 @@ async def stop_background_work(dispatcher: Dispatcher, grader: GradingProcesses,
             with contextlib.suppress(asyncio.CancelledError):
                 await task
     await jobs.close()
-    await grader.close()
 
 
 async def set_commands(bot: Bot) -> None:

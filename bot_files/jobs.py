@@ -65,6 +65,7 @@ class JobKind(StrEnum):
     BUILD = "build"
     CHECK = "check"
     SUBMIT = "submit"
+    GRADER = "grader"  # one call of the grading processes (HR's pictures, cards, re-grades)
     CREDENTIALS = "credentials"
 
 
@@ -81,6 +82,7 @@ class Job:
     payload: dict[str, Any]
     tries: int
     created_at: datetime
+    arguments: Any = None
 
     @property
     def retried(self) -> bool:
@@ -279,7 +281,8 @@ async def wait_event(event: asyncio.Event, seconds: float) -> None:
 Progress = Callable[[dict[str, Any]], Awaitable[None]]
 
 _ENQUEUE = (
-    "INSERT INTO jobs (queue, kind, payload, dedupe, max_tries) VALUES (%s, %s, %s, %s, %s)"
+    "INSERT INTO jobs (queue, kind, payload, arguments, dedupe, max_tries)"
+    " VALUES (%s, %s, %s, %s, %s, %s)"
     " ON CONFLICT (dedupe) WHERE status IN ('queued', 'running')"
     " DO UPDATE SET dedupe = EXCLUDED.dedupe RETURNING id")
 _FAIL_EXHAUSTED = (
@@ -294,7 +297,7 @@ _CLAIM = (
     "   (status = 'queued' AND run_after <= now())"
     "   OR (status = 'running' AND locked_until < now() AND tries < max_tries))"
     " ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)"
-    " RETURNING id, kind, payload, tries, created_at")
+    " RETURNING id, kind, payload, tries, created_at, arguments")
 _FINISH = (
     "UPDATE jobs SET status = 'done', result = %s, raised = %s, error = %s, finished_at = now(),"
     " locked_by = NULL, locked_until = NULL"
@@ -331,11 +334,14 @@ class JobQueue:
     # --- the side that asks ---------------------------------------------------------------
 
     async def enqueue(self, kind: str, payload: dict[str, Any], *, dedupe: str | None = None,
-                      queue: JobQueueName = JobQueueName.WORK, max_tries: int = 3) -> int:
+                      queue: JobQueueName = JobQueueName.WORK, max_tries: int = 3,
+                      arguments: Any = None) -> int:
         """Queue a job (or join the unfinished one with the same `dedupe`) and wake a worker;
-        its id."""
+        its id. `arguments`, if given, go pickled (bytes, our dataclasses)."""
+        blob = None if arguments is None else psycopg2.Binary(dump_outcome(arguments))
+
         def work(cur: Any) -> int:
-            cur.execute(_ENQUEUE, (queue, kind, json.dumps(payload), dedupe, max_tries))
+            cur.execute(_ENQUEUE, (queue, kind, json.dumps(payload), blob, dedupe, max_tries))
             job_id = int(cur.fetchone()["id"])
             cur.execute(_notify("queued"))
             return job_id
@@ -343,9 +349,9 @@ class JobQueue:
         return await self.db.run(work)
 
     async def run(self, kind: str, payload: dict[str, Any], *, dedupe: str | None = None,
-                  progress: Progress | None = None) -> Any:
+                  progress: Progress | None = None, arguments: Any = None) -> Any:
         """Queue a job and await its outcome: return its value or raise its exception."""
-        job_id = await self.enqueue(kind, payload, dedupe=dedupe)
+        job_id = await self.enqueue(kind, payload, dedupe=dedupe, arguments=arguments)
         return await self.outcome(job_id, progress)
 
     async def outcome(self, job_id: int, progress: Progress | None = None) -> Any:
@@ -406,7 +412,9 @@ class JobQueue:
             row = cur.fetchone()
             if row is None:
                 return None
-            return Job(row["id"], row["kind"], row["payload"], row["tries"], row["created_at"])
+            arguments = row["arguments"]
+            return Job(row["id"], row["kind"], row["payload"], row["tries"], row["created_at"],
+                       None if arguments is None else load_outcome(bytes(arguments)))
 
         return await self.db.run(work)
 

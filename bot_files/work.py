@@ -13,7 +13,7 @@ from bot_files.jobs import JobKind, JobQueue, JobQueueName, wait_event, worker_n
 from config.env import Settings
 from db import DatabaseUnavailable
 from tasks_generator.to_handlers import Credentials, Progress, TaskRequest
-from tasks_metrics.to_handlers import SubmitOutcome
+from tasks_metrics.to_handlers import GradingProcesses, SubmitOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +49,31 @@ async def submit_work(jobs: JobQueue, telegram_id: int) -> SubmitOutcome:
     mid-way is replaced and the submission finished once."""
     outcome: SubmitOutcome = await jobs.run(JobKind.SUBMIT, {"telegram_id": telegram_id})
     return outcome
+
+
+class RemoteGrader:
+    """The grading processes as the bot's code calls them (`check`, `grade`, `pictures`,
+    `scorecard`), each call done by a worker's own: the bot starts no grading process."""
+
+    METHODS = frozenset({"check", "grade", "pictures", "scorecard"})
+
+    def __init__(self, jobs: JobQueue, settings: Settings) -> None:
+        self.jobs = jobs
+        # The rules the bot's part of a re-grade (the flags) reads; no process is started.
+        self.flag_rules = GradingProcesses.from_settings(settings).flag_rules
+
+    def __getattr__(self, method: str) -> Callable[..., Awaitable[Any]]:
+        if method not in self.METHODS:
+            raise AttributeError(method)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await self.jobs.run(JobKind.GRADER, {"method": method},
+                                       arguments=(args, kwargs))
+
+        return call
+
+    async def close(self) -> None:
+        """Nothing to close here: the processes are the workers'."""
 
 
 Deliver = Callable[[int, Credentials], Awaitable[None]]

@@ -24,6 +24,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot_files.jobs import Job, JobKind, JobQueue, JobQueueName, Listener, wait_event, worker_name
+from bot_files.work import RemoteGrader
 from config.env import PROJECT_DIR, Settings
 from connection import AsyncCvatClient, CvatError, CvatMisconfigured
 from create_users.to_handlers import AccountKeeper
@@ -123,8 +124,17 @@ async def _submit(ctx: WorkContext, job: Job, report: Reporter) -> SubmitOutcome
     return await submit_work(ctx.db, ctx.cvat, ctx.grader, ctx.settings, telegram_id)
 
 
+async def _grader(ctx: WorkContext, job: Job, report: Reporter) -> Any:
+    """One call of the grading processes, for the bot (see bot_files.work.RemoteGrader)."""
+    method = job.payload["method"]
+    if method not in RemoteGrader.METHODS:
+        raise ValueError(f"no grading call is named {method!r}")
+    args, kwargs = job.arguments
+    return await getattr(ctx.grader, method)(*args, **kwargs)
+
+
 JOBS: dict[str, JobFunction] = {JobKind.BUILD: _build, JobKind.CHECK: _check,
-                                JobKind.SUBMIT: _submit}
+                                JobKind.SUBMIT: _submit, JobKind.GRADER: _grader}
 
 
 async def _unfinished_build(db: Database, candidate_id: int) -> bool:

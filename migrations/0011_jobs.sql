@@ -8,6 +8,7 @@ CREATE TABLE jobs (
     queue        text NOT NULL DEFAULT 'work' CHECK (queue IN ('work', 'bot')),
     kind         text NOT NULL,
     payload      jsonb NOT NULL DEFAULT '{}',
+    arguments    bytea,                          -- pickled (a grading job's bytes and keys)
     status       text NOT NULL DEFAULT 'queued'
                  CHECK (status IN ('queued', 'running', 'done', 'failed')),
     tries        integer NOT NULL DEFAULT 0,
