@@ -181,12 +181,12 @@ def storable(outcome: Any) -> tuple[bytes, bool]:
 
 class Listener:
     """One connection LISTENing on the jobs channel; sets an event per job id awaited, and
-    the `queued` event when a job is queued. If the connection breaks, everyone falls back to
-    polling until it is back."""
+    a queue's `queued` event when a job is queued there. If the connection breaks, everyone
+    falls back to polling until it is back."""
 
     def __init__(self, dsn: str) -> None:
         self.dsn = dsn
-        self.queued = asyncio.Event()
+        self.queued = {name: asyncio.Event() for name in JobQueueName}
         self._waiting: dict[int, asyncio.Event] = {}
         self._conn: psycopg2.extensions.connection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -255,8 +255,10 @@ class Listener:
             return
         while conn.notifies:
             note = conn.notifies.pop(0)
-            if note.payload == "queued":
-                self.queued.set()
+            if note.payload.startswith("queued:"):
+                event = self.queued.get(note.payload.removeprefix("queued:"))
+                if event is not None:
+                    event.set()
                 continue
             with contextlib.suppress(ValueError):
                 event = self._waiting.get(int(note.payload))
@@ -264,7 +266,8 @@ class Listener:
                     event.set()
 
     def _wake_all(self) -> None:
-        self.queued.set()
+        for event in self.queued.values():
+            event.set()
         for event in self._waiting.values():
             event.set()
 
@@ -343,7 +346,7 @@ class JobQueue:
         def work(cur: Any) -> int:
             cur.execute(_ENQUEUE, (queue, kind, json.dumps(payload), blob, dedupe, max_tries))
             job_id = int(cur.fetchone()["id"])
-            cur.execute(_notify("queued"))
+            cur.execute(_notify(f"queued:{queue}"))
             return job_id
 
         return await self.db.run(work)

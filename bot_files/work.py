@@ -101,7 +101,7 @@ class Postman:
                 logger.warning("logins not delivered now: %s", exc)
             except Exception:
                 logger.exception("delivery pass failed; the next one tries again")
-            await wait_event(listener.queued, self.jobs.poll * 5)
+            await wait_event(listener.queued[JobQueueName.BOT], self.jobs.poll * 5)
 
     async def run_once(self) -> int:
         """Deliver what is due; how many logins went out."""

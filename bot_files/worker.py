@@ -211,7 +211,7 @@ class Worker:
                 continue
             if job is None:
                 slots.release()
-                await wait_event(self.listener.queued, self.queue.poll)
+                await wait_event(self.listener.queued[JobQueueName.WORK], self.queue.poll)
                 continue
             task = asyncio.create_task(self._run(job), name=f"job-{job.id}")
             self._running.add(task)
