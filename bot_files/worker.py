@@ -46,6 +46,7 @@ from tasks_metrics.to_handlers import (
     regrade_for_key,
     regrade_interrupted,
     reopen_abandoned_checks,
+    resume_check,
     resume_submission,
     submit_work,
 )
@@ -54,6 +55,7 @@ logger = logging.getLogger(__name__)
 
 KEEPERS_LOCK = lock_key("workers:keepers")
 PR_SET_PDEATHSIG = 1  # prctl option: the signal a child gets when its parent dies
+WORKER_NICENESS = 10  # the workers the bot starts yield the CPU to it
 PROGRESS_EVERY = 0.5  # seconds between two progress writes of one job (a stage's end always)
 JOBS_KEPT = timedelta(days=2)  # finished jobs are forgotten after this (their outcomes hold logins)
 
@@ -110,6 +112,9 @@ async def _build(ctx: WorkContext, job: Job, report: Reporter) -> TaskRequest:
 
 
 async def _check(ctx: WorkContext, job: Job, report: Reporter) -> SubmitOutcome:
+    """Check my work; a job taken over from a worker that died first takes back its claim."""
+    if job.retried:
+        await resume_check(ctx.db, job.payload["telegram_id"])
     return await check_work(ctx.db, ctx.cvat, ctx.grader, ctx.settings, job.payload["telegram_id"])
 
 
@@ -357,9 +362,13 @@ async def check_cvat(cvat: AsyncCvatClient, settings: Settings) -> str | None:
     return None
 
 
-def _end_with_parent() -> None:
-    """In the child before exec: SIGTERM it when the bot that started it dies, even by
-    SIGKILL (Linux; elsewhere a worker outlives a killed bot and must be stopped by hand)."""
+def _worker_child() -> None:
+    """In the child before exec: a lower CPU priority than the bot's (on a shared machine the
+    process that talks goes first; its grading processes inherit it), and SIGTERM when the
+    bot that started it dies, even by SIGKILL (Linux; elsewhere a worker outlives a killed
+    bot and must be stopped by hand)."""
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICENESS)
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -386,7 +395,7 @@ class WorkerProcesses:
     async def _start(self, index: int) -> asyncio.subprocess.Process:
         process = await asyncio.create_subprocess_exec(
             sys.executable, str(PROJECT_DIR / "main.py"), "worker", env=self._environ(index),
-            cwd=PROJECT_DIR, stdin=asyncio.subprocess.DEVNULL, preexec_fn=_end_with_parent)
+            cwd=PROJECT_DIR, stdin=asyncio.subprocess.DEVNULL, preexec_fn=_worker_child)
         self.processes[index] = process
         logger.info("worker process %d started (pid %s)", index, process.pid)
         return process

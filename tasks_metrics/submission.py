@@ -283,13 +283,21 @@ async def resume_submission(db: Database, grader: GradingProcesses, settings: Se
     if candidate is None or attempt is None:
         return None
     if attempt.status == READY:
-        await db.execute("UPDATE attempts SET checking_until = NULL"
-                         " WHERE id = %s AND status = 'ready'", (attempt.id,))
+        await release_check(db, attempt.id, job_open=True)
         return None
     if attempt.status in (SUBMITTED, GRADED) and attempt.submitted_at is not None \
             and attempt.submitted_at >= since:
         return await _grade_submitted(db, grader, settings, candidate, attempt)
     return None
+
+
+async def resume_check(db: Database, telegram_id: int) -> None:
+    """Pick up a check whose worker died: its claim on the open attempt is given up, so the
+    check can run again (the job was never closed by a check)."""
+    candidate = await get_candidate(db, telegram_id)
+    attempt = await latest_attempt(db, candidate.id) if candidate else None
+    if attempt is not None and attempt.status == READY:
+        await release_check(db, attempt.id, job_open=True)
 
 
 async def _grade_submitted(db: Database, grader: GradingProcesses, settings: Settings,

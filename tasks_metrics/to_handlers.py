@@ -91,6 +91,7 @@ from tasks_metrics.submission import (
     regrade_for_key,
     regrade_interrupted,
     reopen_abandoned_checks,
+    resume_check,
     resume_submission,
     submit_work,
 )
@@ -208,6 +209,7 @@ __all__ = [
     "regrade_interrupted",
     "release_notice",
     "reopen_abandoned_checks",
+    "resume_check",
     "resume_submission",
     "rule_history",
     "search_candidates",
