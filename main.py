@@ -11,14 +11,15 @@ import contextlib
 import ctypes
 import gc
 import logging
+import signal
 import sys
+from datetime import timedelta
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from aiogram.exceptions import (
-    TelegramAPIError,
     TelegramNetworkError,
     TelegramUnauthorizedError,
 )
@@ -30,6 +31,7 @@ from bot_files.errors import on_error
 from bot_files.fsm_storage import PostgresStorage
 from bot_files.handlers import get_routers
 from bot_files.isolation import PostgresEventIsolation
+from bot_files.jobs import JobQueue
 from bot_files.loop_monitor import LoopMonitor
 from bot_files.middlewares import PrivateChatsOnly, UserContextMiddleware
 from bot_files.notifier import Notifier
@@ -39,25 +41,14 @@ from bot_files.telegram_limits import Pacer, RetryAfterMiddleware, ThrottlingMid
 from bot_files.telegram_session import BotSession
 from bot_files.texts import LANGUAGES, Texts
 from bot_files.webhook import WEBHOOK_PATH, create_webhook_app, serve_webhook
+from bot_files.work import Postman, RemoteGrader
+from bot_files.worker import Worker, WorkerProcesses, check_cvat
 from config.env import Settings, SettingsError, load_settings
 from connection import AsyncCvatClient, CvatError, CvatMisconfigured
-from create_users.to_handlers import AccountKeeper
 from db import Database, DatabaseUnavailable, EmbeddedPostgres, database_url_for
 from log import register_secret, setup_logging
-from tasks_generator.to_handlers import (
-    Credentials,
-    PoolKeeper,
-    TaskSet,
-    load_task_set,
-    reconcile,
-)
-from tasks_metrics.to_handlers import (
-    GradingProcesses,
-    ensure_rule,
-    regrade_for_key,
-    regrade_interrupted,
-    reopen_abandoned_checks,
-)
+from tasks_generator.to_handlers import Credentials, TaskSet, load_task_set
+from tasks_metrics.to_handlers import ensure_rule
 
 # Tests and tools assemble the bot from here (the webhook app too): what they use is what runs.
 __all__ = ["WEBHOOK_PATH", "StartupError", "create_bot", "create_dispatcher",
@@ -85,19 +76,21 @@ def create_dispatcher(settings: Settings, db: Database, cvat: AsyncCvatClient) -
     """The Dispatcher with FSM state in PostgreSQL and every router. Injected into handlers by
     name: the use-case services (bot_files.services: `audit`, `account`, `hr_queries`,
     `hr_actions`, `decisions`, `rules`, `answer_key`), the `notifier` for everything said
-    outside a reply, and the long-lived dependencies the CVAT and grading calls still take
-    (settings, database, CVAT client, task set, grading processes)."""
+    outside a reply, the job queue the workers take the CVAT and grading work from (`jobs`,
+    and `grader`, which calls the workers' grading processes through it), and the long-lived
+    dependencies (settings, database, task set)."""
     task_set = load_task_set(settings.task_set, settings.images_per_task)
     isolation = PostgresEventIsolation(db) if settings.replicas else None
     pacer = Pacer()
-    grader = GradingProcesses.from_settings(settings)
+    jobs = JobQueue(db, lease=timedelta(seconds=settings.build_lease_seconds))
+    grader = RemoteGrader(jobs, settings)
     services = Services.build(db, cvat, grader, settings, task_set)
     outbound = Outbound(db, pacer)
     notifier = Notifier(outbound, services.account, services.hr_queries, services.decisions,
                         task_set)
     dp = Dispatcher(storage=PostgresStorage(db), events_isolation=isolation, settings=settings,
                     db=db, cvat=cvat, task_set=task_set, pacer=pacer,
-                    notifier=notifier, grader=grader, **services.as_kwargs(),
+                    notifier=notifier, jobs=jobs, grader=grader, **services.as_kwargs(),
                     disable_fsm=True)  # registered below, after the throttle
     # First: updates from groups and floods are dropped before they cost any database work;
     # aiogram's FSM middleware (a state read, and with replicas the per-user lock) comes after.
@@ -114,13 +107,12 @@ def create_dispatcher(settings: Settings, db: Database, cvat: AsyncCvatClient) -
 
 
 async def start_background_work(dispatcher: Dispatcher, bot: Bot, db: Database,
-                                cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet,
-                                grader: GradingProcesses, pacer: Pacer,
-                                notifier: Notifier) -> None:
-    """Put the pass rule of the settings in force (unless HR set one), then from start on,
-    periodically: finish what a crash interrupted (builds, checks, gradings), keep the warm
-    pool of accounts and tasks full, and keep the candidates' deadlines (the nudge, the
-    expiry); all off the update path."""
+                                settings: Settings, task_set: TaskSet, pacer: Pacer,
+                                jobs: JobQueue, notifier: Notifier) -> None:
+    """Put the pass rule of the settings in force (unless HR set one), then, off the update
+    path: send what the workers' work causes (logins of builds finished after a crash, the
+    deadline reminders and expiries), and HR's digests. The work itself (builds, gradings,
+    the warm pool, reconciliation) runs in the workers."""
     try:
         await ensure_rule(db, settings.pass_rule)
     except DatabaseUnavailable as exc:
@@ -129,56 +121,28 @@ async def start_background_work(dispatcher: Dispatcher, bot: Bot, db: Database,
     async def deliver(telegram_id: int, credentials: Credentials) -> None:
         await notifier.credentials_ready(bot, telegram_id, credentials)
 
-    async def recover() -> None:
-        # Each step handles its items one by one (an item's failure is recorded on it and the
-        # others go on); an error here is one no item explains, and the next pass tries again.
-        while True:
-            try:
-                counts = await reconcile(db, cvat, settings, task_set, deliver)
-                reopened = await reopen_abandoned_checks(db, cvat)
-                regraded = await regrade_interrupted(db, grader)
-                regraded += await regrade_for_key(db, grader, task_set.name)
-                if any(counts.values()) or reopened or regraded:
-                    logger.info("reconciled: %s, %d jobs reopened, %d graded", counts,
-                                reopened, regraded)
-            except (DatabaseUnavailable, CvatError, TelegramAPIError) as exc:
-                logger.warning("reconciliation stopped for now: %s", exc)
-            except Exception:
-                logger.exception("reconciliation pass failed; the next one tries again")
-            await asyncio.sleep(settings.reconcile_interval_seconds)
-
-    dispatcher["background"] = asyncio.create_task(recover(), name="reconcile")
     dispatcher["loop_monitor"] = LoopMonitor().start()
-    # The warm pool gets its own CVAT connections and threads: a refill never queues in front
-    # of a candidate's call. It shares the sign-in: CVAT hashes the password once, not twice.
-    pool_cvat = cvat.with_own_connections()
-    dispatcher["pool_cvat"] = pool_cvat
-    dispatcher["pool"] = asyncio.create_task(PoolKeeper(db, pool_cvat, settings, task_set).run(),
-                                             name="warm-pool")
-    dispatcher["accounts"] = asyncio.create_task(AccountKeeper(db, pool_cvat, settings).run(),
-                                                 name="finished-accounts")
+    dispatcher["postman"] = asyncio.create_task(Postman(jobs, deliver, settings).run(),
+                                                name="postman")
     dispatcher["deadlines"] = asyncio.create_task(
-        DeadlineKeeper(bot, db, pool_cvat, settings, pacer).run(), name="deadlines")
+        DeadlineKeeper(bot, db, None, settings, pacer).run(), name="deadlines")
     dispatcher["digests"] = asyncio.create_task(DigestKeeper(bot, db, settings, pacer).run(),
                                                 name="digests")
 
 
-async def stop_background_work(dispatcher: Dispatcher, grader: GradingProcesses) -> None:
-    """Stop reconciliation and the pool keeper if they are still running (both resume at the
-    next start), and the grading processes; log the event loop's largest stall."""
+async def stop_background_work(dispatcher: Dispatcher, jobs: JobQueue) -> None:
+    """Stop the background tasks (they resume at the next start) and the job listener; log
+    the event loop's largest stall."""
     monitor = dispatcher.get("loop_monitor")
     if monitor is not None:
         await monitor.stop()
-    for name in ("background", "pool", "accounts", "deadlines", "digests"):
+    for name in ("postman", "deadlines", "digests"):
         task = dispatcher.get(name)
         if task is not None and not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-    pool_cvat = dispatcher.get("pool_cvat")
-    if pool_cvat is not None:
-        await pool_cvat.close()
-    await grader.close()
+    await jobs.close()
 
 
 async def set_commands(bot: Bot) -> None:
@@ -243,12 +207,16 @@ async def run_bot(settings: Settings) -> None:
         await preflight(bot, db, settings, cvat)
         await set_commands(bot)
         dp = create_dispatcher(settings, db, cvat)
+        workers = await WorkerProcesses(settings.workers, settings, url).start()
         freeze_startup_objects()
-        if settings.webhook_url:
-            await serve_webhook(settings, dp, bot, db, cvat)
-        else:
-            await bot.delete_webhook()  # polling and a webhook exclude each other
-            await dp.start_polling(bot, handle_signals=True, close_bot_session=False)
+        try:
+            if settings.webhook_url:
+                await serve_webhook(settings, dp, bot, db, cvat)
+            else:
+                await bot.delete_webhook()  # polling and a webhook exclude each other
+                await dp.start_polling(bot, handle_signals=True, close_bot_session=False)
+        finally:
+            await workers.stop()
     finally:
         await bot.session.close()
         await cvat.close()
@@ -256,6 +224,35 @@ async def run_bot(settings: Settings) -> None:
         if embedded is not None:
             await asyncio.to_thread(_stop_embedded, embedded)
         logger.info("bot stopped (%d database statements since start)", db.statements)
+
+
+async def run_worker(settings: Settings) -> None:
+    """A worker alone (`./run.sh worker`): take jobs from the database until SIGINT/SIGTERM.
+    Without DATABASE_URL it uses the embedded server of DATA_DIR (started if need be) and
+    leaves it running: the bot beside it owns it."""
+    url, _ = await asyncio.to_thread(database_url_for, settings)
+    db = Database(url)
+    try:
+        applied = await db.migrate()
+        if applied:
+            logger.info("database migrations applied: %s", ", ".join(applied))
+        await db.ping()
+        worker = await Worker(settings, db).start()
+        problem = await check_cvat(worker.cvat, settings)
+        if problem is not None:
+            await worker.stop()
+            raise StartupError(problem)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        freeze_startup_objects()
+        await stop.wait()
+        await worker.stop()
+    except DatabaseUnavailable as exc:
+        raise StartupError(f"PostgreSQL is not reachable ({exc}). Check DATABASE_URL.") from exc
+    finally:
+        await db.close()
 
 
 def _stop_embedded(server: EmbeddedPostgres) -> None:
@@ -276,8 +273,13 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
         pass
 
 
-def main() -> int:
-    """Run the bot; exit 2 on a configuration problem, 1 on a failed pre-flight check."""
+def main(argv: list[str] | None = None) -> int:
+    """Run the bot (or, with the argument `worker`, a worker); exit 2 on a configuration
+    problem, 1 on a failed pre-flight check."""
+    role = (sys.argv[1:] if argv is None else argv)[:1] or ["bot"]
+    if role[0] not in ("bot", "worker"):
+        print(f"usage: main.py [bot|worker] (not {role[0]!r})", file=sys.stderr)
+        return 2
     limit_malloc_arenas()
     try:
         settings = load_settings()
@@ -288,7 +290,7 @@ def main() -> int:
         register_secret(secret)
     setup_logging(settings.log_level, settings.log_dir, console=settings.log_to_console)
     try:
-        asyncio.run(run_bot(settings))
+        asyncio.run(run_worker(settings) if role[0] == "worker" else run_bot(settings))
     except StartupError as exc:
         logger.error("%s", exc)
         return 1

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # One entry for people: sets up .venv on first use (again when requirements.txt changes), then
-#   ./run.sh [run]        the bot in the foreground (Ctrl+C stops it)
+#   ./run.sh [run]        the bot in the foreground, with its WORKERS worker processes
+#                         (Ctrl+C stops them all)
+#   ./run.sh worker       one worker alone (for WORKERS=0, or workers on another server)
 #   ./run.sh start|stop|restart|status   the bot in the background (pid in run/bot.pid,
 #                         output in logs/nohup.out): the cron @reboot way of the original design
 #   ./run.sh demo                         the whole product, offline, as a chat transcript
@@ -60,6 +62,9 @@ case "$command" in
     run)
         setup_venv
         exec "$PY" main.py "$@" ;;
+    worker)
+        setup_venv
+        exec "$PY" main.py worker "$@" ;;
     start)
         setup_venv
         if pid="$(bot_pid)"; then echo "The bot is already running (pid $pid)."; exit 0; fi
@@ -111,6 +116,6 @@ case "$command" in
         setup_venv
         exec "$PY" -m ruff check . "$@" ;;
     *)
-        echo "usage: ./run.sh [run|start|stop|restart|status|demo|test|bench|lint|setup]" >&2
+        echo "usage: ./run.sh [run|worker|start|stop|restart|status|demo|test|bench|lint|setup]" >&2
         exit 64 ;;
 esac

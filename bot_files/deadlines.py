@@ -40,10 +40,11 @@ class PassCounts(NamedTuple):
 
 class DeadlineKeeper:
     """Every RECONCILE_INTERVAL_SECONDS: nudges candidates whose deadline is near, expires
-    attempts past it and tells their candidates; one per bot process, safe on several (each
+    attempts past it (given a CVAT client; the bot's leaves that to the workers) and tells
+    their candidates; one per bot process, safe on several (each
     message is claimed in the database by one of them before it is sent)."""
 
-    def __init__(self, bot: Bot, db: Database, cvat: AsyncCvatClient, settings: Settings,
+    def __init__(self, bot: Bot, db: Database, cvat: AsyncCvatClient | None, settings: Settings,
                  pacer: Pacer) -> None:
         self.bot = bot
         self.db = db
@@ -71,7 +72,9 @@ class DeadlineKeeper:
         for notice in await claim_reminders(self.db, self.settings):
             reminded += await self._deliver(notice, NoticeKind.REMINDER, lambda t, n=notice:
                                             views.reminder(t, n.number, n.hours_left))
-        expired = await expire_overdue(self.db, self.cvat, self.settings)
+        # Without a CVAT client (the bot's own keeper) the workers expire attempts.
+        expired = 0 if self.cvat is None else await expire_overdue(self.db, self.cvat,
+                                                                   self.settings)
         told = 0
         for notice in await claim_expiry_notices(self.db, self.settings):
             told += await self._deliver(notice, NoticeKind.EXPIRY, lambda t, n=notice:

@@ -319,6 +319,15 @@ class Settings:
         "BUILD_LEASE_SECONDS", _number(int, 2, 3600),
         "A task build not heard of for this long is taken over (after a crash).", "60",
     )
+    workers: int = _meta(
+        "WORKERS", _number(int, 0, 64),
+        "Worker processes the bot starts (and restarts) to build tasks, check and grade: "
+        "0 = they run elsewhere (./run.sh worker).", "2",
+    )
+    worker_jobs: int = _meta(
+        "WORKER_JOBS", _number(int, 1, 256),
+        "Jobs one worker process runs at once (builds mostly wait for CVAT).", "16",
+    )
     reconcile_interval_seconds: int = _meta(
         "RECONCILE_INTERVAL_SECONDS", _number(int, 1, 3600),
         "How often interrupted builds and gradings are looked for.", "30",

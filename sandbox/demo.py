@@ -20,6 +20,7 @@ from typing import Any
 
 from aiogram import Bot, Dispatcher
 
+from bot_files.worker import Worker
 from config.env import PROJECT_DIR, load_settings
 from connection import AsyncCvatClient
 from db import Database, EmbeddedPostgres, migrate, reachable_temp_dir
@@ -142,6 +143,7 @@ async def run_demo() -> int:
     bot: Bot = create_bot(settings)
     cvat_client = AsyncCvatClient.from_settings(settings)
     dp: Dispatcher = create_dispatcher(settings, db, cvat_client)
+    worker = await Worker(settings, db).start()  # the worker, on the same loop in the demo
     polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False,
                                                    close_bot_session=False, polling_timeout=5))
     try:
@@ -151,6 +153,7 @@ async def run_demo() -> int:
         with contextlib.suppress(RuntimeError):
             await dp.stop_polling()
         await asyncio.wait_for(polling, 15)
+        await worker.stop(grace=0)
         await bot.session.close()
         await cvat_client.close()
         await db.close()

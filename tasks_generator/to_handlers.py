@@ -214,14 +214,18 @@ Deliver = Callable[[int, Credentials], Awaitable[None]]
 
 
 async def reconcile(db: Database, cvat: AsyncCvatClient, settings: Settings, task_set: TaskSet,
-                    deliver: Deliver) -> dict[str, int]:
+                    deliver: Deliver,
+                    leave: Callable[[Attempt], Awaitable[bool]] | None = None) -> dict[str, int]:
     """Finish attempts whose builder stopped (a crash: its lease ran out) and send their
     credentials, and delete tasks that failed attempts left on CVAT. Run at start and then
     periodically; safe on every replica (taking over an attempt is one locked transaction).
+    Attempts `leave` names are left to whoever else resumes them.
     An attempt that raises anything unexpected is marked failed with the error (the
     candidate's next press rebuilds it) and the others go on."""
     counts = {"resumed": 0, "cleaned": 0, "failed": 0}
     for attempt in await interrupted_attempts(db):
+        if leave is not None and await leave(attempt):
+            continue  # its own job resumes it
         try:
             outcome = await _reconcile_one(db, cvat, settings, task_set, deliver, attempt)
         except DatabaseUnavailable:

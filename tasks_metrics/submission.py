@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -27,7 +27,9 @@ from tasks_generator.attempts import (
     CREATING,
     EXPIRED,
     FAILED,
+    GRADED,
     READY,
+    SUBMITTED,
     Attempt,
     attempts_left,
     get_attempt,
@@ -277,6 +279,40 @@ async def _check_and_store(db: Database, cvat: AsyncCvatClient, grader: GradingP
     stored = stored_copy(checked.annotations, checked.labels, checked.meta)
     if not await attempts_repo.mark_submitted(db, attempt.id, ended, stored.decode("utf-8")):
         return SubmitOutcome(SubmitKind.ALREADY_SUBMITTED, attempt)
+    return await _grade_submitted(db, grader, settings, candidate, attempt)
+
+
+async def resume_submission(db: Database, grader: GradingProcesses, settings: Settings,
+                            telegram_id: int, since: datetime) -> SubmitOutcome | None:
+    """Pick up a Submit whose worker died (started at `since`): work it stored since then is
+    graded (again, if the grading got that far: the figures are replaced, not added) and the
+    outcome returned; an attempt still open gets its check claim back from the dead worker and
+    None is returned (the Submit is then done afresh)."""
+    candidate = await get_candidate(db, telegram_id)
+    attempt = await latest_attempt(db, candidate.id) if candidate else None
+    if candidate is None or attempt is None:
+        return None
+    if attempt.status == READY:
+        await release_check(db, attempt.id, job_open=True)
+        return None
+    if attempt.status in (SUBMITTED, GRADED) and attempt.submitted_at is not None \
+            and attempt.submitted_at >= since:
+        return await _grade_submitted(db, grader, settings, candidate, attempt)
+    return None
+
+
+async def resume_check(db: Database, telegram_id: int) -> None:
+    """Pick up a check whose worker died: its claim on the open attempt is given up, so the
+    check can run again (the job was never closed by a check)."""
+    candidate = await get_candidate(db, telegram_id)
+    attempt = await latest_attempt(db, candidate.id) if candidate else None
+    if attempt is not None and attempt.status == READY:
+        await release_check(db, attempt.id, job_open=True)
+
+
+async def _grade_submitted(db: Database, grader: GradingProcesses, settings: Settings,
+                           candidate: Candidate, attempt: Attempt) -> SubmitOutcome:
+    """Grade a stored submission and say what it led to."""
     try:
         result = await grade_attempt(db, grader, attempt.id)
     except GradingError as exc:

@@ -91,6 +91,8 @@ from tasks_metrics.submission import (
     regrade_for_key,
     regrade_interrupted,
     reopen_abandoned_checks,
+    resume_check,
+    resume_submission,
     submit_work,
 )
 from tasks_metrics.types import AnnotationFormatError
@@ -207,6 +209,8 @@ __all__ = [
     "regrade_interrupted",
     "release_notice",
     "reopen_abandoned_checks",
+    "resume_check",
+    "resume_submission",
     "rule_history",
     "search_candidates",
     "standing",

@@ -27,6 +27,7 @@ import psycopg2
 import pytest
 
 import log
+from bot_files.worker import Worker
 from config.env import Settings, load_settings
 from connection import AsyncCvatClient
 from db import Database, EmbeddedPostgres, migrate, reachable_temp_dir
@@ -207,7 +208,9 @@ def settings(telegram: TelegramServer, cvat: CvatServer, database_url: str, log_
 
 
 class BotApp:
-    """The production bot (create_bot + create_dispatcher) polling the stand-in."""
+    """The production bot (create_bot + create_dispatcher) polling the stand-in, with the
+    production worker beside it on the same event loop (a process of its own per test would
+    cost a Python start each; tests/test_process.py runs the real processes)."""
 
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
@@ -215,10 +218,11 @@ class BotApp:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Build the bot, CVAT client and dispatcher afresh and start long polling."""
+        """Build the bot, CVAT client, dispatcher and worker afresh and start long polling."""
         self.bot = create_bot(self.settings)
         self.cvat = AsyncCvatClient.from_settings(self.settings)
         self.dp = create_dispatcher(self.settings, self.db, self.cvat)
+        self.worker = await Worker(self.settings, self.db).start()
         started = asyncio.Event()
         self.dp.startup.register(lambda: started.set())
         self._task = asyncio.create_task(
@@ -234,6 +238,7 @@ class BotApp:
         with contextlib.suppress(RuntimeError):
             await self.dp.stop_polling()
         await asyncio.wait_for(self._task, HANG)
+        await self.worker.stop(grace=0)
         await self.bot.session.close()
         await self.cvat.close()
         self._task = None

@@ -99,9 +99,15 @@ def bot_process_env(telegram_url: str, cvat_url: str, database_url: str, tmp_pat
 
 
 async def start_bot_process(env: dict[str, str]) -> asyncio.subprocess.Process:
-    """`python main.py` as production starts it."""
+    """`python main.py` as production starts it (with WORKERS worker processes of its own)."""
     return await asyncio.create_subprocess_exec(sys.executable, str(PROJECT_DIR / "main.py"),
                                                 cwd=PROJECT_DIR, env=env)
+
+
+async def start_worker_process(env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`python main.py worker`, as `./run.sh worker` starts it."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, str(PROJECT_DIR / "main.py"), "worker", cwd=PROJECT_DIR, env=env)
 
 
 async def wait_for_pool(db: Database, accounts: int, tasks: int, within: float = HANG) -> None:

@@ -1,4 +1,5 @@
-"""The bot as a process, as production starts it: pre-flight, polling, graceful SIGTERM."""
+"""The bot as a process, as production starts it: pre-flight, polling, graceful SIGTERM; its
+worker processes, killed mid-job."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import signal
 import sys
 from pathlib import Path
 
+import psycopg2
+
 from config.env import PROJECT_DIR
-from db import EmbeddedPostgres
+from db import Database, EmbeddedPostgres
+from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer
 from tests.conftest import BOT_TOKEN, CVAT_ADMIN_PASSWORD, HANG
+from tests.flow import annotate, bot_process_env, read_login, start_bot_process, submit
 
 
 def _environment(telegram: TelegramServer, tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -103,3 +108,79 @@ async def test_process_refuses_a_rejected_token_with_a_clear_message(
     assert proc.returncode == 1
     assert "Telegram rejected BOT_TOKEN" in out.decode()
     assert "Traceback" not in out.decode()
+
+
+# --- workers --------------------------------------------------------------------------------
+
+
+async def _worker_pid(db: Database, kind: str) -> int:
+    """The process id of the worker running the job of `kind` (from its `locked_by`)."""
+    deadline = asyncio.get_running_loop().time() + HANG
+    while True:
+        holder = await db.fetchval("SELECT locked_by FROM jobs WHERE kind = %s"
+                                   " AND status = 'running'", (kind,))
+        if holder is not None:
+            return int(holder.split("-")[-2])
+        assert asyncio.get_running_loop().time() < deadline, f"no {kind} job ran"
+        await asyncio.sleep(0.05)
+
+
+async def _until(db: Database, sql: str) -> None:
+    deadline = asyncio.get_running_loop().time() + HANG
+    while not await db.fetchval(sql):
+        assert asyncio.get_running_loop().time() < deadline, f"{sql!r} never held"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_worker_killed_mid_build_and_mid_grading_loses_nothing(
+    telegram: TelegramServer, cvat: CvatServer, database_url: str, db: Database,
+    tmp_path: Path,
+) -> None:
+    """The bot as production starts it, with two worker processes. The worker building a
+    candidate's task is killed (SIGKILL) while CVAT processes the images, and the worker
+    grading their submission is killed while it stores the figures. Another worker (or the
+    one the bot starts again) takes each job over when its lease runs out and finishes it
+    once: one task on CVAT, one login, one metrics row, one thank-you."""
+    cvat.processing_time = 3.0
+    env = bot_process_env(telegram.base_url, cvat.base_url, database_url, tmp_path,
+                          WORKERS="2", BUILD_LEASE_SECONDS="3", POOL_ACCOUNTS="0",
+                          POOL_TASKS="0")
+    person = telegram.user(2101, first_name="Kira", language_code="en")
+    bot = await start_bot_process(env)
+    blocker = psycopg2.connect(database_url)
+    try:
+        await telegram.wait_polling(timeout=HANG)
+        await person.send("📝 Get a test task")
+        await person.expect_message("Ready to start?")
+        await person.press("✅ Yes, create my task")
+        await _until(db, "SELECT cvat_task_id IS NOT NULL AND status = 'creating' FROM attempts")
+        os.kill(await _worker_pid(db, "build"), signal.SIGKILL)
+        login = read_login(await person.expect_message("Your CVAT login"))
+        await person.expect_message("What to do")
+
+        await annotate(login)
+        with blocker.cursor() as cur:  # the figures wait: the grading is under way
+            cur.execute("LOCK TABLE metrics IN EXCLUSIVE MODE")
+        await submit(person)
+        await _until(db, "SELECT count(*) > 0 FROM pg_locks WHERE NOT granted"
+                         " AND relation = 'metrics'::regclass")
+        assert await db.fetchval("SELECT status FROM attempts") == "submitted"
+        os.kill(await _worker_pid(db, "submit"), signal.SIGKILL)
+        blocker.rollback()
+        await person.expect_edit("Thank you!")
+        bot.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(bot.wait(), HANG) == 0
+    finally:
+        blocker.close()
+        if bot.returncode is None:
+            bot.kill()
+            await bot.wait()
+    assert len(cvat.tasks) == 1
+    assert [m.text.count("Your CVAT login") for m in person.messages].count(1) == 1
+    assert sum("Thank you!" in m.text for m in [*person.messages, *person.edits]) == 1
+    assert await db.fetchval("SELECT count(*) FROM metrics") == 1
+    assert await db.fetchval("SELECT status FROM attempts") == "graded"
+    jobs = await db.fetchall("SELECT kind, status, tries FROM jobs WHERE queue = 'work'"
+                             " ORDER BY id")
+    assert [(j["kind"], j["status"], j["tries"]) for j in jobs] == [
+        ("build", "done", 2), ("submit", "done", 2)]

@@ -26,7 +26,14 @@ from tests.conftest import (
     BotApp,
     PgServer,
 )
-from tests.flow import bot_process_env, get_task, start_bot_process, submit, text_update
+from tests.flow import (
+    bot_process_env,
+    get_task,
+    start_bot_process,
+    start_worker_process,
+    submit,
+    text_update,
+)
 
 GENERIC_ERROR = "something went wrong on my side"
 
@@ -132,15 +139,16 @@ async def test_a_stale_builder_changes_nothing_after_a_takeover(
     telegram: TelegramServer, cvat: CvatServer, database_url: str, db: Database,
     settings: Settings, tmp_path: Path,
 ) -> None:
-    """A bot process building a task is paused (SIGSTOP) past its lease; another builder takes
-    the attempt over and hands the task out; then CVAT fails the paused builder's next calls
-    and it is resumed. It must neither delete the task nor mark the attempt failed."""
+    """A worker process building a task is paused (SIGSTOP) past its lease; another builder
+    takes the attempt over and hands the task out; then CVAT fails the paused builder's next
+    calls and it is resumed. It must neither delete the task nor mark the attempt failed."""
     cvat.processing_time = 3.0
     env = bot_process_env(telegram.base_url, cvat.base_url, database_url, tmp_path,
                           BUILD_LEASE_SECONDS="2", RECONCILE_INTERVAL_SECONDS="3600",
-                          POOL_ACCOUNTS="0", POOL_TASKS="0")
+                          POOL_ACCOUNTS="0", POOL_TASKS="0", WORKERS="0")
     person = telegram.user(6002, first_name="Petra", language_code="en")
-    stale = await start_bot_process(env)
+    bot = await start_bot_process(env)
+    stale = await start_worker_process(env)
     delivered: list[Credentials] = []
 
     async def deliver(telegram_id: int, credentials: Credentials) -> None:
@@ -168,8 +176,10 @@ async def test_a_stale_builder_changes_nothing_after_a_takeover(
         await taker.close()
         if stale.returncode is None:
             stale.send_signal(signal.SIGCONT)
-            stale.send_signal(signal.SIGTERM)
-            await asyncio.wait_for(stale.wait(), HANG)
+        for process in (stale, bot):
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(process.wait(), HANG)
         cvat.clear_faults()
     row = await db.fetchone("SELECT status, cvat_task_id, cvat_job_id FROM attempts")
     assert row["status"] == "ready"

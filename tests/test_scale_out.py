@@ -1,13 +1,17 @@
-"""Two replicas in webhook mode behind a round-robin balancer share one PostgreSQL: 100
-candidates take the test, every update is answered once, no account or task is doubled."""
+"""Two bot processes in webhook mode behind a round-robin balancer and two worker processes
+share one PostgreSQL: 100 candidates take the test, every update is answered once, no account
+or task is doubled."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
+import signal
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -18,12 +22,18 @@ from bot_files.isolation import PostgresEventIsolation
 from config.env import PROJECT_DIR, Settings
 from connection import AsyncCvatClient
 from db import Database, free_port
-from main import WEBHOOK_PATH, create_bot, create_dispatcher, create_webhook_app
+from main import WEBHOOK_PATH, create_bot, create_dispatcher
 from sandbox.candidate import annotate
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
-from tests.conftest import HANG, make_settings
-from tests.flow import get_task, submit, text_update
+from tests.conftest import HANG
+from tests.flow import (
+    bot_process_env,
+    get_task,
+    start_bot_process,
+    submit,
+    text_update,
+)
 
 CANDIDATES = 100
 
@@ -55,35 +65,44 @@ async def _balancer(targets: list[str]) -> tuple[web.AppRunner, str, list[int]]:
 
 
 @pytest.fixture
-async def two_replicas(settings: Settings, db: Database) -> AsyncIterator[list[int]]:
-    """Two production bots in webhook mode, one database, one balancer in front."""
+async def two_replicas(telegram: TelegramServer, cvat: CvatServer, database_url: str,
+                       tmp_path: Path) -> AsyncIterator[list[int]]:
+    """Two production bots as processes in webhook mode, each starting one worker process
+    (WORKERS=1): two bots and two workers on one database, one balancer in front."""
     ports = [free_port(), free_port()]
     balancer, address, hits = await _balancer([f"http://127.0.0.1:{p}" for p in ports])
-    runners, closers = [], []
-    for port in ports:
-        replica = make_settings(
-            TELEGRAM_API_URL=settings.telegram_api_url, CVAT_URL=settings.cvat_url,
-            DATABASE_URL=str(settings.database_url), LOG_DIR=str(settings.log_dir),
-            WEBHOOK_URL=address + WEBHOOK_PATH, WEBHOOK_SECRET="replica-secret",
-            WEBHOOK_LISTEN=f"127.0.0.1:{port}", SHARED_BY_REPLICAS="true",
-            THROTTLE_BURST="100")
-        database = Database(str(settings.database_url))
-        bot, cvat = create_bot(replica), AsyncCvatClient.from_settings(replica)
-        app = create_webhook_app(replica, create_dispatcher(replica, database, cvat), bot,
-                                 database, cvat)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        runners.append(runner)
-        closers += [bot.session.close, cvat.close, database.close]
+    bots = []
     try:
+        for index, port in enumerate(ports):
+            env = bot_process_env(
+                telegram.base_url, cvat.base_url, database_url, tmp_path / f"replica-{index}",
+                WEBHOOK_URL=address + WEBHOOK_PATH, WEBHOOK_SECRET="replica-secret",
+                WEBHOOK_LISTEN=f"127.0.0.1:{port}", SHARED_BY_REPLICAS="true",
+                THROTTLE_BURST="100", WORKERS="1", POOL_ACCOUNTS="0", POOL_TASKS="0")
+            bots.append(await start_bot_process(env))
+        for port in ports:
+            await _listening(port)
         yield hits
     finally:
-        for runner in runners:
-            await runner.cleanup()
-        for close in closers:
-            await close()
+        for bot in bots:
+            if bot.returncode is None:
+                bot.send_signal(signal.SIGTERM)
+        for bot in bots:
+            await asyncio.wait_for(bot.wait(), HANG)
         await balancer.cleanup()
+
+
+async def _listening(port: int) -> None:
+    """Until a replica's webhook server answers (its /healthz)."""
+    deadline = asyncio.get_running_loop().time() + HANG
+    async with aiohttp.ClientSession() as session:
+        while True:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(f"http://127.0.0.1:{port}/healthz") as answer:
+                    if answer.status in (200, 503):
+                        return
+            assert asyncio.get_running_loop().time() < deadline, f"no replica on {port}"
+            await asyncio.sleep(0.2)
 
 
 async def _take_the_test(user: TelegramUser) -> None:

@@ -301,14 +301,14 @@ async def test_a_poisoned_item_never_stops_the_background_loop(
     assert "not a JSON object" in failed[1]["grading_error"]
     assert all(r["grading_failures"] == 1 and r["later"] for r in failed[:2])
     assert "gone.jpg" in failed[2]["error"]
-    assert not app.dp["background"].done()
+    assert not app.worker.keeping.done()
 
     # After a restart the loop runs again, the poisons wait for their retry time, and new
     # work is still graded.
     await app.restart()
     newer = await _submitted(db, 7007)
     await _until(lambda: graded([newer]), "a submission made after the restart")
-    assert not app.dp["background"].done()
+    assert not app.worker.keeping.done()
     assert await db.fetchval("SELECT sum(grading_failures) FROM attempts WHERE id = ANY(%s)",
                              ([gone, garbage],)) == 2
 

@@ -9,6 +9,7 @@ from aiogram import F, Router
 from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
 from aiogram.types import CallbackQuery, Message, User
 
+from bot_files.jobs import JobQueue
 from bot_files.keyboards import (
     ConfirmTask,
     TaskAction,
@@ -23,8 +24,9 @@ from bot_files.presentation.text import Letter
 from bot_files.replies import acknowledge, answer, target_of, typed
 from bot_files.services import Account
 from bot_files.texts import Texts
+from bot_files.work import check_work, request_test_task, submit_work
 from config.env import Settings
-from connection import AsyncCvatClient, CvatError, CvatNotFound, CvatUnavailable
+from connection import CvatError, CvatNotFound, CvatUnavailable
 from db import Database
 from tasks_generator.to_handlers import (
     ACCOUNT,
@@ -33,10 +35,8 @@ from tasks_generator.to_handlers import (
     TASK,
     Stage,
     TaskSet,
-    request_test_task,
 )
-from tasks_metrics.to_handlers import GradingProcesses, SubmitOutcome, check_work, submit_work
-from tasks_new.to_handlers import request_new_attempt
+from tasks_metrics.to_handlers import SubmitOutcome
 
 logger = logging.getLogger(__name__)
 EDIT_INTERVAL = 1.0  # Telegram allows about one message update per second in a chat
@@ -143,7 +143,7 @@ async def _consented(target: Message, t: Texts, account: Account, telegram_id: i
 
 
 async def build_task(callback: CallbackQuery, callback_data: TaskAction | ConfirmTask, t: Texts,
-                     account: Account, db: Database, cvat: AsyncCvatClient, settings: Settings,
+                     account: Account, jobs: JobQueue, settings: Settings,
                      task_set: TaskSet) -> None:
     """Confirmed: build the task with a progress message, then send the login."""
     target = await acknowledge(callback)
@@ -156,11 +156,10 @@ async def build_task(callback: CallbackQuery, callback_data: TaskAction | Confir
     new_attempt = callback_data.step == TaskStep.CONFIRM_NEW
     progress = ProgressMessage(target, t)
     await progress.start()
-    request = request_new_attempt if new_attempt else request_test_task
     try:
-        result = await request(db, cvat, settings, task_set, telegram_id=user.id,
-                               username=user.username, full_name=user.full_name,
-                               progress=progress)
+        result = await request_test_task(jobs, telegram_id=user.id, username=user.username,
+                                         full_name=user.full_name, progress=progress,
+                                         new_attempt=new_attempt)
     except CvatError as exc:
         await progress.finish(ok=False)
         await _cvat_trouble(target, t, exc, callback_data.step)
@@ -210,13 +209,13 @@ async def show_credentials(event: Message | CallbackQuery, t: Texts, account: Ac
 
 
 async def ask_submit(event: Message | CallbackQuery, t: Texts, account: Account, db: Database,
-                     cvat: AsyncCvatClient, grader: GradingProcesses, settings: Settings,
+                     jobs: JobQueue, settings: Settings,
                      notifier: Notifier) -> None:
     """✅ Submit: with a task open, ask first (a submission cannot be changed); otherwise say
     why there is nothing to submit, as Submit itself would."""
     stage = await account.stage(event.from_user.id)
     if stage.kind != "ready":
-        await submit(event, t, db, cvat, grader, settings, notifier)
+        await submit(event, t, db, jobs, settings, notifier)
         return
     if isinstance(event, CallbackQuery):
         await event.answer()
@@ -231,8 +230,8 @@ async def keep_working(callback: CallbackQuery, t: Texts) -> None:
     await _answered(callback, t("submit.kept_open"))
 
 
-async def check(event: Message | CallbackQuery, t: Texts, db: Database, cvat: AsyncCvatClient,
-                grader: GradingProcesses, settings: Settings) -> None:
+async def check(event: Message | CallbackQuery, t: Texts, db: Database, jobs: JobQueue,
+                settings: Settings) -> None:
     """🔎 Check my work: the completeness check, with nothing locked or used up."""
     target = target_of(event)
     if isinstance(event, CallbackQuery):
@@ -241,7 +240,7 @@ async def check(event: Message | CallbackQuery, t: Texts, db: Database, cvat: As
         return
     status = await target.answer(t("check.checking"))
     try:
-        outcome = await check_work(db, cvat, grader, settings, event.from_user.id)
+        outcome = await check_work(jobs, event.from_user.id)
     except CvatError as exc:
         await _cvat_trouble(status, t, exc, TaskStep.CHECK, edit=True)
         return
@@ -253,8 +252,8 @@ async def check(event: Message | CallbackQuery, t: Texts, db: Database, cvat: As
         await _report_submission(status, t, outcome, settings)
 
 
-async def submit(event: Message | CallbackQuery, t: Texts, db: Database, cvat: AsyncCvatClient,
-                 grader: GradingProcesses, settings: Settings, notifier: Notifier) -> None:
+async def submit(event: Message | CallbackQuery, t: Texts, db: Database, jobs: JobQueue,
+                 settings: Settings, notifier: Notifier) -> None:
     """Submit (confirmed): the job is locked and read once; complete work is stored and
     graded, anything else reopens the job with the reason."""
     target = target_of(event)
@@ -269,7 +268,7 @@ async def submit(event: Message | CallbackQuery, t: Texts, db: Database, cvat: A
         return
     status = await target.answer(t("submit.checking"))
     try:
-        outcome = await submit_work(db, cvat, grader, settings, event.from_user.id)
+        outcome = await submit_work(jobs, event.from_user.id)
     except CvatError as exc:
         await _cvat_trouble(status, t, exc, TaskStep.SUBMIT_OK, edit=True)
         return

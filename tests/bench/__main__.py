@@ -162,6 +162,8 @@ def _rows(r: dict[str, Any]) -> list[tuple[str, str, str]]:
          f("memory_peak_rss_mb", " MB"), "< 250 MB"),
         ("  RSS idle after start / bare echo bot",
          f"{f('memory_rss_idle_mb')} / {f('echo_bot_rss_mb')} MB", ""),
+        ("  Peak RSS of one worker process (of the bot's WORKERS)",
+         f("memory_worker_peak_rss_mb", " MB"), ""),
     ]
     return rows
 

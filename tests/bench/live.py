@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from sandbox.telegram import TelegramUser
 from tests.bench.calibration import POOL_OFF, measure_target
 from tests.bench.harness import (
@@ -269,6 +271,8 @@ async def bench_memory(postgres: Postgres, workdir: Path, sizes: LiveSizes) -> d
     async with stage(postgres, workdir, "memory") as s:
         bot = await s.start_bot()
         sampler = RssSampler(bot.pid).start()
+        # The worker processes the bot started (as production does), each sampled apart.
+        workers = [RssSampler(child.pid).start() for child in psutil.Process(bot.pid).children()]
         await asyncio.sleep(0.3)
         rss_idle = sampler.sample()
         users = s.users(sizes.memory_candidates)
@@ -282,6 +286,8 @@ async def bench_memory(postgres: Postgres, workdir: Path, sizes: LiveSizes) -> d
                                                    timeout=120) for u in ready),
                                      return_exceptions=True)
         await sampler.stop()
+        for worker in workers:
+            await worker.stop()
         await bot.stop()
     answered = [b for b in burst if not isinstance(b, BaseException)]
     mb = 1024 * 1024
@@ -292,6 +298,8 @@ async def bench_memory(postgres: Postgres, workdir: Path, sizes: LiveSizes) -> d
         "memory_rss_idle_mb": round(rss_idle / mb, 1),
         "memory_rss_after_build_mb": round(rss_built / mb, 1),
         "memory_peak_rss_mb": round(sampler.peak / mb, 1),
+        "memory_workers": len(workers),
+        "memory_worker_peak_rss_mb": round(max((w.peak for w in workers), default=0) / mb, 1),
         "memory_burst_answered": len(answered),
         "memory_burst_slowest_ms": ms(max(answered)) if answered else None,
     }
