@@ -5,7 +5,6 @@ tests/test_bad_input.py, which keeps the cases with a task on CVAT)."""
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
