@@ -27,7 +27,7 @@ EXPECTED_TABLES = {"telegram_users", "candidates", "attempts", "metrics", "train
                    "hr_preferences", "action_log", "fsm_storage", "schema_migrations",
                    "pool_accounts", "pool_tasks", "tombstone_key", "deleted_candidates",
                    "pass_rules", "installation", "privacy_notices", "answer_keys", "decisions",
-                   "metrics_history", "flags"}
+                   "metrics_history", "flags", "jobs"}
 
 
 @pytest.fixture
