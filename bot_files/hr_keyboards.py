@@ -140,9 +140,13 @@ class HrList(CallbackData, prefix="h1l"):
 
 
 class HrNotify(CallbackData, prefix="h1n"):
-    """"h1n:digest": how this HR user hears about results ("time": change the digest time)."""
+    """"h1n:digest": how this HR user hears about results (DIGEST_TIME: change the digest
+    time)."""
 
     mode: str
+
+
+DIGEST_TIME = "time"  # HrNotify's mode for "change the digest time"
 class KeyAct(StrEnum):
     """Buttons of the answer key screen."""
 
@@ -203,7 +207,7 @@ def notify_keyboard(t: Texts, choice: NotifyChoice) -> InlineKeyboardMarkup:
         builder.button(text=tick + t(f"hr.notify_choice_{mode}",
                                      time=choice.digest_at.strftime("%H:%M")),
                        callback_data=HrNotify(mode=str(mode)))
-    builder.button(text=t("hr.btn_digest_time"), callback_data=HrNotify(mode="time"))
+    builder.button(text=t("hr.btn_digest_time"), callback_data=HrNotify(mode=DIGEST_TIME))
     builder.button(text=t("hr.btn_menu"), callback_data=HrMenu(act=MenuAct.MENU))
     builder.adjust(1)
     return builder.as_markup()

@@ -11,6 +11,7 @@ from aiogram.types import InlineKeyboardMarkup, ReplyKeyboardMarkup
 from aiogram.utils.keyboard import InlineKeyboardBuilder, ReplyKeyboardBuilder
 
 from bot_files.texts import Texts
+from tasks_generator.to_handlers import StageKind
 
 
 class LanguageChoice(CallbackData, prefix="l1"):
@@ -52,29 +53,29 @@ class ConfirmTask(CallbackData, prefix="t2"):
     v: str
 
 
-def main_menu(t: Texts, stage: str | None = None, attempts_left: int = 0,
+def main_menu(t: Texts, stage: StageKind | None = None, attempts_left: int = 0,
               hr: bool = False) -> ReplyKeyboardMarkup:
     """The persistent menu under the input field, with what fits the candidate's stage (and
     the HR menu button for HR users)."""
-    # "done" menus differ only by whether attempts are left; the count itself is not shown.
-    return _main_menu(t.language, stage, stage == "done" and attempts_left > 0, hr)
+    # DONE menus differ only by whether attempts are left; the count itself is not shown.
+    return _main_menu(t.language, stage, stage == StageKind.DONE and attempts_left > 0, hr)
 
 
 @lru_cache(maxsize=64)
-def _main_menu(language: str, stage: str | None, more_attempts: bool,
+def _main_menu(language: str, stage: StageKind | None, more_attempts: bool,
                hr: bool) -> ReplyKeyboardMarkup:
     """Built once per variant: the builder deep-copies every button, which cost more CPU than
     the rest of a /help reply. aiogram only reads a markup, so one object serves all."""
     t = Texts(language)
     builder = ReplyKeyboardBuilder()
     first_row: list[str] = []
-    if stage in (None, "new", "failed"):
+    if stage in (None, StageKind.NEW, StageKind.FAILED):
         first_row = [t("menu.get_task")]
-    elif stage == "building":
+    elif stage == StageKind.BUILDING:
         first_row = [t("menu.credentials")]
-    elif stage == "ready":
+    elif stage == StageKind.READY:
         first_row = [t("menu.check"), t("menu.submit"), t("menu.credentials")]
-    elif stage == "done" and more_attempts:
+    elif stage == StageKind.DONE and more_attempts:
         first_row = [t("menu.new_attempt"), t("menu.credentials")]
     for text in first_row:
         builder.button(text=text)

@@ -41,8 +41,7 @@ class Notifier:
     async def graded(self, bot: Bot | None, outcome: SubmitOutcome) -> int:
         """After a submission: the band and the gates that made it (or, if the grading failed,
         that it did) to every HR user with notifications on. How many were told."""
-        if bot is None or outcome.kind not in ("graded", "grading_failed") \
-                or outcome.attempt is None:
+        if bot is None or not outcome.stored or outcome.attempt is None:
             return 0
         try:
             candidate = await self.hr_queries.summary(outcome.attempt.candidate_id)

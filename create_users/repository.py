@@ -70,6 +70,29 @@ async def user_language(db: Database, telegram_id: int) -> str | None:
                              (telegram_id,))
 
 
+async def user_name(db: Database, telegram_id: int) -> str | None:
+    """The name the user last wrote with, or None (never seen, or forgotten)."""
+    return await db.fetchval("SELECT full_name FROM telegram_users WHERE telegram_id = %s",
+                             (telegram_id,))
+
+
+@dataclass(frozen=True)
+class Correspondent:
+    """Someone HR write to: their candidate row id (None if they are not a candidate) and
+    the name to show HR (their Telegram id when no name is known)."""
+
+    candidate_id: int | None
+    name: str
+
+
+async def correspondent(db: Database, telegram_id: int) -> Correspondent:
+    """Who `telegram_id` is, as HR answering them see it."""
+    candidate = await get_candidate(db, telegram_id)
+    if candidate is not None:
+        return Correspondent(candidate.id, candidate.full_name or str(telegram_id))
+    return Correspondent(None, await user_name(db, telegram_id) or str(telegram_id))
+
+
 def lock_or_create_candidate(
     cur: Cursor, telegram_id: int, username: str | None, full_name: str
 ) -> Candidate:

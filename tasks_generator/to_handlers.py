@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from config.env import Settings
 from connection import AsyncCvatClient, CvatError
@@ -14,7 +15,6 @@ from create_users.db_operations import get_candidate, get_candidate_by_id
 from db import Database, DatabaseUnavailable
 from log import logged_action, record_action
 from tasks_generator.attempts import (
-    CREATING,
     EXPIRED,
     FAILED,
     GRADED,
@@ -22,9 +22,14 @@ from tasks_generator.attempts import (
     SUBMITTED,
     Attempt,
     LeaseLost,
+    OpeningKind,
+    StageKind,
+    TaskRequestKind,
+    attempts_left,
     interrupted_attempts,
     latest_attempt,
     open_attempt,
+    stage_of,
     stage_row,
     visit_row,
 )
@@ -55,7 +60,9 @@ __all__ = [
     "PoolKeeper",
     "Progress",
     "Stage",
+    "StageKind",
     "TaskRequest",
+    "TaskRequestKind",
     "TaskSet",
     "Visitor",
     "candidate_stage",
@@ -72,20 +79,20 @@ __all__ = [
 
 @dataclass(frozen=True)
 class TaskRequest:
-    """The answer to "give me a test task".
+    """The answer to "give me a test task" (see TaskRequestKind): `credentials` when it was
+    created now or is ready, `available_at` in a cooldown."""
 
-    kind: "created" (built now: `credentials`), "ready" (it already exists: `credentials`),
-    "busy" (being built by another press), "taken_over" (this process was cut off too long
-    and another finished the build: it sends the login), "done" (submitted; a new attempt is
-    a separate request), "no_attempts_left", "cooldown" (`available_at`).
-    """
-
-    kind: str
+    kind: TaskRequestKind
     attempt: Attempt | None = None
     credentials: Credentials | None = None
     used: int = 0
     allowed: int = 0
     available_at: datetime | None = None
+
+    @property
+    def attempts_left(self) -> int:
+        """How many attempts the candidate may still start."""
+        return attempts_left(self.allowed, self.used)
 
 
 async def request_test_task(
@@ -111,7 +118,7 @@ async def request_test_task(
         pooled_accounts=settings.pool_accounts > 0, pooled_tasks=settings.pool_tasks > 0,
     )
     common = {"attempt": opening.attempt, "used": opening.used, "allowed": opening.allowed}
-    if opening.kind == "build":
+    if opening.kind == OpeningKind.BUILD:
         assert opening.attempt is not None
         try:
             credentials = await build_attempt(db, cvat, settings, task_set, opening.candidate,
@@ -121,15 +128,16 @@ async def request_test_task(
             # This process was cut off for longer than the lease; the builder that took over
             # sends the login.
             logger.warning("attempt %s was taken over by another builder", opening.attempt.id)
-            return TaskRequest("taken_over", **common)
+            return TaskRequest(TaskRequestKind.TAKEN_OVER, **common)
         await record_action(db, telegram_id, "task.created", opening.candidate.id,
                             {"attempt": opening.attempt.number,
                              "cvat_task_name": opening.attempt.cvat_task_name})
-        return TaskRequest("created", credentials=credentials, **common)
-    if opening.kind == "ready":
-        return TaskRequest("ready", credentials=await _credentials(db, settings, telegram_id),
-                           **common)
-    return TaskRequest(opening.kind, available_at=opening.available_at, **common)
+        return TaskRequest(TaskRequestKind.CREATED, credentials=credentials, **common)
+    if opening.kind == OpeningKind.READY:
+        return TaskRequest(TaskRequestKind.READY,
+                           credentials=await _credentials(db, settings, telegram_id), **common)
+    return TaskRequest(TaskRequestKind(opening.kind), available_at=opening.available_at,
+                       **common)
 
 
 async def _credentials(db: Database, settings: Settings, telegram_id: int) -> Credentials | None:
@@ -153,13 +161,19 @@ async def resend_credentials(db: Database, actor_id: int, settings: Settings) ->
 
 @dataclass(frozen=True)
 class Stage:
-    """Where a candidate is: "new", "building", "ready", "failed" or "done"; the number of
-    their latest attempt (0 before the first) and how many attempts they have left."""
+    """Where a candidate is; the number of their latest attempt (0 before the first) and how
+    many attempts they have left."""
 
-    kind: str
+    kind: StageKind
     attempts_left: int
     number: int = 0
     candidate_id: int | None = None
+
+    @property
+    def opens_new_attempt(self) -> bool:
+        """Whether asking for a task now starts a new attempt (not the first one, nor a
+        rebuild of one whose build failed)."""
+        return self.kind not in (StageKind.NEW, StageKind.FAILED)
 
 
 @dataclass(frozen=True)
@@ -171,16 +185,10 @@ class Visitor:
     hr: bool
 
 
-def _stage(row: dict[str, object], settings: Settings) -> Stage:
-    extra = int(row["extra_attempts"] or 0)  # type: ignore[call-overload]
-    left = max(0, settings.max_attempts + extra - int(row["used"] or 0))  # type: ignore[call-overload]
-    status = row["attempt_status"]
-    candidate_id = row["candidate_id"]
-    if status is None:
-        return Stage("new", left, candidate_id=candidate_id)  # type: ignore[arg-type]
-    kind = {CREATING: "building", READY: "ready", FAILED: "failed"}.get(str(status), "done")
-    return Stage(kind, left, int(row["attempt_number"]),  # type: ignore[call-overload]
-                 candidate_id)  # type: ignore[arg-type]
+def _stage(row: dict[str, Any], settings: Settings) -> Stage:
+    left = attempts_left(settings.max_attempts + (row["extra_attempts"] or 0), row["used"] or 0)
+    number = row["attempt_number"] or 0
+    return Stage(stage_of(row["attempt_status"]), left, number, row["candidate_id"])
 
 
 async def visit(db: Database, settings: Settings, *, telegram_id: int, username: str | None,
@@ -257,7 +265,7 @@ async def _reconcile_one(db: Database, cvat: AsyncCvatClient, settings: Settings
         draw=task_set.draw, new_attempt=False,
         lease=timedelta(seconds=settings.build_lease_seconds),
         pooled_accounts=settings.pool_accounts > 0, pooled_tasks=settings.pool_tasks > 0)
-    if opening.kind != "build" or opening.attempt is None:
+    if opening.kind != OpeningKind.BUILD or opening.attempt is None:
         return None  # another replica took it over meanwhile
     try:
         credentials = await build_attempt(db, cvat, settings, task_set, opening.candidate,

@@ -109,6 +109,11 @@ class SubmitOutcome:
     limit: OverLimit | None = None
     reason: str = ""
 
+    @property
+    def stored(self) -> bool:
+        """The work was stored: graded, or its grading failed (and is tried again)."""
+        return self.kind in (SubmitKind.GRADED, SubmitKind.GRADING_FAILED)
+
 
 class GradingError(Exception):
     """A stored submission could not be graded (the reason is kept on the attempt)."""

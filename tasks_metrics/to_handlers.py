@@ -27,6 +27,7 @@ from tasks_metrics.decisions import (
     Decision,
     DecisionRecord,
     Recorded,
+    RecordedKind,
     Standing,
     current_decision,
     decision_counts,
@@ -71,6 +72,7 @@ from tasks_metrics.hr_operations import (
 )
 from tasks_metrics.limits import OverLimit
 from tasks_metrics.pass_rule import (
+    BANDS,
     BORDERLINE,
     FAIL,
     MEASURES,
@@ -85,6 +87,7 @@ from tasks_metrics.pass_rule import (
 from tasks_metrics.picture_labels import PictureLabels
 from tasks_metrics.submission import (
     GradedAttempt,
+    SubmitKind,
     SubmitOutcome,
     check_work,
     grade_attempt,
@@ -124,6 +127,7 @@ def band_histogram(scores: list[tuple[float, str]], **labels: str) -> bytes:
 
 __all__ = [
     "ATTEMPT_COLUMNS",
+    "BANDS",
     "BORDERLINE",
     "CANDIDATE_COLUMNS",
     "FAIL",
@@ -164,10 +168,12 @@ __all__ = [
     "PictureLabels",
     "Problem",
     "Recorded",
+    "RecordedKind",
     "RuleError",
     "RuleVersion",
     "StaleRule",
     "Standing",
+    "SubmitKind",
     "SubmitOutcome",
     "Summary",
     "Verdict",

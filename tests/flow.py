@@ -17,18 +17,7 @@ from typing import Any
 from config.env import PROJECT_DIR
 from connection import AsyncCvatClient, CvatError
 from db import Database
-
-# The scripted candidate lives in sandbox/candidate.py; these names stay importable from here
-# for tests written before it moved.
-from sandbox.candidate import LABELS as LABELS
-from sandbox.candidate import TASK_SET as TASK_SET
 from sandbox.candidate import Login
-from sandbox.candidate import annotate as annotate
-from sandbox.candidate import candidate_client as candidate_client
-from sandbox.candidate import candidate_job as candidate_job
-from sandbox.candidate import perfect_shapes as perfect_shapes
-from sandbox.candidate import save_shapes as save_shapes
-from sandbox.candidate import stored_work as stored_work
 from sandbox.telegram import BotMessage, TelegramUser
 from tasks_generator.pool import pool_counts
 

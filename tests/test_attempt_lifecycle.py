@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from db import Database
+from sandbox.candidate import TASK_SET
 from tasks_generator import repository as attempts
 from tasks_generator.attempts import OpeningKind, open_attempt
 from tasks_generator.repository import AttemptStatus, LeaseLost
-from tests.flow import TASK_SET
 
 
 async def _open(db: Database, telegram_id: int, *, new: bool = False) -> attempts.Attempt:

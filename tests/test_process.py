@@ -13,10 +13,11 @@ import psycopg2
 
 from config.env import PROJECT_DIR
 from db import Database, EmbeddedPostgres
+from sandbox.candidate import annotate
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer
 from tests.conftest import BOT_TOKEN, CVAT_ADMIN_PASSWORD, HANG
-from tests.flow import annotate, bot_process_env, read_login, start_bot_process, submit
+from tests.flow import bot_process_env, read_login, start_bot_process, submit
 
 
 def _environment(telegram: TelegramServer, tmp_path: Path, **extra: str) -> dict[str, str]:

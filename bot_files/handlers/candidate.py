@@ -34,9 +34,11 @@ from tasks_generator.to_handlers import (
     READY_STAGE,
     TASK,
     Stage,
+    StageKind,
+    TaskRequestKind,
     TaskSet,
 )
-from tasks_metrics.to_handlers import SubmitOutcome
+from tasks_metrics.to_handlers import SubmitKind, SubmitOutcome
 
 logger = logging.getLogger(__name__)
 EDIT_INTERVAL = 1.0  # Telegram allows about one message update per second in a chat
@@ -95,14 +97,14 @@ async def offer_task(event: Message | CallbackQuery, t: Texts, account: Account)
     if target is None:
         return
     stage = await account.stage(event.from_user.id)
-    if stage.kind == "building":
+    if stage.kind == StageKind.BUILDING:
         await target.answer(t("task.busy"))
-    elif stage.kind == "ready":
+    elif stage.kind == StageKind.READY:
         login = await account.credentials(event.from_user.id)
         if login is not None:
             await answer(target, views.credentials_with_guide(t, login, account.task_set,
                                                               "task.already"))
-    elif stage.kind not in ("new", "failed") and stage.attempts_left <= 0:
+    elif stage.opens_new_attempt and stage.attempts_left <= 0:
         await answer(target, views.none_left(t, stage.number))
     else:
         await _ask_to_confirm(target, t, account, event.from_user.id, stage)
@@ -112,7 +114,7 @@ async def _ask_to_confirm(target: Message, t: Texts, account: Account, telegram_
                           stage: Stage) -> None:
     """The confirmation of the first task or of the next attempt; with the privacy notice and
     "Yes agrees to it" for whoever has not agreed to this version of it yet."""
-    new_attempt = stage.kind not in ("new", "failed")
+    new_attempt = stage.opens_new_attempt
     known = stage.candidate_id is not None and new_attempt
     wait_until = await account.next_attempt_at(stage.candidate_id) if known else None
     if wait_until is not None:  # said before the candidate commits, not after
@@ -164,7 +166,7 @@ async def build_task(callback: CallbackQuery, callback_data: TaskAction | Confir
         await progress.finish(ok=False)
         await _cvat_trouble(target, t, exc, callback_data.step)
         return
-    if result.kind == "created" and result.credentials is not None:
+    if result.kind == TaskRequestKind.CREATED and result.credentials is not None:
         await progress.finish(ok=True)
         await answer(target, views.credentials_with_guide(t, result.credentials, task_set))
         return
@@ -200,7 +202,7 @@ async def show_credentials(event: Message | CallbackQuery, t: Texts, account: Ac
     if target is None:
         return
     stage = await account.stage(event.from_user.id)
-    if stage.kind == "done":  # submitted or expired: the old login opens nothing to work on
+    if stage.kind == StageKind.DONE:  # submitted or expired: the old login opens nothing to work on
         await answer(target, views.closed_attempt(t, stage))
         return
     login = await account.credentials(event.from_user.id)
@@ -214,7 +216,7 @@ async def ask_submit(event: Message | CallbackQuery, t: Texts, account: Account,
     """✅ Submit: with a task open, ask first (a submission cannot be changed); otherwise say
     why there is nothing to submit, as Submit itself would."""
     stage = await account.stage(event.from_user.id)
-    if stage.kind != "ready":
+    if stage.kind != StageKind.READY:
         await submit(event, t, db, jobs, settings, notifier)
         return
     if isinstance(event, CallbackQuery):
@@ -244,9 +246,9 @@ async def check(event: Message | CallbackQuery, t: Texts, db: Database, jobs: Jo
     except CvatError as exc:
         await _cvat_trouble(status, t, exc, TaskStep.CHECK, edit=True)
         return
-    if outcome.kind == "complete":
+    if outcome.kind == SubmitKind.COMPLETE:
         await status.edit_text(t("check.complete"))
-    elif outcome.kind == "incomplete":
+    elif outcome.kind == SubmitKind.INCOMPLETE:
         await status.edit_text(views.problem_list(t, outcome, "check.incomplete"))
     else:
         await _report_submission(status, t, outcome, settings)

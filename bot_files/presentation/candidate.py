@@ -27,12 +27,20 @@ from tasks_generator.to_handlers import (
     IMAGES,
     Credentials,
     Stage,
+    StageKind,
     TaskRequest,
+    TaskRequestKind,
     TaskSet,
     Visitor,
     guide_text,
 )
-from tasks_metrics.to_handlers import CandidateSummary, Standing, SubmitOutcome, hint_codes
+from tasks_metrics.to_handlers import (
+    CandidateSummary,
+    Standing,
+    SubmitKind,
+    SubmitOutcome,
+    hint_codes,
+)
 
 MAX_PROBLEM_LINES = 25
 
@@ -53,10 +61,10 @@ def stage_menu(t: Texts, stage: Stage, *, hr: bool) -> ReplyKeyboardMarkup:
     return main_menu(t, stage.kind, stage.attempts_left, hr=hr)
 
 
-def next_step(t: Texts, kind: str, attempts_left: int) -> str:
+def next_step(t: Texts, kind: StageKind, attempts_left: int) -> str:
     """What to do next at this stage, as the greeting ends."""
-    key = {"new": "start.next_new", "failed": "start.next_new",
-           "building": "start.next_building", "ready": "start.next_ready"}.get(
+    key = {StageKind.NEW: "start.next_new", StageKind.FAILED: "start.next_new",
+           StageKind.BUILDING: "start.next_building", StageKind.READY: "start.next_ready"}.get(
         kind, "start.next_done_more" if attempts_left else "start.next_done")
     return t(key)
 
@@ -69,7 +77,7 @@ def greeting(t: Texts, terms: Account, visitor: Visitor | None, name: str) -> Le
              minutes=settings.test_duration_minutes, attempts=settings.max_attempts,
              counting=Raw(t(f"counting.{settings.attempt_counts}")
                           if settings.max_attempts > 1 else ""))
-    kind = visitor.stage.kind if visitor else "new"
+    kind = visitor.stage.kind if visitor else StageKind.NEW
     left = visitor.stage.attempts_left if visitor else settings.max_attempts
     notice = t("privacy.block", notice=terms.privacy_notice()[t.language])
     return Letter(f"{text}\n\n{notice}\n\n{next_step(t, kind, left)}", current_menu(t, visitor))
@@ -90,7 +98,7 @@ def credentials_with_guide(t: Texts, login: Credentials, task_set: TaskSet,
     """The login, then the guide with the menu of an open task (after an intro, if any)."""
     letters = [Letter(t(intro_key))] if intro_key else []
     return [*letters, credentials(t, login),
-            Letter(guide_text(t.language, task_set), main_menu(t, "ready"))]
+            Letter(guide_text(t.language, task_set), main_menu(t, StageKind.READY))]
 
 
 def credentials_ready(t: Texts, login: Credentials, task_set: TaskSet) -> list[Letter]:
@@ -139,13 +147,13 @@ def cooldown_text(t: Texts, available_at: datetime, zone: tzinfo, zone_name: str
 
 def none_left(t: Texts, allowed: int) -> Letter:
     """Every attempt is used."""
-    return Letter(t("task.none_left", allowed=allowed), main_menu(t, "done", 0))
+    return Letter(t("task.none_left", allowed=allowed), main_menu(t, StageKind.DONE, 0))
 
 
 def confirm_question(t: Texts, settings: Settings, task_set: TaskSet, stage: Stage,
                      standing: Standing | None) -> str:
     """The question before the first task, or before the next attempt (with the standing)."""
-    if stage.kind in ("new", "failed"):
+    if not stage.opens_new_attempt:
         return t("task.confirm", images=task_set.images_per_task)
     lines = [t("task.confirm_new", number=stage.number + 1,
                allowed=stage.number + stage.attempts_left, images=task_set.images_per_task),
@@ -159,22 +167,22 @@ def request_outcome(t: Texts, result: TaskRequest, task_set: TaskSet,
                     settings: Settings) -> list[Letter]:
     """Every outcome of asking for a task except a fresh build (and a takeover: the builder
     that took over sends the login, so nothing)."""
-    if result.kind == "taken_over":
+    if result.kind == TaskRequestKind.TAKEN_OVER:
         return []
-    if result.kind == "ready" and result.credentials is not None:
+    if result.kind == TaskRequestKind.READY and result.credentials is not None:
         return credentials_with_guide(t, result.credentials, task_set, "task.already")
-    if result.kind == "busy":
+    if result.kind == TaskRequestKind.BUSY:
         return [Letter(t("task.busy"))]
-    if result.kind == "done" and result.attempt is not None:
-        left = result.allowed - result.used
+    if result.kind == TaskRequestKind.DONE and result.attempt is not None:
+        left = result.attempts_left
         if result.attempt.status == EXPIRED:
             return [expiry(t, "deadline.task_expired", result.attempt.number, left)]
         return [Letter(t("task.done_more" if left > 0 else "task.done",
                          number=result.attempt.number),
                        new_attempt_keyboard(t) if left > 0 else None)]
-    if result.kind == "no_attempts_left":
+    if result.kind == TaskRequestKind.NO_ATTEMPTS_LEFT:
         return [none_left(t, result.allowed)]
-    if result.kind == "cooldown" and result.available_at is not None:
+    if result.kind == TaskRequestKind.COOLDOWN and result.available_at is not None:
         return [Letter(cooldown_text(t, result.available_at, settings.zone, settings.timezone))]
     return [Letter(t("task.no_task"))]
 
@@ -217,25 +225,26 @@ def _after_grading(t: Texts, outcome: SubmitOutcome, settings: Settings) -> str:
     return "\n\n".join(parts)
 
 
-_PLAIN_OUTCOMES = {"no_task": "task.no_task", "not_ready": "task.not_ready",
-                   "already_submitted": "submit.already", "checking": "submit.checking_already",
-                   "unreadable": "submit.unreadable"}
+_PLAIN_OUTCOMES = {SubmitKind.NO_TASK: "task.no_task", SubmitKind.NOT_READY: "task.not_ready",
+                   SubmitKind.ALREADY_SUBMITTED: "submit.already",
+                   SubmitKind.CHECKING: "submit.checking_already",
+                   SubmitKind.UNREADABLE: "submit.unreadable"}
 
 
 def submission_report(t: Texts, outcome: SubmitOutcome,
                       settings: Settings) -> tuple[str, Letter | None]:
     """What Submit (or Check, when it found the work already submitted) led to: the text
     that replaces the "checking…" message, and a message after it with the menu, if any."""
-    if outcome.kind == "incomplete":
+    if outcome.kind == SubmitKind.INCOMPLETE:
         return problem_list(t, outcome, "submit.incomplete"), None
-    if outcome.kind == "over_limit" and outcome.limit is not None:
+    if outcome.kind == SubmitKind.OVER_LIMIT and outcome.limit is not None:
         return t("submit.over_limit", problem=limit_text(t, outcome.limit)), None
-    if outcome.kind in ("graded", "grading_failed") and outcome.attempt is not None:
+    if outcome.stored and outcome.attempt is not None:
         left = outcome.attempts_left
         return _after_grading(t, outcome, settings), Letter(
             t("start.next_done_more" if left else "start.next_done"),
-            main_menu(t, "done", left))
-    if outcome.kind == "expired" and outcome.attempt is not None:
+            main_menu(t, StageKind.DONE, left))
+    if outcome.kind == SubmitKind.EXPIRED and outcome.attempt is not None:
         return t("deadline.submit_expired", number=outcome.attempt.number), Letter(
             expiry_next(t, outcome.attempts_left), expiry_menu(t, outcome.attempts_left))
     return t(_PLAIN_OUTCOMES[outcome.kind]), None
@@ -251,7 +260,7 @@ def expiry_next(t: Texts, attempts_left: int) -> str:
 
 def expiry_menu(t: Texts, attempts_left: int) -> ReplyKeyboardMarkup:
     """The candidate's menu after an expiry: a new attempt while any are left."""
-    return main_menu(t, "done", attempts_left)
+    return main_menu(t, StageKind.DONE, attempts_left)
 
 
 def expiry(t: Texts, key: str, number: int, attempts_left: int) -> Letter:

@@ -44,6 +44,7 @@ from bot_files.presentation.verdicts import (
 from bot_files.services import CardView
 from bot_files.texts import Raw, Texts
 from tasks_metrics.to_handlers import (
+    BANDS,
     AttemptCard,
     CandidateCard,
     CandidateSummary,
@@ -298,7 +299,7 @@ def chart_labels(t: Texts) -> dict[str, Any]:
     return {"title": t("hr.chart_title"), "x_label": t("hr.chart_x"),
             "y_label": t("hr.chart_y"),
             "legend": {band: plain(band_text(t, band)).split(" ", 1)[-1]
-                       for band in ("pass", "borderline", "fail")}}
+                       for band in BANDS}}
 
 
 # --- decisions ---------------------------------------------------------------------------------

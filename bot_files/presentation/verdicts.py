@@ -10,6 +10,7 @@ from datetime import UTC, tzinfo
 from bot_files.presentation.text import when_text
 from bot_files.texts import Raw, Texts
 from tasks_metrics.to_handlers import (
+    BANDS,
     BORDERLINE,
     FAIL,
     MEASURES,
@@ -42,7 +43,7 @@ def gate_name(t: Texts, measure: str) -> str:
 
 def band_text(t: Texts, band: str | None) -> str:
     """"✅ pass", "🟡 borderline", "❌ fail", or a dash."""
-    return t(f"hr.band_{band}") if band in (PASS, BORDERLINE, FAIL) else t("hr.no_value")
+    return t(f"hr.band_{band}") if band in BANDS else t("hr.no_value")
 
 
 def failing_gates(t: Texts, verdict: Verdict, limit: int = FAILING_SHOWN) -> str:
@@ -98,7 +99,7 @@ def rule_lines(t: Texts, rule: PassRule, before: PassRule | None = None) -> list
 def candidate_result(t: Texts, verdict: Verdict, shown: str) -> str:
     """The result as a candidate reads it: the band in their words and, with `shown` ==
     "gates", each measure with what passes (HTML)."""
-    band = verdict.band if verdict.band in (PASS, BORDERLINE, FAIL) else FAIL
+    band = verdict.band if verdict.band in BANDS else FAIL
     lines = [t(f"result.{band}")]
     if shown == "gates":
         lines += [t("result.gate", icon=_ICONS.get(g.band, "▫️"), name=gate_name(t, g.measure),
@@ -109,7 +110,7 @@ def candidate_result(t: Texts, verdict: Verdict, shown: str) -> str:
 
 def standing_line(t: Texts, standing: Standing) -> str:
     """"Your result now (attempt 1): ✅ passed" (HTML)."""
-    band = standing.band if standing.band in (PASS, BORDERLINE, FAIL) else FAIL
+    band = standing.band if standing.band in BANDS else FAIL
     return t("result.standing", number=standing.attempt_number,
              band=t(f"result.short_{band}"))
 

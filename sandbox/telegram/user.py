@@ -274,13 +274,21 @@ class TelegramUser:
         return f"<TelegramUser {self.id} {self.first_name!r} @{self.username}>"
 
     # ------------------------------------------------------------------ user actions
+    async def send_fields(self, fields: dict[str, Any], *,
+                          reply_to: int | None = None) -> dict[str, Any]:
+        """A message with these Message fields (a forward, a contact, anything the other
+        send_* methods do not cover), as the fast tier's FastChat.send_fields."""
+        msg = self._side.send_message(self, fields, reply_to=reply_to)
+        await asyncio.sleep(0)
+        return msg
+
     async def send(self, text: str, *, reply_to: int | None = None) -> dict[str, Any]:
         """Send a text message (commands get a bot_command entity); return the Message."""
         fields: dict[str, Any] = {"text": text}
         entities = detect_entities(text, [])
         if entities:
             fields["entities"] = entities
-        return await self._send(fields, reply_to=reply_to)
+        return await self.send_fields(fields, reply_to=reply_to)
 
     async def send_photo(
         self, data: bytes | None = None, caption: str | None = None
@@ -290,7 +298,7 @@ class TelegramUser:
         fields: dict[str, Any] = {"photo": sizes}
         if caption:
             fields["caption"] = caption
-        return await self._send(fields)
+        return await self.send_fields(fields)
 
     async def send_document(
         self,
@@ -304,7 +312,7 @@ class TelegramUser:
         fields: dict[str, Any] = {"document": doc}
         if caption:
             fields["caption"] = caption
-        return await self._send(fields)
+        return await self.send_fields(fields)
 
     async def send_sticker(self, emoji: str = "👍") -> dict[str, Any]:
         """Send a (static WebP) sticker."""
@@ -321,7 +329,7 @@ class TelegramUser:
             "set_name": "SandboxStickers",
             "file_size": len(rec.data),
         }
-        return await self._send({"sticker": sticker})
+        return await self.send_fields({"sticker": sticker})
 
     async def send_voice(self, data: bytes | None = None, duration: int = 1) -> dict[str, Any]:
         """Send a voice message (OGG/Opus)."""
@@ -333,7 +341,7 @@ class TelegramUser:
             "mime_type": "audio/ogg",
             "file_size": len(rec.data),
         }
-        return await self._send({"voice": voice})
+        return await self.send_fields({"voice": voice})
 
     async def forward_from(
         self, other: TelegramUser | dict[str, Any], text: str = "hi"
@@ -347,7 +355,7 @@ class TelegramUser:
             "forward_date": date,
             "text": text,
         }
-        return await self._send(fields)
+        return await self.send_fields(fields)
 
     async def edit(self, message_id: int, text: str) -> dict[str, Any]:
         """Edit one of this user's own messages (the bot gets an edited_message update)."""
@@ -475,11 +483,6 @@ class TelegramUser:
             await asyncio.wait_for(ev.wait(), seconds)
         except TimeoutError:
             pass
-
-    async def _send(self, fields: dict[str, Any], *, reply_to: int | None = None) -> dict[str, Any]:
-        msg = self._side.send_message(self, fields, reply_to=reply_to)
-        await asyncio.sleep(0)
-        return msg
 
     async def _press_button(self, msg: BotMessage, button: dict[str, Any]) -> str:
         if "callback_data" not in button:

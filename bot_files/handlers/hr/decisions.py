@@ -18,7 +18,7 @@ from bot_files.presentation.verdicts import decision_label, decision_line
 from bot_files.replies import acknowledge, answer, edit_or_send
 from bot_files.services import Decisions
 from bot_files.texts import Raw, Texts
-from tasks_metrics.to_handlers import CandidateSummary, Decision
+from tasks_metrics.to_handlers import CandidateSummary, Decision, RecordedKind
 
 logger = logging.getLogger(__name__)
 MAX_NOTE = 1000  # characters HR may add to a decision's message
@@ -95,7 +95,7 @@ async def send(callback: CallbackQuery, callback_data: HrDecide, state: FSMConte
                                       callback.from_user.id)
     if same_draft:
         await state.clear()
-    if recorded.kind == "same" and recorded.decision is not None:
+    if recorded.kind == RecordedKind.SAME and recorded.decision is not None:
         await edit_or_send(target, t("hr.decision_already",
                                      line=Raw(decision_line(t, recorded.decision))))
         return

@@ -12,7 +12,14 @@ from aiogram.types import CallbackQuery, Message
 
 from authorization import Notify, NotifyChoice
 from bot_files.dialogs import NotifyStates
-from bot_files.hr_keyboards import HrMenu, HrNotify, MenuAct, hr_menu_keyboard, notify_keyboard
+from bot_files.hr_keyboards import (
+    DIGEST_TIME,
+    HrMenu,
+    HrNotify,
+    MenuAct,
+    hr_menu_keyboard,
+    notify_keyboard,
+)
 from bot_files.replies import acknowledge, register_typed_answer, target_of
 from bot_files.services import HrActions, HrQueries
 from bot_files.texts import Texts
@@ -46,14 +53,14 @@ async def notify_pressed(callback: CallbackQuery, callback_data: HrNotify, state
                          t: Texts, hr_actions: HrActions) -> None:
     """Each result / daily digest / nothing, or "change the digest time"."""
     target = target_of(callback)
-    if callback_data.mode not in {*map(str, Notify), "time"}:
+    if callback_data.mode not in {*map(str, Notify), DIGEST_TIME}:
         await callback.answer(t("fallback.callback"))
         return
     await callback.answer()
     if target is None:
         return
     zone_name = hr_actions.settings.timezone
-    if callback_data.mode == "time":
+    if callback_data.mode == DIGEST_TIME:
         await state.set_state(NotifyStates.digest_time)
         await target.answer(t("hr.digest_time_ask", zone=zone_name))
         return

@@ -13,18 +13,8 @@ from bot_files.notifier import Notifier
 from bot_files.replies import acknowledge, register_typed_answer
 from bot_files.services import Audit
 from bot_files.texts import Texts
-from create_users.to_handlers import get_candidate
+from create_users.to_handlers import correspondent
 from db import Database
-
-
-async def _who(db: Database, telegram_id: int) -> tuple[int | None, str]:
-    """The candidate's row id (if they are one) and a name to show HR."""
-    candidate = await get_candidate(db, telegram_id)
-    if candidate is not None:
-        return candidate.id, candidate.full_name or str(telegram_id)
-    name = await db.fetchval("SELECT full_name FROM telegram_users WHERE telegram_id = %s",
-                             (telegram_id,))
-    return None, name or str(telegram_id)
 
 
 async def reply_pressed(callback: CallbackQuery, callback_data: HrReply, state: FSMContext,
@@ -33,10 +23,10 @@ async def reply_pressed(callback: CallbackQuery, callback_data: HrReply, state: 
     target = await acknowledge(callback)
     if target is None:
         return
-    _, name = await _who(db, callback_data.tid)
+    who = await correspondent(db, callback_data.tid)
     await state.set_state(ReplyStates.text)
     await state.set_data({"reply_to": callback_data.tid})
-    await target.answer(t("hr.reply_ask", name=name))
+    await target.answer(t("hr.reply_ask", name=who.name))
 
 
 async def reply_received(message: Message, state: FSMContext, t: Texts, db: Database,
@@ -51,12 +41,12 @@ async def reply_received(message: Message, state: FSMContext, t: Texts, db: Data
         return
     telegram_id = int((await state.get_data()).get("reply_to", 0))
     await state.clear()
-    candidate_id, name = await _who(db, telegram_id)
+    who = await correspondent(db, telegram_id)
     delivered = await notifier.hr_reply(bot, telegram_id, text)
-    await audit.record(message.chat.id, "hr.reply", candidate_id,
+    await audit.record(message.chat.id, "hr.reply", who.candidate_id,
                        {"to": telegram_id, "text": text}, ok=delivered)
     await message.answer(t("hr.reply_sent" if delivered else "hr.reply_undelivered",
-                           name=name))
+                           name=who.name))
 
 
 async def reply_not_text(message: Message, t: Texts) -> None:
