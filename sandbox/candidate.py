@@ -6,6 +6,7 @@ for a job-only assignee apply to it as to a person."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ import aiohttp
 from config.env import PROJECT_DIR
 from connection import CvatClient
 from sandbox.cvat_client import AsyncSandboxCvatClient
+from sandbox.telegram import BotMessage
 from tasks_generator.task_set import load_task_set
 
 # The task set the stand-ins and the demo run with; its ground truth is the perfect answer.
@@ -127,3 +129,13 @@ async def annotate_lightly(login: Login) -> None:
         body = {"version": 0, "tags": [], "shapes": perfect_shapes(frames, labels), "tracks": []}
         async with http.put(f"/api/jobs/{job['id']}/annotations", json=body) as resp:
             resp.raise_for_status()
+
+
+def read_login(message: BotMessage) -> Login:
+    """Login, password and link from the credentials message."""
+    text = message.text
+    url = re.search(r"(?:Link|Ссылка): (\S+)", text)
+    username = re.search(r"(?:Login|Логин): (\S+)", text)
+    password = re.search(r"(?:Password|Пароль): (\S+)", text)
+    assert url and username and password, f"no credentials in: {text!r}"
+    return Login(url.group(1), username.group(1), password.group(1))

@@ -31,12 +31,12 @@ from sandbox.candidate import (
     candidate_client,
     candidate_job,
     perfect_shapes,
+    read_login,
     save_shapes,
 )
 from sandbox.cvat import CvatServer
 from sandbox.telegram import BotMessage, TelegramServer, TelegramUser
 from tasks_generator.pool import PoolCounts, pool_counts
-from tests.flow import read_login
 
 TOKEN = "7000000001:AAF-demo-token-for-the-sandbox-0123456789"
 HR_ID = 500

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import itertools
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -17,24 +16,14 @@ from typing import Any
 from config.env import PROJECT_DIR
 from connection import AsyncCvatClient, CvatError
 from db import Database
-from sandbox.candidate import Login
-from sandbox.telegram import BotMessage, TelegramUser
+from sandbox.candidate import Login, read_login
+from sandbox.telegram import TelegramUser
 from tasks_generator.pool import pool_counts
 
 # Seconds a test waits for something the bot does before calling it a hang. The waits return
 # as soon as the event happens; only a hang (or a bug) ever reaches this bound, however busy
 # the machine is, so it is the same for every wait.
 HANG = 90.0
-
-
-def read_login(message: BotMessage) -> Login:
-    """Login, password and link from the credentials message."""
-    text = message.text
-    url = re.search(r"(?:Link|Ссылка): (\S+)", text)
-    username = re.search(r"(?:Login|Логин): (\S+)", text)
-    password = re.search(r"(?:Password|Пароль): (\S+)", text)
-    assert url and username and password, f"no credentials in: {text!r}"
-    return Login(url.group(1), username.group(1), password.group(1))
 
 
 async def get_task(user: TelegramUser, *, new_attempt: bool = False) -> Login:
