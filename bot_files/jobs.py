@@ -59,13 +59,15 @@ class JobQueueName(StrEnum):
 
 
 class JobKind(StrEnum):
-    """What a job does. Workers: build a test task, check or submit the work. The bot: send
+    """What a job does. Workers: build a test task, check or submit the work, a grading or
+    an HR call. The bot: send
     the login of a task a worker finished after the asking bot stopped."""
 
     BUILD = "build"
     CHECK = "check"
     SUBMIT = "submit"
     GRADER = "grader"  # one call of the grading processes (HR's pictures, cards, re-grades)
+    CALL = "call"  # one named worker call for HR (CVAT account actions, exports, calibration)
     CREDENTIALS = "credentials"
 
 
