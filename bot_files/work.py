@@ -86,7 +86,7 @@ class RemoteGrader:
 
 class Call(StrEnum):
     """The named calls a worker makes for HR (`JobKind.CALL`): what needs CVAT, pandas,
-    openpyxl, numpy or matplotlib, none of which the bot's process loads."""
+    openpyxl, numpy or Pillow, none of which the bot's process loads."""
 
     DELETE_CVAT_ACCOUNT = "delete_cvat_account"
     DELETE_DATA = "delete_data"
