@@ -199,8 +199,8 @@ CVAT_CHECK_SECONDS = 60.0  # how long the start waits for a worker's look at CVA
 
 async def check_cvat_in_worker(dp: Dispatcher, settings: Settings) -> None:
     """CVAT's admin login, checked by a worker (the bot has no CVAT client): StartupError if
-    it is refused; no worker answering in time (WORKERS=0 and none elsewhere yet) is only
-    logged, and the job stays queued for the first worker to start."""
+    it is refused (a worker of ours whose own check fails answers this one before it stops);
+    no worker answering in time is only logged, and the check is dropped."""
     calls = WorkerCalls(dp["jobs"])
     try:
         problem = await asyncio.wait_for(calls.check_cvat(), CVAT_CHECK_SECONDS)

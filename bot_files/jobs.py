@@ -385,6 +385,11 @@ class JobQueue:
         finally:
             listener.forget(job_id)
 
+    async def forget(self, job_id: int) -> None:
+        """Delete the job, whatever its state (a one-off whose outcome no one reads again; a
+        worker running it finds it gone and its outcome is dropped)."""
+        await self.db.execute("DELETE FROM jobs WHERE id = %s", (job_id,))
+
     async def claim_delivery(self, job_id: int) -> bool:
         """Take the telling of the job's outcome to the user (False: someone did already)."""
         return await self.db.execute(

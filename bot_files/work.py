@@ -164,8 +164,13 @@ class WorkerCalls:
         return words
 
     async def check_cvat(self) -> str | None:
-        """What is wrong with CVAT's admin login, as a worker sees it (None: fine)."""
-        problem: str | None = await self.call(Call.CHECK_CVAT)
+        """What is wrong with CVAT's admin login, as a worker sees it (None: fine). The job
+        is deleted afterwards (answered or not): a check leaves no trace in the queue."""
+        job_id = await self.jobs.enqueue(JobKind.CALL, {"call": Call.CHECK_CVAT}, arguments=())
+        try:
+            problem: str | None = await self.jobs.outcome(job_id)
+        finally:
+            await self.jobs.forget(job_id)
         return problem
 
 
