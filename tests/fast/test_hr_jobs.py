@@ -1,5 +1,6 @@
 """HR's heavy work is a worker's job: with no worker running, the export is acknowledged and
-waits; it arrives, whole, once a worker starts (the bot's process builds no file itself)."""
+waits; it arrives, whole, once a worker starts (the bot's process builds no file itself), and
+the queue keeps no copy of it."""
 
 from __future__ import annotations
 
@@ -39,3 +40,5 @@ async def test_an_export_waits_for_a_worker_and_arrives_when_one_starts(
     assert "Candidates" in book.sheetnames
     assert "Пётр Two".encode() in csv.data
     await pressing
+    # The files hold personal data: the job that carried them is gone once they were sent.
+    assert await db.fetchval("SELECT count(*) FROM jobs") == 0
