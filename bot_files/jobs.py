@@ -94,8 +94,8 @@ class Job:
 
 # --- outcomes: pickled, and unpickled only into our own classes -------------------------------
 
-_OUR_PACKAGES = ("bot_files.", "config.", "create_users.", "tasks_generator.", "tasks_metrics.",
-                 "tasks_new.")
+_OUR_PACKAGES = ("bot_files.", "config.", "connection.", "create_users.", "tasks_generator.",
+                 "tasks_metrics.", "tasks_new.")
 _OUR_MODULES = {"connection", "db"}
 _STDLIB = {"datetime", "decimal", "zoneinfo", "collections", "enum", "uuid", "pathlib",
            "_pickle", "copyreg"}
