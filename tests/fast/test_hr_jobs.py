@@ -9,6 +9,8 @@ import io
 
 import openpyxl
 
+from bot_files.jobs import load_outcome, storable
+from connection import CvatError, CvatRejected, CvatUnavailable
 from db import Database
 from tests.fast.chat import FastTelegram
 from tests.steps import open_menu
@@ -42,3 +44,12 @@ async def test_an_export_waits_for_a_worker_and_arrives_when_one_starts(
     await pressing
     # The files hold personal data: the job that carried them is gone once they were sent.
     assert await db.fetchval("SELECT count(*) FROM jobs") == 0
+
+
+def test_a_cvat_error_raised_in_a_worker_reaches_the_bot_as_itself() -> None:
+    # The handlers answer "CVAT trouble" on a CvatError: a worker's must come back as one,
+    # not as a JobFailed the unpickler made of a class it refused.
+    for error in (CvatUnavailable("CVAT is down"), CvatRejected("too similar", status=400)):
+        back = load_outcome(storable(error)[0])
+        assert type(back) is type(error) and isinstance(back, CvatError)
+        assert str(back) == str(error)
