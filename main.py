@@ -41,10 +41,10 @@ from bot_files.telegram_limits import Pacer, RetryAfterMiddleware, ThrottlingMid
 from bot_files.telegram_session import BotSession
 from bot_files.texts import LANGUAGES, Texts
 from bot_files.webhook import WEBHOOK_PATH, create_webhook_app, serve_webhook
-from bot_files.work import Postman, RemoteGrader
+from bot_files.work import Postman, RemoteGrader, WorkerCalls
 from bot_files.worker import Worker, WorkerProcesses, check_cvat
 from config.env import Settings, SettingsError, load_settings
-from connection import AsyncCvatClient, CvatError, CvatMisconfigured
+from connection import AsyncCvatClient
 from db import Database, DatabaseUnavailable, EmbeddedPostgres, database_url_for
 from log import register_secret, setup_logging
 from tasks_generator.to_handlers import Credentials, TaskSet, load_task_set
@@ -72,24 +72,26 @@ def create_bot(settings: Settings) -> Bot:
     )
 
 
-def create_dispatcher(settings: Settings, db: Database, cvat: AsyncCvatClient) -> Dispatcher:
+def create_dispatcher(settings: Settings, db: Database,
+                      cvat: AsyncCvatClient | None = None) -> Dispatcher:
     """The Dispatcher with FSM state in PostgreSQL and every router. Injected into handlers by
     name: the use-case services (bot_files.services: `audit`, `account`, `hr_queries`,
     `hr_actions`, `decisions`, `rules`, `answer_key`), the `notifier` for everything said
     outside a reply, the job queue the workers take the CVAT and grading work from (`jobs`,
     and `grader`, which calls the workers' grading processes through it), and the long-lived
-    dependencies (settings, database, task set)."""
+    dependencies (settings, database, task set). `cvat` is not used: every CVAT call is a
+    worker's (the parameter stays for the callers that still pass a client)."""
     task_set = load_task_set(settings.task_set, settings.images_per_task)
     isolation = PostgresEventIsolation(db) if settings.replicas else None
     pacer = Pacer()
     jobs = JobQueue(db, lease=timedelta(seconds=settings.build_lease_seconds))
     grader = RemoteGrader(jobs, settings)
-    services = Services.build(db, cvat, grader, settings, task_set)
+    services = Services.build(db, WorkerCalls(jobs), grader, settings, task_set)
     outbound = Outbound(db, pacer)
     notifier = Notifier(outbound, services.account, services.hr_queries, services.decisions,
                         task_set)
     dp = Dispatcher(storage=PostgresStorage(db), events_isolation=isolation, settings=settings,
-                    db=db, cvat=cvat, task_set=task_set, pacer=pacer,
+                    db=db, task_set=task_set, pacer=pacer,
                     notifier=notifier, jobs=jobs, grader=grader, **services.as_kwargs(),
                     disable_fsm=True)  # registered below, after the throttle
     # First: updates from groups and floods are dropped before they cost any database work;
@@ -160,19 +162,17 @@ async def set_commands(bot: Bot) -> None:
 
 async def preflight(bot: Bot, db: Database, settings: Settings,
                     cvat: AsyncCvatClient | None = None) -> None:
-    """Check the database, the bot token and the CVAT admin before polling; raise StartupError
-    with the fix. CVAT being down is only a warning: the bot can talk meanwhile."""
+    """Check the database and the bot token before polling (and, given a `cvat` client, the
+    CVAT admin: the bot checks it through a worker instead, see `check_cvat_in_worker`); raise
+    StartupError with the fix. CVAT being down is only a warning: the bot can talk meanwhile."""
     try:
         await db.ping()
     except DatabaseUnavailable as exc:
         raise StartupError(f"PostgreSQL is not reachable ({exc}). Check DATABASE_URL.") from exc
     if cvat is not None:
-        try:
-            await cvat.check_admin()
-        except CvatMisconfigured as exc:
-            raise StartupError(f"CVAT at {settings.cvat_url}: {exc}") from exc
-        except CvatError as exc:
-            logger.warning("CVAT at %s is not answering yet: %s", settings.cvat_url, exc)
+        problem = await check_cvat(cvat, settings)
+        if problem is not None:
+            raise StartupError(problem)
     try:
         me = await bot.get_me()
     except TelegramUnauthorizedError as exc:
@@ -194,32 +194,51 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
+CVAT_CHECK_SECONDS = 60.0  # how long the start waits for a worker's look at CVAT's admin
+
+
+async def check_cvat_in_worker(dp: Dispatcher, settings: Settings) -> None:
+    """CVAT's admin login, checked by a worker (the bot has no CVAT client): StartupError if
+    it is refused (a worker of ours whose own check fails answers this one before it stops);
+    no worker answering in time is only logged, and the check is dropped."""
+    calls = WorkerCalls(dp["jobs"])
+    try:
+        problem = await asyncio.wait_for(calls.check_cvat(), CVAT_CHECK_SECONDS)
+    except TimeoutError:
+        logger.warning("no worker checked CVAT's admin login within %.0f s",
+                       CVAT_CHECK_SECONDS)
+        return
+    if problem is not None:
+        raise StartupError(problem)
+
+
 async def run_bot(settings: Settings) -> None:
     """Start the database, check everything, and poll until SIGINT/SIGTERM."""
     url, embedded = await asyncio.to_thread(database_url_for, settings)
     db = Database(url)
     bot = create_bot(settings)
-    cvat = AsyncCvatClient.from_settings(settings)
     try:
         applied = await db.migrate()
         if applied:
             logger.info("database migrations applied: %s", ", ".join(applied))
-        await preflight(bot, db, settings, cvat)
+        await preflight(bot, db, settings)
         await set_commands(bot)
-        dp = create_dispatcher(settings, db, cvat)
+        dp = create_dispatcher(settings, db)
         workers = await WorkerProcesses(settings.workers, settings, url).start()
         freeze_startup_objects()
         try:
+            if settings.workers:
+                await check_cvat_in_worker(dp, settings)
             if settings.webhook_url:
-                await serve_webhook(settings, dp, bot, db, cvat)
+                await serve_webhook(settings, dp, bot, db)
             else:
                 await bot.delete_webhook()  # polling and a webhook exclude each other
                 await dp.start_polling(bot, handle_signals=True, close_bot_session=False)
         finally:
+            await dp["jobs"].close()
             await workers.stop()
     finally:
         await bot.session.close()
-        await cvat.close()
         await db.close()
         if embedded is not None:
             await asyncio.to_thread(_stop_embedded, embedded)

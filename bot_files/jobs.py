@@ -59,13 +59,15 @@ class JobQueueName(StrEnum):
 
 
 class JobKind(StrEnum):
-    """What a job does. Workers: build a test task, check or submit the work. The bot: send
+    """What a job does. Workers: build a test task, check or submit the work, a grading or
+    an HR call. The bot: send
     the login of a task a worker finished after the asking bot stopped."""
 
     BUILD = "build"
     CHECK = "check"
     SUBMIT = "submit"
     GRADER = "grader"  # one call of the grading processes (HR's pictures, cards, re-grades)
+    CALL = "call"  # one named worker call for HR (CVAT account actions, exports, calibration)
     CREDENTIALS = "credentials"
 
 
@@ -382,6 +384,11 @@ class JobQueue:
                 await wait_event(event, self.poll)
         finally:
             listener.forget(job_id)
+
+    async def forget(self, job_id: int) -> None:
+        """Delete the job, whatever its state (a one-off whose outcome no one reads again; a
+        worker running it finds it gone and its outcome is dropped)."""
+        await self.db.execute("DELETE FROM jobs WHERE id = %s", (job_id,))
 
     async def claim_delivery(self, job_id: int) -> bool:
         """Take the telling of the job's outcome to the user (False: someone did already)."""

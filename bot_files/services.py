@@ -32,16 +32,14 @@ from authorization import (
     set_role,
 )
 from bot_files.texts import LANGUAGES, Texts
+from bot_files.work import CalibrationFile, ExportFiles, WorkerCalls
 from config.env import Settings
-from connection import AsyncCvatClient
 from create_users.to_handlers import (
     DELETE_ACCOUNT,
     KEEP_ACCOUNT,
-    delete_candidate_data,
     has_consented,
     notice_texts,
     notice_version,
-    reactivate_cvat_account,
     record_consent,
     set_language,
 )
@@ -61,29 +59,25 @@ from tasks_metrics.to_handlers import (
     CandidateSummary,
     Decision,
     DecisionRecord,
-    ExportRows,
     Flag,
     GradedAttempt,
     GradingProcesses,
-    ImageStats,
     KeyVersion,
     ListClock,
     ListName,
+    ObjectStats,
     PassRule,
     RuleVersion,
     Standing,
     apply_rule,
-    calibration,
     candidate_card,
     candidate_summary,
     current_decision,
     current_key,
     current_rule,
     decision_counts,
-    delete_cvat_account,
     error_pictures,
     exclude_from_key,
-    export_rows,
     flags_of,
     grant_extra_attempt,
     list_counts,
@@ -196,10 +190,12 @@ class CardView:
 
 @dataclass(frozen=True)
 class HrQueries:
-    """What HR read: candidates, cards, lists, the whitelist, their own preferences."""
+    """What HR read: candidates, cards, lists, the whitelist, their own preferences, the
+    export (a worker makes its files)."""
 
     db: Database
     settings: Settings
+    calls: WorkerCalls
 
     async def search(self, query: str) -> list[CandidateSummary]:
         """Candidates matching a username, a name or an id."""
@@ -266,18 +262,19 @@ class HrQueries:
         """How many are on a list, and one page of them."""
         return await list_page(self.db, name, clock(self.settings), page, size)
 
-    async def export_rows(self) -> ExportRows:
-        """Every candidate's row for the export."""
-        return await export_rows(self.db, self.settings.attempt_counts)
+    async def export(self, language: str) -> ExportFiles | None:
+        """Every candidate as XLSX and CSV, and the score chart, in `language`, made by a
+        worker; None if there is no candidate."""
+        return await self.calls.export(language)
 
 
 @dataclass(frozen=True)
 class HrActions:
     """What HR change: attempts, grading, accounts and data, the whitelist, notifications.
-    The CVAT and grading ones are thin: the work itself is the packages'."""
+    The CVAT and grading ones are thin: a worker does them (`calls`, `grader`)."""
 
     db: Database
-    cvat: AsyncCvatClient
+    calls: WorkerCalls
     grader: GradingProcesses
     settings: Settings
 
@@ -301,16 +298,16 @@ class HrActions:
 
     async def delete_cvat_account(self, actor: int, candidate_id: int) -> str:
         """Delete the candidate's CVAT account: "deleted", "already_gone" or "no_account"."""
-        return await delete_cvat_account(self.db, self.cvat, actor, candidate_id)
+        return await self.calls.delete_cvat_account(actor, candidate_id)
 
     async def delete_data(self, actor: int, candidate_id: int, *, account: bool) -> str:
         """Delete the candidate's data (and, with `account`, the CVAT account)."""
-        return await delete_candidate_data(self.db, self.cvat, actor, candidate_id,
-                                           DELETE_ACCOUNT if account else KEEP_ACCOUNT)
+        return await self.calls.delete_data(actor, candidate_id,
+                                            DELETE_ACCOUNT if account else KEEP_ACCOUNT)
 
     async def reactivate(self, actor: int, candidate_id: int) -> str:
         """Let a deactivated CVAT account sign in again."""
-        return await reactivate_cvat_account(self.db, self.cvat, actor, candidate_id)
+        return await self.calls.reactivate(actor, candidate_id)
 
     async def add_to_whitelist(self, actor: int, telegram_id: int,
                                username: str | None) -> bool:
@@ -399,10 +396,21 @@ class AnswerKey:
     db: Database
     task_set: TaskSet
     grader: GradingProcesses
+    calls: WorkerCalls
 
-    async def calibration(self) -> tuple[KeyVersion, list[ImageStats]]:
-        """The key in force and how candidates did on each of its objects."""
-        return await calibration(self.db, self.task_set)
+    async def suspects(self, limit: int) -> tuple[KeyVersion, list[tuple[ObjectStats, str]]]:
+        """The key in force and its `limit` most probable errors, described (a worker
+        computes the calibration)."""
+        return await self.calls.key_suspects(limit)
+
+    async def calibration_file(self) -> CalibrationFile:
+        """The calibration of the key in force as XLSX, made by a worker."""
+        return await self.calls.calibration_file()
+
+    async def describe_object(self, image: str, number: int) -> str:
+        """Object `number` of `image` in the key in force, in words (KeyChangeError if none);
+        a worker reads the key."""
+        return await self.calls.describe_object(image, number)
 
     async def current(self) -> KeyVersion:
         """The key in force."""
@@ -430,14 +438,14 @@ class Services:
     answer_key: AnswerKey
 
     @classmethod
-    def build(cls, db: Database, cvat: AsyncCvatClient, grader: GradingProcesses,
+    def build(cls, db: Database, calls: WorkerCalls, grader: GradingProcesses,
               settings: Settings, task_set: TaskSet) -> Services:
         """The services over these dependencies."""
         return cls(audit=Audit(db), account=Account(db, settings, task_set),
-                   hr_queries=HrQueries(db, settings),
-                   hr_actions=HrActions(db, cvat, grader, settings),
+                   hr_queries=HrQueries(db, settings, calls),
+                   hr_actions=HrActions(db, calls, grader, settings),
                    decisions=Decisions(db, settings), rules=PassRules(db),
-                   answer_key=AnswerKey(db, task_set, grader))
+                   answer_key=AnswerKey(db, task_set, grader, calls))
 
     def as_kwargs(self) -> dict[str, object]:
         """The services by the names handlers ask for them."""

@@ -35,7 +35,7 @@ class TelegramRequestHandler(SimpleRequestHandler):
 
 
 def create_webhook_app(settings: Settings, dp: Dispatcher, bot: Bot, db: Database,
-                       cvat: AsyncCvatClient) -> web.Application:
+                       cvat: AsyncCvatClient | None = None) -> web.Application:
     """aiohttp app for webhook mode: updates at WEBHOOK_PATH, refused (401) without the secret
     token; /healthz answers "ok" (200) or "unavailable" (503) from a state a HealthMonitor
     refreshes in the background (what is down goes to the log, not to the caller)."""
@@ -66,7 +66,7 @@ def create_webhook_app(settings: Settings, dp: Dispatcher, bot: Bot, db: Databas
 
 
 async def serve_webhook(settings: Settings, dp: Dispatcher, bot: Bot, db: Database,
-                        cvat: AsyncCvatClient) -> None:
+                        cvat: AsyncCvatClient | None = None) -> None:
     """Serve webhooks until SIGINT/SIGTERM."""
     app = create_webhook_app(settings, dp, bot, db, cvat)
     host, _, port = settings.webhook_listen.rpartition(":")

@@ -6,14 +6,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 from typing import Any
 
 from bot_files.jobs import JobKind, JobQueue, JobQueueName, wait_event, worker_name
 from config.env import Settings
 from db import DatabaseUnavailable
 from tasks_generator.to_handlers import Credentials, Progress, TaskRequest
-from tasks_metrics.to_handlers import GradingProcesses, SubmitOutcome
+from tasks_metrics.to_handlers import (
+    Exports,
+    GradingProcesses,
+    KeyVersion,
+    ObjectStats,
+    SubmitOutcome,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +82,100 @@ class RemoteGrader:
 
     async def close(self) -> None:
         """Nothing to close here: the processes are the workers'."""
+
+
+class Call(StrEnum):
+    """The named calls a worker makes for HR (`JobKind.CALL`): what needs CVAT, pandas,
+    openpyxl, numpy or Pillow, none of which the bot's process loads."""
+
+    DELETE_CVAT_ACCOUNT = "delete_cvat_account"
+    DELETE_DATA = "delete_data"
+    REACTIVATE = "reactivate"
+    EXPORT = "export"
+    CALIBRATION_FILE = "calibration_file"
+    KEY_SUSPECTS = "key_suspects"
+    DESCRIBE_OBJECT = "describe_object"
+    CHECK_CVAT = "check_cvat"
+
+
+@dataclass(frozen=True)
+class ExportFiles:
+    """The export as a worker made it: the files and figures, and the score chart (None
+    when nobody is graded)."""
+
+    exports: Exports
+    chart: bytes | None
+
+
+@dataclass(frozen=True)
+class CalibrationFile:
+    """The calibration sheet of the key in force."""
+
+    version: int
+    xlsx: bytes
+
+
+class WorkerCalls:
+    """HR's heavy or CVAT work, each call a job a worker runs (bot_files.worker.CALLS); the
+    outcome (a value, or the exception raised, e.g. CvatError) comes back here."""
+
+    def __init__(self, jobs: JobQueue) -> None:
+        self.jobs = jobs
+
+    async def call(self, name: Call, *args: Any) -> Any:
+        """Run `name` with `args` in a worker; its value, or its exception raised here. The
+        job is deleted once read (or given up): an export's files hold personal data that a
+        deletion must not leave behind in the queue."""
+        job_id = await self.jobs.enqueue(JobKind.CALL, {"call": name}, arguments=args)
+        try:
+            return await self.jobs.outcome(job_id)
+        finally:
+            try:
+                await self.jobs.forget(job_id)
+            except DatabaseUnavailable as exc:  # the old-jobs keeper deletes it later
+                logger.warning("job %s not deleted now: %s", job_id, exc)
+
+    async def delete_cvat_account(self, actor: int, candidate_id: int) -> str:
+        """"deleted", "already_gone" or "no_account"."""
+        outcome: str = await self.call(Call.DELETE_CVAT_ACCOUNT, actor, candidate_id)
+        return outcome
+
+    async def delete_data(self, actor: int, candidate_id: int, mode: str) -> str:
+        """The candidate's data deleted (with the CVAT account, by `mode`)."""
+        outcome: str = await self.call(Call.DELETE_DATA, actor, candidate_id, mode)
+        return outcome
+
+    async def reactivate(self, actor: int, candidate_id: int) -> str:
+        """A deactivated CVAT account let in again."""
+        outcome: str = await self.call(Call.REACTIVATE, actor, candidate_id)
+        return outcome
+
+    async def export(self, language: str) -> ExportFiles | None:
+        """Every candidate as XLSX and CSV, with the chart, in `language`; None if there is
+        no candidate."""
+        files: ExportFiles | None = await self.call(Call.EXPORT, language)
+        return files
+
+    async def calibration_file(self) -> CalibrationFile:
+        """The calibration of the key in force as XLSX."""
+        sheet: CalibrationFile = await self.call(Call.CALIBRATION_FILE)
+        return sheet
+
+    async def key_suspects(self, limit: int) -> tuple[KeyVersion, list[tuple[ObjectStats, str]]]:
+        """The key in force and its `limit` most probable errors, each described."""
+        found: tuple[KeyVersion, list[tuple[ObjectStats, str]]] = await self.call(
+            Call.KEY_SUSPECTS, limit)
+        return found
+
+    async def describe_object(self, image: str, number: int) -> str:
+        """Object `number` of `image` in the key in force, in words (KeyChangeError if none)."""
+        words: str = await self.call(Call.DESCRIBE_OBJECT, image, number)
+        return words
+
+    async def check_cvat(self) -> str | None:
+        """What is wrong with CVAT's admin login, as a worker sees it (None: fine)."""
+        problem: str | None = await self.call(Call.CHECK_CVAT)
+        return problem
 
 
 Deliver = Callable[[int, Credentials], Awaitable[None]]

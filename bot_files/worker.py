@@ -24,10 +24,17 @@ from datetime import timedelta
 from typing import Any
 
 from bot_files.jobs import Job, JobKind, JobQueue, JobQueueName, Listener, wait_event, worker_name
-from bot_files.work import RemoteGrader
+from bot_files.presentation.exports import export_locale
+from bot_files.presentation.hr import chart_labels
+from bot_files.texts import Texts
+from bot_files.work import CalibrationFile, Call, ExportFiles, RemoteGrader
 from config.env import PROJECT_DIR, Settings
 from connection import AsyncCvatClient, CvatError, CvatMisconfigured
-from create_users.to_handlers import AccountKeeper
+from create_users.to_handlers import (
+    AccountKeeper,
+    delete_candidate_data,
+    reactivate_cvat_account,
+)
 from db import AdvisoryLocks, Database, DatabaseUnavailable, lock_key
 from tasks_generator.to_handlers import (
     Credentials,
@@ -40,15 +47,26 @@ from tasks_generator.to_handlers import (
 )
 from tasks_metrics.to_handlers import (
     GradingProcesses,
+    KeyVersion,
+    ObjectStats,
     SubmitOutcome,
+    band_histogram,
+    build_exports,
+    calibration,
+    calibration_xlsx,
     check_work,
+    current_key,
+    delete_cvat_account,
+    describe_object,
     expire_overdue,
+    export_rows,
     regrade_for_key,
     regrade_interrupted,
     reopen_abandoned_checks,
     resume_check,
     resume_submission,
     submit_work,
+    suspects,
 )
 
 logger = logging.getLogger(__name__)
@@ -138,8 +156,77 @@ async def _grader(ctx: WorkContext, job: Job, report: Reporter) -> Any:
     return await getattr(ctx.grader, method)(*args, **kwargs)
 
 
+# --- HR's calls (bot_files.work.WorkerCalls): CVAT account actions and the heavy files ---------
+# A call taken over from a worker that died runs again: each is safe to repeat (a deleted
+# account is "already_gone" the second time, a file is made again).
+
+
+async def _delete_cvat_account(ctx: WorkContext, actor: int, candidate_id: int) -> str:
+    return await delete_cvat_account(ctx.db, ctx.cvat, actor, candidate_id)
+
+
+async def _delete_data(ctx: WorkContext, actor: int, candidate_id: int, mode: str) -> str:
+    return await delete_candidate_data(ctx.db, ctx.cvat, actor, candidate_id, mode)
+
+
+async def _reactivate(ctx: WorkContext, actor: int, candidate_id: int) -> str:
+    return await reactivate_cvat_account(ctx.db, ctx.cvat, actor, candidate_id)
+
+
+async def _export(ctx: WorkContext, language: str) -> ExportFiles | None:
+    """The export in the reader's language (pandas, openpyxl, matplotlib: here only)."""
+    rows = await export_rows(ctx.db, ctx.settings.attempt_counts)
+    if not rows.candidates:
+        return None
+    t = Texts(language)
+    exports = await asyncio.to_thread(build_exports, rows, export_locale(t, ctx.settings))
+    chart = await asyncio.to_thread(band_histogram, exports.scores, **chart_labels(t)) \
+        if exports.scores else None
+    return ExportFiles(exports, chart)
+
+
+async def _calibration_file(ctx: WorkContext) -> CalibrationFile:
+    key, stats = await calibration(ctx.db, ctx.task_set)
+    return CalibrationFile(key.version, await asyncio.to_thread(
+        calibration_xlsx, stats, ctx.task_set.name))
+
+
+async def _key_suspects(ctx: WorkContext,
+                        limit: int) -> tuple[KeyVersion, list[tuple[ObjectStats, str]]]:
+    key, stats = await calibration(ctx.db, ctx.task_set)
+    found = suspects(stats)[:limit]
+    truth = await asyncio.to_thread(key.truth, ctx.task_set)  # a replaced file is parsed
+    return key, [(o, describe_object(truth, o.image, o.number)) for o in found]
+
+
+async def _describe_object(ctx: WorkContext, image: str, number: int) -> str:
+    key = await current_key(ctx.db, ctx.task_set.name)
+    truth = await asyncio.to_thread(key.truth, ctx.task_set)
+    return describe_object(truth, image, number)
+
+
+async def _check_cvat(ctx: WorkContext) -> str | None:
+    return await check_cvat(ctx.cvat, ctx.settings)
+
+
+CALLS: dict[str, Callable[..., Awaitable[Any]]] = {
+    Call.DELETE_CVAT_ACCOUNT: _delete_cvat_account, Call.DELETE_DATA: _delete_data,
+    Call.REACTIVATE: _reactivate, Call.EXPORT: _export,
+    Call.CALIBRATION_FILE: _calibration_file, Call.KEY_SUSPECTS: _key_suspects,
+    Call.DESCRIBE_OBJECT: _describe_object, Call.CHECK_CVAT: _check_cvat}
+
+
+async def _call(ctx: WorkContext, job: Job, report: Reporter) -> Any:
+    """One of HR's calls, for the bot (see bot_files.work.WorkerCalls)."""
+    function = CALLS.get(job.payload["call"])
+    if function is None:
+        raise ValueError(f"no worker call is named {job.payload['call']!r}")
+    return await function(ctx, *job.arguments)
+
+
 JOBS: dict[str, JobFunction] = {JobKind.BUILD: _build, JobKind.CHECK: _check,
-                                JobKind.SUBMIT: _submit, JobKind.GRADER: _grader}
+                                JobKind.SUBMIT: _submit, JobKind.GRADER: _grader,
+                                JobKind.CALL: _call}
 
 
 async def _unfinished_build(db: Database, candidate_id: int) -> bool:

@@ -25,8 +25,8 @@ from typing import Any, Generic, TypeVar
 
 from aiogram import Bot, Dispatcher
 
+from bot_files.worker import Worker
 from config.env import Settings
-from connection import AsyncCvatClient
 from db import Database
 from main import create_bot, create_dispatcher
 from sandbox.telegram import TINY_PNG, BotMessage, ChatEvent, TelegramUser, format_text
@@ -74,11 +74,17 @@ class _Inbox(Generic[Item]):
                              f"{other}\nthe chat so far:\n{describe()}")
 
 
+# Tasks that wait for work forever (the job listeners, a worker's job taking): while only they
+# run, nothing more can arrive. A job a worker runs is a task of its own ("job-<id>").
+IDLE_TASKS = ("jobs-listener", "-jobs")
+
+
 async def _until(event: asyncio.Event, deadline: float) -> bool:
     """Wait for `event` while another task of the loop runs; False once none runs (nothing
     more can arrive) or the deadline passed."""
     others = [task for task in asyncio.all_tasks()
-              if task is not asyncio.current_task() and not task.done()]
+              if task is not asyncio.current_task() and not task.done()
+              and not task.get_name().endswith(IDLE_TASKS)]
     remaining = deadline - time.monotonic()
     if not others or remaining <= 0:
         return False
@@ -371,21 +377,33 @@ class FastTelegram:
         self.settings = settings
         self.db = db
         self.session = RecordingSession()
+        self.worker: Worker | None = None
 
-    async def start(self) -> None:
+    async def start(self, *, worker: bool = True) -> None:
         """A bot and a dispatcher afresh (the database stays), and what the bot's start does
-        that handlers read: the pass rule of the settings put in force. The background work
-        (building, grading, keepers) is not started in this tier."""
+        that handlers read: the pass rule of the settings put in force; and (unless
+        `worker=False`) a production worker on the same loop, for the jobs HR's exports and
+        account actions queue. The keepers (pool, reconciliation) are not started here."""
         await ensure_rule(self.db, self.settings.pass_rule)
         self.bot = self.session.attach(create_bot(self.settings))
-        self.cvat = AsyncCvatClient.from_settings(self.settings)
-        self.dp = create_dispatcher(self.settings, self.db, self.cvat)
+        self.dp = create_dispatcher(self.settings, self.db)
         for chat in self.session.chats.values():
             chat.dp, chat.bot = self.dp, self.bot
+        if worker:
+            await self.start_worker()
+
+    async def start_worker(self) -> Worker:
+        """Start the worker (if none runs)."""
+        if self.worker is None:
+            self.worker = await Worker(self.settings, self.db, keepers=False).start()
+        return self.worker
 
     async def stop(self) -> None:
-        """Close what the bot holds."""
-        await self.cvat.close()
+        """Stop the worker and close what the bot holds."""
+        if self.worker is not None:
+            await self.worker.stop(grace=0)
+            self.worker = None
+        await self.dp["jobs"].close()
 
     async def restart(self, **changes: Any) -> None:
         """A process restart as far as the bot can tell: new bot, dispatcher and storage,

@@ -4,7 +4,6 @@ are re-graded from their stored work."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 
@@ -31,14 +30,7 @@ from bot_files.replies import (
 )
 from bot_files.services import AnswerKey, Audit
 from bot_files.texts import Texts
-from tasks_generator.to_handlers import TaskSet
-from tasks_metrics.to_handlers import (
-    KeyChangeError,
-    KeyVersion,
-    calibration_xlsx,
-    describe_object,
-    suspects,
-)
+from tasks_metrics.to_handlers import KeyChangeError
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +40,8 @@ _WHAT = re.compile(r"^\s*(\S+?)\s*(?:#?(\d{1,4}))?\s*$")
 
 async def show_key(target: Message, t: Texts, answer_key: AnswerKey) -> None:
     """The set, the key in force and the probable errors in it, with their buttons."""
-    key, stats = await answer_key.calibration()
-    found = suspects(stats)[:SUSPECTS_SHOWN]
-    truth = await asyncio.to_thread(key.truth, answer_key.task_set)  # a replaced file is parsed
-    await answer(target, key_screen(t, answer_key.task_set, key, [
-        (o, describe_object(truth, o.image, o.number)) for o in found]))
+    key, found = await answer_key.suspects(SUSPECTS_SHOWN)
+    await answer(target, key_screen(t, answer_key.task_set, key, found))
 
 
 async def open_key(event: Message | CallbackQuery, state: FSMContext, t: Texts,
@@ -64,20 +53,19 @@ async def open_key(event: Message | CallbackQuery, state: FSMContext, t: Texts,
         await show_key(target, t, answer_key)
 
 
-def _what(t: Texts, task_set: TaskSet, key: KeyVersion, image: str, number: int) -> str:
+async def _what(t: Texts, answer_key: AnswerKey, image: str, number: int) -> str:
     """The image or object to exclude, in words; KeyChangeError when the set has none."""
     if not number:
-        if image not in task_set.image_names:
+        if image not in answer_key.task_set.image_names:
             raise KeyChangeError(f"the set has no image {image!r}")
         return t("key.the_image", image=image)
-    return describe_object(key.truth(task_set), image, number)
+    return await answer_key.describe_object(image, number)
 
 
 async def _ask_confirm(target: Message, t: Texts, answer_key: AnswerKey, image: str,
                        number: int) -> None:
-    key = await answer_key.current()
     try:
-        what = await asyncio.to_thread(_what, t, answer_key.task_set, key, image, number)
+        what = await _what(t, answer_key, image, number)
     except KeyChangeError as exc:
         await target.answer(t("key.refused", reason=str(exc)))
         return
@@ -93,13 +81,13 @@ async def key_pressed(callback: CallbackQuery, callback_data: HrKey, state: FSMC
         return
     actor, task_set = callback.from_user.id, answer_key.task_set
     if callback_data.act == KeyAct.CALIBRATION:
-        key, stats = await answer_key.calibration()
-        data = await asyncio.to_thread(calibration_xlsx, stats, task_set.name)
+        sheet = await answer_key.calibration_file()
         await target.answer_document(
-            BufferedInputFile(data, filename=f"calibration_{task_set.name}_v{key.version}.xlsx"),
-            caption=t("key.calibration_caption", set=task_set.name, version=key.version),
+            BufferedInputFile(sheet.xlsx,
+                              filename=f"calibration_{task_set.name}_v{sheet.version}.xlsx"),
+            caption=t("key.calibration_caption", set=task_set.name, version=sheet.version),
             reply_markup=back_to_menu_keyboard(t))
-        await audit.record(actor, "hr.calibration", details={"version": key.version})
+        await audit.record(actor, "hr.calibration", details={"version": sheet.version})
     elif callback_data.act == KeyAct.ASK:
         await state.set_state(KeyStates.exclude)
         await target.answer(t("key.ask"))

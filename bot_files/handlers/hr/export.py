@@ -2,34 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 
 from aiogram import F, Router
 from aiogram.types import BufferedInputFile, CallbackQuery, Message
 
 from bot_files.hr_keyboards import HrMenu, MenuAct, back_to_menu_keyboard
-from bot_files.presentation.exports import export_locale
-from bot_files.presentation.hr import chart_labels, export_summary
+from bot_files.presentation.hr import export_summary
 from bot_files.replies import acknowledge, edit_or_send, register_screen
 from bot_files.services import Audit, HrQueries
 from bot_files.texts import Texts
-from tasks_metrics.to_handlers import band_histogram, build_exports, export_file_name
+from tasks_metrics.to_handlers import export_file_name
 
 
 async def export_all(target: Message, t: Texts, hr_queries: HrQueries, audit: Audit,
                      actor_id: int) -> None:
-    """Summary, score chart, XLSX and CSV of every candidate."""
+    """Summary, score chart, XLSX and CSV of every candidate (a worker makes the files)."""
     status = await target.answer(t("hr.export_working"))
-    rows = await hr_queries.export_rows()
-    if not rows.candidates:
+    files = await hr_queries.export(t.language)
+    if files is None:
         await edit_or_send(status, t("hr.export_empty"), reply_markup=back_to_menu_keyboard(t))
         return
-    exports = await asyncio.to_thread(build_exports, rows, export_locale(t, hr_queries.settings))
+    exports = files.exports
     await edit_or_send(status, export_summary(t, exports, await hr_queries.decision_counts()))
-    if exports.scores:
-        chart = await asyncio.to_thread(band_histogram, exports.scores, **chart_labels(t))
-        await target.answer_photo(BufferedInputFile(chart, filename="scores.png"),
+    if files.chart is not None:
+        await target.answer_photo(BufferedInputFile(files.chart, filename="scores.png"),
                                   caption=t("hr.chart_caption", count=len(exports.scores)))
     now = datetime.now(UTC)
     await target.answer_document(
