@@ -465,6 +465,14 @@ class JobQueue:
             "DELETE FROM jobs WHERE status IN ('done', 'failed') AND finished_at < now() - %s",
             (older_than,))
 
+    async def building_for(self, candidate_id: int) -> bool:
+        """Whether the candidate has a build job queued or running (it resumes their attempt)."""
+        return bool(await self.db.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM jobs j JOIN candidates c"
+            " ON c.telegram_id = (j.payload->>'telegram_id')::bigint"
+            " WHERE c.id = %s AND j.kind = %s AND j.status IN ('queued', 'running'))",
+            (candidate_id, JobKind.BUILD)))
+
 
 def worker_name(role: str) -> str:
     """A name unique to this process run, for `locked_by`: role, host, pid, a random tag."""

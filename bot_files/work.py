@@ -14,7 +14,7 @@ from typing import Any
 from bot_files.jobs import JobKind, JobQueue, JobQueueName, wait_event, worker_name
 from config.env import Settings
 from db import DatabaseUnavailable
-from tasks_generator.to_handlers import Credentials, Progress, TaskRequest
+from tasks_generator.to_handlers import Credentials, Progress, TaskRequest, TaskRequestKind
 from tasks_metrics.to_handlers import (
     Exports,
     GradingProcesses,
@@ -40,8 +40,8 @@ async def request_test_task(jobs: JobQueue, *, telegram_id: int, username: str |
         "telegram_id": telegram_id, "username": username, "full_name": full_name,
         "new_attempt": new_attempt})
     result: TaskRequest = await jobs.outcome(job_id, show)
-    if result.kind == "created" and not await jobs.claim_delivery(job_id):
-        return TaskRequest("taken_over", attempt=result.attempt, used=result.used,
+    if result.kind == TaskRequestKind.CREATED and not await jobs.claim_delivery(job_id):
+        return TaskRequest(TaskRequestKind.TAKEN_OVER, attempt=result.attempt, used=result.used,
                            allowed=result.allowed)
     return result
 
@@ -216,7 +216,7 @@ class Postman:
                 sent += 1
             await self.jobs.finish(job, self.name, True)
         for job, result in await self.jobs.undelivered(JobKind.BUILD, self.grace):
-            if isinstance(result, TaskRequest) and result.kind == "created" \
+            if isinstance(result, TaskRequest) and result.kind == TaskRequestKind.CREATED \
                     and result.credentials is not None:
                 await self.deliver(job.payload["telegram_id"], result.credentials)
                 sent += 1

@@ -40,6 +40,7 @@ from tasks_generator.to_handlers import (
     Credentials,
     PoolKeeper,
     TaskRequest,
+    TaskRequestKind,
     TaskSet,
     load_task_set,
     reconcile,
@@ -124,7 +125,7 @@ async def _build(ctx: WorkContext, job: Job, report: Reporter) -> TaskRequest:
             ctx.db, ctx.cvat, ctx.settings, ctx.task_set, telegram_id=p["telegram_id"],
             username=p["username"], full_name=p["full_name"], progress=report,
             new_attempt=p["new_attempt"])
-        if result.kind != "busy" or not job.retried or time.monotonic() > give_up:
+        if result.kind != TaskRequestKind.BUSY or not job.retried or time.monotonic() > give_up:
             return result
         await asyncio.sleep(1)
 
@@ -227,15 +228,6 @@ async def _call(ctx: WorkContext, job: Job, report: Reporter) -> Any:
 JOBS: dict[str, JobFunction] = {JobKind.BUILD: _build, JobKind.CHECK: _check,
                                 JobKind.SUBMIT: _submit, JobKind.GRADER: _grader,
                                 JobKind.CALL: _call}
-
-
-async def _unfinished_build(db: Database, candidate_id: int) -> bool:
-    """Whether the candidate has a build job queued or running (it resumes their attempt)."""
-    return bool(await db.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM jobs j JOIN candidates c"
-        " ON c.telegram_id = (j.payload->>'telegram_id')::bigint"
-        " WHERE c.id = %s AND j.kind = %s AND j.status IN ('queued', 'running'))",
-        (candidate_id, JobKind.BUILD)))
 
 
 @dataclass
@@ -404,7 +396,7 @@ class Worker:
         items one by one; an error here is one no item explains, and the next pass tries
         again."""
         async def leave(attempt: Any) -> bool:
-            return await _unfinished_build(self.db, attempt.candidate_id)
+            return await self.queue.building_for(attempt.candidate_id)
 
         while True:
             try:
