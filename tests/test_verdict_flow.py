@@ -34,7 +34,7 @@ from sandbox.candidate import (
 )
 from sandbox.cvat import CvatServer
 from sandbox.telegram import TelegramServer, TelegramUser
-from tests.conftest import BotApp
+from tests.conftest import HR_ADMIN_ID, BotApp
 from tests.flow import attempt_images, bot_process_env, get_task, start_bot_process, submit
 from tests.test_hr import find
 
@@ -270,8 +270,9 @@ async def _until(check: Callable[[], Awaitable[bool]], what: str) -> None:
 
 async def test_a_poisoned_item_never_stops_the_background_loop(
     app_with: Callable[..., Awaitable[BotApp]], telegram: TelegramServer, db: Database,
-    hr_user: TelegramUser,
 ) -> None:
+    # This test's app is the only one: its worker keeps the house (one per cluster) on the
+    # one-second interval below, not another app's worker on the default 30 s.
     images = list(TASK_SET.reference_images)
     # Poisons: a submission on an image the task set no longer has, a stored copy that is
     # not annotations at all, and a build of such an image (each once crashed the loop).
@@ -283,6 +284,8 @@ async def test_a_poisoned_item_never_stops_the_background_loop(
     builder = telegram.user(7006, first_name="Builder", language_code="en")
 
     app = await app_with(reconcile_interval_seconds=1)
+    hr_user = telegram.user(HR_ADMIN_ID, first_name="Helen", username="helen_hr",
+                            language_code="en")
 
     async def graded(ids: list[int]) -> bool:
         return await db.fetchval("SELECT count(*) FROM attempts WHERE id = ANY(%s) AND"
