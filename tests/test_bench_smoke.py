@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 
@@ -34,12 +35,14 @@ async def test_loop_monitor_sees_a_blocked_loop_and_reports_at_stop(
     monitor = LoopMonitor(interval=0.005, warn_after=0.03).start()
     await asyncio.sleep(0.02)
     _block(0.06)  # a deliberate stall
+    gc.collect()  # and a collection, told apart from it
     await asyncio.sleep(0.02)
     with caplog.at_level(logging.INFO, logger="bot_files.loop_monitor"):
         await monitor.stop()
     assert monitor.checks > 0 and monitor.max_stall >= 0.03
     assert monitor.stalls_over_warning >= 1
     assert "event loop: max stall" in caplog.text
+    assert monitor.max_collection_generation == 2 and "longest garbage collection" in caplog.text
 
 
 @pytest.mark.timeout(300)
@@ -51,6 +54,7 @@ def test_live_sections_run_with_tiny_counts(capsys: pytest.CaptureFixture[str]) 
     assert figures["load_flows_completed"] == figures["load_candidates"] == 2
     assert figures["idle_samples"] == 3 and figures["load_samples"] >= 1
     assert figures["bot_max_loop_stall_ms"] is not None  # read from the bot's log after SIGTERM
+    assert figures["bot_longest_gc_ms"] is not None
     assert figures["bot_exit_code"] == 0
     assert figures["throughput_bot_per_s"] > 0 and figures["throughput_echo_per_s"] > 0
     assert figures["cpu_paced_bot_per_s"] > 0 and figures["cpu_paced_echo_per_s"] > 0

@@ -50,7 +50,8 @@ class RealCvat:
 BOT_TOKEN = "7100000001:AAF-bench-token-for-the-sandbox-0123456789"
 ECHO_TOKEN = "7100000002:AAF-bench-echo-token-for-the-sandbox-01234"
 CVAT_ADMIN = ("bench-admin", "Bench-Adm1n-Passw0rd")
-MAX_STALL_RE = re.compile(r"event loop: max stall ([\d.]+) ms over (\d+) checks")
+MAX_STALL_RE = re.compile(r"event loop: max stall ([\d.]+) ms over (\d+) checks;"
+                          r" longest garbage collection ([\d.]+) ms")
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -162,17 +163,18 @@ class BotProcess:
             self.process.kill()
             return await self.process.wait()
 
-    def loop_stalls(self) -> tuple[float | None, int | None, int]:
-        """From the bot's log: max stall (ms), checks, and the stalls warned about (> 100 ms)."""
+    def loop_stalls(self) -> tuple[float | None, int | None, int, float | None]:
+        """From the bot's log: max stall (ms), checks, the stalls warned about (> 100 ms), and
+        the longest garbage collection (ms)."""
         text = ""
         for path in sorted(self.log_dir.glob("info.log*")):
             text += path.read_text(errors="replace")
         found = MAX_STALL_RE.findall(text)
         warned = text.count("event loop stalled for")
         if not found:
-            return None, None, warned
-        stall, checks = found[-1]
-        return float(stall), int(checks), warned
+            return None, None, warned, None
+        stall, checks, collection = found[-1]
+        return float(stall), int(checks), warned, float(collection)
 
 
 class RssSampler:

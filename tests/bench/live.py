@@ -105,7 +105,7 @@ async def bench_responsiveness(postgres: Postgres, workdir: Path,
         for exc in failed[:3]:
             logger.warning("a candidate's flow failed: %r", exc)
         exit_code = await bot.stop()
-        stall_ms, checks, warned = bot.loop_stalls()
+        stall_ms, checks, warned, collection_ms = bot.loop_stalls()
         driver_stall = s.driver_monitor.max_stall
     figures = {
         **latency_figures("idle", idle),
@@ -119,6 +119,7 @@ async def bench_responsiveness(postgres: Postgres, workdir: Path,
         "bot_max_loop_stall_ms": stall_ms,
         "bot_loop_checks": checks,
         "bot_stalls_over_100ms": warned,
+        "bot_longest_gc_ms": collection_ms,
         "bot_exit_code": exit_code,
         "driver_max_loop_stall_ms": ms(driver_stall),
     }
