@@ -17,7 +17,6 @@ import asyncio
 import builtins
 import contextlib
 import io
-import json
 import logging
 import os
 import pickle
@@ -34,6 +33,7 @@ import psycopg2
 import psycopg2.extensions
 
 from db import Database
+from log import jsonb
 
 logger = logging.getLogger(__name__)
 
@@ -346,7 +346,7 @@ class JobQueue:
         blob = None if arguments is None else psycopg2.Binary(dump_outcome(arguments))
 
         def work(cur: Any) -> int:
-            cur.execute(_ENQUEUE, (queue, kind, json.dumps(payload), blob, dedupe, max_tries))
+            cur.execute(_ENQUEUE, (queue, kind, jsonb(payload), blob, dedupe, max_tries))
             job_id = int(cur.fetchone()["id"])
             cur.execute(_notify(f"queued:{queue}"))
             return job_id
@@ -438,7 +438,7 @@ class JobQueue:
         """Merge `progress` into the job's and wake its waiter."""
         def work(cur: Any) -> None:
             cur.execute("UPDATE jobs SET progress = progress || %s::jsonb"
-                        " WHERE id = %s AND locked_by = %s", (json.dumps(progress), job.id,
+                        " WHERE id = %s AND locked_by = %s", (jsonb(progress), job.id,
                                                                worker))
             cur.execute(_notify(job.id))
 
